@@ -1,0 +1,52 @@
+"""Settings: one typed object, read once from flags and the environment, passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import platformdirs
+
+from ima.search import Ranking
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"ima: {name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob, with its environment variable in the README's settings table."""
+
+    data_dir: Path
+    commit_interval: float = 0.5
+    batch_size: int = 1000
+    max_wait: float = 0.002
+    synchronous: str = "NORMAL"
+    half_life_hours: float = 6.0
+
+    @classmethod
+    def load(cls, data_dir: str | Path | None = None) -> Settings:
+        chosen = data_dir or os.environ.get("IMA_DATA_DIR") or platformdirs.user_data_dir("ima")
+        synchronous = os.environ.get("IMA_SYNCHRONOUS", "NORMAL").upper()
+        if synchronous not in ("NORMAL", "FULL"):
+            raise SystemExit(f"ima: IMA_SYNCHRONOUS must be NORMAL or FULL, got {synchronous!r}")
+        return cls(
+            data_dir=Path(chosen).expanduser(),
+            commit_interval=_env_float("IMA_COMMIT_INTERVAL", 0.5),
+            batch_size=int(_env_float("IMA_BATCH_SIZE", 1000)),
+            max_wait=_env_float("IMA_BATCH_WAIT_MS", 2.0) / 1000,
+            synchronous=synchronous,
+            half_life_hours=_env_float("IMA_HALF_LIFE_HOURS", 6.0),
+        )
+
+    def ranking(self) -> Ranking:
+        return Ranking(half_life=timedelta(hours=self.half_life_hours))

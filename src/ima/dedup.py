@@ -1,0 +1,131 @@
+"""Exact and near-duplicate detection, so copy-paste floods collapse onto one original.
+
+Two posts are copies when their terms match exactly (case, punctuation, emoji,
+links and spacing are already gone), or when their sets of word 3-shingles overlap
+with Jaccard similarity ≥ `min_similarity`; candidates come from MinHash banding
+(LSH) and are then checked exactly. Posts whose numbers differ are never copies
+("score 2-1" vs "score 3-1" is news, not a flood), and texts shorter than
+`MIN_TERMS` are left alone (a thousand people saying "good morning" are not a flood).
+Memory is bounded: two generations of at most `capacity / 2` originals each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+
+MIN_TERMS = 6
+_HASHES, _BANDS = 24, 6
+_ROWS = _HASHES // _BANDS
+_rng = np.random.default_rng(20261122)
+_MUL = _rng.integers(1, 2**63, _HASHES, dtype=np.uint64) | np.uint64(1)
+_ADD = _rng.integers(1, 2**63, _HASHES, dtype=np.uint64)
+_BAND_MIX = _rng.integers(1, 2**63, _ROWS, dtype=np.uint64) | np.uint64(1)
+_BAND_SALT = _rng.integers(1, 2**63, _BANDS, dtype=np.uint64)  # band i's values differ from j's
+# Odd multipliers mix three term hashes into one shingle hash (wrapping uint64 arithmetic).
+_MIX1 = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_TERM_HASH_LIMIT = 500_000
+_term_hashes: dict[str, int] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    key: int
+    numbers: int
+    shingles: bytes  # uint64 shingle hashes, in text order
+    bands: tuple[int, ...]
+
+
+def _hash(text: str) -> int:
+    return xxhash.xxh64_intdigest(text.encode("utf-8", "surrogatepass"))
+
+
+def _term_hash(term: str) -> int:
+    value = _term_hashes.get(term)
+    if value is None:
+        if len(_term_hashes) >= _TERM_HASH_LIMIT:
+            _term_hashes.clear()
+        value = _term_hashes[term] = _hash(term)
+    return value
+
+
+def fingerprints(term_lists: Sequence[Sequence[str]]) -> list[Fingerprint | None]:
+    """Fingerprints for a batch at once (vectorized MinHash); None where too short."""
+    known = _term_hashes.get
+    flat: list[int] = []
+    spans: list[tuple[int, int]] = []
+    keys: list[tuple[int, int] | None] = []
+    for terms in term_lists:
+        if len(terms) < MIN_TERMS:
+            keys.append(None)
+            continue
+        keys.append((_hash(" ".join(terms)), _hash(" ".join(filter(str.isdigit, terms)))))
+        spans.append((len(flat), len(flat) + len(terms)))
+        flat.extend([known(t) or _term_hash(t) for t in terms])
+    if not spans:
+        return [None] * len(term_lists)
+    hashes = np.array(flat, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        shingles = hashes[:-2] * _MIX1 + hashes[1:-1] * _MIX2 + hashes[2:]
+        # a post of n terms owns the n - 2 shingles starting at its first term
+        owned = [shingles[a : b - 2] for a, b in spans]
+        stacked = np.concatenate(owned)
+        permuted = stacked[:, None] * _MUL + _ADD
+        offsets = np.cumsum([0] + [len(o) for o in owned[:-1]])
+        minhash = np.minimum.reduceat(permuted, offsets, axis=0)
+        bands = (minhash.reshape(-1, _BANDS, _ROWS) * _BAND_MIX).sum(axis=2) + _BAND_SALT
+    band_rows = iter(bands.tolist())
+    own = iter(owned)
+    out: list[Fingerprint | None] = []
+    for key in keys:
+        if key is None:
+            out.append(None)
+        else:
+            out.append(Fingerprint(key[0], key[1], next(own).tobytes(), tuple(next(band_rows))))
+    return out
+
+
+def _jaccard(a: bytes, b: bytes) -> float:
+    left = set(np.frombuffer(a, dtype=np.uint64).tolist())
+    right = set(np.frombuffer(b, dtype=np.uint64).tolist())
+    return len(left & right) / len(left | right)
+
+
+class DedupIndex:
+    """Recent originals by exact key and by MinHash band; answers "copy of whom?"."""
+
+    def __init__(self, capacity: int = 100_000, min_similarity: float = 0.8) -> None:
+        self.capacity = capacity
+        self.min_similarity = min_similarity
+        # exact keys and band values share one int-keyed table (collisions are checked)
+        self._current: dict[int, tuple[Fingerprint, str]] = {}
+        self._previous: dict[int, tuple[Fingerprint, str]] = {}
+
+    def original_of(self, fp: Fingerprint) -> str | None:
+        current, previous = self._current, self._previous
+        exact = current.get(fp.key) or previous.get(fp.key)
+        if exact is not None and exact[0].key == fp.key:
+            return exact[1]
+        for band in fp.bands:
+            hit = current.get(band) or previous.get(band)
+            if hit is None:
+                continue
+            other, post_id = hit
+            if other.numbers == fp.numbers and (
+                _jaccard(other.shingles, fp.shingles) >= self.min_similarity
+            ):
+                return post_id
+        return None
+
+    def remember(self, fp: Fingerprint, post_id: str) -> None:
+        if len(self._current) >= self.capacity // 2 * (1 + _BANDS):
+            self._previous, self._current = self._current, {}
+        entry = (fp, post_id)
+        current = self._current
+        current[fp.key] = entry
+        for band in fp.bands:
+            current[band] = entry

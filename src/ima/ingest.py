@@ -1,0 +1,322 @@
+"""The ingest pipeline: raw records → normalize → deduplicate → batch → commit → acknowledge.
+
+Producers `submit` records into a bounded queue (a full queue blocks them: that is
+the back-pressure). One pipeline thread drains it into batches that close on size
+or after `max_wait` seconds, whichever comes first, and commits each batch to the
+store in one transaction. Only then are the batch's acknowledgements called.
+A bad record is counted under its error kind and skipped; it never stops the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ima.dedup import DedupIndex, fingerprints
+from ima.normalize import RecordError
+from ima.prepare import Prepared, prepare_batch
+from ima.store import Store
+from ima.store.log import Entry
+
+log = logging.getLogger(__name__)
+
+#: Called once per record after its batch commits: (post id or None, status, error or None).
+#: Status is one of `new`, `updated`, `copy`, `error`.
+Ack = Callable[[str | None, str, str | None], None]
+
+_STOP = object()
+
+
+@dataclass(slots=True)
+class IngestStats:
+    received: int = 0
+    new: int = 0
+    updated: int = 0
+    copies: int = 0
+    errors: Counter = field(default_factory=Counter)
+    batches: int = 0
+    recent_errors: deque = field(default_factory=lambda: deque(maxlen=20))
+
+    @property
+    def committed(self) -> int:
+        return self.new + self.updated + self.copies
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "new": self.new,
+            "updated": self.updated,
+            "copies": self.copies,
+            "errors": dict(self.errors),
+            "batches": self.batches,
+        }
+
+
+@dataclass(slots=True)
+class _Item:
+    record: Any
+    ack: Ack | None
+    default_source: str
+
+
+class Pipeline:
+    """Runs the ingest thread; use as a context manager or call `start`/`close`.
+
+    With `workers` > 0, batches are prepared (normalized, analyzed, fingerprinted) in
+    that many processes while the pipeline thread commits earlier ones, in order.
+    With 0, everything happens in the pipeline thread: less throughput, lower latency.
+    The queue holds at most `queue_size` entries (a record, or a group of records).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_size: int = 1000,
+        max_wait: float = 0.002,
+        queue_size: int = 256,
+        workers: int = 0,
+        dedup: DedupIndex | None = None,
+    ) -> None:
+        if not 1 <= batch_size <= 100_000:
+            raise ValueError(f"batch_size must be 1..100000, got {batch_size}")
+        if not 0 <= max_wait <= 10:
+            raise ValueError(f"max_wait must be 0..10 seconds, got {max_wait}")
+        self.store = store
+        self.batch_size = batch_size
+        self.max_wait = max_wait
+        self.stats = IngestStats()
+        self.dedup = dedup or DedupIndex()
+        self._workers = (
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            if workers > 0
+            else None
+        )
+        self._depth = 2 * workers  # batches in flight beyond the one being committed
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name="ima-ingest", daemon=True)
+        self._failure: BaseException | None = None
+        self._warm_dedup()
+
+    def _warm_dedup(self, limit: int = 50_000) -> None:
+        """After a restart, recent originals are still originals for copies to collapse onto."""
+        recent = self.store.log.recent_originals(limit)
+        for sp, fp in zip(recent, fingerprints([sp.terms for sp in recent]), strict=True):
+            if fp is not None:
+                self.dedup.remember(fp, sp.post.id)
+
+    def start(self) -> Pipeline:
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> Pipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, record: Any, ack: Ack | None = None, *, source: str = "file") -> None:
+        """Queue one raw record (a dict, or a `RecordError` a source already hit); blocks when full."""
+        self.submit_many([record], ack, source=source)
+
+    def submit_many(
+        self, records: Sequence[Any], ack: Ack | None = None, *, source: str = "file"
+    ) -> None:
+        """Queue records that are all at hand at once; cheaper per record than `submit`."""
+        items = [_Item(record, ack, source) for record in records]
+        while True:
+            if self._failure is not None:
+                raise RuntimeError("ingest pipeline failed") from self._failure
+            try:
+                self._queue.put(items, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    async def submit_async(
+        self, record: Any, ack: Ack | None = None, *, source: str = "file"
+    ) -> None:
+        """Like `submit`, but waits without blocking the event loop."""
+        item = [_Item(record, ack, source)]
+        delay = 0.0005
+        while True:
+            if self._failure is not None:
+                raise RuntimeError("ingest pipeline failed") from self._failure
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    def close(self) -> None:
+        """Commit everything queued, then stop the pipeline thread."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(_STOP, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        if self._thread.ident is not None:
+            self._thread.join()
+        if self._failure is not None:
+            raise RuntimeError("ingest pipeline failed") from self._failure
+
+    # -- the pipeline thread -----------------------------------------------------------
+
+    def _collect(self, block: bool) -> tuple[list[_Item], bool]:
+        """One batch: waits for a first entry (if `block`), then up to `max_wait` for more."""
+        try:
+            first = self._queue.get() if block else self._queue.get_nowait()
+        except queue.Empty:
+            return [], False
+        if first is _STOP:
+            return [], True
+        batch = list(first)
+        deadline = time.monotonic() + self.max_wait
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                entry = self._queue.get(timeout=remaining) if remaining > 0 else (
+                    self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if entry is _STOP:
+                return batch, True
+            batch.extend(entry)
+        return batch, False
+
+    def _run(self) -> None:
+        inflight: deque[tuple[list[_Item], Future | list]] = deque()
+        try:
+            stopping = False
+            while not (stopping and not inflight):
+                batch: list[_Item] = []
+                if not stopping:
+                    batch, stopping = self._collect(block=not inflight)
+                if batch:
+                    payload = [(item.record, item.default_source) for item in batch]
+                    now = datetime.now(UTC)
+                    if self._workers is None:
+                        inflight.append((batch, prepare_batch(payload, now)))
+                    else:
+                        inflight.append((batch, self._workers.submit(prepare_batch, payload, now)))
+                if inflight and (not batch or len(inflight) > self._depth):
+                    done, prepared = inflight.popleft()
+                    self._commit(done, prepared if isinstance(prepared, list) else prepared.result())
+        except BaseException as exc:  # keep the reason; submit() and close() report it
+            self._failure = exc
+            log.exception("ingest pipeline failed")
+        finally:
+            if self._workers is not None:
+                self._workers.shutdown(cancel_futures=True)
+
+    def _commit(self, batch: list[_Item], prepared: list[Prepared | RecordError]) -> None:
+        stats = self.stats
+        stats.received += len(batch)
+        outcomes: list[tuple[str | None, str, str | None]] = []
+        errors: Counter = Counter()
+        latest: dict[str, tuple[Prepared, int]] = {}  # id -> (prepared, index into outcomes)
+        for item in prepared:
+            if isinstance(item, RecordError):
+                errors[item.kind] += 1
+                stats.recent_errors.append(f"{item.kind}: {item}")
+                outcomes.append((None, "error", str(item)))
+                continue
+            post_id = item.post.id
+            earlier = latest.get(post_id)
+            if earlier is not None:  # same post twice in a batch: the later record wins
+                outcomes[earlier[1]] = (post_id, "updated", None)
+            latest[post_id] = (item, len(outcomes))
+            outcomes.append((post_id, "new", None))
+
+        existing = self.store.log.existing(latest)
+        metric_updates = []
+        entries: list[Entry] = []
+        copy_counts: Counter = Counter()
+        for post_id, (item, index) in latest.items():
+            post = item.post
+            if post_id in existing:
+                m = post.metrics
+                metric_updates.append((m.likes, m.reposts, m.replies, m.views, post_id))
+                outcomes[index] = (post_id, "updated", None)
+                continue
+            original = self._original_of(item)
+            if original is None:
+                entries.append(Entry(post, item.text))
+            else:
+                post.flags.duplicate_of = original
+                copy_counts[original] += 1
+                outcomes[index] = (post_id, "copy", None)
+                entries.append(Entry(post, ""))
+
+        self.store.write(entries, metric_updates, copy_counts, errors)
+        stats.batches += 1
+        stats.errors.update(errors)
+        for _, status, _ in outcomes:
+            if status == "new":
+                stats.new += 1
+            elif status == "updated":
+                stats.updated += 1
+            elif status == "copy":
+                stats.copies += 1
+        for source_item, (post_id, status, error) in zip(batch, outcomes, strict=True):
+            if source_item.ack is not None:
+                source_item.ack(post_id, status, error)
+
+    def _original_of(self, item: Prepared) -> str | None:
+        """The post `item` copies (a repost's original, or an earlier near-identical text)."""
+        if item.post.repost_of is not None:
+            return item.post.repost_of
+        fp = item.fingerprint
+        if fp is None:
+            return None
+        original = self.dedup.original_of(fp)
+        if original is None:
+            self.dedup.remember(fp, item.post.id)
+        return original
+
+def ingest(
+    pipeline: Pipeline,
+    records: Iterable[Any] | AsyncIterable[Any],
+    *,
+    source: str = "file",
+    ack: Ack | None = None,
+    group: int = 1,
+) -> None:
+    """Feed a sync or async iterable of records into a running pipeline.
+
+    `group` > 1 hands records over in groups (faster, but a record waits for its
+    group to fill): use it for files read as fast as possible, not for live streams.
+    """
+    if isinstance(records, AsyncIterable):
+
+        async def drain() -> None:
+            async for record in records:
+                await pipeline.submit_async(record, ack, source=source)
+
+        asyncio.run(drain())
+        return
+    if group <= 1:
+        for record in records:
+            pipeline.submit(record, ack, source=source)
+        return
+    pending: list[Any] = []
+    for record in records:
+        pending.append(record)
+        if len(pending) >= group:
+            pipeline.submit_many(pending, ack, source=source)
+            pending = []
+    if pending:
+        pipeline.submit_many(pending, ack, source=source)

@@ -1,0 +1,122 @@
+"""Language detection by script and function words: fast enough for every post.
+
+Returns a BCP-47 primary tag: `ja` (any kana), `ko` (Hangul), `zh` (Han without
+kana), `en` (Latin script with English function words, or short plain ASCII), and
+`und` (undetermined) for everything else. A language the source declares wins.
+"""
+
+from __future__ import annotations
+
+import re
+
+_KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
+_SCRIPT = re.compile(
+    r"(?P<ja>[\u3040-\u30ff\uff66-\uff9f])|(?P<ko>[\uac00-\ud7af\u1100-\u11ff])"
+    r"|(?P<zh>[\u3400-\u4dbf\u4e00-\u9fff])"
+)
+_LATIN_WORD = re.compile(r"[a-z\u00c0-\u024f']+")
+_ENGLISH = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "you",
+        "he",
+        "she",
+        "we",
+        "they",
+        "my",
+        "your",
+        "our",
+        "their",
+        "not",
+        "no",
+        "yes",
+        "just",
+        "have",
+        "has",
+        "had",
+        "do",
+        "does",
+        "did",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "what",
+        "when",
+        "where",
+        "who",
+        "why",
+        "how",
+        "all",
+        "new",
+        "now",
+        "today",
+        "after",
+        "before",
+        "about",
+        "up",
+        "out",
+        "so",
+        "if",
+        "than",
+        "then",
+        "there",
+        "here",
+        "breaking",
+        "live",
+        "news",
+        "said",
+        "says",
+        "via",
+    ]
+)
+
+
+def detect(text: str) -> str:
+    script = _SCRIPT.search(text)
+    if script is not None:
+        if script.lastgroup == "zh":  # Han first: any kana later makes it Japanese
+            return "ja" if _KANA.search(text, script.end()) else "zh"
+        return script.lastgroup or "und"
+    words = _LATIN_WORD.findall(text.lower(), 0, 400)
+    if not words:
+        return "und"
+    hits = sum(map(_ENGLISH.__contains__, words))
+    if hits and hits * 8 >= len(words):
+        return "en"
+    if len(words) <= 4 and all(word.isascii() for word in words):
+        return "en"
+    return "und"
+
+
+def normalize_tag(tag: str) -> str:
+    """`en-US` → `en`, `JA` → `ja`; empty or malformed tags become `und`."""
+    primary = tag.strip().replace("_", "-").split("-")[0].lower()
+    return primary if primary.isalpha() and 2 <= len(primary) <= 3 else "und"

@@ -1,0 +1,256 @@
+"""Raw records in the replay schema → `Post`, liberal in what is accepted.
+
+The schema (README "Post records") is what files, `POST /v1/posts` and the bus
+carry: `id`, `text`, `created_at` are required; `author` is a handle or an object;
+`source`, `lang`, `url`, `metrics`, and reply/quote/repost ids are optional.
+Anything wrong raises `RecordError` naming the field, and nothing partial is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ima import flags, lang
+from ima.post import Author, Flags, Metrics, Post
+
+MAX_TEXT_CHARS = 25_000
+MAX_FIELD_CHARS = 2_048
+MAX_FUTURE_SKEW = timedelta(minutes=10)
+
+_URL = re.compile(r"https?://[^\s<>\"'）」]+", re.IGNORECASE)
+_HASHTAG = re.compile(r"(?:^|(?<=[^\w&/]))[#＃]([^\W_][\w]{0,99})")
+_MENTION = re.compile(r"(?:^|(?<=[^\w/]))@([A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}[A-Za-z0-9_]?)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SOURCE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
+
+
+
+class RecordError(ValueError):
+    """A record that cannot become a post; `kind` is a short stable name for counting."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self) -> tuple:
+        return (RecordError, (self.kind, str(self)))
+
+
+def _aliases(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    return {alias: name for name, aliases in table.items() for alias in aliases}
+
+
+_RECORD_ALIASES = _aliases(
+    {
+        "id": ("post_id", "uri"),
+        "created_at": ("createdAt", "timestamp", "time", "date"),
+        "text": ("content",),
+        "author": ("user", "handle", "username", "account"),
+        "author_name": ("name", "display_name"),
+        "followers": ("author_followers",),
+        "lang": ("language",),
+        "url": ("link", "permalink"),
+        "reply_to": ("in_reply_to", "in_reply_to_id", "reply_to_id"),
+        "quote_of": ("quoted_id", "quote_id"),
+        "repost_of": ("retweeted_id", "reblog_of"),
+        "metrics": ("public_metrics",),
+    }
+)
+_AUTHOR_ALIASES = _aliases(
+    {
+        "handle": ("username", "screen_name", "acct", "did"),
+        "name": ("display_name", "displayName"),
+        "followers": ("followers_count", "followersCount"),
+    }
+)
+_METRIC_ALIASES = _aliases(
+    {
+        "likes": ("like_count", "favorite_count", "favourites_count", "faves"),
+        "reposts": ("repost_count", "retweet_count", "reblogs_count", "boosts"),
+        "replies": ("reply_count", "replies_count"),
+        "views": ("view_count", "impression_count"),
+    }
+)
+_METRICS = ("likes", "reposts", "replies", "views")
+_TOP_LEVEL_METRICS = frozenset(_METRICS) | frozenset(_METRIC_ALIASES)
+
+
+def _canonical(record: Mapping[str, Any], aliases: dict[str, str]) -> Mapping[str, Any]:
+    """`record` with alias keys renamed; the common, canonical record costs one set test."""
+    present = aliases.keys() & record.keys()
+    if not present:
+        return record
+    out = dict(record)
+    for alias in aliases:  # in table order, so the first alias listed wins
+        if alias in present and out.get(aliases[alias]) in (None, ""):
+            out[aliases[alias]] = record[alias]
+    return out
+
+
+def _string(value: Any, field: str, limit: int = MAX_FIELD_CHARS) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordError("bad_type", f"{field}: expected a string, got {type(value).__name__}")
+    text = str(value)
+    if len(text) > limit:
+        raise RecordError("too_long", f"{field}: {len(text)} characters, limit {limit}")
+    return text
+
+
+def _count(value: Any, field: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RecordError("bad_type", f"{field}: expected a non-negative whole number")
+    return min(value, 2**62)
+
+
+def parse_instant(value: Any, field: str = "created_at") -> datetime:
+    """ISO 8601 with or without zone (naive means UTC), or epoch seconds/milliseconds."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):
+        value = float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise RecordError("bad_timestamp", f"{field}: not a finite number")
+        seconds = value / 1000 if abs(value) >= 1e12 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise RecordError("bad_timestamp", f"{field}: epoch {value} out of range") from None
+    if not isinstance(value, str):
+        raise RecordError("bad_type", f"{field}: expected an ISO 8601 string or epoch seconds")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise RecordError("bad_timestamp", f"{field}: {value[:40]!r} is not ISO 8601") from None
+    if instant.tzinfo is None:
+        return instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC)
+
+
+def _prefixed(source: str, native: Any, field: str) -> str:
+    native_id = _string(native, field, 256).strip()
+    if not native_id:
+        raise RecordError("missing_field", f"{field}: empty id")
+    return native_id if native_id.startswith(source + ":") else f"{source}:{native_id}"
+
+
+def _author(record: Mapping[str, Any]) -> Author:
+    raw = record.get("author")
+    if raw is None or raw == "":
+        raise RecordError("missing_field", "author: missing")
+    if isinstance(raw, dict):
+        raw = _canonical(raw, _AUTHOR_ALIASES)
+        handle, name, followers = raw.get("handle"), raw.get("name"), raw.get("followers")
+        if handle is None or handle == "":
+            raise RecordError("missing_field", "author.handle: missing")
+    else:
+        handle, name, followers = raw, record.get("author_name"), record.get("followers")
+    handle = _string(handle, "author.handle", 256).lstrip("@").strip()
+    if not handle:
+        raise RecordError("missing_field", "author: empty handle")
+    return Author(
+        handle=handle,
+        name="" if name is None else _string(name, "author.name", 256),
+        followers=None if followers is None or followers == "" else _count(followers, "followers"),
+    )
+
+
+def _metrics(record: Mapping[str, Any]) -> Metrics:
+    nested = record.get("metrics") or {}
+    if not isinstance(nested, dict):
+        raise RecordError("bad_type", "metrics: expected an object")
+    if _TOP_LEVEL_METRICS.isdisjoint(record.keys()):
+        if not nested:
+            return Metrics()
+    else:  # counts given beside the other fields, not under "metrics"
+        nested = {**_canonical(record, _METRIC_ALIASES), **nested}
+    nested = _canonical(nested, _METRIC_ALIASES)
+    values = [nested.get(name) for name in _METRICS]
+    return Metrics(
+        *(0 if v is None or v == "" else _count(v, f"metrics.{n}") for n, v in zip(_METRICS, values))
+    )
+
+
+def _clean_text(raw: Any) -> str:
+    if raw is None:
+        return ""
+    text = _string(raw, "text", MAX_TEXT_CHARS)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError("invalid_unicode", "text: contains unpaired surrogates") from None
+    return _CONTROL.sub("", unicodedata.normalize("NFC", text))
+
+
+def normalize(record: Any, *, default_source: str = "file", now: datetime | None = None) -> Post:
+    """Build a `Post` from one record; raises `RecordError` on anything invalid."""
+    if not isinstance(record, dict):
+        raise RecordError("bad_type", f"record: expected an object, got {type(record).__name__}")
+    record = _canonical(record, _RECORD_ALIASES)
+    now = now or datetime.now(UTC)
+    source = _string(record.get("source") or default_source, "source", 32).strip().lower()
+    if not _SOURCE.match(source):
+        raise RecordError("bad_value", f"source: {source[:32]!r} is not a short lowercase name")
+    native_id, created_raw = record.get("id"), record.get("created_at")
+    if native_id is None or native_id == "":
+        raise RecordError("missing_field", "id: missing")
+    if created_raw is None or created_raw == "":
+        raise RecordError("missing_field", "created_at: missing")
+    created_at = parse_instant(created_raw)
+    if created_at > now + MAX_FUTURE_SKEW:
+        raise RecordError(
+            "future_timestamp",
+            f"created_at: {created_at.isoformat()} is more than "
+            f"{int(MAX_FUTURE_SKEW.total_seconds() // 60)} minutes in the future",
+        )
+    links = {name: record.get(name) for name in ("reply_to", "quote_of", "repost_of")}
+    text_raw = record.get("text")
+    if text_raw is None and links["repost_of"] is None:
+        raise RecordError("missing_field", "text: missing")
+    text = _clean_text(text_raw)
+    urls = _URL.findall(text) if "://" in text else []
+    hashtags = (
+        list(dict.fromkeys(tag.lower() for tag in _HASHTAG.findall(text)))
+        if "#" in text or "＃" in text
+        else []
+    )
+    mentions = list(dict.fromkeys(m.lower() for m in _MENTION.findall(text))) if "@" in text else []
+    declared = record.get("lang")
+    if isinstance(declared, list):
+        declared = declared[0] if declared else None
+    url = record.get("url")
+    ids = {
+        name: None if value is None or value == "" else _prefixed(source, value, name)
+        for name, value in links.items()
+    }
+    return Post(
+        id=_prefixed(source, native_id, "id"),
+        source=source,
+        author=_author(record),
+        text=text,
+        lang=lang.normalize_tag(_string(declared, "lang", 35)) if declared else lang.detect(text),
+        created_at=created_at,
+        ingested_at=now,
+        url="" if url is None else _string(url, "url"),
+        reply_to=ids["reply_to"],
+        quote_of=ids["quote_of"],
+        repost_of=ids["repost_of"],
+        hashtags=hashtags,
+        mentions=mentions,
+        links=urls,
+        metrics=_metrics(record),
+        flags=Flags(
+            spam_score=flags.spam_score(text, len(hashtags), len(mentions), len(urls)),
+            injection_suspect=flags.injection_suspect(text),
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Sources: where raw records come from (files now; live services build on the same schema)."""

@@ -1,0 +1,160 @@
+"""The lexical index: tantivy, derived from the log and rebuildable from it.
+
+Text arrives prepared (see `ima.analysis`) and is tokenized by the analyzer that
+module registers, the same one queries use, so index and query see identical terms. `created` is a fast
+field for cheap time filters and recency order. The high-water mark (the last log
+`seq` the index has committed) is written beside the index after each commit;
+on open, anything past it is deleted and re-added, so a crash between the index
+commit and the mark write never duplicates a post.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import tantivy
+
+from ima import analysis
+from ima.store.fresh import FreshDoc, facet
+from ima.store.plan import AnyOf, Plan, Terms
+
+_MARK = "committed_seq"
+
+
+class ReadOnlyIndexError(RuntimeError):
+    """A write was attempted on an index another process is writing."""
+
+
+_MAX_I64 = 2**63 - 1
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("seq", indexed=True, fast=True)
+    builder.add_integer_field("created", indexed=True, fast=True)
+    builder.add_text_field("text", tokenizer_name=analysis.ANALYZER_NAME)
+    builder.add_text_field("facets", tokenizer_name="raw", index_option="basic")
+    return builder.build()
+
+
+class LexicalIndex:
+    """Writer, reader and high-water mark of the tantivy index in `path`.
+
+    When another process holds the index's writer lock, the index opens read-only
+    (`writer` is None): it can be searched as of that process's last commit.
+    """
+
+    def __init__(self, path: Path, *, heap_bytes: int = 128_000_000) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.schema = _schema()
+        self.index = tantivy.Index(self.schema, path=str(path))
+        self.index.register_tokenizer(analysis.ANALYZER_NAME, analysis.ANALYZER)
+        self.writer: tantivy.IndexWriter | None
+        try:
+            self.writer = self.index.writer(heap_bytes, 1)
+        except ValueError as exc:
+            if "LockBusy" not in str(exc):
+                raise
+            self.writer = None
+        self.committed_seq = self._read_mark()
+        self.searcher = self.index.searcher()
+
+    @property
+    def writable(self) -> bool:
+        return self.writer is not None
+
+    def _w(self) -> tantivy.IndexWriter:
+        if self.writer is None:
+            raise ReadOnlyIndexError("another process is writing this index")
+        return self.writer
+
+    def _read_mark(self) -> int:
+        try:
+            return int((self.path / _MARK).read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def _write_mark(self, seq: int) -> None:
+        tmp = self.path / (_MARK + ".tmp")
+        with open(tmp, "w") as fh:
+            fh.write(str(seq))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path / _MARK)
+
+    def add(self, docs: Iterable[FreshDoc]) -> int:
+        writer = self._w()
+        added = 0
+        for d in docs:
+            writer.add_document(
+                tantivy.Document(seq=d.seq, created=d.created_us, text=d.text, facets=d.facets)
+            )
+            added += 1
+        return added
+
+    def forget_after(self, seq: int) -> None:
+        """Delete (at the next commit) every document past `seq`: replays are idempotent."""
+        query = tantivy.Query.range_query(
+            self.schema, "seq", tantivy.FieldType.Integer, seq, _MAX_I64, include_lower=False
+        )
+        self._w().delete_documents_by_query(query)
+
+    def clear(self) -> None:
+        self._w().delete_all_documents()
+        self.commit(0)
+
+    def commit(self, upto_seq: int) -> None:
+        """Make everything added so far durable and visible; the mark follows."""
+        self._w().commit()
+        self._write_mark(upto_seq)
+        self.committed_seq = upto_seq
+        self.index.reload()
+        self.searcher = self.index.searcher()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.wait_merging_threads()
+
+    # -- reading -----------------------------------------------------------------
+
+    def compile(self, node: Plan | None, low_us: int | None, high_us: int) -> tantivy.Query:
+        time_range = tantivy.Query.range_query(
+            self.schema, "created", tantivy.FieldType.Integer, low_us, high_us
+        )
+        if node is None:
+            return time_range
+        occur = tantivy.Occur
+        return tantivy.Query.boolean_query(
+            [(occur.Must, self._compile(node)), (occur.Must, time_range)]
+        )
+
+    def _compile(self, node: Plan) -> tantivy.Query:
+        query = tantivy.Query
+        occur = tantivy.Occur
+        if isinstance(node, Terms):
+            if node.field != "text":
+                return query.term_query(self.schema, "facets", facet(node.field, node.tokens[0]))
+            if len(node.tokens) == 1:
+                return query.term_query(self.schema, "text", node.tokens[0])
+            return query.phrase_query(self.schema, "text", list(node.tokens))
+        if isinstance(node, AnyOf):
+            return query.boolean_query([(occur.Should, self._compile(c)) for c in node.children])
+        clauses = [(occur.Must, self._compile(c)) for c in node.must]
+        clauses += [(occur.MustNot, self._compile(c)) for c in node.must_not]
+        if not node.must:
+            clauses.append((occur.Must, query.all_query()))
+        return query.boolean_query(clauses)
+
+    def search(
+        self, searcher: tantivy.Searcher, query: tantivy.Query, limit: int, *, newest: bool
+    ) -> list[int]:
+        """Seqs of the best `limit` matches, by BM25 or (with `newest`) by creation time."""
+        if newest:
+            result = searcher.search(query, limit, count=False, order_by_field="created")
+        else:
+            result = searcher.search(query, limit, count=False)
+        addresses = [address for _, address in result.hits]
+        return searcher.fast_field_values("seq", addresses) if addresses else []

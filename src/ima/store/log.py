@@ -1,0 +1,259 @@
+"""The post log: SQLite in WAL mode, the source of truth every index derives from.
+
+One writer (the ingest pipeline) appends batches in single transactions; readers on
+other threads open their own connections. `seq` is the log's own order: the
+lexical index's high-water mark is a `seq`, so catching up after a crash is
+"index everything after it".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ima import analysis
+from ima.post import Author, Flags, Metrics, Post, from_us, to_us
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS posts (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    author TEXT NOT NULL,
+    author_name TEXT NOT NULL,
+    followers INTEGER,
+    text TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    ingested_us INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    reply_to TEXT,
+    quote_of TEXT,
+    repost_of TEXT,
+    hashtags TEXT NOT NULL,
+    mentions TEXT NOT NULL,
+    links TEXT NOT NULL,
+    likes INTEGER NOT NULL,
+    reposts INTEGER NOT NULL,
+    replies INTEGER NOT NULL,
+    views INTEGER NOT NULL,
+    duplicate_of TEXT,
+    spam REAL NOT NULL,
+    injection INTEGER NOT NULL,
+    copies INTEGER NOT NULL DEFAULT 0,
+    indexed_text TEXT NOT NULL
+);
+-- hashtags, mentions and links hold space-separated lists: none contains a space.
+-- indexed_text is the text as the lexical index sees it (ima.analysis.prepare), or ''
+-- for copies, which are not indexed.
+CREATE TABLE IF NOT EXISTS errors (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
+"""
+
+_COLUMNS = (
+    "seq, id, source, author, author_name, followers, text, lang, created_us, ingested_us, "
+    "url, reply_to, quote_of, repost_of, hashtags, mentions, links, likes, reposts, replies, "
+    "views, duplicate_of, spam, injection, copies, indexed_text"
+)
+_INSERT = f"INSERT INTO posts ({_COLUMNS}) VALUES ({', '.join('?' * 26)})"
+_UPDATE_METRICS = "UPDATE posts SET likes=?, reposts=?, replies=?, views=? WHERE id=?"
+_ADD_COPIES = "UPDATE posts SET copies = copies + ? WHERE id=?"
+_LOOKUP_CHUNK = 500
+
+
+@dataclass(slots=True)
+class StoredPost:
+    """A post as read back from the log, with its log position and indexed text."""
+
+    seq: int
+    post: Post
+    indexed_text: str
+
+    @property
+    def terms(self) -> list[str]:
+        return analysis.terms_of_prepared(self.indexed_text)
+
+
+@dataclass(slots=True)
+class Entry:
+    """A post on its way into the log: `text` is its prepared text ('' for a copy)."""
+
+    post: Post
+    text: str
+
+
+def _row_values(seq: int, entry: Entry) -> tuple:
+    p = entry.post
+    return (
+        seq,
+        p.id,
+        p.source,
+        p.author.handle,
+        p.author.name,
+        p.author.followers,
+        p.text,
+        p.lang,
+        to_us(p.created_at),
+        to_us(p.ingested_at),
+        p.url,
+        p.reply_to,
+        p.quote_of,
+        p.repost_of,
+        " ".join(p.hashtags),
+        " ".join(p.mentions),
+        " ".join(p.links),
+        p.metrics.likes,
+        p.metrics.reposts,
+        p.metrics.replies,
+        p.metrics.views,
+        p.flags.duplicate_of,
+        p.flags.spam_score,
+        int(p.flags.injection_suspect),
+        p.copies,
+        entry.text,
+    )
+
+
+def _from_row(r: Sequence) -> StoredPost:
+    post = Post(
+        id=r[1],
+        source=r[2],
+        author=Author(r[3], r[4], r[5]),
+        text=r[6],
+        lang=r[7],
+        created_at=from_us(r[8]),
+        ingested_at=from_us(r[9]),
+        url=r[10],
+        reply_to=r[11],
+        quote_of=r[12],
+        repost_of=r[13],
+        hashtags=r[14].split(),
+        mentions=r[15].split(),
+        links=r[16].split(),
+        metrics=Metrics(r[17], r[18], r[19], r[20]),
+        flags=Flags(duplicate_of=r[21], spam_score=r[22], injection_suspect=bool(r[23])),
+        copies=r[24],
+    )
+    return StoredPost(seq=r[0], post=post, indexed_text=r[25])
+
+
+class PostLog:
+    """Append-only SQLite log of posts; metrics and copy counts are updated in place."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._writer.executescript(_SCHEMA)
+        row = self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM posts").fetchone()
+        self.last_seq: int = row[0]
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            conn.execute("PRAGMA query_only=1")
+        return conn
+
+    def existing(self, ids: Iterable[str]) -> dict[str, int]:
+        """Map of the given ids already in the log to their seq."""
+        wanted = list(ids)
+        found: dict[str, int] = {}
+        for i in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._writer.execute(f"SELECT id, seq FROM posts WHERE id IN ({marks})", chunk)
+            )
+        return found
+
+    def append(
+        self,
+        first_seq: int,
+        entries: Sequence[Entry],
+        metric_updates: Sequence[tuple[int, int, int, int, str]],
+        copy_counts: dict[str, int],
+        errors: dict[str, int],
+    ) -> None:
+        """Write one batch in one transaction: all of it is durable, or none of it."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                _INSERT, [_row_values(first_seq + i, e) for i, e in enumerate(entries)]
+            )
+            if metric_updates:
+                conn.executemany(_UPDATE_METRICS, metric_updates)
+            if copy_counts:
+                conn.executemany(_ADD_COPIES, [(n, pid) for pid, n in copy_counts.items()])
+            if errors:
+                conn.executemany(
+                    "INSERT INTO errors(kind, count) VALUES (?, ?) "
+                    "ON CONFLICT(kind) DO UPDATE SET count = count + excluded.count",
+                    list(errors.items()),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if entries:
+            self.last_seq = max(self.last_seq, first_seq + len(entries) - 1)
+
+    def fetch(self, seqs: Sequence[int]) -> dict[int, StoredPost]:
+        out: dict[int, StoredPost] = {}
+        conn = self._reader()
+        for i in range(0, len(seqs), _LOOKUP_CHUNK):
+            chunk = seqs[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {_COLUMNS} FROM posts WHERE seq IN ({marks})"
+            for r in conn.execute(sql, chunk):
+                out[r[0]] = _from_row(r)
+        return out
+
+    def get(self, post_id: str) -> StoredPost | None:
+        sql = f"SELECT {_COLUMNS} FROM posts WHERE id = ?"
+        r = self._reader().execute(sql, (post_id,)).fetchone()
+        return None if r is None else _from_row(r)
+
+    def scan(self, after_seq: int = 0, *, originals_only: bool = True) -> Iterator[StoredPost]:
+        """Posts in log order after `after_seq`, read in pages so memory stays flat."""
+        conn = self._connect()
+        where = "AND duplicate_of IS NULL" if originals_only else ""
+        try:
+            while True:
+                page = conn.execute(
+                    f"SELECT {_COLUMNS} FROM posts WHERE seq > ? {where} ORDER BY seq LIMIT 5000",
+                    (after_seq,),
+                ).fetchall()
+                if not page:
+                    return
+                for r in page:
+                    yield _from_row(r)
+                after_seq = page[-1][0]
+        finally:
+            conn.close()
+
+    def recent_originals(self, limit: int) -> list[StoredPost]:
+        sql = f"SELECT {_COLUMNS} FROM posts WHERE duplicate_of IS NULL ORDER BY seq DESC LIMIT ?"
+        return [_from_row(r) for r in self._reader().execute(sql, (limit,))][::-1]
+
+    def counts(self) -> dict[str, int]:
+        conn = self._reader()
+        total, copies = conn.execute("SELECT COUNT(*), COUNT(duplicate_of) FROM posts").fetchone()
+        return {"posts": total, "copies": copies, "originals": total - copies}
+
+    def error_counts(self) -> dict[str, int]:
+        return dict(self._reader().execute("SELECT kind, count FROM errors ORDER BY kind"))
+
+    def close(self) -> None:
+        self._writer.close()

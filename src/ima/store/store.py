@@ -1,0 +1,247 @@
+"""The store: the log, the lexical index derived from it, and the fresh segment between.
+
+Life of a batch: `write` commits it to the log (now it is *acknowledged*: durable),
+publishes it as a fresh chunk (now it is *searchable*), and queues it for the
+indexer thread, which adds it to tantivy and commits every `commit_interval`
+(now it is *indexed*, and the fresh chunk is dropped). The indexer queue is
+bounded, so a slow index pushes back on ingest instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ima.post import Post, to_us
+from ima.store.fresh import FreshChunk, FreshDoc, facet
+from ima.store.lexical import LexicalIndex, ReadOnlyIndexError
+from ima.store.log import Entry, PostLog, StoredPost
+from ima.store.plan import Plan
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Posts matching a plan, with the term statistics ranking needs."""
+
+    posts: list[StoredPost]
+    doc_count: int
+    doc_freq: dict[str, int]
+
+
+def _fresh_doc(seq: int, post: Post, text: str) -> FreshDoc:
+    facets = [
+        facet("author", post.author.handle.lower()),
+        facet("lang", post.lang),
+        facet("source", post.source),
+    ]
+    facets += [facet("tags", tag) for tag in post.hashtags]
+    facets += [facet("mentions", name) for name in post.mentions]
+    return FreshDoc(seq=seq, created_us=to_us(post.created_at), text=text, facets=facets)
+
+
+class Store:
+    """Durable log + near-real-time search over it. Thread-safe for one writer, many readers."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        commit_interval: float = 0.5,
+        index_queue_batches: int = 64,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self.log = PostLog(data_dir / "log.sqlite3", synchronous=synchronous)
+        self.lexical = LexicalIndex(data_dir / "index")
+        self.commit_interval = commit_interval
+        self._view_lock = threading.Lock()
+        self._fresh: tuple[FreshChunk, ...] = ()
+        self._indexed_seq = self.lexical.committed_seq
+        self._searcher = self.lexical.searcher
+        self._queue: queue.Queue = queue.Queue(maxsize=index_queue_batches)
+        self.index_commits = 0
+        self._catch_up()
+        self._indexer = threading.Thread(target=self._index_loop, name="ima-indexer", daemon=True)
+        if self.writable:
+            self._indexer.start()
+
+    # -- writing -------------------------------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        return self.lexical.writable
+
+    def _catch_up(self) -> None:
+        """Index what the log has past the index's high-water mark (after a crash).
+
+        Read-only (another process writes), the tail is served as a fresh chunk instead.
+        """
+        mark = self.lexical.committed_seq
+        if self.log.last_seq <= mark:
+            return
+        if not self.lexical.writable:
+            tail = [
+                _fresh_doc(sp.seq, sp.post, sp.indexed_text) for sp in self.log.scan(mark)
+            ]
+            self._fresh = (FreshChunk(tail),) if tail else ()
+            return
+        self.lexical.forget_after(mark)
+        added = self.lexical.add(
+            _fresh_doc(sp.seq, sp.post, sp.indexed_text) for sp in self.log.scan(mark)
+        )
+        self.lexical.commit(self.log.last_seq)
+        self._publish()
+        log.info("index caught up with the log: %d posts after seq %d", added, mark)
+
+    def write(
+        self,
+        entries: Sequence[Entry],
+        metric_updates: Sequence[tuple[int, int, int, int, str]] = (),
+        copy_counts: dict[str, int] | None = None,
+        errors: dict[str, int] | None = None,
+    ) -> list[int]:
+        """Commit one batch to the log, then make its originals searchable; returns seqs."""
+        if not self.writable:
+            raise ReadOnlyIndexError("another process is writing this store")
+        first = self.log.last_seq + 1
+        self.log.append(first, entries, metric_updates, copy_counts or {}, errors or {})
+        docs = [
+            _fresh_doc(first + i, e.post, e.text)
+            for i, e in enumerate(entries)
+            if e.post.flags.duplicate_of is None
+        ]
+        if docs:
+            chunk = FreshChunk(docs)
+            with self._view_lock:
+                self._fresh = (*self._fresh, chunk)
+            self._queue.put(chunk)
+        return list(range(first, first + len(entries)))
+
+    def _publish(self) -> None:
+        with self._view_lock:
+            self._searcher = self.lexical.searcher
+            self._indexed_seq = self.lexical.committed_seq
+            self._fresh = tuple(c for c in self._fresh if c.max_seq > self._indexed_seq)
+
+    def _index_loop(self) -> None:
+        pending_seq = self.lexical.committed_seq
+        deadline: float | None = None
+        stopping = False
+        while not stopping:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                stopping = True
+            elif isinstance(item, FreshChunk):
+                self.lexical.add(item.docs)
+                pending_seq = max(pending_seq, item.max_seq)
+                if deadline is None:
+                    deadline = time.monotonic() + self.commit_interval
+            due = deadline is not None and time.monotonic() >= deadline
+            if pending_seq > self.lexical.committed_seq and (due or stopping):
+                try:
+                    self.lexical.commit(pending_seq)
+                except Exception:  # the log still has everything; retry next round
+                    log.exception("index commit failed; will retry")
+                    continue
+                self.index_commits += 1
+                self._publish()
+                deadline = None
+
+    def close(self) -> None:
+        """Finish indexing what is queued, commit, and close."""
+        if self._indexer.is_alive():
+            self._queue.put(_STOP)
+            self._indexer.join()
+        self.lexical.close()
+        self.log.close()
+
+    def reindex(self, progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild the lexical index from the log; returns how many posts were indexed."""
+        if not self.writable:
+            raise ReadOnlyIndexError("another process is writing this store")
+        self._queue.put(_STOP)
+        self._indexer.join()
+        self.lexical.clear()
+        done = 0
+        batch: list[FreshDoc] = []
+        for sp in self.log.scan(0):
+            batch.append(_fresh_doc(sp.seq, sp.post, sp.indexed_text))
+            if len(batch) >= 10_000:
+                done += self.lexical.add(batch)
+                batch.clear()
+                if progress:
+                    progress(done)
+        done += self.lexical.add(batch)
+        self.lexical.commit(self.log.last_seq)
+        if progress:
+            progress(done)
+        with self._view_lock:
+            self._fresh = ()
+        self._publish()
+        self._indexer = threading.Thread(target=self._index_loop, name="ima-indexer", daemon=True)
+        self._indexer.start()
+        return done
+
+    # -- reading -------------------------------------------------------------------
+
+    def candidates(
+        self,
+        plan: Plan | None,
+        low_us: int | None,
+        high_us: int,
+        limit: int,
+        text_terms: Sequence[str] = (),
+    ) -> Candidates:
+        """The `limit` best-matching and `limit` newest posts created in [low_us, high_us]."""
+        with self._view_lock:
+            searcher, indexed_seq, fresh = self._searcher, self._indexed_seq, self._fresh
+        seqs: dict[int, None] = {}
+        fresh_docs: list[FreshDoc] = []
+        for chunk in fresh:
+            fresh_docs.extend(chunk.search(plan, indexed_seq, low_us, high_us))
+        fresh_docs.sort(key=lambda d: d.created_us, reverse=True)
+        seqs.update((d.seq, None) for d in fresh_docs[:limit])
+        query = self.lexical.compile(plan, low_us, high_us)
+        for newest in (False, True):
+            seqs.update(
+                (s, None) for s in self.lexical.search(searcher, query, limit, newest=newest)
+            )
+        doc_freq = {}
+        for term in set(text_terms):
+            indexed = searcher.doc_freq("text", term)
+            doc_freq[term] = indexed + sum(c.doc_freq(term) for c in fresh)
+        doc_count = searcher.num_docs + sum(len(c.docs) for c in fresh)
+        found = self.log.fetch(list(seqs))
+        return Candidates([found[s] for s in seqs if s in found], doc_count, doc_freq)
+
+    def get(self, post_id: str) -> StoredPost | None:
+        return self.log.get(post_id)
+
+    def stats(self) -> dict[str, object]:
+        with self._view_lock:
+            indexed_seq, fresh = self._indexed_seq, self._fresh
+        counts = self.log.counts()
+        disk = sum(f.stat().st_size for f in self.data_dir.rglob("*") if f.is_file())
+        return {
+            **counts,
+            "log_seq": self.log.last_seq,
+            "indexed_seq": indexed_seq,
+            "index_lag_posts": sum(len(c.docs) for c in fresh),
+            "fresh_chunks": len(fresh),
+            "disk_bytes": disk,
+            "errors": self.log.error_counts(),
+        }
