@@ -1,0 +1,168 @@
+"""`ima bench ingest`: throughput, freshness and search latency, against raw tantivy.
+
+Phases, each on the same synthetic stream (regenerated from its seed, never held
+in memory whole):
+1. raw tantivy: the posts' text bulk-indexed by tantivy alone, committed once;
+2. sustained: the full pipeline as fast as it goes (normalize, dedup, log, index, ack);
+3. search: two-word queries with a time filter over the store phase 2 built;
+4. freshness: a fresh store fed at an offered rate while another thread searches for
+   each marked post until it appears; latency is submit → first found.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from ima.bench.synth import Stream
+from ima.ingest import Pipeline, ingest
+from ima.search import search
+from ima.store import Store
+
+Progress = Callable[[str], None]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _raw_tantivy(stream: Stream, workdir: Path) -> float:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("text")
+    index = tantivy.Index(builder.build(), path=str(workdir))
+    writer = index.writer(256_000_000)
+    started = time.perf_counter()
+    for record in stream:
+        writer.add_document(tantivy.Document(text=record.get("text", "")))
+    writer.commit()
+    writer.wait_merging_threads()
+    return stream.posts / (time.perf_counter() - started)
+
+
+def _sustained(stream: Stream, store: Store, workers: int) -> tuple[float, dict[str, Any]]:
+    pipeline = Pipeline(store, workers=workers)
+    started = time.perf_counter()
+    with pipeline:
+        ingest(pipeline, stream, source="synthetic", group=256)
+    store.close()  # the final index commit is part of the work
+    return stream.posts / (time.perf_counter() - started), pipeline.stats.as_dict()
+
+
+def _search_latency(store: Store, stream: Stream, queries: int) -> dict[str, float]:
+    rng = random.Random(11)
+    words = stream.en_vocab[30:400]
+    since = (stream.end - stream.duration / 2).strftime("%Y-%m-%dT%H:%M:%SZ")
+    timings = []
+    hits = 0
+    for _ in range(queries):
+        query = f"{rng.choice(words)} {rng.choice(words)} since:{since}"
+        started = time.perf_counter()
+        result = search(store, query, as_of=stream.end, k=10)
+        timings.append((time.perf_counter() - started) * 1000)
+        hits += bool(result.hits)
+    return {
+        "queries": queries,
+        "with_hits": hits,
+        "p50_ms": round(_percentile(timings, 50), 3),
+        "p99_ms": round(_percentile(timings, 99), 3),
+    }
+
+
+def _freshness(store: Store, posts: int, rate: float, sample_every: int = 10) -> dict[str, Any]:
+    """Offer `posts` at `rate`/s; every `sample_every`-th carries a unique marker word."""
+    pipeline = Pipeline(store, workers=0).start()
+    submitted: dict[int, float] = {}
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        n = 0
+        while n < posts and not done.is_set():
+            if n not in submitted:
+                time.sleep(0.0002)
+                continue
+            result = search(store, f"zqmark{n}", k=1)
+            if result.hits:
+                latencies.append((time.perf_counter() - submitted[n]) * 1000)
+                n += sample_every
+            else:
+                time.sleep(0.0002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    stream = Stream(posts, seed=99)
+    started = time.perf_counter()
+    for n, record in enumerate(stream):
+        due = started + n / rate
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(0.001, due - now))
+        if n % sample_every == 0:
+            record = {**record, "id": f"fresh{n}", "text": f"{record['text']} zqmark{n}"}
+            submitted[n] = time.perf_counter()
+        pipeline.submit(record, source="synthetic")
+    offered_for = time.perf_counter() - started
+    pipeline.close()
+    watcher.join(timeout=5)
+    done.set()
+    return {
+        "offered_rate": rate,
+        "achieved_offer_rate": round(posts / offered_for),
+        "samples": len(latencies),
+        "p50_ms": round(_percentile(latencies, 50), 3),
+        "p99_ms": round(_percentile(latencies, 99), 3),
+        "max_ms": round(max(latencies, default=float("nan")), 3),
+    }
+
+
+def run(
+    *, posts: int, rate: float, fresh_posts: int, queries: int, workers: int,
+    progress: Progress = lambda _: None,
+) -> dict[str, Any]:
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+
+    def stream() -> Stream:
+        return Stream(posts, end=end)
+
+    workdir = Path(tempfile.mkdtemp(prefix="ima-bench-"))
+    try:
+        progress(f"raw tantivy bulk indexing of {posts:,} posts")
+        raw_rate = _raw_tantivy(stream(), workdir / "raw")
+        progress(f"ima pipeline, {posts:,} posts as fast as possible ({workers} workers)")
+        rate_ours, ingest_stats = _sustained(stream(), Store(workdir / "store"), workers)
+        progress(f"search latency, {queries} two-word queries with a time filter")
+        store = Store(workdir / "store")
+        latency = _search_latency(store, stream(), queries)
+        store.close()
+        progress(f"freshness, {fresh_posts:,} posts offered at {rate:,.0f}/s")
+        fresh_store = Store(workdir / "fresh")
+        freshness = _freshness(fresh_store, fresh_posts, rate)
+        fresh_store.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "posts": posts,
+        "raw_tantivy_posts_per_s": round(raw_rate),
+        "sustained_posts_per_s": round(rate_ours),
+        "fraction_of_raw_tantivy": round(rate_ours / raw_rate, 4),
+        "ingest": ingest_stats,
+        "search": latency,
+        "freshness": freshness,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
