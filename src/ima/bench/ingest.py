@@ -1,9 +1,10 @@
 """`ima bench ingest`: throughput, freshness and search latency, against raw tantivy.
 
-Phases, each on the same synthetic stream (regenerated from its seed, never held
-in memory whole):
-1. raw tantivy: the posts' text bulk-indexed by tantivy alone, committed once;
-2. sustained: the full pipeline as fast as it goes (normalize, dedup, log, index, ack);
+The synthetic stream is written to a JSONL file first (untimed); then, in phases:
+1. raw tantivy: the stream file parsed and its text bulk-indexed by tantivy alone,
+   committed once;
+2. sustained: the same file through the full pipeline as fast as it goes (parse,
+   normalize, dedup, log, index, ack);
 3. search: two-word queries with a time filter over the store phase 2 built;
 4. freshness: a fresh store fed at an offered rate while another thread searches for
    each marked post until it appears; latency is submit → first found.
@@ -11,6 +12,7 @@ in memory whole):
 
 from __future__ import annotations
 
+import json
 import random
 import resource
 import shutil
@@ -27,6 +29,7 @@ import tantivy
 from ima.bench.synth import Stream
 from ima.ingest import Pipeline, ingest
 from ima.search import search
+from ima.sources import replay
 from ima.store import Store
 
 Progress = Callable[[str], None]
@@ -43,26 +46,35 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _raw_tantivy(stream: Stream, workdir: Path) -> float:
+def _write_stream(stream: Stream, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        for record in stream:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _raw_tantivy(stream_file: Path, posts: int, workdir: Path) -> float:
+    """Parse the same JSONL and bulk-index its text with tantivy's defaults, committing once."""
+    workdir.mkdir(parents=True)
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("text")
     index = tantivy.Index(builder.build(), path=str(workdir))
     writer = index.writer(256_000_000)
     started = time.perf_counter()
-    for record in stream:
-        writer.add_document(tantivy.Document(text=record.get("text", "")))
+    with open(stream_file, encoding="utf-8") as lines:
+        for line in lines:
+            writer.add_document(tantivy.Document(text=json.loads(line).get("text", "")))
     writer.commit()
     writer.wait_merging_threads()
-    return stream.posts / (time.perf_counter() - started)
+    return posts / (time.perf_counter() - started)
 
 
-def _sustained(stream: Stream, store: Store, workers: int) -> tuple[float, dict[str, Any]]:
+def _sustained(stream_file: Path, posts: int, store: Store, workers: int) -> tuple[float, dict]:
     pipeline = Pipeline(store, workers=workers)
     started = time.perf_counter()
     with pipeline:
-        ingest(pipeline, stream, source="synthetic", group=256)
+        ingest(pipeline, replay.read(stream_file), source="synthetic", group=256)
     store.close()  # the final index commit is part of the work
-    return stream.posts / (time.perf_counter() - started), pipeline.stats.as_dict()
+    return posts / (time.perf_counter() - started), pipeline.stats.as_dict()
 
 
 def _search_latency(store: Store, stream: Stream, queries: int) -> dict[str, float]:
@@ -113,8 +125,9 @@ def _freshness(store: Store, posts: int, rate: float, sample_every: int = 10) ->
         due = started + n / rate
         while (now := time.perf_counter()) < due:
             time.sleep(min(0.001, due - now))
-        if n % sample_every == 0:
-            record = {**record, "id": f"fresh{n}", "text": f"{record['text']} zqmark{n}"}
+        if n % sample_every == 0:  # a probe: always an original, never a copy or repost
+            record = {k: v for k, v in record.items() if k != "repost_of"}
+            record.update(id=f"probe{n}", text=f"zqmark{n} freshness probe {n}")
             submitted[n] = time.perf_counter()
         pipeline.submit(record, source="synthetic")
     offered_for = time.perf_counter() - started
@@ -142,10 +155,15 @@ def run(
 
     workdir = Path(tempfile.mkdtemp(prefix="ima-bench-"))
     try:
+        progress(f"generating {posts:,} posts")
+        stream_file = workdir / "stream.jsonl"
+        _write_stream(stream(), stream_file)
         progress(f"raw tantivy bulk indexing of {posts:,} posts")
-        raw_rate = _raw_tantivy(stream(), workdir / "raw")
+        raw_rate = _raw_tantivy(stream_file, posts, workdir / "raw")
         progress(f"ima pipeline, {posts:,} posts as fast as possible ({workers} workers)")
-        rate_ours, ingest_stats = _sustained(stream(), Store(workdir / "store"), workers)
+        rate_ours, ingest_stats = _sustained(
+            stream_file, posts, Store(workdir / "store"), workers
+        )
         progress(f"search latency, {queries} two-word queries with a time filter")
         store = Store(workdir / "store")
         latency = _search_latency(store, stream(), queries)

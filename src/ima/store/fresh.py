@@ -2,12 +2,14 @@
 
 As in Twitter's Earlybird, the newest posts are served from memory so that a post
 is searchable the moment its batch is durable in the log, not when the index next
-commits. Each committed batch becomes one immutable `FreshChunk` with its own small
-inverted index; chunks are dropped once the lexical index has committed past them.
+commits. A segment collects about one index-commit interval of posts; it is dropped
+once the lexical index has committed past all of them.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,43 +36,44 @@ class FreshDoc:
     facets: list[str]  # see `facet`
 
 
-class FreshChunk:
-    """One committed batch of posts, searchable in memory.
+class FreshSegment:
+    """Posts committed to the log since about the last index commit, searchable in memory.
 
-    Its postings are built by the first search that needs them: under bulk load most
-    chunks reach the lexical index before anyone searches them, and then cost nothing.
+    The pipeline thread appends; searches extend the postings over whatever was
+    appended since the last search (under a lock), so ingest pays nothing for
+    postings that no search needs, and a search pays only for the new posts.
     """
 
-    __slots__ = ("_index", "docs", "max_seq")
+    def __init__(self) -> None:
+        self.docs: list[FreshDoc] = []
+        self.max_seq = 0
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._terms: list[list[str]] = []
+        self.postings: dict[str, list[int]] = {}
 
-    def __init__(self, docs: Sequence[FreshDoc]) -> None:
-        self.docs = list(docs)
-        self.max_seq = max((d.seq for d in docs), default=0)
-        self._index: tuple[list[list[str]], dict[str, list[int]]] | None = None
+    def append(self, docs: Sequence[FreshDoc]) -> None:
+        self.docs.extend(docs)
+        self.max_seq = max(self.max_seq, docs[-1].seq)
 
-    @property
-    def postings(self) -> dict[str, list[int]]:
-        return self._built()[1]
-
-    def _built(self) -> tuple[list[list[str]], dict[str, list[int]]]:
-        if self._index is None:  # racing builders produce equal indexes; either may win
-            self._index = self._build()
-        return self._index
-
-    def _build(self) -> tuple[list[list[str]], dict[str, list[int]]]:
-        postings: dict[str, list[int]] = {}
-        doc_terms = [analysis.terms_of_prepared(doc.text) for doc in self.docs]
-        for i, doc in enumerate(self.docs):
-            for token in set(doc_terms[i]):
-                postings.setdefault(token, []).append(i)
-            for value in doc.facets:
-                postings.setdefault(value, []).append(i)
-        return doc_terms, postings
+    def _catch_up(self) -> int:
+        """Index appended docs; returns how many docs the postings cover."""
+        with self._lock:
+            postings, doc_terms = self.postings, self._terms
+            for i in range(len(doc_terms), len(self.docs)):
+                doc = self.docs[i]
+                terms = analysis.terms_of_prepared(doc.text)
+                doc_terms.append(terms)
+                for token in set(terms):
+                    postings.setdefault(token, []).append(i)
+                for value in doc.facets:
+                    postings.setdefault(value, []).append(i)
+            return len(doc_terms)
 
     def doc_freq(self, token: str) -> int:
         return len(self.postings.get(token, ()))
 
-    def _terms(self, node: Terms) -> set[int]:
+    def _match_terms(self, node: Terms) -> set[int]:
         first = self.postings.get(_key(node.field, node.tokens[0]))
         if not first:
             return set()
@@ -79,12 +82,11 @@ class FreshChunk:
             found.intersection_update(self.postings.get(_key(node.field, token), ()))
         if len(node.tokens) == 1 or node.field != "text":
             return found
-        doc_terms = self._built()[0]
-        return {i for i in found if _contains(doc_terms[i], node.tokens)}
+        return {i for i in found if _contains(self._terms[i], node.tokens)}
 
     def _eval(self, node: Plan) -> set[int]:
         if isinstance(node, Terms):
-            return self._terms(node)
+            return self._match_terms(node)
         if isinstance(node, AnyOf):
             out: set[int] = set()
             for child in node.children:
@@ -95,7 +97,7 @@ class FreshChunk:
             for child in node.must[1:]:
                 found &= self._eval(child)
         else:
-            found = set(range(len(self.docs)))
+            found = set(range(len(self._terms)))
         for child in node.must_not:
             found -= self._eval(child)
         return found
@@ -106,7 +108,8 @@ class FreshChunk:
         """Docs past `after_seq` matching `node` with `low_us <= created_us <= high_us`."""
         if self.max_seq <= after_seq:
             return []
-        hits = range(len(self.docs)) if node is None else self._eval(node)
+        covered = self._catch_up()
+        hits = range(covered) if node is None else self._eval(node)
         low = -(2**63) if low_us is None else low_us
         return [
             doc

@@ -1,9 +1,9 @@
 """The store: the log, the lexical index derived from it, and the fresh segment between.
 
 Life of a batch: `write` commits it to the log (now it is *acknowledged*: durable),
-publishes it as a fresh chunk (now it is *searchable*), and queues it for the
+appends it to the fresh segment (now it is *searchable*), and queues it for the
 indexer thread, which adds it to tantivy and commits every `commit_interval`
-(now it is *indexed*, and the fresh chunk is dropped). The indexer queue is
+(now it is *indexed*; fresh segments wholly indexed are dropped). The indexer queue is
 bounded, so a slow index pushes back on ingest instead of growing memory.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ima.post import Post, to_us
-from ima.store.fresh import FreshChunk, FreshDoc, facet
+from ima.store.fresh import FreshDoc, FreshSegment, facet
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError
 from ima.store.log import Entry, PostLog, StoredPost
 from ima.store.plan import Plan
@@ -26,6 +26,7 @@ from ima.store.plan import Plan
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_SEGMENT_DOCS = 20_000  # a fresh segment takes new posts up to this many, or commit_interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class Store:
         self.lexical = LexicalIndex(data_dir / "index")
         self.commit_interval = commit_interval
         self._view_lock = threading.Lock()
-        self._fresh: tuple[FreshChunk, ...] = ()
+        self._fresh: tuple[FreshSegment, ...] = ()
         self._indexed_seq = self.lexical.committed_seq
         self._searcher = self.lexical.searcher
         self._queue: queue.Queue = queue.Queue(maxsize=index_queue_batches)
@@ -84,7 +85,7 @@ class Store:
     def _catch_up(self) -> None:
         """Index what the log has past the index's high-water mark (after a crash).
 
-        Read-only (another process writes), the tail is served as a fresh chunk instead.
+        Read-only (another process writes), the tail is served as a fresh segment instead.
         """
         mark = self.lexical.committed_seq
         if self.log.last_seq <= mark:
@@ -93,7 +94,10 @@ class Store:
             tail = [
                 _fresh_doc(sp.seq, sp.post, sp.indexed_text) for sp in self.log.scan(mark)
             ]
-            self._fresh = (FreshChunk(tail),) if tail else ()
+            if tail:
+                segment = FreshSegment()
+                segment.append(tail)
+                self._fresh = (segment,)
             return
         self.lexical.forget_after(mark)
         added = self.lexical.add(
@@ -121,10 +125,16 @@ class Store:
             if e.post.flags.duplicate_of is None
         ]
         if docs:
-            chunk = FreshChunk(docs)
             with self._view_lock:
-                self._fresh = (*self._fresh, chunk)
-            self._queue.put(chunk)
+                current = self._fresh[-1] if self._fresh else None
+                if current is None or (
+                    time.monotonic() - current.started > self.commit_interval
+                    or len(current.docs) >= _SEGMENT_DOCS
+                ):
+                    current = FreshSegment()
+                    self._fresh = (*self._fresh, current)
+                current.append(docs)
+            self._queue.put(docs)
         return list(range(first, first + len(entries)))
 
     def _publish(self) -> None:
@@ -145,9 +155,9 @@ class Store:
                 item = None
             if item is _STOP:
                 stopping = True
-            elif isinstance(item, FreshChunk):
-                self.lexical.add(item.docs)
-                pending_seq = max(pending_seq, item.max_seq)
+            elif isinstance(item, list):
+                self.lexical.add(item)
+                pending_seq = max(pending_seq, item[-1].seq)
                 if deadline is None:
                     deadline = time.monotonic() + self.commit_interval
             due = deadline is not None and time.monotonic() >= deadline
@@ -211,8 +221,8 @@ class Store:
             searcher, indexed_seq, fresh = self._searcher, self._indexed_seq, self._fresh
         seqs: dict[int, None] = {}
         fresh_docs: list[FreshDoc] = []
-        for chunk in fresh:
-            fresh_docs.extend(chunk.search(plan, indexed_seq, low_us, high_us))
+        for segment in fresh:
+            fresh_docs.extend(segment.search(plan, indexed_seq, low_us, high_us))
         fresh_docs.sort(key=lambda d: d.created_us, reverse=True)
         seqs.update((d.seq, None) for d in fresh_docs[:limit])
         query = self.lexical.compile(plan, low_us, high_us)
@@ -223,8 +233,8 @@ class Store:
         doc_freq = {}
         for term in set(text_terms):
             indexed = searcher.doc_freq("text", term)
-            doc_freq[term] = indexed + sum(c.doc_freq(term) for c in fresh)
-        doc_count = searcher.num_docs + sum(len(c.docs) for c in fresh)
+            doc_freq[term] = indexed + sum(segment.doc_freq(term) for segment in fresh)
+        doc_count = searcher.num_docs + sum(len(segment.docs) for segment in fresh)
         found = self.log.fetch(list(seqs))
         return Candidates([found[s] for s in seqs if s in found], doc_count, doc_freq)
 
@@ -240,8 +250,8 @@ class Store:
             **counts,
             "log_seq": self.log.last_seq,
             "indexed_seq": indexed_seq,
-            "index_lag_posts": sum(len(c.docs) for c in fresh),
-            "fresh_chunks": len(fresh),
+            "index_lag_posts": sum(1 for seg in fresh for d in seg.docs if d.seq > indexed_seq),
+            "fresh_segments": len(fresh),
             "disk_bytes": disk,
             "errors": self.log.error_counts(),
         }

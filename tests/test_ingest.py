@@ -1,0 +1,98 @@
+"""The pipeline: bad records are counted and skipped, acks follow commits, queues are bounded."""
+
+import threading
+import time
+from pathlib import Path
+
+from conftest import feed, post
+from ima.ingest import Pipeline
+from ima.normalize import RecordError
+from ima.search import search
+from ima.sources import replay
+
+
+def test_bad_records_are_counted_and_nothing_partial_is_stored(store, tmp_path: Path):
+    path = tmp_path / "mixed.jsonl"
+    good = '{"id": "ok1", "text": "valid post about trains", "created_at": 0, "author": "a"}\n'
+    with open(path, "wb") as fh:
+        fh.write(good.encode())
+        fh.write(b"{not json\n")
+        fh.write(b'{"id": "u", "text": "bad \xff bytes", "created_at": 0, "author": "a"}\n')
+        fh.write(b'{"id": "m", "created_at": 0, "author": "a"}\n')
+        fh.write(b'{"id": "t", "text": 12.5, "created_at": 0, "author": "a"}\n')
+        fh.write(('{"id": "big", "text": "' + "x" * (1 << 20) + '", "created_at": 0, "author": "a"}\n').encode())
+        fh.write(b'{"id": "f", "text": "from the future", "created_at": "2999-01-01", "author": "a"}\n')
+        fh.write(b'["an", "array"]\n')
+        fh.write(b'{"id": "s", "text": "lone \\ud800 surrogate", "created_at": 0, "author": "a"}\n')
+        fh.write(good.replace("ok1", "ok2").replace("valid", "another valid").encode())
+    outcomes = []
+    with Pipeline(store) as pipeline:
+        for record in replay.read(path):
+            pipeline.submit(record, lambda *o: outcomes.append(o), source="test")
+    assert pipeline.stats.new == 2
+    assert dict(pipeline.stats.errors) == {
+        "invalid_json": 1, "invalid_utf8": 1, "missing_field": 1, "bad_type": 2, "too_long": 1,
+        "future_timestamp": 1, "invalid_unicode": 1,
+    }
+    assert [o[1] for o in outcomes].count("error") == 8
+    assert all(o[2] for o in outcomes if o[1] == "error")  # each error has a message
+    assert store.stats()["posts"] == 2
+    assert store.stats()["errors"]["bad_type"] == 2  # counts persist in the log
+    assert len(search(store, "trains").hits) == 2
+
+
+def test_acks_come_after_commit_with_status(store):
+    outcomes = []
+    with Pipeline(store) as pipeline:
+        for record in [post(1, "hello world again"), post(1, "hello world again", likes=5), {"id": 2}]:
+            pipeline.submit(record, lambda *o: outcomes.append(o), source="test")
+    statuses = sorted((o[0] or "", o[1]) for o in outcomes)
+    assert statuses == [("", "error"), ("test:1", "new"), ("test:1", "updated")] or statuses == [
+        ("", "error"), ("test:1", "updated"), ("test:1", "updated")]
+    assert store.get("test:1").post.metrics.likes == 5
+
+
+def test_a_full_queue_blocks_the_producer(store):
+    gate = threading.Event()
+    pipeline = Pipeline(store, queue_size=4, batch_size=1)
+    original = pipeline._commit
+
+    def slow_commit(batch, prepared):
+        gate.wait()
+        original(batch, prepared)
+
+    pipeline._commit = slow_commit
+    pipeline.start()
+    submitted = []
+
+    def produce():
+        for i in range(20):
+            pipeline.submit(post(i, f"post number {i} text"), source="test")
+            submitted.append(i)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    time.sleep(0.3)
+    assert len(submitted) <= 4 + 2  # queue bound + one batch in hand + one being committed
+    gate.set()
+    producer.join(5)
+    pipeline.close()
+    assert len(submitted) == 20 and pipeline.stats.new == 20
+
+
+def test_async_sources_and_worker_processes(store):
+    async def records():
+        for i in range(300):
+            yield post(i, f"async record {i} about rain")
+
+    from ima.ingest import ingest
+
+    with Pipeline(store, workers=1) as pipeline:
+        ingest(pipeline, records(), source="test")
+    assert pipeline.stats.new == 300
+    assert len(search(store, "rain", k=100).hits) == 100
+
+
+def test_source_errors_pass_through(store):
+    pipeline = feed(store, [RecordError("invalid_json", "line 3: bad")])
+    assert pipeline.stats.errors == {"invalid_json": 1}
