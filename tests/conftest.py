@@ -31,5 +31,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def post(n: int | str, text: str, at: str = "2026-11-22T10:00:00Z", **extra: Any) -> dict:
-    return {"id": str(n), "text": text, "created_at": at, "author": extra.pop("author", "alice"),
-            **extra}
+    return {
+        "id": str(n),
+        "text": text,
+        "created_at": at,
+        "author": extra.pop("author", "alice"),
+        **extra,
+    }

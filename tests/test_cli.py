@@ -18,7 +18,9 @@ def run(tmp_path: Path):
     runner = CliRunner()
 
     def invoke(*args: str):
-        return runner.invoke(main, ["--data-dir", str(tmp_path / "data"), *args], catch_exceptions=False)
+        return runner.invoke(
+            main, ["--data-dir", str(tmp_path / "data"), *args], catch_exceptions=False
+        )
 
     return invoke
 
@@ -33,7 +35,9 @@ def test_ingest_search_stats_reindex(run):
     assert [h["post"]["id"] for h in found["hits"]] == ["example:1", "example:2"]
     assert run("search", "新幹線 -運転見合わせ", "--json").output.count('"id": "example:') == 1
 
-    as_of = json.loads(run("search", "artemis launch", "--as-of", "2026-11-22T09:30:00Z", "--json").output)
+    as_of = json.loads(
+        run("search", "artemis launch", "--as-of", "2026-11-22T09:30:00Z", "--json").output
+    )
     assert [h["post"]["id"] for h in as_of["hits"]] == ["example:5"]
 
     text = run("search", "artemis", "--explain").output
@@ -58,17 +62,36 @@ def test_bad_queries_and_options_fail_clearly(run):
 def test_console_script_is_installed(tmp_path: Path):
     ima = shutil.which("ima")
     assert ima, "pip install -e . provides the ima command"
-    out = subprocess.run([ima, "--data-dir", str(tmp_path), "stats", "--json"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [ima, "--data-dir", str(tmp_path), "stats", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout)["posts"] == 0
 
 
 def test_bench_ingest_reports_every_figure(tmp_path: Path):
     result = CliRunner().invoke(
-        main, ["bench", "ingest", "--posts", "3000", "--fresh-posts", "400", "--rate", "2000",
-               "--queries", "20", "--workers", "0", "--json"], catch_exceptions=False,
+        main,
+        [
+            "bench",
+            "ingest",
+            "--posts",
+            "3000",
+            "--fresh-posts",
+            "400",
+            "--rate",
+            "2000",
+            "--queries",
+            "20",
+            "--workers",
+            "0",
+            "--json",
+        ],
+        catch_exceptions=False,
     )
-    figures = json.loads(result.output[result.output.index("{"):])
+    figures = json.loads(result.output[result.output.index("{") :])
     assert figures["posts"] == 3000
     assert figures["sustained_posts_per_s"] > 0 and figures["raw_tantivy_posts_per_s"] > 0
     assert figures["ingest"]["received"] == 3000

@@ -20,8 +20,14 @@ def test_bad_records_are_counted_and_nothing_partial_is_stored(store, tmp_path: 
         fh.write(b'{"id": "u", "text": "bad \xff bytes", "created_at": 0, "author": "a"}\n')
         fh.write(b'{"id": "m", "created_at": 0, "author": "a"}\n')
         fh.write(b'{"id": "t", "text": 12.5, "created_at": 0, "author": "a"}\n')
-        fh.write(('{"id": "big", "text": "' + "x" * (1 << 20) + '", "created_at": 0, "author": "a"}\n').encode())
-        fh.write(b'{"id": "f", "text": "from the future", "created_at": "2999-01-01", "author": "a"}\n')
+        fh.write(
+            (
+                '{"id": "big", "text": "' + "x" * (1 << 20) + '", "created_at": 0, "author": "a"}\n'
+            ).encode()
+        )
+        fh.write(
+            b'{"id": "f", "text": "from the future", "created_at": "2999-01-01", "author": "a"}\n'
+        )
         fh.write(b'["an", "array"]\n')
         fh.write(b'{"id": "s", "text": "lone \\ud800 surrogate", "created_at": 0, "author": "a"}\n')
         fh.write(good.replace("ok1", "ok2").replace("valid", "another valid").encode())
@@ -31,8 +37,13 @@ def test_bad_records_are_counted_and_nothing_partial_is_stored(store, tmp_path: 
             pipeline.submit(record, lambda *o: outcomes.append(o), source="test")
     assert pipeline.stats.new == 2
     assert dict(pipeline.stats.errors) == {
-        "invalid_json": 1, "invalid_utf8": 1, "missing_field": 1, "bad_type": 2, "too_long": 1,
-        "future_timestamp": 1, "invalid_unicode": 1,
+        "invalid_json": 1,
+        "invalid_utf8": 1,
+        "missing_field": 1,
+        "bad_type": 2,
+        "too_long": 1,
+        "future_timestamp": 1,
+        "invalid_unicode": 1,
     }
     assert [o[1] for o in outcomes].count("error") == 8
     assert all(o[2] for o in outcomes if o[1] == "error")  # each error has a message
@@ -44,11 +55,18 @@ def test_bad_records_are_counted_and_nothing_partial_is_stored(store, tmp_path: 
 def test_acks_come_after_commit_with_status(store):
     outcomes = []
     with Pipeline(store) as pipeline:
-        for record in [post(1, "hello world again"), post(1, "hello world again", likes=5), {"id": 2}]:
+        for record in [
+            post(1, "hello world again"),
+            post(1, "hello world again", likes=5),
+            {"id": 2},
+        ]:
             pipeline.submit(record, lambda *o: outcomes.append(o), source="test")
     statuses = sorted((o[0] or "", o[1]) for o in outcomes)
     assert statuses == [("", "error"), ("test:1", "new"), ("test:1", "updated")] or statuses == [
-        ("", "error"), ("test:1", "updated"), ("test:1", "updated")]
+        ("", "error"),
+        ("test:1", "updated"),
+        ("test:1", "updated"),
+    ]
     assert store.get("test:1").post.metrics.likes == 5
 
 

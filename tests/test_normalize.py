@@ -12,9 +12,17 @@ def n(record: dict, **kw):
 
 
 def test_liberal_schema_and_aliases():
-    p = n({"post_id": 42, "createdAt": 1795338600, "user": {"username": "@Bob", "followers_count": "12"},
-           "content": "Cafe\u0301 @Carol #Tokyo https://ex.org/a", "like_count": 3,
-           "public_metrics": {"retweet_count": 2}, "source": "X"})
+    p = n(
+        {
+            "post_id": 42,
+            "createdAt": 1795338600,
+            "user": {"username": "@Bob", "followers_count": "12"},
+            "content": "Cafe\u0301 @Carol #Tokyo https://ex.org/a",
+            "like_count": 3,
+            "public_metrics": {"retweet_count": 2},
+            "source": "X",
+        }
+    )
     assert p.id == "x:42" and p.source == "x"
     assert p.author.handle == "Bob" and p.author.followers == 12
     assert p.text.startswith("Café")  # NFC
@@ -39,8 +47,18 @@ def test_timestamps_become_utc(value, expected):
 
 
 def test_ids_and_links_are_source_prefixed_and_stable():
-    p = n({"id": "test:7", "text": "x", "created_at": 0, "author": "a", "source": "test",
-           "reply_to": "3", "quote_of": "test:4", "repost_of": 5})
+    p = n(
+        {
+            "id": "test:7",
+            "text": "x",
+            "created_at": 0,
+            "author": "a",
+            "source": "test",
+            "reply_to": "3",
+            "quote_of": "test:4",
+            "repost_of": 5,
+        }
+    )
     assert (p.id, p.reply_to, p.quote_of, p.repost_of) == ("test:7", "test:3", "test:4", "test:5")
 
 
@@ -76,8 +94,14 @@ def test_injection_and_spam_flags():
         ({"id": 1, "text": "x", "created_at": 1e300, "author": "a"}, "bad_timestamp"),
         ({"id": 1, "text": "x" * (1 << 20), "created_at": 0, "author": "a"}, "too_long"),
         ({"id": 1, "text": "bad \ud800 text", "created_at": 0, "author": "a"}, "invalid_unicode"),
-        ({"id": 1, "text": "x", "created_at": 0, "author": "a", "metrics": {"likes": -1}}, "bad_type"),
-        ({"id": 1, "text": "x", "created_at": 0, "author": "a", "source": "Not A Name!"}, "bad_value"),
+        (
+            {"id": 1, "text": "x", "created_at": 0, "author": "a", "metrics": {"likes": -1}},
+            "bad_type",
+        ),
+        (
+            {"id": 1, "text": "x", "created_at": 0, "author": "a", "source": "Not A Name!"},
+            "bad_value",
+        ),
         ([1, 2], "bad_type"),
     ],
 )

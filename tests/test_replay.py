@@ -7,10 +7,17 @@ from ima.sources import replay
 
 def test_csv_rows_become_records(tmp_path: Path):
     path = tmp_path / "p.csv"
-    path.write_text('id,created_at,author,text,likes\n1,2026-11-22T10:00:00Z,bob,"hi, there",7\n2,0,a,x,y,z\n')
+    path.write_text(
+        'id,created_at,author,text,likes\n1,2026-11-22T10:00:00Z,bob,"hi, there",7\n2,0,a,x,y,z\n'
+    )
     rows = list(replay.read(path))
-    assert rows[0] == {"id": "1", "created_at": "2026-11-22T10:00:00Z", "author": "bob",
-                       "text": "hi, there", "metrics": {"likes": "7"}}
+    assert rows[0] == {
+        "id": "1",
+        "created_at": "2026-11-22T10:00:00Z",
+        "author": "bob",
+        "text": "hi, there",
+        "metrics": {"likes": "7"},
+    }
     assert isinstance(rows[1], RecordError) and rows[1].kind == "bad_csv"
 
 

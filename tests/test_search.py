@@ -17,7 +17,12 @@ CORPUS = [
     post(3, "東京都の天気は晴れ", author="weather"),
     post(4, "Earthquakes shook the city this morning", author="quakes", likes=500),
     post(5, "An earthquake drill at school today", "2026-11-21T08:00:00Z", author="school"),
-    post(6, "The rocket launch slipped to Friday", author="spacedesk", metrics={"likes": 40, "reposts": 9}),
+    post(
+        6,
+        "The rocket launch slipped to Friday",
+        author="spacedesk",
+        metrics={"likes": 40, "reposts": 9},
+    ),
     post(7, "Launch of the rocket is on Friday", author="bob", source="news"),
     post(8, "Watching the match tonight #football", "2026-11-22T20:00:00Z", author="fan"),
     post(9, "運転見合わせが続いています", author="commuter"),
@@ -74,7 +79,10 @@ def test_fresh_and_indexed_segments_agree(tmp_path):
     try:
         feed(store, CORPUS)
         assert store.stats()["index_lag_posts"] == len(CORPUS)
-        fresh = {q: ids(search(store, q, as_of=AS_OF, k=20)) for q in ("地震", '"rocket launch"', "match -from:fan")}
+        fresh = {
+            q: ids(search(store, q, as_of=AS_OF, k=20))
+            for q in ("地震", '"rocket launch"', "match -from:fan")
+        }
     finally:
         store.close()  # commits the index
     store = Store(tmp_path / "d")
@@ -93,7 +101,14 @@ def test_as_of_hides_the_future(loaded):
 
 
 def test_a_later_record_updates_metrics_instead_of_duplicating(loaded):
-    feed(loaded, [post(6, "The rocket launch slipped to Friday", author="spacedesk", metrics={"likes": 999})])
+    feed(
+        loaded,
+        [
+            post(
+                6, "The rocket launch slipped to Friday", author="spacedesk", metrics={"likes": 999}
+            )
+        ],
+    )
     result = search(loaded, '"rocket launch"', as_of=AS_OF)
     assert ids(result) == [6]
     assert result.hits[0].post.metrics.likes == 999
@@ -102,7 +117,10 @@ def test_a_later_record_updates_metrics_instead_of_duplicating(loaded):
 
 def test_copies_and_reposts_collapse_onto_the_original(store):
     text = "Massive giveaway today only, click the link to claim your free prize"
-    flood = [post(i, f"{text} {'!' * (i % 3)} http://spam.example/{i}", author=f"bot{i}") for i in range(50)]
+    flood = [
+        post(i, f"{text} {'!' * (i % 3)} http://spam.example/{i}", author=f"bot{i}")
+        for i in range(50)
+    ]
     flood.append(post(100, text + " now", author="bot100"))  # a near-duplicate
     flood.append(post(101, "", author="fan", repost_of="0"))
     pipeline = feed(store, flood)
@@ -113,17 +131,26 @@ def test_copies_and_reposts_collapse_onto_the_original(store):
 
 
 def test_different_numbers_are_news_not_copies(store):
-    pipeline = feed(store, [
-        post(1, "Score update: the home side now leads 2-1 after a late header", author="a"),
-        post(2, "Score update: the home side now leads 3-1 after a late header", author="b"),
-    ])
+    pipeline = feed(
+        store,
+        [
+            post(1, "Score update: the home side now leads 2-1 after a late header", author="a"),
+            post(2, "Score update: the home side now leads 3-1 after a late header", author="b"),
+        ],
+    )
     assert pipeline.stats.new == 2
 
 
 def test_hits_report_score_parts_and_rank_recent_and_engaged_first(loaded):
     result = search(loaded, "earthquake", as_of=AS_OF)
     assert [h.post.id for h in result.hits] == ["test:4", "test:5"]
-    assert set(result.hits[0].parts) == {"relevance", "recency", "engagement", "author", "spam_penalty"}
+    assert set(result.hits[0].parts) == {
+        "relevance",
+        "recency",
+        "engagement",
+        "author",
+        "spam_penalty",
+    }
     assert result.hits[0].parts["recency"] > result.hits[1].parts["recency"]
 
 
@@ -132,7 +159,10 @@ def test_searchable_as_soon_as_acknowledged(store):
 
     acked = []
     with Pipeline(store) as pipeline:
-        pipeline.submit(post(1, "zebra crossing closed"), lambda pid, status, err: acked.append(time.perf_counter()))
+        pipeline.submit(
+            post(1, "zebra crossing closed"),
+            lambda pid, status, err: acked.append(time.perf_counter()),
+        )
         while not acked:
             time.sleep(0.001)
         assert ids(search(store, "zebra")) == [1]

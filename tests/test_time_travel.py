@@ -42,7 +42,9 @@ queries = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(query=queries, minutes=st.integers(-100, 6000), k=st.integers(1, 100))
 def test_nothing_after_as_of(corpus_store, query, minutes, k):
     as_of = START + timedelta(minutes=minutes)

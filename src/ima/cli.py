@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,9 @@ def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Replay paced by created_at, this many times real time (default: as fast as possible).",
 )
-@click.option("--source", default="file", show_default=True, help="Source name for records without one.")
+@click.option(
+    "--source", default="file", show_default=True, help="Source name for records without one."
+)
 @click.option(
     "--workers",
     type=click.IntRange(0, 32),
@@ -114,8 +116,9 @@ def ingest_cmd(
     bar.n = stats.received
     bar.close()
     elapsed = time.perf_counter() - started
+    rate = stats.received / max(elapsed, 1e-9)
     click.echo(
-        f"{stats.received:,} records in {elapsed:.1f}s ({stats.received / max(elapsed, 1e-9):,.0f}/s): "
+        f"{stats.received:,} records in {elapsed:.1f}s ({rate:,.0f}/s): "
         f"{stats.new:,} new, {stats.updated:,} updated, {stats.copies:,} copied/reposted, "
         f"{sum(stats.errors.values()):,} rejected"
     )
@@ -249,10 +252,15 @@ def bench() -> None:
 @bench.command("ingest")
 @click.option("--posts", type=click.IntRange(1000, 10_000_000), default=200_000, show_default=True)
 @click.option(
-    "--rate", type=click.FloatRange(1, 100_000), default=5000, show_default=True,
+    "--rate",
+    type=click.FloatRange(1, 100_000),
+    default=5000,
+    show_default=True,
     help="Offered rate (posts/s) for the freshness phase.",
 )
-@click.option("--fresh-posts", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)
+@click.option(
+    "--fresh-posts", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True
+)
 @click.option("--queries", type=click.IntRange(10, 100_000), default=500, show_default=True)
 @click.option("--workers", type=click.IntRange(0, 32), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
@@ -266,7 +274,11 @@ def bench_ingest(
         click.echo(f"… {message}", err=True)
 
     figures = run(
-        posts=posts, rate=rate, fresh_posts=fresh_posts, queries=queries, workers=workers,
+        posts=posts,
+        rate=rate,
+        fresh_posts=fresh_posts,
+        queries=queries,
+        workers=workers,
         progress=progress,
     )
     if as_json:
@@ -278,11 +290,17 @@ def bench_ingest(
         ("raw tantivy bulk indexing", f"{figures['raw_tantivy_posts_per_s']:,} posts/s"),
         ("ima sustained end-to-end", f"{figures['sustained_posts_per_s']:,} posts/s"),
         ("  fraction of raw tantivy", f"{figures['fraction_of_raw_tantivy']:.1%}"),
-        (f"ingest→searchable @ {fresh['offered_rate']:,.0f}/s", (
-            f"p50 {fresh['p50_ms']} ms, p99 {fresh['p99_ms']} ms, max {fresh['max_ms']} ms "
-            f"({fresh['samples']} samples)"
-        )),
-        ("search, 2 words + time filter", f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms"),
+        (
+            f"ingest→searchable @ {fresh['offered_rate']:,.0f}/s",
+            (
+                f"p50 {fresh['p50_ms']} ms, p99 {fresh['p99_ms']} ms, max {fresh['max_ms']} ms "
+                f"({fresh['samples']} samples)"
+            ),
+        ),
+        (
+            "search, 2 words + time filter",
+            f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms",
+        ),
         ("peak RSS", f"{figures['peak_rss_mb']:,} MB"),
     ]
     width = max(len(label) for label, _ in rows)

@@ -27,9 +27,9 @@ class Settings:
     """Every knob, with its environment variable in the README's settings table."""
 
     data_dir: Path
-    commit_interval: float = 0.5
+    commit_interval: float = 1.0
     batch_size: int = 1000
-    max_wait: float = 0.002
+    max_wait: float = 0.001
     synchronous: str = "NORMAL"
     half_life_hours: float = 6.0
 
@@ -41,9 +41,9 @@ class Settings:
             raise SystemExit(f"ima: IMA_SYNCHRONOUS must be NORMAL or FULL, got {synchronous!r}")
         return cls(
             data_dir=Path(chosen).expanduser(),
-            commit_interval=_env_float("IMA_COMMIT_INTERVAL", 0.5),
+            commit_interval=_env_float("IMA_COMMIT_INTERVAL", 1.0),
             batch_size=int(_env_float("IMA_BATCH_SIZE", 1000)),
-            max_wait=_env_float("IMA_BATCH_WAIT_MS", 2.0) / 1000,
+            max_wait=_env_float("IMA_BATCH_WAIT_MS", 1.0) / 1000,
             synchronous=synchronous,
             half_life_hours=_env_float("IMA_HALF_LIFE_HOURS", 6.0),
         )

@@ -16,8 +16,8 @@ import queue
 import threading
 import time
 from collections import Counter, deque
-from concurrent.futures import Future, ProcessPoolExecutor
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,7 +83,7 @@ class Pipeline:
         store: Store,
         *,
         batch_size: int = 1000,
-        max_wait: float = 0.002,
+        max_wait: float = 0.001,
         queue_size: int = 256,
         workers: int = 0,
         dedup: DedupIndex | None = None,
@@ -126,7 +126,7 @@ class Pipeline:
         self.close()
 
     def submit(self, record: Any, ack: Ack | None = None, *, source: str = "file") -> None:
-        """Queue one raw record (a dict, or a `RecordError` a source already hit); blocks when full."""
+        """Queue one record (a dict, or a `RecordError` a source hit); blocks when full."""
         self.submit_many([record], ack, source=source)
 
     def submit_many(
@@ -187,8 +187,10 @@ class Pipeline:
         while len(batch) < self.batch_size:
             remaining = deadline - time.monotonic()
             try:
-                entry = self._queue.get(timeout=remaining) if remaining > 0 else (
-                    self._queue.get_nowait()
+                entry = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else (self._queue.get_nowait())
                 )
             except queue.Empty:
                 break
@@ -214,7 +216,9 @@ class Pipeline:
                         inflight.append((batch, self._workers.submit(prepare_batch, payload, now)))
                 if inflight and (not batch or len(inflight) > self._depth):
                     done, prepared = inflight.popleft()
-                    self._commit(done, prepared if isinstance(prepared, list) else prepared.result())
+                    self._commit(
+                        done, prepared if isinstance(prepared, list) else prepared.result()
+                    )
         except BaseException as exc:  # keep the reason; submit() and close() report it
             self._failure = exc
             log.exception("ingest pipeline failed")
@@ -286,6 +290,7 @@ class Pipeline:
         if original is None:
             self.dedup.remember(fp, item.post.id)
         return original
+
 
 def ingest(
     pipeline: Pipeline,

@@ -29,7 +29,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SOURCE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 
 
-
 class RecordError(ValueError):
     """A record that cannot become a post; `kind` is a short stable name for counting."""
 
@@ -177,7 +176,10 @@ def _metrics(record: Mapping[str, Any]) -> Metrics:
     nested = _canonical(nested, _METRIC_ALIASES)
     values = [nested.get(name) for name in _METRICS]
     return Metrics(
-        *(0 if v is None or v == "" else _count(v, f"metrics.{n}") for n, v in zip(_METRICS, values))
+        *(
+            0 if v is None or v == "" else _count(v, f"metrics.{n}")
+            for n, v in zip(_METRICS, values, strict=True)
+        )
     )
 
 

@@ -27,11 +27,29 @@ class Prepared:
     def __reduce__(self) -> tuple:
         p, fp = self.post, self.fingerprint
         flat = (
-            p.id, p.source, p.author.handle, p.author.name, p.author.followers, p.text, p.lang,
-            to_us(p.created_at), to_us(p.ingested_at), p.url, p.reply_to, p.quote_of,
-            p.repost_of, " ".join(p.hashtags), " ".join(p.mentions), " ".join(p.links),
-            p.metrics.likes, p.metrics.reposts, p.metrics.replies, p.metrics.views,
-            p.flags.spam_score, p.flags.injection_suspect, self.text,
+            p.id,
+            p.source,
+            p.author.handle,
+            p.author.name,
+            p.author.followers,
+            p.text,
+            p.lang,
+            to_us(p.created_at),
+            to_us(p.ingested_at),
+            p.url,
+            p.reply_to,
+            p.quote_of,
+            p.repost_of,
+            " ".join(p.hashtags),
+            " ".join(p.mentions),
+            " ".join(p.links),
+            p.metrics.likes,
+            p.metrics.reposts,
+            p.metrics.replies,
+            p.metrics.views,
+            p.flags.spam_score,
+            p.flags.injection_suspect,
+            self.text,
             None if fp is None else (fp.key, fp.numbers, fp.shingles, fp.bands),
         )
         return (_rebuild, flat)
@@ -39,10 +57,21 @@ class Prepared:
 
 def _rebuild(*f: Any) -> Prepared:
     post = Post(
-        id=f[0], source=f[1], author=Author(f[2], f[3], f[4]), text=f[5], lang=f[6],
-        created_at=from_us(f[7]), ingested_at=from_us(f[8]), url=f[9], reply_to=f[10],
-        quote_of=f[11], repost_of=f[12], hashtags=f[13].split(), mentions=f[14].split(),
-        links=f[15].split(), metrics=Metrics(f[16], f[17], f[18], f[19]),
+        id=f[0],
+        source=f[1],
+        author=Author(f[2], f[3], f[4]),
+        text=f[5],
+        lang=f[6],
+        created_at=from_us(f[7]),
+        ingested_at=from_us(f[8]),
+        url=f[9],
+        reply_to=f[10],
+        quote_of=f[11],
+        repost_of=f[12],
+        hashtags=f[13].split(),
+        mentions=f[14].split(),
+        links=f[15].split(),
+        metrics=Metrics(f[16], f[17], f[18], f[19]),
         flags=Flags(spam_score=f[20], injection_suspect=f[21]),
     )
     return Prepared(post, f[22], None if f[23] is None else Fingerprint(*f[23]))

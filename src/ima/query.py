@@ -243,9 +243,12 @@ def parse(text: str) -> Query:
     leftover = parser.peek()
     if leftover is not None:
         raise QuerySyntaxError("')' without a matching '('", leftover.column)
-    if query.since_us is not None and query.until_us is not None:
-        if query.since_us >= query.until_us:
-            raise QuerySyntaxError("since: must be before until:", 1)
+    if (
+        query.since_us is not None
+        and query.until_us is not None
+        and (query.since_us >= query.until_us)
+    ):
+        raise QuerySyntaxError("since: must be before until:", 1)
     return query
 
 

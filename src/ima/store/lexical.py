@@ -1,9 +1,9 @@
 """The lexical index: tantivy, derived from the log and rebuildable from it.
 
 Text arrives prepared (see `ima.analysis`) and is tokenized by the analyzer that
-module registers, the same one queries use, so index and query see identical terms. `created` is a fast
-field for cheap time filters and recency order. The high-water mark (the last log
-`seq` the index has committed) is written beside the index after each commit;
+module defines, the one queries use too, so index and query see identical terms.
+`created` is a fast field for cheap time filters and recency order. The high-water
+mark (the last log `seq` the index has committed) is written beside the index after each commit;
 on open, anything past it is deleted and re-added, so a crash between the index
 commit and the mark write never duplicates a post.
 """

@@ -56,7 +56,7 @@ class Store:
         self,
         data_dir: Path,
         *,
-        commit_interval: float = 0.5,
+        commit_interval: float = 1.0,
         index_queue_batches: int = 64,
         synchronous: str = "NORMAL",
     ) -> None:
@@ -91,9 +91,7 @@ class Store:
         if self.log.last_seq <= mark:
             return
         if not self.lexical.writable:
-            tail = [
-                _fresh_doc(sp.seq, sp.post, sp.indexed_text) for sp in self.log.scan(mark)
-            ]
+            tail = [_fresh_doc(sp.seq, sp.post, sp.indexed_text) for sp in self.log.scan(mark)]
             if tail:
                 segment = FreshSegment()
                 segment.append(tail)
