@@ -27,9 +27,13 @@ def run(tmp_path: Path):
 
 def test_ingest_search_stats_reindex(run):
     result = run("ingest", str(EXAMPLES / "posts.jsonl"), str(EXAMPLES / "posts.csv"))
-    assert result.exit_code == 1  # the examples contain two bad records on purpose
-    assert "11 new, 1 updated, 1 copied/reposted, 2 rejected" in result.output
-    assert "rejected invalid_json: 1" in result.output
+    assert result.exit_code == 0
+    assert "13 records" in result.output
+    assert "11 new, 1 updated, 1 copied/reposted, 0 rejected" in result.output
+    bad = run("ingest", str(EXAMPLES / "bad-records.jsonl"))
+    assert bad.exit_code == 1  # some records were rejected
+    assert "1 new, 0 updated, 0 copied/reposted, 3 rejected" in bad.output
+    assert "rejected invalid_json: 1" in bad.output and "rejected future_timestamp: 1" in bad.output
 
     found = json.loads(run("search", "地震", "--json").output)
     assert [h["post"]["id"] for h in found["hits"]] == ["example:1", "example:2"]
@@ -44,8 +48,8 @@ def test_ingest_search_stats_reindex(run):
     assert "@spacedesk" in text and "1 copy" in text and "relevance=" in text
 
     stats = json.loads(run("stats", "--json").output)
-    assert stats["posts"] == 12 and stats["copies"] == 1 and stats["errors"]["missing_field"] == 1
-    assert "reindexed 11 posts" in run("reindex").output
+    assert stats["posts"] == 13 and stats["copies"] == 1 and stats["errors"]["missing_field"] == 1
+    assert "reindexed 12 posts" in run("reindex").output
     again = json.loads(run("search", "地震", "--json").output)
     assert [h["post"]["id"] for h in again["hits"]] == ["example:1", "example:2"]
 
@@ -98,3 +102,11 @@ def test_bench_ingest_reports_every_figure(tmp_path: Path):
     assert figures["freshness"]["samples"] == 40
     assert figures["search"]["queries"] == 20
     assert figures["peak_rss_mb"] > 0
+
+
+def test_settings_from_the_environment_are_checked(run, monkeypatch):
+    monkeypatch.setenv("IMA_BATCH_SIZE", "0")
+    result = run("stats")
+    assert result.exit_code != 0 and "IMA_BATCH_SIZE must be between 1 and 100000" in result.output
+    monkeypatch.setenv("IMA_BATCH_SIZE", "lots")
+    assert "must be a number" in run("stats").output

@@ -12,14 +12,17 @@ import platformdirs
 from ima.search import Ranking
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_float(name: str, default: float, low: float, high: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SystemExit(f"ima: {name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SystemExit(f"ima: {name} must be between {low:g} and {high:g}, got {raw}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +44,11 @@ class Settings:
             raise SystemExit(f"ima: IMA_SYNCHRONOUS must be NORMAL or FULL, got {synchronous!r}")
         return cls(
             data_dir=Path(chosen).expanduser(),
-            commit_interval=_env_float("IMA_COMMIT_INTERVAL", 1.0),
-            batch_size=int(_env_float("IMA_BATCH_SIZE", 1000)),
-            max_wait=_env_float("IMA_BATCH_WAIT_MS", 1.0) / 1000,
+            commit_interval=_env_float("IMA_COMMIT_INTERVAL", 1.0, 0.01, 60),
+            batch_size=int(_env_float("IMA_BATCH_SIZE", 1000, 1, 100_000)),
+            max_wait=_env_float("IMA_BATCH_WAIT_MS", 1.0, 0, 10_000) / 1000,
             synchronous=synchronous,
-            half_life_hours=_env_float("IMA_HALF_LIFE_HOURS", 6.0),
+            half_life_hours=_env_float("IMA_HALF_LIFE_HOURS", 6.0, 0.01, 24 * 365),
         )
 
     def ranking(self) -> Ranking:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,3 +73,26 @@ class Post:
         data["created_at"] = self.created_at.isoformat().replace("+00:00", "Z")
         data["ingested_at"] = self.ingested_at.isoformat().replace("+00:00", "Z")
         return data
+
+
+def flatten(p: Post) -> tuple:
+    """The post as a flat tuple of plain values (lists as space-joined strings: none of
+    hashtags, mentions or links contains a space): the log's row, the wire form."""
+    return (
+        p.id, p.source, p.author.handle, p.author.name, p.author.followers, p.text, p.lang,
+        to_us(p.created_at), to_us(p.ingested_at), p.url, p.reply_to, p.quote_of, p.repost_of,
+        " ".join(p.hashtags), " ".join(p.mentions), " ".join(p.links),
+        p.metrics.likes, p.metrics.reposts, p.metrics.replies, p.metrics.views,
+        p.flags.duplicate_of, p.flags.spam_score, int(p.flags.injection_suspect), p.copies,
+    )  # fmt: skip
+
+
+def unflatten(f: Sequence[Any]) -> Post:
+    return Post(
+        id=f[0], source=f[1], author=Author(f[2], f[3], f[4]), text=f[5], lang=f[6],
+        created_at=from_us(f[7]), ingested_at=from_us(f[8]), url=f[9], reply_to=f[10],
+        quote_of=f[11], repost_of=f[12], hashtags=f[13].split(), mentions=f[14].split(),
+        links=f[15].split(), metrics=Metrics(f[16], f[17], f[18], f[19]),
+        flags=Flags(duplicate_of=f[20], spam_score=f[21], injection_suspect=bool(f[22])),
+        copies=f[23],
+    )  # fmt: skip

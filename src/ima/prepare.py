@@ -15,7 +15,7 @@ from typing import Any
 from ima import analysis
 from ima.dedup import Fingerprint, fingerprints
 from ima.normalize import RecordError, normalize
-from ima.post import Author, Flags, Metrics, Post, from_us, to_us
+from ima.post import Post, flatten, unflatten
 
 
 @dataclass(slots=True)
@@ -25,56 +25,13 @@ class Prepared:
     fingerprint: Fingerprint | None
 
     def __reduce__(self) -> tuple:
-        p, fp = self.post, self.fingerprint
-        flat = (
-            p.id,
-            p.source,
-            p.author.handle,
-            p.author.name,
-            p.author.followers,
-            p.text,
-            p.lang,
-            to_us(p.created_at),
-            to_us(p.ingested_at),
-            p.url,
-            p.reply_to,
-            p.quote_of,
-            p.repost_of,
-            " ".join(p.hashtags),
-            " ".join(p.mentions),
-            " ".join(p.links),
-            p.metrics.likes,
-            p.metrics.reposts,
-            p.metrics.replies,
-            p.metrics.views,
-            p.flags.spam_score,
-            p.flags.injection_suspect,
-            self.text,
-            None if fp is None else (fp.key, fp.numbers, fp.shingles, fp.bands),
-        )
-        return (_rebuild, flat)
+        fp = self.fingerprint
+        wire = None if fp is None else (fp.key, fp.numbers, fp.shingles, fp.bands)
+        return (_rebuild, (flatten(self.post), self.text, wire))
 
 
-def _rebuild(*f: Any) -> Prepared:
-    post = Post(
-        id=f[0],
-        source=f[1],
-        author=Author(f[2], f[3], f[4]),
-        text=f[5],
-        lang=f[6],
-        created_at=from_us(f[7]),
-        ingested_at=from_us(f[8]),
-        url=f[9],
-        reply_to=f[10],
-        quote_of=f[11],
-        repost_of=f[12],
-        hashtags=f[13].split(),
-        mentions=f[14].split(),
-        links=f[15].split(),
-        metrics=Metrics(f[16], f[17], f[18], f[19]),
-        flags=Flags(spam_score=f[20], injection_suspect=f[21]),
-    )
-    return Prepared(post, f[22], None if f[23] is None else Fingerprint(*f[23]))
+def _rebuild(flat: tuple, text: str, wire: tuple | None) -> Prepared:
+    return Prepared(unflatten(flat), text, None if wire is None else Fingerprint(*wire))
 
 
 def prepare_batch(records: list[tuple[Any, str]], now: datetime) -> list[Prepared | RecordError]:

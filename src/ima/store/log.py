@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ima import analysis
-from ima.post import Author, Flags, Metrics, Post, from_us, to_us
+from ima.post import Post, flatten, unflatten
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -85,58 +85,11 @@ class Entry:
 
 
 def _row_values(seq: int, entry: Entry) -> tuple:
-    p = entry.post
-    return (
-        seq,
-        p.id,
-        p.source,
-        p.author.handle,
-        p.author.name,
-        p.author.followers,
-        p.text,
-        p.lang,
-        to_us(p.created_at),
-        to_us(p.ingested_at),
-        p.url,
-        p.reply_to,
-        p.quote_of,
-        p.repost_of,
-        " ".join(p.hashtags),
-        " ".join(p.mentions),
-        " ".join(p.links),
-        p.metrics.likes,
-        p.metrics.reposts,
-        p.metrics.replies,
-        p.metrics.views,
-        p.flags.duplicate_of,
-        p.flags.spam_score,
-        int(p.flags.injection_suspect),
-        p.copies,
-        entry.text,
-    )
+    return (seq, *flatten(entry.post), entry.text)
 
 
 def _from_row(r: Sequence) -> StoredPost:
-    post = Post(
-        id=r[1],
-        source=r[2],
-        author=Author(r[3], r[4], r[5]),
-        text=r[6],
-        lang=r[7],
-        created_at=from_us(r[8]),
-        ingested_at=from_us(r[9]),
-        url=r[10],
-        reply_to=r[11],
-        quote_of=r[12],
-        repost_of=r[13],
-        hashtags=r[14].split(),
-        mentions=r[15].split(),
-        links=r[16].split(),
-        metrics=Metrics(r[17], r[18], r[19], r[20]),
-        flags=Flags(duplicate_of=r[21], spam_score=r[22], injection_suspect=bool(r[23])),
-        copies=r[24],
-    )
-    return StoredPost(seq=r[0], post=post, indexed_text=r[25])
+    return StoredPost(seq=r[0], post=unflatten(r[1:25]), indexed_text=r[25])
 
 
 class PostLog:
