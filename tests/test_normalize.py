@@ -125,3 +125,8 @@ def test_text_limit_is_inclusive():
     assert len(n({"id": 1, "text": "x" * MAX_TEXT_CHARS, "created_at": 0, "author": "a"}).text) == (
         MAX_TEXT_CHARS
     )
+
+
+def test_control_characters_are_removed_but_newlines_kept():
+    p = n({"id": 1, "text": "red\x1b[2Jalert\x9b\x00 line\nnext\ttab", "created_at": 0, "author": "a"})
+    assert p.text == "red[2Jalert line\nnext\ttab"

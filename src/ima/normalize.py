@@ -25,7 +25,7 @@ MAX_FUTURE_SKEW = timedelta(minutes=10)
 _URL = re.compile(r"https?://[^\s<>\"'）」]+", re.IGNORECASE)
 _HASHTAG = re.compile(r"(?:^|(?<=[^\w&/]))[#＃]([^\W_][\w]{0,99})")
 _MENTION = re.compile(r"(?:^|(?<=[^\w/]))@([A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}[A-Za-z0-9_]?)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # keeps \t \n \r
 _SOURCE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 
 
