@@ -110,3 +110,8 @@ def test_settings_from_the_environment_are_checked(run, monkeypatch):
     assert result.exit_code != 0 and "IMA_BATCH_SIZE must be between 1 and 100000" in result.output
     monkeypatch.setenv("IMA_BATCH_SIZE", "lots")
     assert "must be a number" in run("stats").output
+
+
+def test_source_name_is_checked_before_reading(run):
+    result = run("ingest", "--source", "Bad Name", str(EXAMPLES / "posts.csv"))
+    assert result.exit_code == 2 and "short lowercase name" in result.output

@@ -128,5 +128,7 @@ def test_text_limit_is_inclusive():
 
 
 def test_control_characters_are_removed_but_newlines_kept():
-    p = n({"id": 1, "text": "red\x1b[2Jalert\x9b\x00 line\nnext\ttab", "created_at": 0, "author": "a"})
+    p = n(
+        {"id": 1, "text": "red\x1b[2Jalert\x9b\x00 line\nnext\ttab", "created_at": 0, "author": "a"}
+    )
     assert p.text == "red[2Jalert line\nnext\ttab"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -53,6 +54,12 @@ def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     ctx.obj = Settings.load(data_dir)
 
 
+def _check_source(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_\-]{0,31}", value):
+        raise click.BadParameter("a short lowercase name, like bluesky or news")
+    return value
+
+
 @main.command("ingest")
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -63,7 +70,11 @@ def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     help="Replay paced by created_at, this many times real time (default: as fast as possible).",
 )
 @click.option(
-    "--source", default="file", show_default=True, help="Source name for records without one."
+    "--source",
+    default="file",
+    show_default=True,
+    callback=_check_source,
+    help="Source name for records without one (lowercase letters, digits, - and _).",
 )
 @click.option(
     "--workers",
@@ -162,7 +173,15 @@ def _print_result(result: SearchResult, explain: bool) -> None:
 @main.command("search")
 @click.argument("query")
 @click.option("--as-of", "as_of", help="Search as of this instant (ISO 8601 or epoch seconds).")
-@click.option("-k", "--k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True)
+@click.option(
+    "-k",
+    "--k",
+    "k",
+    type=click.IntRange(1, MAX_K),
+    default=10,
+    show_default=True,
+    help="How many posts to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--explain", is_flag=True, help="Show each hit's score parts.")
 @click.pass_obj

@@ -47,10 +47,6 @@ class IngestStats:
     batches: int = 0
     recent_errors: deque = field(default_factory=lambda: deque(maxlen=20))
 
-    @property
-    def committed(self) -> int:
-        return self.new + self.updated + self.copies
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "received": self.received,

@@ -250,6 +250,7 @@ class Store:
             "indexed_seq": indexed_seq,
             "index_lag_posts": sum(1 for seg in fresh for d in seg.docs if d.seq > indexed_seq),
             "fresh_segments": len(fresh),
+            "index_commits": self.index_commits,
             "disk_bytes": disk,
             "errors": self.log.error_counts(),
         }
