@@ -16,7 +16,7 @@ import click
 from tqdm import tqdm
 
 from ima.config import Settings
-from ima.ingest import Pipeline, ingest
+from ima.ingest import Pipeline, ingest, tune_gc
 from ima.normalize import RecordError
 from ima.query import QuerySyntaxError, parse_as_of
 from ima.search import MAX_K, SearchResult, search
@@ -47,6 +47,7 @@ def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     # Threads hand the GIL over every 0.5 ms instead of 5 ms: a freshly committed post
     # should not wait behind a busy indexer thread to become searchable.
     sys.setswitchinterval(0.0005)
+    tune_gc()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
