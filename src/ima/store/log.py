@@ -182,14 +182,14 @@ class PostLog:
         r = self._reader().execute(sql, (post_id,)).fetchone()
         return None if r is None else _from_row(r)
 
-    def scan(self, after_seq: int = 0, *, originals_only: bool = True) -> Iterator[StoredPost]:
-        """Posts in log order after `after_seq`, read in pages so memory stays flat."""
+    def scan(self, after_seq: int = 0) -> Iterator[StoredPost]:
+        """Originals (the indexed posts) in log order after `after_seq`, read in pages."""
         conn = self._connect()
-        where = "AND duplicate_of IS NULL" if originals_only else ""
         try:
             while True:
                 page = conn.execute(
-                    f"SELECT {_COLUMNS} FROM posts WHERE seq > ? {where} ORDER BY seq LIMIT 5000",
+                    f"SELECT {_COLUMNS} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
+                    "ORDER BY seq LIMIT 5000",
                     (after_seq,),
                 ).fetchall()
                 if not page:

@@ -72,9 +72,7 @@ class Store:
         self._queue: queue.Queue = queue.Queue(maxsize=index_queue_batches)
         self.index_commits = 0
         self._catch_up()
-        self._indexer = threading.Thread(target=self._index_loop, name="ima-indexer", daemon=True)
-        if self.writable:
-            self._indexer.start()
+        self._indexer = self._start_indexer() if self.writable else None
 
     # -- writing -------------------------------------------------------------------
 
@@ -135,6 +133,11 @@ class Store:
             self._queue.put(docs)
         return list(range(first, first + len(entries)))
 
+    def _start_indexer(self) -> threading.Thread:
+        thread = threading.Thread(target=self._index_loop, name="ima-indexer", daemon=True)
+        thread.start()
+        return thread
+
     def _publish(self) -> None:
         with self._view_lock:
             self._searcher = self.lexical.searcher
@@ -171,7 +174,7 @@ class Store:
 
     def close(self) -> None:
         """Finish indexing what is queued, commit, and close."""
-        if self._indexer.is_alive():
+        if self._indexer is not None and self._indexer.is_alive():
             self._queue.put(_STOP)
             self._indexer.join()
         self.lexical.close()
@@ -200,8 +203,7 @@ class Store:
         with self._view_lock:
             self._fresh = ()
         self._publish()
-        self._indexer = threading.Thread(target=self._index_loop, name="ima-indexer", daemon=True)
-        self._indexer.start()
+        self._indexer = self._start_indexer()
         return done
 
     # -- reading -------------------------------------------------------------------
