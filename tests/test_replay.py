@@ -26,7 +26,7 @@ def test_overlong_lines_are_skipped_not_loaded(tmp_path: Path, monkeypatch):
     path = tmp_path / "p.jsonl"
     path.write_text('{"id": 1}\n' + '{"text": "' + "y" * 500 + '"}\n' + '{"id": 2}\n')
     rows = list(replay.read(path))
-    assert rows[0] == {"id": 1} and rows[2] == {"id": 2}
+    assert rows[0].parse() == {"id": 1} and rows[2].parse() == {"id": 2}
     assert isinstance(rows[1], RecordError) and rows[1].kind == "too_long"
 
 
@@ -38,3 +38,20 @@ def test_pacing_follows_created_at():
     started = time.perf_counter()
     list(replay.paced(iter(records), speed=None))
     assert time.perf_counter() - started < 0.1
+
+
+def test_json_lines_parse_with_named_errors():
+    from ima.normalize import JsonLine
+
+    assert JsonLine(1, b'{"a": 1}\n').parse() == {"a": 1}
+    for data, kind in (
+        (b"{oops\n", "invalid_json"),
+        (b'"\xff"\n', "invalid_utf8"),
+        (b"[1]\n", "bad_type"),
+    ):
+        try:
+            JsonLine(7, data).parse()
+        except RecordError as exc:
+            assert exc.kind == kind and str(exc).startswith("line 7:")
+        else:
+            raise AssertionError(f"{data!r} parsed")

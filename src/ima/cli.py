@@ -80,9 +80,9 @@ def _check_source(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option(
     "--workers",
     type=click.IntRange(0, 32),
-    default=1,
+    default=2,
     show_default=True,
-    help="Processes that normalize and analyze posts in parallel (0: all in one thread).",
+    help="Processes that parse, normalize and analyze posts in parallel (0: all in one thread).",
 )
 @click.pass_obj
 def ingest_cmd(
@@ -282,7 +282,7 @@ def bench() -> None:
     "--fresh-posts", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True
 )
 @click.option("--queries", type=click.IntRange(10, 100_000), default=500, show_default=True)
-@click.option("--workers", type=click.IntRange(0, 32), default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(0, 32), default=2, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
 def bench_ingest(
     posts: int, rate: float, fresh_posts: int, queries: int, workers: int, as_json: bool

@@ -25,6 +25,7 @@ from typing import Any
 
 from ima.dedup import DedupIndex, fingerprints
 from ima.normalize import RecordError
+from ima.post import Flat
 from ima.prepare import Prepared, prepare_batch
 from ima.store import Store
 from ima.store.log import Entry
@@ -245,7 +246,7 @@ class Pipeline:
                 stats.recent_errors.append(f"{item.kind}: {item}")
                 outcomes.append((None, "error", str(item)))
                 continue
-            post_id = item.post.id
+            post_id = item.flat[Flat.ID]
             earlier = latest.get(post_id)
             if earlier is not None:  # same post twice in a batch: the later record wins
                 outcomes[earlier[1]] = (post_id, "updated", None)
@@ -257,20 +258,19 @@ class Pipeline:
         entries: list[Entry] = []
         copy_counts: Counter = Counter()
         for post_id, (item, index) in latest.items():
-            post = item.post
+            flat = item.flat
             if post_id in existing:
-                m = post.metrics
-                metric_updates.append((m.likes, m.reposts, m.replies, m.views, post_id))
+                metric_updates.append((*flat[Flat.METRICS], post_id))
                 outcomes[index] = (post_id, "updated", None)
                 continue
             original = self._original_of(item)
             if original is None:
-                entries.append(Entry(post, item.text))
+                entries.append(Entry(flat, item.text))
             else:
-                post.flags.duplicate_of = original
+                copy = (*flat[: Flat.DUPLICATE_OF], original, *flat[Flat.DUPLICATE_OF + 1 :])
                 copy_counts[original] += 1
                 outcomes[index] = (post_id, "copy", None)
-                entries.append(Entry(post, ""))
+                entries.append(Entry(copy, ""))
 
         self.store.write(entries, metric_updates, copy_counts, errors)
         stats.batches += 1
@@ -288,14 +288,15 @@ class Pipeline:
 
     def _original_of(self, item: Prepared) -> str | None:
         """The post `item` copies (a repost's original, or an earlier near-identical text)."""
-        if item.post.repost_of is not None:
-            return item.post.repost_of
+        repost_of = item.flat[Flat.REPOST_OF]
+        if repost_of is not None:
+            return repost_of
         fp = item.fingerprint
         if fp is None:
             return None
         original = self.dedup.original_of(fp)
         if original is None:
-            self.dedup.remember(fp, item.post.id)
+            self.dedup.remember(fp, item.flat[Flat.ID])
         return original
 
 

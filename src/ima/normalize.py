@@ -8,12 +8,13 @@ Anything wrong raises `RecordError` naming the field, and nothing partial is kep
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ima import flags, lang
 from ima.post import Author, Flags, Metrics, Post
@@ -38,6 +39,30 @@ class RecordError(ValueError):
 
     def __reduce__(self) -> tuple:
         return (RecordError, (self.kind, str(self)))
+
+
+class JsonLine(NamedTuple):
+    """One line of a JSON Lines stream, not parsed yet (parsing is part of normalizing)."""
+
+    number: int
+    data: bytes
+
+    def parse(self) -> dict[str, Any]:
+        try:
+            text = self.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecordError(
+                "invalid_utf8", f"line {self.number}: invalid UTF-8 at byte {exc.start}"
+            ) from None
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RecordError(
+                "invalid_json", f"line {self.number}: {exc.msg} at column {exc.colno}"
+            ) from None
+        if not isinstance(record, dict):
+            raise RecordError("bad_type", f"line {self.number}: expected a JSON object")
+        return record
 
 
 def _aliases(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
@@ -196,6 +221,8 @@ def _clean_text(raw: Any) -> str:
 
 def normalize(record: Any, *, default_source: str = "file", now: datetime | None = None) -> Post:
     """Build a `Post` from one record; raises `RecordError` on anything invalid."""
+    if isinstance(record, JsonLine):
+        record = record.parse()
     if not isinstance(record, dict):
         raise RecordError("bad_type", f"record: expected an object, got {type(record).__name__}")
     record = _canonical(record, _RECORD_ALIASES)

@@ -14,7 +14,8 @@ def to_us(instant: datetime) -> int:
     """Microseconds since the Unix epoch (naive means UTC); the store keeps instants so."""
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=UTC)
-    return (instant - EPOCH) // timedelta(microseconds=1)
+    # a float timestamp resolves ~0.5 µs until the year 2100: rounding is exact
+    return round(instant.timestamp() * 1_000_000)
 
 
 def from_us(us: int) -> datetime:
@@ -73,6 +74,13 @@ class Post:
         data["created_at"] = self.created_at.isoformat().replace("+00:00", "Z")
         data["ingested_at"] = self.ingested_at.isoformat().replace("+00:00", "Z")
         return data
+
+
+class Flat:
+    """Positions in `flatten`'s tuple that the pipeline reads without rebuilding a Post."""
+
+    ID, SOURCE, HANDLE, LANG, CREATED_US = 0, 1, 2, 6, 7
+    REPOST_OF, HASHTAGS, MENTIONS, METRICS, DUPLICATE_OF = 12, 13, 14, slice(16, 20), 20
 
 
 def flatten(p: Post) -> tuple:

@@ -15,23 +15,23 @@ from typing import Any
 from ima import analysis
 from ima.dedup import Fingerprint, fingerprints
 from ima.normalize import RecordError, normalize
-from ima.post import Post, flatten, unflatten
+from ima.post import flatten
 
 
 @dataclass(slots=True)
 class Prepared:
-    post: Post
+    flat: tuple  # the post, as `ima.post.flatten` gives it: what the log stores
     text: str  # as the index sees it (`analysis.prepare`)
     fingerprint: Fingerprint | None
 
     def __reduce__(self) -> tuple:
         fp = self.fingerprint
         wire = None if fp is None else (fp.key, fp.numbers, fp.shingles, fp.bands)
-        return (_rebuild, (flatten(self.post), self.text, wire))
+        return (_rebuild, (self.flat, self.text, wire))
 
 
 def _rebuild(flat: tuple, text: str, wire: tuple | None) -> Prepared:
-    return Prepared(unflatten(flat), text, None if wire is None else Fingerprint(*wire))
+    return Prepared(flat, text, None if wire is None else Fingerprint(*wire))
 
 
 def prepare_batch(records: list[tuple[Any, str]], now: datetime) -> list[Prepared | RecordError]:
@@ -48,7 +48,7 @@ def prepare_batch(records: list[tuple[Any, str]], now: datetime) -> list[Prepare
             continue
         text = analysis.prepare(post.text)
         terms.append(analysis.terms_of_prepared(text))
-        out.append(Prepared(post, text, None))
+        out.append(Prepared(flatten(post), text, None))
     prints = iter(fingerprints(terms))
     for item in out:
         if isinstance(item, Prepared):

@@ -9,19 +9,18 @@ With `speed`, records are paced by their `created_at`: speed 1 is real time,
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ima.normalize import RecordError, parse_instant
+from ima.normalize import JsonLine, RecordError, parse_instant
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
 _CSV_METRICS = ("likes", "reposts", "replies", "views")
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any] | RecordError]:
+def _jsonl(path: Path) -> Iterator[JsonLine | RecordError]:
     with open(path, "rb") as fh:
         line_no = 0
         while True:
@@ -33,27 +32,8 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any] | RecordError]:
                 while (rest := fh.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
                     pass
                 yield RecordError("too_long", f"line {line_no}: longer than {MAX_LINE_BYTES} bytes")
-                continue
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield RecordError(
-                    "invalid_utf8", f"line {line_no}: invalid UTF-8 at byte {exc.start}"
-                )
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield RecordError(
-                    "invalid_json", f"line {line_no}: {exc.msg} at column {exc.colno}"
-                )
-                continue
-            if not isinstance(record, dict):
-                yield RecordError("bad_type", f"line {line_no}: expected a JSON object")
-                continue
-            yield record
+            elif raw.strip():
+                yield JsonLine(line_no, raw)
 
 
 def _csv(path: Path) -> Iterator[dict[str, Any] | RecordError]:
@@ -70,8 +50,12 @@ def _csv(path: Path) -> Iterator[dict[str, Any] | RecordError]:
             yield record
 
 
-def read(path: Path) -> Iterator[dict[str, Any] | RecordError]:
-    """Records of one file, by extension: `.csv`, otherwise JSON Lines."""
+def read(path: Path) -> Iterator[dict[str, Any] | JsonLine | RecordError]:
+    """Records of one file, by extension: `.csv`, otherwise JSON Lines.
+
+    JSON lines come out unparsed (`JsonLine`): the pipeline parses them where it
+    normalizes, in its worker processes when it has them.
+    """
     if path.suffix.lower() == ".csv":
         return _csv(path)
     return _jsonl(path)
@@ -86,9 +70,10 @@ def paced(
         return
     origin: tuple[float, float] | None = None  # (stream seconds, monotonic seconds)
     for record in records:
-        if isinstance(record, dict):
+        if isinstance(record, dict | JsonLine):
             try:
-                stream_t = parse_instant(record.get("created_at")).timestamp()
+                fields = record if isinstance(record, dict) else record.parse()
+                stream_t = parse_instant(fields.get("created_at")).timestamp()
             except RecordError:
                 stream_t = None
             if stream_t is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ima import analysis
-from ima.post import Post, flatten, unflatten
+from ima.post import Post, unflatten
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -78,14 +78,15 @@ class StoredPost:
 
 @dataclass(slots=True)
 class Entry:
-    """A post on its way into the log: `text` is its prepared text ('' for a copy)."""
+    """A post on its way into the log, flat (`ima.post.flatten`); `text` is its prepared
+    text, '' for a copy."""
 
-    post: Post
+    flat: tuple
     text: str
 
 
 def _row_values(seq: int, entry: Entry) -> tuple:
-    return (seq, *flatten(entry.post), entry.text)
+    return (seq, *entry.flat, entry.text)
 
 
 def _from_row(r: Sequence) -> StoredPost:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ima.post import Post, to_us
+from ima.post import Flat, flatten
 from ima.store.fresh import FreshDoc, FreshSegment, facet
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError
 from ima.store.log import Entry, PostLog, StoredPost
@@ -38,15 +38,16 @@ class Candidates:
     doc_freq: dict[str, int]
 
 
-def _fresh_doc(seq: int, post: Post, text: str) -> FreshDoc:
+def _fresh_doc(seq: int, flat: tuple, text: str) -> FreshDoc:
+    """From a post in flat form (`ima.post.flatten`), as ingest carries it."""
     facets = [
-        facet("author", post.author.handle.lower()),
-        facet("lang", post.lang),
-        facet("source", post.source),
+        facet("author", flat[Flat.HANDLE].lower()),
+        facet("lang", flat[Flat.LANG]),
+        facet("source", flat[Flat.SOURCE]),
     ]
-    facets += [facet("tags", tag) for tag in post.hashtags]
-    facets += [facet("mentions", name) for name in post.mentions]
-    return FreshDoc(seq=seq, created_us=to_us(post.created_at), text=text, facets=facets)
+    facets += [facet("tags", tag) for tag in flat[Flat.HASHTAGS].split()]
+    facets += [facet("mentions", name) for name in flat[Flat.MENTIONS].split()]
+    return FreshDoc(seq=seq, created_us=flat[Flat.CREATED_US], text=text, facets=facets)
 
 
 class Store:
@@ -89,7 +90,9 @@ class Store:
         if self.log.last_seq <= mark:
             return
         if not self.lexical.writable:
-            tail = [_fresh_doc(sp.seq, sp.post, sp.indexed_text) for sp in self.log.scan(mark)]
+            tail = [
+                _fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text) for sp in self.log.scan(mark)
+            ]
             if tail:
                 segment = FreshSegment()
                 segment.append(tail)
@@ -97,7 +100,7 @@ class Store:
             return
         self.lexical.forget_after(mark)
         added = self.lexical.add(
-            _fresh_doc(sp.seq, sp.post, sp.indexed_text) for sp in self.log.scan(mark)
+            _fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text) for sp in self.log.scan(mark)
         )
         self.lexical.commit(self.log.last_seq)
         self._publish()
@@ -116,9 +119,9 @@ class Store:
         first = self.log.last_seq + 1
         self.log.append(first, entries, metric_updates, copy_counts or {}, errors or {})
         docs = [
-            _fresh_doc(first + i, e.post, e.text)
+            _fresh_doc(first + i, e.flat, e.text)
             for i, e in enumerate(entries)
-            if e.post.flags.duplicate_of is None
+            if e.flat[Flat.DUPLICATE_OF] is None
         ]
         if docs:
             with self._view_lock:
@@ -190,7 +193,7 @@ class Store:
         done = 0
         batch: list[FreshDoc] = []
         for sp in self.log.scan(0):
-            batch.append(_fresh_doc(sp.seq, sp.post, sp.indexed_text))
+            batch.append(_fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text))
             if len(batch) >= 10_000:
                 done += self.lexical.add(batch)
                 batch.clear()
