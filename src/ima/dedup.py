@@ -1,6 +1,6 @@
 """Exact and near-duplicate detection, so copy-paste floods collapse onto one original.
 
-Two posts are copies when their terms match exactly (case, punctuation, emoji,
+Two posts are copies when their words match exactly (case, punctuation, emoji,
 links and spacing are already gone), or when their sets of word 3-shingles overlap
 with Jaccard similarity ≥ `min_similarity`; candidates come from MinHash banding
 (LSH) and are then checked exactly. Posts whose numbers differ are never copies
@@ -11,6 +11,7 @@ Memory is bounded: two generations of at most `capacity / 2` originals each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ _BAND_SALT = _rng.integers(1, 2**63, _BANDS, dtype=np.uint64)  # band i's values
 # Odd multipliers mix three term hashes into one shingle hash (wrapping uint64 arithmetic).
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_WORD = re.compile(r"[^\W_]+")
 _TERM_HASH_LIMIT = 500_000
 _term_hashes: dict[str, int] = {}
 
@@ -53,39 +55,52 @@ def _term_hash(term: str) -> int:
     return value
 
 
-def fingerprints(term_lists: Sequence[Sequence[str]]) -> list[Fingerprint | None]:
-    """Fingerprints for a batch at once (vectorized MinHash); None where too short."""
+def _words(text: str) -> list[str]:
+    """Lowercased words: cheaper than the search analyzer, and copies need no stemming."""
+    return _WORD.findall(text.lower())
+
+
+def fingerprints(texts: Sequence[str]) -> list[Fingerprint | None]:
+    """Fingerprints of prepared texts, a batch at once (vectorized MinHash); None where
+    too short."""
+    term_lists = [_words(text) for text in texts]
     known = _term_hashes.get
     flat: list[int] = []
-    spans: list[tuple[int, int]] = []
+    lengths: list[int] = []
     keys: list[tuple[int, int] | None] = []
     for terms in term_lists:
         if len(terms) < MIN_TERMS:
             keys.append(None)
             continue
         keys.append((_hash(" ".join(terms)), _hash(" ".join(filter(str.isdigit, terms)))))
-        spans.append((len(flat), len(flat) + len(terms)))
+        lengths.append(len(terms))
         flat.extend([known(t) or _term_hash(t) for t in terms])
-    if not spans:
+    if not lengths:
         return [None] * len(term_lists)
     hashes = np.array(flat, dtype=np.uint64)
+    sizes = np.array(lengths)
+    starts = np.cumsum(sizes) - sizes
+    # a post of n terms owns the n - 2 shingles starting at its first term
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    own = owner[:-2] == owner[2:]
     with np.errstate(over="ignore"):
-        shingles = hashes[:-2] * _MIX1 + hashes[1:-1] * _MIX2 + hashes[2:]
-        # a post of n terms owns the n - 2 shingles starting at its first term
-        owned = [shingles[a : b - 2] for a, b in spans]
-        stacked = np.concatenate(owned)
-        permuted = stacked[:, None] * _MUL + _ADD
-        offsets = np.cumsum([0] + [len(o) for o in owned[:-1]])
-        minhash = np.minimum.reduceat(permuted, offsets, axis=0)
+        shingles = (hashes[:-2] * _MIX1 + hashes[1:-1] * _MIX2 + hashes[2:])[own]
+        minhash = np.minimum.reduceat(
+            shingles[:, None] * _MUL + _ADD, starts - 2 * np.arange(len(sizes)), axis=0
+        )
         bands = (minhash.reshape(-1, _BANDS, _ROWS) * _BAND_MIX).sum(axis=2) + _BAND_SALT
-    band_rows = iter(bands.tolist())
-    own = iter(owned)
+    packed = shingles.tobytes()
+    ends = np.cumsum(sizes - 2).tolist()
+    band_rows = iter(map(tuple, bands.tolist()))
     out: list[Fingerprint | None] = []
+    post = 0
     for key in keys:
         if key is None:
             out.append(None)
-        else:
-            out.append(Fingerprint(key[0], key[1], next(own).tobytes(), tuple(next(band_rows))))
+            continue
+        begin = ends[post - 1] if post else 0
+        out.append(Fingerprint(key[0], key[1], packed[begin * 8 : ends[post] * 8], next(band_rows)))
+        post += 1
     return out
 
 

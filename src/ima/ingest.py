@@ -119,7 +119,7 @@ class Pipeline:
     def _warm_dedup(self, limit: int = 50_000) -> None:
         """After a restart, recent originals are still originals for copies to collapse onto."""
         recent = self.store.log.recent_originals(limit)
-        for sp, fp in zip(recent, fingerprints([sp.terms for sp in recent]), strict=True):
+        for sp, fp in zip(recent, fingerprints([sp.indexed_text for sp in recent]), strict=True):
             if fp is not None:
                 self.dedup.remember(fp, sp.post.id)
 

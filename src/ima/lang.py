@@ -14,7 +14,7 @@ _SCRIPT = re.compile(
     r"(?P<ja>[\u3040-\u30ff\uff66-\uff9f])|(?P<ko>[\uac00-\ud7af\u1100-\u11ff])"
     r"|(?P<zh>[\u3400-\u4dbf\u4e00-\u9fff])"
 )
-_LATIN_WORD = re.compile(r"[a-z\u00c0-\u024f']+")
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _ENGLISH = frozenset(
     [
         "the",
@@ -105,10 +105,12 @@ def detect(text: str) -> str:
         if script.lastgroup == "zh":  # Han first: any kana later makes it Japanese
             return "ja" if _KANA.search(text, script.end()) else "zh"
         return script.lastgroup or "und"
-    words = _LATIN_WORD.findall(text.lower(), 0, 400)
+    if not _LATIN_LETTER.search(text):
+        return "und"
+    words = text[:400].lower().split()
     if not words:
         return "und"
-    hits = sum(map(_ENGLISH.__contains__, words))
+    hits = sum(map(_ENGLISH.__contains__, words))  # "the," misses: the ratio is lenient
     if hits and hits * 8 >= len(words):
         return "en"
     if len(words) <= 4 and all(word.isascii() for word in words):

@@ -27,6 +27,7 @@ _URL = re.compile(r"https?://[^\s<>\"'）」]+", re.IGNORECASE)
 _HASHTAG = re.compile(r"(?:^|(?<=[^\w&/]))[#＃]([^\W_][\w]{0,99})")
 _MENTION = re.compile(r"(?:^|(?<=[^\w/]))@([A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}[A-Za-z0-9_]?)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # keeps \t \n \r
+_EPOCH_STRING = re.compile(r"\s*-?\d+(\.\d+)?\s*")
 _SOURCE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 
 
@@ -100,8 +101,10 @@ _METRIC_ALIASES = _aliases(
         "views": ("view_count", "impression_count"),
     }
 )
+_AUTHOR_NAMES = frozenset(("handle", "name", "followers"))
 _METRICS = ("likes", "reposts", "replies", "views")
-_TOP_LEVEL_METRICS = frozenset(_METRICS) | frozenset(_METRIC_ALIASES)
+_METRIC_NAMES = frozenset(_METRICS)
+_TOP_LEVEL_METRICS = _METRIC_NAMES | frozenset(_METRIC_ALIASES)
 
 
 def _canonical(record: Mapping[str, Any], aliases: dict[str, str]) -> Mapping[str, Any]:
@@ -117,6 +120,8 @@ def _canonical(record: Mapping[str, Any], aliases: dict[str, str]) -> Mapping[st
 
 
 def _string(value: Any, field: str, limit: int = MAX_FIELD_CHARS) -> str:
+    if type(value) is str and len(value) <= limit:  # the common case, checked cheaply
+        return value
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise RecordError("bad_type", f"{field}: expected a string, got {type(value).__name__}")
     text = str(value)
@@ -126,6 +131,8 @@ def _string(value: Any, field: str, limit: int = MAX_FIELD_CHARS) -> str:
 
 
 def _count(value: Any, field: str) -> int:
+    if type(value) is int and 0 <= value <= 2**62:  # the common case, checked cheaply
+        return value
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, float) and value.is_integer():
@@ -137,7 +144,7 @@ def _count(value: Any, field: str) -> int:
 
 def parse_instant(value: Any, field: str = "created_at") -> datetime:
     """ISO 8601 with or without zone (naive means UTC), or epoch seconds/milliseconds."""
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):
+    if isinstance(value, str) and ":" not in value and _EPOCH_STRING.fullmatch(value):
         value = float(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
@@ -173,7 +180,8 @@ def _author(record: Mapping[str, Any]) -> Author:
     if raw is None or raw == "":
         raise RecordError("missing_field", "author: missing")
     if isinstance(raw, dict):
-        raw = _canonical(raw, _AUTHOR_ALIASES)
+        if not raw.keys() <= _AUTHOR_NAMES:
+            raw = _canonical(raw, _AUTHOR_ALIASES)
         handle, name, followers = raw.get("handle"), raw.get("name"), raw.get("followers")
         if handle is None or handle == "":
             raise RecordError("missing_field", "author.handle: missing")
@@ -198,14 +206,13 @@ def _metrics(record: Mapping[str, Any]) -> Metrics:
             return Metrics()
     else:  # counts given beside the other fields, not under "metrics"
         nested = {**_canonical(record, _METRIC_ALIASES), **nested}
-    nested = _canonical(nested, _METRIC_ALIASES)
-    values = [nested.get(name) for name in _METRICS]
-    return Metrics(
-        *(
-            0 if v is None or v == "" else _count(v, f"metrics.{n}")
-            for n, v in zip(_METRICS, values, strict=True)
-        )
-    )
+    if not nested.keys() <= _METRIC_NAMES:
+        nested = _canonical(nested, _METRIC_ALIASES)
+    counts = []
+    for name in _METRICS:
+        value = nested.get(name)
+        counts.append(0 if value is None or value == "" else _count(value, f"metrics.{name}"))
+    return Metrics(*counts)
 
 
 def _clean_text(raw: Any) -> str:

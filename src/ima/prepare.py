@@ -37,7 +37,7 @@ def _rebuild(flat: tuple, text: str, wire: tuple | None) -> Prepared:
 def prepare_batch(records: list[tuple[Any, str]], now: datetime) -> list[Prepared | RecordError]:
     """Normalize and analyze `(record, default source)` pairs; errors come back in place."""
     out: list[Prepared | RecordError] = []
-    terms: list[list[str]] = []
+    texts: list[str] = []
     for record, source in records:
         try:
             if isinstance(record, RecordError):
@@ -47,9 +47,9 @@ def prepare_batch(records: list[tuple[Any, str]], now: datetime) -> list[Prepare
             out.append(exc)
             continue
         text = analysis.prepare(post.text)
-        terms.append(analysis.terms_of_prepared(text))
+        texts.append(text)
         out.append(Prepared(flatten(post), text, None))
-    prints = iter(fingerprints(terms))
+    prints = iter(fingerprints(texts))
     for item in out:
         if isinstance(item, Prepared):
             item.fingerprint = next(prints)
