@@ -23,6 +23,23 @@ from ima.store.plan import AnyOf, Plan, Terms
 _MARK = "committed_seq"
 
 
+def _threads() -> set[int]:
+    try:
+        return {int(tid) for tid in os.listdir("/proc/self/task")}
+    except OSError:  # not Linux: thread priorities stay as they are
+        return set()
+
+
+def lower_priority(thread_ids: set[int]) -> None:
+    """Run these threads at nice 10: indexing and merging may wait; ingest and search
+    should not wait behind them on a small machine. Linux only; elsewhere a no-op."""
+    for tid in thread_ids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, 10)
+        except (OSError, AttributeError):
+            return
+
+
 class ReadOnlyIndexError(RuntimeError):
     """A write was attempted on an index another process is writing."""
 
@@ -53,8 +70,10 @@ class LexicalIndex:
         self.index = tantivy.Index(self.schema, path=str(path))
         self.index.register_tokenizer(analysis.ANALYZER_NAME, analysis.ANALYZER)
         self.writer: tantivy.IndexWriter | None
+        before = _threads()
         try:
             self.writer = self.index.writer(heap_bytes, 1)
+            lower_priority(_threads() - before)  # tantivy's indexing and merge threads
         except ValueError as exc:
             if "LockBusy" not in str(exc):
                 raise

@@ -102,6 +102,10 @@ class PostLog:
         self._local = threading.local()
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
+        # Checkpoints (copying the WAL into the database, with an fsync) would otherwise
+        # land inside some batch's commit; `checkpoint` runs them off the write path.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer: sqlite3.Connection | None = None
         row = self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM posts").fetchone()
         self.last_seq: int = row[0]
 
@@ -167,6 +171,12 @@ class PostLog:
         if entries:
             self.last_seq = max(self.last_seq, first_seq + len(entries) - 1)
 
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database without blocking the writer."""
+        if self._checkpointer is None:
+            self._checkpointer = self._connect()
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     def fetch(self, seqs: Sequence[int]) -> dict[int, StoredPost]:
         out: dict[int, StoredPost] = {}
         conn = self._reader()
@@ -214,4 +224,6 @@ class PostLog:
         return dict(self._reader().execute("SELECT kind, count FROM errors ORDER BY kind"))
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._writer.close()

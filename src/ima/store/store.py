@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ima.post import Flat, flatten
 from ima.store.fresh import FreshDoc, FreshSegment, facet
-from ima.store.lexical import LexicalIndex, ReadOnlyIndexError
+from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
 from ima.store.log import Entry, PostLog, StoredPost
 from ima.store.plan import Plan
 
@@ -148,6 +148,7 @@ class Store:
             self._fresh = tuple(c for c in self._fresh if c.max_seq > self._indexed_seq)
 
     def _index_loop(self) -> None:
+        lower_priority({threading.get_native_id()})  # commits run here
         pending_seq = self.lexical.committed_seq
         deadline: float | None = None
         stopping = False
@@ -172,6 +173,7 @@ class Store:
                     log.exception("index commit failed; will retry")
                     continue
                 self.index_commits += 1
+                self.log.checkpoint()
                 self._publish()
                 deadline = None
 
