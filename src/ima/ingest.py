@@ -124,6 +124,9 @@ class Pipeline:
                 self.dedup.remember(fp, sp.post.id)
 
     def start(self) -> Pipeline:
+        if self._workers is not None:  # start the processes now, not under the first batch
+            warm = [self._workers.submit(prepare_batch, [], datetime.now(UTC))]
+            warm[0].result()
         self._thread.start()
         return self
 
