@@ -8,6 +8,7 @@ lexical index's high-water mark is a `seq`, so catching up after a crash is
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -171,8 +172,14 @@ class PostLog:
         if entries:
             self.last_seq = max(self.last_seq, first_seq + len(entries) - 1)
 
-    def checkpoint(self) -> None:
-        """Copy committed WAL pages into the database without blocking the writer."""
+    def checkpoint(self, min_wal_bytes: int = 64 * 1024 * 1024) -> None:
+        """Copy committed WAL pages into the database once the WAL has grown past
+        `min_wal_bytes`. Its fsyncs stall the writer for a moment, so rarely is better."""
+        try:
+            if os.stat(f"{self.path}-wal").st_size < min_wal_bytes:
+                return
+        except FileNotFoundError:
+            return
         if self._checkpointer is None:
             self._checkpointer = self._connect()
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
