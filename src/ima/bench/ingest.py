@@ -13,6 +13,7 @@ The synthetic stream is written to a JSONL file first (untimed); then, in phases
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import shutil
@@ -174,14 +175,18 @@ def run(
         progress(f"generating {posts:,} posts")
         stream_file = workdir / "stream.jsonl"
         _write_stream(stream(), stream_file)
+        os.sync()  # each phase starts with no write-back of the last one pending
         progress(f"raw tantivy bulk indexing of {posts:,} posts")
         raw_rate = _raw_tantivy(stream_file, posts, workdir / "raw")
+        os.sync()
         progress(f"ima pipeline, {posts:,} posts as fast as possible ({workers} workers)")
         rate_ours, ingest_stats = _sustained(stream_file, posts, Store(workdir / "store"), workers)
+        os.sync()
         progress(f"search latency, {queries} two-word queries with a time filter")
         store = Store(workdir / "store")
         latency = _search_latency(store, stream(), queries)
         store.close()
+        os.sync()
         progress(f"freshness, {fresh_posts:,} posts offered at {rate:,.0f}/s")
         fresh_store = Store(workdir / "fresh")
         freshness = _freshness(fresh_store, fresh_posts, rate)
