@@ -110,6 +110,7 @@ class Pipeline:
             if workers > 0
             else None
         )
+        self._worker_count = workers
         self._depth = 2 * workers  # batches in flight beyond the one being committed
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="ima-ingest", daemon=True)
@@ -125,8 +126,11 @@ class Pipeline:
 
     def start(self) -> Pipeline:
         if self._workers is not None:  # start the processes now, not under the first batch
-            warm = [self._workers.submit(prepare_batch, [], datetime.now(UTC))]
-            warm[0].result()
+            now = datetime.now(UTC)
+            for started in [
+                self._workers.submit(prepare_batch, [], now) for _ in range(self._worker_count)
+            ]:
+                started.result()
         self._thread.start()
         return self
 
@@ -137,7 +141,8 @@ class Pipeline:
         self.close()
 
     def submit(self, record: Any, ack: Ack | None = None, *, source: str = "file") -> None:
-        """Queue one record (a dict, or a `RecordError` a source hit); blocks when full."""
+        """Queue one record (a dict, a `JsonLine`, or a `RecordError` a source hit);
+        blocks while the queue is full."""
         self.submit_many([record], ack, source=source)
 
     def submit_many(
