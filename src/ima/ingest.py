@@ -23,17 +23,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ima.changes import Delete, Edit, Engagement
 from ima.dedup import DedupIndex, fingerprints
 from ima.normalize import RecordError
-from ima.post import Flat
+from ima.post import Flat, to_us
 from ima.prepare import Prepared, prepare_batch
 from ima.store import Store
-from ima.store.log import Entry
+from ima.store.log import Entry, Removals
 
 log = logging.getLogger(__name__)
 
 #: Called once per record after its batch commits: (post id or None, status, error or None).
-#: Status is one of `new`, `updated`, `copy`, `error`.
+#: Status is one of `new`, `updated` (metrics), `edited`, `copy`, `deleted` (a delete, or a
+#: record of a deleted post), `engaged` (an `Engagement`), `error`.
 Ack = Callable[[str | None, str, str | None], None]
 
 _STOP = object()
@@ -50,19 +52,27 @@ def tune_gc() -> None:
 @dataclass(slots=True)
 class IngestStats:
     received: int = 0
-    new: int = 0
-    updated: int = 0
-    copies: int = 0
+    outcomes: Counter = field(default_factory=Counter)  # acknowledgement status -> count
     errors: Counter = field(default_factory=Counter)
     batches: int = 0
     recent_errors: deque = field(default_factory=lambda: deque(maxlen=20))
 
+    @property
+    def new(self) -> int:
+        return self.outcomes["new"]
+
+    @property
+    def updated(self) -> int:
+        return self.outcomes["updated"] + self.outcomes["edited"]
+
+    @property
+    def copies(self) -> int:
+        return self.outcomes["copy"]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "received": self.received,
-            "new": self.new,
-            "updated": self.updated,
-            "copies": self.copies,
+            **{status: self.outcomes[status] for status in sorted(self.outcomes)},
             "errors": dict(self.errors),
             "batches": self.batches,
         }
@@ -242,36 +252,66 @@ class Pipeline:
             if self._workers is not None:
                 self._workers.shutdown(cancel_futures=True)
 
-    def _commit(self, batch: list[_Item], prepared: list[Prepared | RecordError]) -> None:
+    def _commit(
+        self, batch: list[_Item], prepared: list[Prepared | RecordError | Delete | Engagement]
+    ) -> None:
         stats = self.stats
         stats.received += len(batch)
         outcomes: list[tuple[str | None, str, str | None]] = []
         errors: Counter = Counter()
-        latest: dict[str, tuple[Prepared, int]] = {}  # id -> (prepared, index into outcomes)
-        for item in prepared:
+        # id -> (prepared, index into outcomes, is an edit); later records of an id win
+        latest: dict[str, tuple[Prepared, int, bool]] = {}
+        deleted: dict[str, None] = {}
+        engaged: dict[str, list[int]] = {}
+        for source_item, item in zip(batch, prepared, strict=True):
             if isinstance(item, RecordError):
                 errors[item.kind] += 1
                 stats.recent_errors.append(f"{item.kind}: {item}")
                 outcomes.append((None, "error", str(item)))
-                continue
-            post_id = item.flat[Flat.ID]
-            earlier = latest.get(post_id)
-            if earlier is not None:  # same post twice in a batch: the later record wins
-                outcomes[earlier[1]] = (post_id, "updated", None)
-            latest[post_id] = (item, len(outcomes))
-            outcomes.append((post_id, "new", None))
+            elif isinstance(item, Delete):
+                earlier = latest.pop(item.post_id, None)
+                if earlier is not None:
+                    outcomes[earlier[1]] = (item.post_id, "deleted", None)
+                deleted[item.post_id] = None
+                outcomes.append((item.post_id, "deleted", None))
+            elif isinstance(item, Engagement):
+                counts = engaged.setdefault(item.post_id, [0, 0, 0])
+                counts[0] += item.likes
+                counts[1] += item.reposts
+                counts[2] += item.replies
+                outcomes.append((item.post_id, "engaged", None))
+            else:
+                post_id = item.flat[Flat.ID]
+                if post_id in deleted:
+                    outcomes.append((post_id, "deleted", None))
+                    continue
+                edit = isinstance(source_item.record, Edit)
+                earlier = latest.get(post_id)
+                if earlier is not None:
+                    outcomes[earlier[1]] = (post_id, "updated", None)
+                    edit = edit or earlier[2]
+                latest[post_id] = (item, len(outcomes), edit)
+                outcomes.append((post_id, "new", None))
 
         existing = self.store.log.existing(latest)
+        gone = self.store.log.tombstoned(latest.keys() - existing.keys())
         metric_updates = []
+        replaced: list[str] = []
         entries: list[Entry] = []
         copy_counts: Counter = Counter()
-        for post_id, (item, index) in latest.items():
+        for post_id, (item, index, edit) in latest.items():
             flat = item.flat
-            if post_id in existing:
-                metric_updates.append((*flat[Flat.METRICS], post_id))
-                outcomes[index] = (post_id, "updated", None)
+            if post_id in gone:
+                outcomes[index] = (post_id, "deleted", None)
                 continue
-            original = self._original_of(item)
+            if post_id in existing:
+                if not edit:
+                    metric_updates.append((*flat[Flat.METRICS], post_id))
+                    outcomes[index] = (post_id, "updated", None)
+                    continue
+                replaced.append(post_id)
+                outcomes[index] = (post_id, "edited", None)
+            original = None if edit else self._original_of(item)
             if original is None:
                 entries.append(Entry(flat, item.text))
             else:
@@ -280,16 +320,16 @@ class Pipeline:
                 outcomes[index] = (post_id, "copy", None)
                 entries.append(Entry(copy, ""))
 
-        self.store.write(entries, metric_updates, copy_counts, errors)
+        removals = (
+            Removals(list(deleted), replaced, to_us(datetime.now(UTC)))
+            if deleted or replaced
+            else None
+        )
+        engagements = [(*counts, post_id) for post_id, counts in engaged.items()]
+        self.store.write(entries, metric_updates, copy_counts, errors, removals, engagements)
         stats.batches += 1
         stats.errors.update(errors)
-        for _, status, _ in outcomes:
-            if status == "new":
-                stats.new += 1
-            elif status == "updated":
-                stats.updated += 1
-            elif status == "copy":
-                stats.copies += 1
+        stats.outcomes.update(status for _, status, _ in outcomes)
         for source_item, (post_id, status, error) in zip(batch, outcomes, strict=True):
             if source_item.ack is not None:
                 source_item.ack(post_id, status, error)

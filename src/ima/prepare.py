@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ima import analysis
+from ima.changes import Delete, Edit, Engagement
 from ima.dedup import Fingerprint, fingerprints
 from ima.normalize import RecordError, normalize
 from ima.post import flatten
@@ -34,11 +35,19 @@ def _rebuild(flat: tuple, text: str, wire: tuple | None) -> Prepared:
     return Prepared(flat, text, None if wire is None else Fingerprint(*wire))
 
 
-def prepare_batch(records: list[tuple[Any, str]], now: datetime) -> list[Prepared | RecordError]:
-    """Normalize and analyze `(record, default source)` pairs; errors come back in place."""
-    out: list[Prepared | RecordError] = []
+def prepare_batch(
+    records: list[tuple[Any, str]], now: datetime
+) -> list[Prepared | RecordError | Delete | Engagement]:
+    """Normalize and analyze `(record, default source)` pairs; errors come back in place,
+    and so do deletes and engagement counts, which need no preparing."""
+    out: list[Prepared | RecordError | Delete | Engagement] = []
     texts: list[str] = []
     for record, source in records:
+        if isinstance(record, Delete | Engagement):
+            out.append(record)
+            continue
+        if isinstance(record, Edit):
+            record = record.record
         try:
             if isinstance(record, RecordError):
                 raise record

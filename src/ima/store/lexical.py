@@ -121,6 +121,12 @@ class LexicalIndex:
         )
         self._w().delete_documents_by_query(query)
 
+    def delete(self, seqs: Iterable[int]) -> None:
+        """Drop these log positions at the next commit (their posts left the log)."""
+        writer = self._w()
+        for seq in seqs:
+            writer.delete_documents_by_term("seq", seq)
+
     def clear(self) -> None:
         self._w().delete_all_documents()
         self.commit(0)
@@ -134,8 +140,9 @@ class LexicalIndex:
         self.searcher = self.index.searcher()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.wait_merging_threads()
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.wait_merging_threads()
 
     # -- reading -----------------------------------------------------------------
 

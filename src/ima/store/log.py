@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS posts (
 -- indexed_text is the text as the lexical index sees it (ima.analysis.prepare), or ''
 -- for copies, which are not indexed.
 CREATE TABLE IF NOT EXISTS errors (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
+-- ids deleted at their source: a replayed create of one of them is not stored again.
+CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, deleted_us INTEGER NOT NULL)
+    WITHOUT ROWID;
 """
 
 _COLUMNS = (
@@ -61,6 +64,10 @@ _COLUMNS = (
 _INSERT = f"INSERT INTO posts ({_COLUMNS}) VALUES ({', '.join('?' * 26)})"
 _UPDATE_METRICS = "UPDATE posts SET likes=?, reposts=?, replies=?, views=? WHERE id=?"
 _ADD_COPIES = "UPDATE posts SET copies = copies + ? WHERE id=?"
+_ADD_ENGAGEMENT = (
+    "UPDATE posts SET likes = MAX(0, likes + ?), reposts = MAX(0, reposts + ?), "
+    "replies = MAX(0, replies + ?) WHERE id=?"
+)
 _LOOKUP_CHUNK = 500
 
 
@@ -75,6 +82,16 @@ class StoredPost:
     @property
     def terms(self) -> list[str]:
         return analysis.terms_of_prepared(self.indexed_text)
+
+
+@dataclass(slots=True)
+class Removals:
+    """Posts leaving the log in a batch: `deleted` at their source (tombstoned), or
+    `replaced` by a new version in the same batch."""
+
+    deleted: Sequence[str] = ()
+    replaced: Sequence[str] = ()
+    deleted_us: int = 0
 
 
 @dataclass(slots=True)
@@ -128,17 +145,36 @@ class PostLog:
             conn.execute("PRAGMA query_only=1")
         return conn
 
-    def existing(self, ids: Iterable[str]) -> dict[str, int]:
-        """Map of the given ids already in the log to their seq."""
+    def _lookup(self, sql: str, ids: Iterable[str]) -> list[tuple]:
+        """Rows of `sql` (with an `IN ({marks})` for the ids), in chunks SQLite accepts."""
         wanted = list(ids)
-        found: dict[str, int] = {}
+        rows: list[tuple] = []
         for i in range(0, len(wanted), _LOOKUP_CHUNK):
             chunk = wanted[i : i + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self._writer.execute(f"SELECT id, seq FROM posts WHERE id IN ({marks})", chunk)
-            )
-        return found
+            rows += self._writer.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+        return rows
+
+    def existing(self, ids: Iterable[str]) -> dict[str, int]:
+        """Map of the given ids already in the log to their seq."""
+        return dict(self._lookup("SELECT id, seq FROM posts WHERE id IN ({marks})", ids))
+
+    def tombstoned(self, ids: Iterable[str]) -> set[str]:
+        """Those of the given ids that were deleted at their source."""
+        return {r[0] for r in self._lookup("SELECT id FROM tombstones WHERE id IN ({marks})", ids)}
+
+    def _remove(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[int]:
+        """Delete rows (and their copies' counts on originals); returns the removed seqs."""
+        removed: list[int] = []
+        for post_id in ids:
+            row = conn.execute(
+                "DELETE FROM posts WHERE id = ? RETURNING seq, duplicate_of", (post_id,)
+            ).fetchone()
+            if row is None:
+                continue
+            removed.append(row[0])
+            if row[1] is not None:
+                conn.execute("UPDATE posts SET copies = MAX(0, copies - 1) WHERE id=?", (row[1],))
+        return removed
 
     def append(
         self,
@@ -147,11 +183,21 @@ class PostLog:
         metric_updates: Sequence[tuple[int, int, int, int, str]],
         copy_counts: dict[str, int],
         errors: dict[str, int],
-    ) -> None:
-        """Write one batch in one transaction: all of it is durable, or none of it."""
+        removals: Removals | None = None,
+        engagements: Sequence[tuple[int, int, int, str]] = (),
+    ) -> list[int]:
+        """Write one batch in one transaction: all of it is durable, or none of it.
+        Removals go first (a replaced post is inserted again); returns removed seqs."""
         conn = self._writer
+        removed: list[int] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if removals is not None:
+                removed = self._remove(conn, [*removals.deleted, *removals.replaced])
+                conn.executemany(
+                    "INSERT OR IGNORE INTO tombstones(id, deleted_us) VALUES (?, ?)",
+                    [(pid, removals.deleted_us) for pid in removals.deleted],
+                )
             conn.executemany(
                 _INSERT, [_row_values(first_seq + i, e) for i, e in enumerate(entries)]
             )
@@ -159,6 +205,8 @@ class PostLog:
                 conn.executemany(_UPDATE_METRICS, metric_updates)
             if copy_counts:
                 conn.executemany(_ADD_COPIES, [(n, pid) for pid, n in copy_counts.items()])
+            if engagements:
+                conn.executemany(_ADD_ENGAGEMENT, engagements)
             if errors:
                 conn.executemany(
                     "INSERT INTO errors(kind, count) VALUES (?, ?) "
@@ -171,6 +219,7 @@ class PostLog:
             raise
         if entries:
             self.last_seq = max(self.last_seq, first_seq + len(entries) - 1)
+        return removed
 
     def checkpoint(self, min_wal_bytes: int = 64 * 1024 * 1024) -> None:
         """Copy committed WAL pages into the database once the WAL has grown past

@@ -20,12 +20,19 @@ from pathlib import Path
 from ima.post import Flat, flatten
 from ima.store.fresh import FreshDoc, FreshSegment, facet
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
-from ima.store.log import Entry, PostLog, StoredPost
+from ima.store.log import Entry, PostLog, Removals, StoredPost
 from ima.store.plan import Plan
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Forget:
+    """For the indexer: log positions whose posts were removed."""
+
+    seqs: list[int]
 _SEGMENT_DOCS = 20_000  # a fresh segment takes new posts up to this many, or commit_interval
 
 
@@ -112,12 +119,22 @@ class Store:
         metric_updates: Sequence[tuple[int, int, int, int, str]] = (),
         copy_counts: dict[str, int] | None = None,
         errors: dict[str, int] | None = None,
+        removals: Removals | None = None,
+        engagements: Sequence[tuple[int, int, int, str]] = (),
     ) -> list[int]:
-        """Commit one batch to the log, then make its originals searchable; returns seqs."""
+        """Commit one batch to the log, then make its originals searchable; returns seqs.
+
+        Removed posts leave search with this commit: reads go through the log, which no
+        longer has them; the index forgets them at its next commit.
+        """
         if not self.writable:
             raise ReadOnlyIndexError("another process is writing this store")
         first = self.log.last_seq + 1
-        self.log.append(first, entries, metric_updates, copy_counts or {}, errors or {})
+        removed = self.log.append(
+            first, entries, metric_updates, copy_counts or {}, errors or {}, removals, engagements
+        )
+        if removed:
+            self._queue.put(_Forget(removed))
         docs = [
             _fresh_doc(first + i, e.flat, e.text)
             for i, e in enumerate(entries)
@@ -150,6 +167,7 @@ class Store:
     def _index_loop(self) -> None:
         lower_priority({threading.get_native_id()})  # commits run here
         pending_seq = self.lexical.committed_seq
+        forgotten = False  # deletions waiting for a commit
         deadline: float | None = None
         stopping = False
         while not stopping:
@@ -160,19 +178,26 @@ class Store:
                 item = None
             if item is _STOP:
                 stopping = True
+            elif isinstance(item, _Forget):
+                self.lexical.delete(item.seqs)
+                forgotten = True
+                if deadline is None:
+                    deadline = time.monotonic() + self.commit_interval
             elif isinstance(item, list):
                 self.lexical.add(item)
                 pending_seq = max(pending_seq, item[-1].seq)
                 if deadline is None:
                     deadline = time.monotonic() + self.commit_interval
             due = deadline is not None and time.monotonic() >= deadline
-            if pending_seq > self.lexical.committed_seq and (due or stopping):
+            dirty = forgotten or pending_seq > self.lexical.committed_seq
+            if dirty and (due or stopping):
                 try:
                     self.lexical.commit(pending_seq)
                 except Exception:  # the log still has everything; retry next round
                     log.exception("index commit failed; will retry")
                     continue
                 self.index_commits += 1
+                forgotten = False
                 self.log.checkpoint()
                 self._publish()
                 deadline = None
