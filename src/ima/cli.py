@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import signal
 import sys
 import threading
 import time
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ from ima.ingest import Pipeline, ingest, tune_gc
 from ima.normalize import RecordError
 from ima.query import QuerySyntaxError, parse_as_of
 from ima.search import MAX_K, SearchResult, search
-from ima.sources import replay
+from ima.sources import replay, runner
+from ima.sources import spec as spec_module
 from ima.store import ReadOnlyIndexError, Store
 
 
@@ -142,6 +146,144 @@ def ingest_cmd(
         sys.exit(1)
 
 
+def _unique_names(specs: list[spec_module.SourceSpec]) -> None:
+    """Give repeated names a suffix (`rss`, `rss-2`): names key cursors and status."""
+    seen: dict[str, int] = {}
+    for spec in specs:
+        count = seen[spec.name] = seen.get(spec.name, 0) + 1
+        if count > 1:
+            spec.name = f"{spec.name}-{count}"
+
+
+@main.command("stream")
+@click.argument("specs", nargs=-1, metavar="SOURCE...")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='TOML file declaring [[sources]] (README "Live sources").',
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 32),
+    default=1,
+    show_default=True,
+    help="Processes that prepare posts beside the event loop (0: all in one process).",
+)
+@click.option("--quiet", is_flag=True, help="No status line.")
+@click.pass_obj
+def stream_cmd(
+    settings: Settings,
+    specs: tuple[str, ...],
+    config_path: Path | None,
+    workers: int,
+    quiet: bool,
+) -> None:
+    """Run live sources into the store until interrupted (files end by themselves).
+
+    SOURCE is a spec: bluesky, bluesky:URL, mastodon:URL#STREAM, x, x:URL, rss:URL,
+    nats:nats://HOST:PORT/SUBJECT or file:PATH. Tokens come from the environment:
+    IMA_MASTODON_TOKEN, IMA_X_BEARER_TOKEN.
+    """
+    try:
+        declared = spec_module.load(config_path) if config_path else []
+        declared += [spec_module.parse(text) for text in specs]
+        if not declared:
+            raise spec_module.SpecError("name at least one SOURCE, or pass --config FILE")
+        _unique_names(declared)
+        state_dir = settings.data_dir / "sources"
+        sources = [spec_module.build(spec, state_dir) for spec in declared]
+    except spec_module.SpecError as exc:
+        raise click.UsageError(str(exc)) from None
+    store = _open_store(settings)
+    if not store.writable:
+        store.close()
+        raise click.ClickException("another ima process is writing this data directory")
+    pipeline = Pipeline(
+        store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=workers
+    )
+    tty = sys.stderr.isatty()
+    last_print = [0.0]
+
+    def show(report: dict[str, Any]) -> None:
+        if quiet:
+            return
+        now = time.monotonic()
+        if tty:
+            click.echo("\r\x1b[K" + runner.status_line(report), nl=False, err=True)
+        elif now - last_print[0] >= 10:  # a log, not a screen: every 10 s
+            last_print[0] = now
+            click.echo(runner.status_line(report), err=True)
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await runner.run(sources, pipeline, state_dir=state_dir, stop=stop, on_status=show)
+        # commit what is queued while the loop still runs, so commit callbacks land
+        await loop.run_in_executor(None, pipeline.close)
+        await asyncio.sleep(0.05)
+
+    try:
+        with pipeline:
+            asyncio.run(main_loop())
+    finally:
+        store.close()
+    if tty and not quiet:
+        click.echo("", err=True)
+    stats = pipeline.stats
+    click.echo(
+        f"{stats.received:,} events: {stats.new:,} new, {stats.updated:,} updated, "
+        f"{stats.outcomes['deleted']:,} deleted, {stats.copies:,} copied/reposted, "
+        f"{sum(stats.errors.values()):,} rejected"
+    )
+
+
+@main.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--nats",
+    "url",
+    default="nats://127.0.0.1:4222",
+    show_default=True,
+    help="NATS server.",
+)
+@click.option("--subject", default="posts", show_default=True, help="Subject to publish to.")
+def publish_cmd(file: Path, url: str, subject: str) -> None:
+    """Publish a JSONL or CSV file of posts to a NATS JetStream subject, one record per
+    message (creating a stream for the subject if none captures it)."""
+    from ima.sources import nats as nats_source
+
+    def encoded() -> Iterator[bytes]:
+        for record in replay.read(file):
+            if isinstance(record, RecordError):
+                click.echo(f"skipped: {record}", err=True)
+            elif isinstance(record, dict):
+                yield json.dumps(record, ensure_ascii=False).encode()
+            else:
+                yield record.data.strip()
+
+    target = f"{url.rstrip('/')}/{subject}"
+    try:
+        nats_source.parse_url(target)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def push() -> int:
+        done = 0
+        with tqdm(unit=" posts", desc="publish", file=sys.stderr) as bar:
+            async for done in nats_source.publish(target, encoded()):
+                bar.update(done - bar.n)
+        return done
+
+    try:
+        done = asyncio.run(push())
+    except (OSError, TimeoutError) as exc:
+        raise click.ClickException(f"cannot reach NATS at {url}: {exc}") from None
+    click.echo(f"published {done:,} records to {subject}")
+
+
 def _age(created: datetime, now: datetime) -> str:
     seconds = max(0, int((now - created).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -222,13 +364,17 @@ def search_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_obj
 def stats_cmd(settings: Settings, as_json: bool) -> None:
-    """Posts stored, index lag, disk use and rejected records by kind."""
+    """Posts stored, index lag, disk use, rejected records by kind, and the health of
+    the sources `ima stream` ran last (as of its last report)."""
     store = _open_store(settings)
     try:
         figures = store.stats()
     finally:
         store.close()
     figures["data_dir"] = str(settings.data_dir)
+    status = runner.read_status(settings.data_dir / "sources")
+    figures["sources"] = status["sources"] if status else []
+    figures["sources_reported_at"] = status["at"] if status else None
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
@@ -243,6 +389,18 @@ def stats_cmd(settings: Settings, as_json: bool) -> None:
     errors: dict[str, int] = figures["errors"]  # type: ignore[assignment]
     rows.append(("rejected records", f"{sum(errors.values()):,}"))
     rows += [(f"  {kind}", f"{count:,}") for kind, count in errors.items()]
+    if status:
+        age = _age(datetime.fromtimestamp(status["at"], UTC), datetime.now(UTC))
+        rows.append(("sources (last report)", age))
+        for source in status["sources"]:
+            errors_total = sum(source["errors"].values())
+            rows.append(
+                (
+                    f"  {source['name']}",
+                    f"{source['events']:,} events, {errors_total:,} errors, "
+                    f"{source['reconnects']:,} reconnects ({source['endpoint']})",
+                )
+            )
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")

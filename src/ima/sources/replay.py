@@ -8,6 +8,7 @@ With `speed`, records are paced by their `created_at`: speed 1 is real time,
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ima.normalize import JsonLine, RecordError, parse_instant
+from ima.sources.base import Sink, Source
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
 _CSV_METRICS = ("likes", "reposts", "replies", "views")
@@ -61,6 +63,27 @@ def read(path: Path) -> Iterator[dict[str, Any] | JsonLine | RecordError]:
     return _jsonl(path)
 
 
+class Pacer:
+    """How long to wait before each record so stream time runs `speed` times faster
+    than wall time (records without a readable `created_at` pass at once)."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._origin: tuple[float, float] | None = None  # (stream seconds, monotonic seconds)
+
+    def delay(self, record: Any) -> float:
+        if not isinstance(record, dict | JsonLine):
+            return 0.0
+        try:
+            fields = record if isinstance(record, dict) else record.parse()
+            stream_t = parse_instant(fields.get("created_at")).timestamp()
+        except RecordError:
+            return 0.0
+        if self._origin is None:
+            self._origin = (stream_t, time.monotonic())
+        return self._origin[1] + (stream_t - self._origin[0]) / self.speed - time.monotonic()
+
+
 def paced(
     records: Iterator[dict[str, Any] | RecordError], speed: float | None
 ) -> Iterator[dict[str, Any] | RecordError]:
@@ -68,18 +91,33 @@ def paced(
     if not speed:
         yield from records
         return
-    origin: tuple[float, float] | None = None  # (stream seconds, monotonic seconds)
+    pacer = Pacer(speed)
     for record in records:
-        if isinstance(record, dict | JsonLine):
-            try:
-                fields = record if isinstance(record, dict) else record.parse()
-                stream_t = parse_instant(fields.get("created_at")).timestamp()
-            except RecordError:
-                stream_t = None
-            if stream_t is not None:
-                if origin is None:
-                    origin = (stream_t, time.monotonic())
-                wait = origin[1] + (stream_t - origin[0]) / speed - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
+        wait = pacer.delay(record)
+        if wait > 0:
+            time.sleep(wait)
         yield record
+
+
+class ReplayFile(Source):
+    """A file as a stream (`file:PATH`): ends when the file does."""
+
+    source = "file"
+
+    def __init__(self, name: str, path: Path, *, speed: float | None = None) -> None:
+        super().__init__(name, f"file://{path}")
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        self.path = path
+        self.speed = speed
+
+    async def run(self, sink: Sink) -> None:
+        pacer = Pacer(self.speed) if self.speed else None
+        self.health.connected = True
+        for record in read(self.path):
+            wait = pacer.delay(record) if pacer else 0.0
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.health.event()
+            await sink.put(record, self.source)
+        self.health.connected = False

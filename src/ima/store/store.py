@@ -33,6 +33,8 @@ class _Forget:
     """For the indexer: log positions whose posts were removed."""
 
     seqs: list[int]
+
+
 _SEGMENT_DOCS = 20_000  # a fresh segment takes new posts up to this many, or commit_interval
 
 
