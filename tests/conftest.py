@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +40,42 @@ def post(n: int | str, text: str, at: str = "2026-11-22T10:00:00Z", **extra: Any
         "author": extra.pop("author", "alice"),
         **extra,
     }
+
+
+def stream_until(
+    store: Store,
+    sources: list,
+    until: Callable[[], bool],
+    *,
+    timeout: float = 15.0,
+    **pipeline_options: Any,
+) -> Pipeline:
+    """Run live sources into `store` through a real pipeline until `until()` holds
+    (checked against what is committed), then stop them and commit what is queued."""
+    from ima.sources import runner
+
+    pipeline = Pipeline(store, **pipeline_options)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            deadline = time.monotonic() + timeout
+            try:
+                while not await asyncio.to_thread(until):
+                    if time.monotonic() > deadline:
+                        health = [s.health.snapshot() for s in sources]
+                        raise AssertionError(f"condition not met in {timeout}s: {health}")
+                    await asyncio.sleep(0.02)
+            finally:
+                stop.set()
+
+        watcher = asyncio.create_task(watch())
+        await runner.run(
+            sources, pipeline, state_dir=store.data_dir / "sources", stop=stop, status_every=0.05
+        )
+        await watcher
+
+    with pipeline:
+        asyncio.run(main())
+    return pipeline

@@ -36,3 +36,12 @@ class Edit:
     text, or is stored as new if the original was never seen."""
 
     record: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A source's position in its stream, committed in the same transaction as the
+    batch it ends: a restart resumes exactly after what is stored."""
+
+    source: str
+    value: str

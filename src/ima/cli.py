@@ -192,7 +192,7 @@ def stream_cmd(
             raise spec_module.SpecError("name at least one SOURCE, or pass --config FILE")
         _unique_names(declared)
         state_dir = settings.data_dir / "sources"
-        sources = [spec_module.build(spec, state_dir) for spec in declared]
+        sources = [spec_module.build(spec) for spec in declared]
     except spec_module.SpecError as exc:
         raise click.UsageError(str(exc)) from None
     store = _open_store(settings)
@@ -221,9 +221,6 @@ def stream_cmd(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await runner.run(sources, pipeline, state_dir=state_dir, stop=stop, on_status=show)
-        # commit what is queued while the loop still runs, so commit callbacks land
-        await loop.run_in_executor(None, pipeline.close)
-        await asyncio.sleep(0.05)
 
     try:
         with pipeline:

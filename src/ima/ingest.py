@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ima.changes import Delete, Edit, Engagement
+from ima.changes import Cursor, Delete, Edit, Engagement
 from ima.dedup import DedupIndex, fingerprints
 from ima.normalize import RecordError
 from ima.post import Flat, to_us
@@ -170,10 +170,10 @@ class Pipeline:
                 continue
 
     async def submit_async(
-        self, record: Any, ack: Ack | None = None, *, source: str = "file"
+        self, records: Sequence[Any], ack: Ack | None = None, *, source: str = "file"
     ) -> None:
-        """Like `submit`, but waits without blocking the event loop."""
-        item = [_Item(record, ack, source)]
+        """Like `submit_many`, but waits without blocking the event loop."""
+        item = [_Item(record, ack, source) for record in records]
         delay = 0.0005
         while True:
             if self._failure is not None:
@@ -253,16 +253,18 @@ class Pipeline:
                 self._workers.shutdown(cancel_futures=True)
 
     def _commit(
-        self, batch: list[_Item], prepared: list[Prepared | RecordError | Delete | Engagement]
+        self,
+        batch: list[_Item],
+        prepared: list[Prepared | RecordError | Delete | Engagement | Cursor],
     ) -> None:
         stats = self.stats
-        stats.received += len(batch)
         outcomes: list[tuple[str | None, str, str | None]] = []
         errors: Counter = Counter()
         # id -> (prepared, index into outcomes, is an edit); later records of an id win
         latest: dict[str, tuple[Prepared, int, bool]] = {}
         deleted: dict[str, None] = {}
         engaged: dict[str, list[int]] = {}
+        cursors: dict[str, str] = {}
         for source_item, item in zip(batch, prepared, strict=True):
             if isinstance(item, RecordError):
                 errors[item.kind] += 1
@@ -274,6 +276,9 @@ class Pipeline:
                     outcomes[earlier[1]] = (item.post_id, "deleted", None)
                 deleted[item.post_id] = None
                 outcomes.append((item.post_id, "deleted", None))
+            elif isinstance(item, Cursor):
+                cursors[item.source] = item.value
+                outcomes.append((None, "cursor", None))
             elif isinstance(item, Engagement):
                 counts = engaged.setdefault(item.post_id, [0, 0, 0])
                 counts[0] += item.likes
@@ -306,7 +311,10 @@ class Pipeline:
                 continue
             if post_id in existing:
                 if not edit:
-                    metric_updates.append((*flat[Flat.METRICS], post_id))
+                    # a record with no counts (a replayed Jetstream post, say) must not
+                    # erase the likes counted since it was first stored
+                    if any(flat[Flat.METRICS]):
+                        metric_updates.append((*flat[Flat.METRICS], post_id))
                     outcomes[index] = (post_id, "updated", None)
                     continue
                 replaced.append(post_id)
@@ -326,10 +334,14 @@ class Pipeline:
             else None
         )
         engagements = [(*counts, post_id) for post_id, counts in engaged.items()]
-        self.store.write(entries, metric_updates, copy_counts, errors, removals, engagements)
+        self.store.write(
+            entries, metric_updates, copy_counts, errors, removals, engagements, cursors
+        )
         stats.batches += 1
         stats.errors.update(errors)
-        stats.outcomes.update(status for _, status, _ in outcomes)
+        counted = [status for _, status, _ in outcomes if status != "cursor"]  # not events
+        stats.received += len(counted)
+        stats.outcomes.update(counted)
         for source_item, (post_id, status, error) in zip(batch, outcomes, strict=True):
             if source_item.ack is not None:
                 source_item.ack(post_id, status, error)
@@ -365,7 +377,7 @@ def ingest(
 
         async def drain() -> None:
             async for record in records:
-                await pipeline.submit_async(record, ack, source=source)
+                await pipeline.submit_async([record], ack, source=source)
 
         asyncio.run(drain())
         return

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ima import analysis
-from ima.changes import Delete, Edit, Engagement
+from ima.changes import Cursor, Delete, Edit, Engagement
 from ima.dedup import Fingerprint, fingerprints
 from ima.normalize import RecordError, normalize
 from ima.post import flatten
@@ -37,13 +37,13 @@ def _rebuild(flat: tuple, text: str, wire: tuple | None) -> Prepared:
 
 def prepare_batch(
     records: list[tuple[Any, str]], now: datetime
-) -> list[Prepared | RecordError | Delete | Engagement]:
+) -> list[Prepared | RecordError | Delete | Engagement | Cursor]:
     """Normalize and analyze `(record, default source)` pairs; errors come back in place,
     and so do deletes and engagement counts, which need no preparing."""
-    out: list[Prepared | RecordError | Delete | Engagement] = []
+    out: list[Prepared | RecordError | Delete | Engagement | Cursor] = []
     texts: list[str] = []
     for record, source in records:
-        if isinstance(record, Delete | Engagement):
+        if isinstance(record, Delete | Engagement | Cursor):
             out.append(record)
             continue
         if isinstance(record, Edit):

@@ -135,17 +135,25 @@ class Sink:
         self.pipeline = pipeline
         self.loop = loop
 
-    async def put(self, item: Any, source: str, on_commit: Callable[[str], None] | None = None):
-        """Queue a record, `Delete`, `Engagement` or `Edit`; waits while ingest is full.
-        `on_commit(status)` runs on the event loop once the item's batch is committed."""
+    async def put(
+        self, items: list[Any], source: str, on_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Queue records, `Delete`s, `Engagement`s, `Edit`s and `Cursor`s, in order; waits
+        while ingest is full. `on_commit()` runs on the event loop once all are committed."""
         ack: Ack | None = None
         if on_commit is not None:
-            loop = self.loop
+            loop, remaining = self.loop, [len(items)]
 
-            def ack(_post_id: str | None, status: str, _error: str | None) -> None:
-                loop.call_soon_threadsafe(on_commit, status)
+            def ack(_post_id: str | None, _status: str, _error: str | None) -> None:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    loop.call_soon_threadsafe(on_commit)
 
-        await self.pipeline.submit_async(item, ack, source=source)
+        await self.pipeline.submit_async(items, ack, source=source)
+
+    def cursor(self, source_name: str) -> str | None:
+        """Where the named source had got to, as of the last committed batch."""
+        return self.pipeline.store.log.cursor(source_name)
 
 
 class Source(ABC):
@@ -160,6 +168,10 @@ class Source(ABC):
 
     @abstractmethod
     async def run(self, sink: Sink) -> None: ...
+
+    async def finish(self) -> None:  # noqa: B027 (most sources have nothing to settle)
+        """After `run` was cancelled and ingest has committed what it had: settle what
+        waits on those commits (acknowledgements) and let go of connections."""
 
     async def pause(self, backoff: Backoff, reason: str) -> None:
         """Wait before reconnecting, counting the reconnect."""

@@ -12,9 +12,7 @@ so counts stay exact.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +23,7 @@ import websockets
 import zstandard
 from websockets.asyncio.client import connect
 
-from ima.changes import Delete, Edit, Engagement
+from ima.changes import Cursor, Delete, Edit, Engagement
 from ima.sources.base import (
     MAX_FRAME_BYTES,
     Backoff,
@@ -92,10 +90,11 @@ def _record(did: str, rkey: str, record: dict[str, Any], handles: Handles) -> di
     if isinstance(reply, dict) and isinstance(reply.get("parent"), dict):
         out["reply_to"] = reply["parent"].get("uri")
     embed = record.get("embed")
-    if isinstance(embed, dict) and isinstance(embed.get("record"), dict):
-        quoted = embed["record"].get("uri") or (embed["record"].get("record") or {}).get("uri")
-        if isinstance(quoted, str):
-            out["quote_of"] = quoted
+    quoted = embed.get("record") if isinstance(embed, dict) else None
+    if isinstance(quoted, dict) and isinstance(quoted.get("record"), dict):
+        quoted = quoted["record"]  # a quote with media nests the record once more
+    if isinstance(quoted, dict) and isinstance(quoted.get("uri"), str):
+        out["quote_of"] = quoted["uri"]
     return out
 
 
@@ -143,33 +142,6 @@ def parse_event(event: Any, handles: Handles) -> list[Any]:
     return []
 
 
-class Cursor:
-    """The committed cursor, saved atomically to a small file."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.value: int | None = None
-        if path is not None and path.exists():
-            try:
-                self.value = int(path.read_text().strip())
-            except ValueError:
-                self.value = None
-        self._saved = self.value
-
-    def advance(self, time_us: int) -> None:
-        if self.value is None or time_us > self.value:
-            self.value = time_us
-
-    def save(self) -> None:
-        if self.path is None or self.value is None or self.value == self._saved:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(str(self.value))
-        os.replace(tmp, self.path)
-        self._saved = self.value
-
-
 class Jetstream(Source):
     source = "bluesky"
 
@@ -181,7 +153,6 @@ class Jetstream(Source):
         collections: Sequence[str] = DEFAULT_COLLECTIONS,
         dids: Sequence[str] = (),
         dictionary: Path | None = None,
-        cursor_file: Path | None = None,
         rewind_s: float = 5.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         backoff: Backoff | None = None,
@@ -192,7 +163,7 @@ class Jetstream(Source):
         self.dids = list(dids)
         self.max_frame_bytes = max_frame_bytes
         self.rewind_us = int(rewind_s * 1_000_000)
-        self.cursor = Cursor(cursor_file)
+        self.cursor: int | None = None  # as committed with the last batch; read at start
         self.handles = Handles()
         self.backoff = backoff or Backoff(1.0, 60.0)
         self._decompressor = (
@@ -202,7 +173,7 @@ class Jetstream(Source):
             if dictionary is not None
             else None
         )
-        self._submitted_us = self.cursor.value or 0  # newest event handed to ingest
+        self._submitted_us = 0  # newest event handed to ingest
 
     def subscribe_url(self) -> str:
         params: list[tuple[str, str]] = [("wantedCollections", c) for c in self.collections]
@@ -210,8 +181,8 @@ class Jetstream(Source):
         params.append(("maxMessageSizeBytes", str(self.max_frame_bytes)))
         if self._decompressor is not None:
             params.append(("compress", "true"))
-        if self.cursor.value is not None:
-            params.append(("cursor", str(max(0, self.cursor.value - self.rewind_us))))
+        if self.cursor is not None:
+            params.append(("cursor", str(max(0, self.cursor - self.rewind_us))))
         separator = "&" if "?" in self.url else "?"
         return f"{self.url}{separator}{urlencode(params)}"
 
@@ -233,30 +204,29 @@ class Jetstream(Source):
             raise FrameError("invalid_json", str(exc)[:80]) from None
 
     async def run(self, sink: Sink) -> None:
-        saver = asyncio.create_task(self._save_cursor_every(1.0))
-        try:
-            while True:
-                try:
-                    await self._session(sink)
-                    reason = "server closed the stream"
-                except (OSError, websockets.WebSocketException, TimeoutError) as exc:
-                    self.health.error(connection_error_kind(exc), type(exc).__name__)
-                    reason = f"{type(exc).__name__}: {exc}"
-                await self.pause(self.backoff, reason)
-        finally:
-            saver.cancel()
-            self.cursor.save()
-
-    async def _save_cursor_every(self, seconds: float) -> None:
         while True:
-            await asyncio.sleep(seconds)
-            self.cursor.save()
+            committed = sink.cursor(self.name)
+            self.cursor = int(committed) if committed and committed.isdigit() else None
+            self._submitted_us = max(self._submitted_us, self.cursor or 0)
+            try:
+                await self._session(sink)
+                reason = "server closed the stream"
+            except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+                self.health.error(connection_error_kind(exc), type(exc).__name__)
+                reason = f"{type(exc).__name__}: {exc}"
+            await self.pause(self.backoff, reason)
 
     async def _session(self, sink: Sink) -> None:
         # Frames are checked against max_frame_bytes one by one; the hard cap only keeps
-        # a hostile server from making us buffer without limit.
+        # a hostile server from making us buffer without limit. No permessage-deflate:
+        # frames that inflate 300-fold would slip past the queue's bound (zstd is
+        # Jetstream's own compression, and it is bounded per frame).
         async with connect(
-            self.subscribe_url(), max_size=4 * self.max_frame_bytes, open_timeout=15
+            self.subscribe_url(),
+            max_size=4 * self.max_frame_bytes,
+            open_timeout=15,
+            close_timeout=2,
+            compression=None,
         ) as ws:
             self.health.connected = True
             self.backoff.reset()
@@ -275,13 +245,8 @@ class Jetstream(Source):
                 await self._hand_over(sink, items, time_us)
 
     async def _hand_over(self, sink: Sink, items: list[Any], time_us: int) -> None:
-        replayed = time_us <= self._submitted_us
+        """Items of one event, then the cursor past it, committed together."""
+        if time_us <= self._submitted_us:  # replayed after a rewind: counts were added
+            items = [i for i in items if not isinstance(i, Engagement)]
         self._submitted_us = max(self._submitted_us, time_us)
-        items = [i for i in items if not (replayed and isinstance(i, Engagement))]
-        for i, item in enumerate(items):
-            last = i == len(items) - 1
-            await sink.put(
-                item,
-                self.source,
-                (lambda _status, t=time_us: self.cursor.advance(t)) if last else None,
-            )
+        await sink.put([*items, Cursor(self.name, str(time_us))], self.source)

@@ -235,8 +235,8 @@ class Mastodon(Source):
             self.health.error(exc.kind, str(exc))
             return
         self.health.event()
-        for item in items:
-            await sink.put(item, self.source)
+        if items:
+            await sink.put(items, self.source)
 
     async def _sse(self, sink: Sink) -> None:
         timeout = httpx.Timeout(15.0, read=self.idle_timeout_s)
@@ -261,6 +261,8 @@ class Mastodon(Source):
             additional_headers=self._headers(),
             max_size=4 * self.max_frame_bytes,
             open_timeout=15,
+            close_timeout=2,
+            compression=None,  # bounded memory: see the note in jetstream.py
         ) as ws:
             for stream in self.streams:
                 await ws.send(stream.subscribe_message())

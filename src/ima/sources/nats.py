@@ -76,6 +76,7 @@ class NatsSource(Source):
         self.max_ack_pending = max_ack_pending  # also bounds what sits unacknowledged in memory
         self.backoff = backoff or Backoff(0.5, 30.0)
         self._acks: set[asyncio.Future] = set()
+        self._connection: Any = None
 
     async def run(self, sink: Sink) -> None:
         while True:
@@ -88,7 +89,7 @@ class NatsSource(Source):
             await self.pause(self.backoff, reason)
 
     async def _session(self, sink: Sink) -> None:
-        nc = await nats.connect(
+        nc = self._connection = await nats.connect(
             self.server, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False
         )
         try:
@@ -114,12 +115,23 @@ class NatsSource(Source):
                 for message in messages:
                     self.health.event()
                     line = JsonLine(message.metadata.sequence.stream, message.data)
-                    await sink.put(line, self.source, self._acker(message))
-        finally:
+                    await sink.put([line], self.source, self._acker(message))
+        except asyncio.CancelledError:
+            raise  # stopping: `finish` acknowledges what is being committed, then closes
+        except BaseException:
             await nc.close()
+            raise
+        await nc.close()
 
-    def _acker(self, message: Any) -> Callable[[str], None]:
-        def on_commit(_status: str) -> None:
+    async def finish(self) -> None:
+        await asyncio.sleep(0)  # let commit callbacks scheduled so far start their acks
+        if self._acks:
+            await asyncio.wait(set(self._acks), timeout=5)
+        if self._connection is not None:
+            await self._connection.close()
+
+    def _acker(self, message: Any) -> Callable[[], None]:
+        def on_commit() -> None:
             task = asyncio.ensure_future(message.ack())
             self._acks.add(task)  # held until done: a dropped task may never run
             task.add_done_callback(self._acks.discard)

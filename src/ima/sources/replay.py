@@ -119,5 +119,5 @@ class ReplayFile(Source):
             if wait > 0:
                 await asyncio.sleep(wait)
             self.health.event()
-            await sink.put(record, self.source)
+            await sink.put([record], self.source)
         self.health.connected = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import hashlib
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +28,8 @@ MAX_ITEM_CHARS = 2_000
 
 def _instant(entry: Any, fallback: datetime) -> str:
     for key in ("published_parsed", "updated_parsed"):
-        parsed = entry.get(key)
+        with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
+            parsed = entry.get(key)  # feedparser warns about its own key aliasing
         if parsed:
             try:
                 return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC).isoformat()
@@ -105,9 +107,10 @@ class Feed(Source):
             etag, modified = response.headers.get("etag"), response.headers.get("last-modified")
         records = feed_records(bytes(body), self.url, datetime.now(UTC))
         self.etag, self.modified = etag, modified
-        for record in records:
+        for _ in records:
             self.health.event()
-            await sink.put(record, self.source)
+        if records:
+            await sink.put(records, self.source)
         return len(records)
 
     async def run(self, sink: Sink) -> None:

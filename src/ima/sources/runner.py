@@ -65,7 +65,11 @@ async def run(
     on_status: Callable[[dict[str, Any]], None] | None = None,
     status_every: float = 1.0,
 ) -> None:
-    """Run until `stop` is set or every source has finished (only files finish)."""
+    """Run until `stop` is set or every source has finished (only files finish).
+
+    Then, in order: sources stop reading, the pipeline commits everything queued and
+    stops, and sources settle what waited on those commits (broker acknowledgements).
+    """
     sink = Sink(pipeline, asyncio.get_running_loop())
     tasks = {asyncio.create_task(s.run(sink), name=s.name): s for s in sources}
     finished: set[str] = set()
@@ -100,4 +104,8 @@ async def run(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, pipeline.close)
+        await asyncio.sleep(0.01)  # commit callbacks run on this loop
+        for source in sources:
+            await source.finish()
         _write_status(state_dir, report())

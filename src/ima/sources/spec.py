@@ -152,8 +152,8 @@ def load(path: Path) -> list[SourceSpec]:
     return [declare(t) for t in tables]
 
 
-def build(spec: SourceSpec, state_dir: Path, env: Mapping[str, str] | None = None) -> Source:
-    """The runnable source for a spec; `state_dir` keeps its cursor, if it has one."""
+def build(spec: SourceSpec, env: Mapping[str, str] | None = None) -> Source:
+    """The runnable source for a spec."""
     env = os.environ if env is None else env
     opts = dict(spec.options)
     try:
@@ -163,7 +163,6 @@ def build(spec: SourceSpec, state_dir: Path, env: Mapping[str, str] | None = Non
                 spec.name,
                 spec.url,
                 dictionary=Path(dictionary).expanduser() if dictionary else None,
-                cursor_file=state_dir / f"{spec.name}.cursor",
                 **opts,
             )
         if spec.type in _TOKEN_ENV:

@@ -29,8 +29,12 @@ _FIELDS = {
 RULE_TAG = "ima"
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def tweet_record(frame: Any) -> dict[str, Any]:
-    """One stream line → a record in the replay schema."""
+    """One stream line → a record in the replay schema (normalizing checks the values)."""
     if not isinstance(frame, dict):
         raise FrameError("bad_type", "frame: expected an object")
     data = frame.get("data")
@@ -39,31 +43,35 @@ def tweet_record(frame: Any) -> dict[str, Any]:
             raise FrameError("api_error", json.dumps(frame["errors"])[:200])
         raise FrameError("bad_field", "data: expected an object")
     author_id = data.get("author_id")
-    users = (
-        (frame.get("includes") or {}).get("users")
-        if isinstance(frame.get("includes"), dict)
-        else None
+    users = _obj(frame.get("includes")).get("users")
+    user = next(
+        (
+            _obj(u)
+            for u in (users if isinstance(users, list) else [])
+            if _obj(u).get("id") == author_id
+        ),
+        {},
     )
-    user = next((u for u in users or [] if isinstance(u, dict) and u.get("id") == author_id), None)
-    handle = user.get("username") if user else None
+    handle = user.get("username") or author_id
     record: dict[str, Any] = {
         "id": data.get("id"),
         "source": "x",
         "text": data.get("text"),
         "created_at": data.get("created_at"),
         "author": {
-            "handle": handle or author_id,
-            "name": (user or {}).get("name") or "",
-            "followers": ((user or {}).get("public_metrics") or {}).get("followers_count"),
+            "handle": handle,
+            "name": user.get("name") or "",
+            "followers": _obj(user.get("public_metrics")).get("followers_count"),
         },
-        "metrics": data.get("public_metrics") or {},
+        "metrics": _obj(data.get("public_metrics")),
     }
-    if isinstance(record["id"], str) and isinstance(handle or author_id, str):
-        record["url"] = f"https://x.com/{handle or author_id}/status/{record['id']}"
+    if isinstance(record["id"], str) and isinstance(handle, str):
+        record["url"] = f"https://x.com/{handle}/status/{record['id']}"
     if isinstance(data.get("lang"), str) and data["lang"] not in ("und", "qme", "zxx"):
         record["lang"] = data["lang"]
     links = {"replied_to": "reply_to", "quoted": "quote_of", "retweeted": "repost_of"}
-    for ref in data.get("referenced_tweets") or []:
+    references = data.get("referenced_tweets")
+    for ref in references if isinstance(references, list) else []:
         if isinstance(ref, dict) and ref.get("type") in links:
             record[links[ref["type"]]] = ref.get("id")
     return record
@@ -187,4 +195,4 @@ class XStream(Source):
                     self.health.error(exc.kind, str(exc))
                     continue
                 self.health.event()
-                await sink.put(record, self.source)
+                await sink.put([record], self.source)

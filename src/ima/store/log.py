@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS posts (
 -- for copies, which are not indexed.
 CREATE TABLE IF NOT EXISTS errors (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
 -- ids deleted at their source: a replayed create of one of them is not stored again.
+-- each live source's position in its stream as of the last committed batch
+CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, deleted_us INTEGER NOT NULL)
     WITHOUT ROWID;
 """
@@ -185,6 +187,7 @@ class PostLog:
         errors: dict[str, int],
         removals: Removals | None = None,
         engagements: Sequence[tuple[int, int, int, str]] = (),
+        cursors: dict[str, str] | None = None,
     ) -> list[int]:
         """Write one batch in one transaction: all of it is durable, or none of it.
         Removals go first (a replaced post is inserted again); returns removed seqs."""
@@ -207,6 +210,11 @@ class PostLog:
                 conn.executemany(_ADD_COPIES, [(n, pid) for pid, n in copy_counts.items()])
             if engagements:
                 conn.executemany(_ADD_ENGAGEMENT, engagements)
+            if cursors:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO cursors(source, value) VALUES (?, ?)",
+                    list(cursors.items()),
+                )
             if errors:
                 conn.executemany(
                     "INSERT INTO errors(kind, count) VALUES (?, ?) "
@@ -275,6 +283,15 @@ class PostLog:
         conn = self._reader()
         total, copies = conn.execute("SELECT COUNT(*), COUNT(duplicate_of) FROM posts").fetchone()
         return {"posts": total, "copies": copies, "originals": total - copies}
+
+    def cursor(self, source: str) -> str | None:
+        """The position `source` had reached as of the last committed batch."""
+        row = (
+            self._reader()
+            .execute("SELECT value FROM cursors WHERE source = ?", (source,))
+            .fetchone()
+        )
+        return None if row is None else row[0]
 
     def error_counts(self) -> dict[str, int]:
         return dict(self._reader().execute("SELECT kind, count FROM errors ORDER BY kind"))

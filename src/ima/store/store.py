@@ -123,6 +123,7 @@ class Store:
         errors: dict[str, int] | None = None,
         removals: Removals | None = None,
         engagements: Sequence[tuple[int, int, int, str]] = (),
+        cursors: dict[str, str] | None = None,
     ) -> list[int]:
         """Commit one batch to the log, then make its originals searchable; returns seqs.
 
@@ -133,7 +134,14 @@ class Store:
             raise ReadOnlyIndexError("another process is writing this store")
         first = self.log.last_seq + 1
         removed = self.log.append(
-            first, entries, metric_updates, copy_counts or {}, errors or {}, removals, engagements
+            first,
+            entries,
+            metric_updates,
+            copy_counts or {},
+            errors or {},
+            removals,
+            engagements,
+            cursors,
         )
         if removed:
             self._queue.put(_Forget(removed))

@@ -1,0 +1,109 @@
+"""NATS JetStream against the real nats-server on this machine (127.0.0.1:4222)."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+
+import nats
+import pytest
+
+from conftest import stream_until
+from ima.sources.base import Backoff
+from ima.sources.nats import NatsSource, ensure_stream, publish
+
+SERVER = "nats://127.0.0.1:4222"
+
+
+async def _consumer_state(subject: str, durable: str) -> tuple[int, int]:
+    nc = await nats.connect(SERVER)
+    try:
+        js = nc.jetstream()
+        info = await js.consumer_info(await js.find_stream_name_by_subject(subject), durable)
+        return info.num_pending, info.num_ack_pending
+    finally:
+        await nc.close()
+
+
+async def _drop_stream(subject: str) -> None:
+    nc = await nats.connect(SERVER)
+    try:
+        js = nc.jetstream()
+        await js.delete_stream(await ensure_stream(js, subject))
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def subject() -> Iterator[str]:
+    name = f"test.posts.{uuid.uuid4().hex[:8]}"
+    yield name
+    asyncio.run(_drop_stream(name))
+
+
+def _records(n: int, start: int = 0) -> list[bytes]:
+    return [
+        json.dumps(
+            {
+                "id": f"m{i}",
+                "text": f"bus message {i} from the bus",
+                "created_at": "2026-11-22T10:00:00Z",
+                "author": f"user{i % 7}",
+            }
+        ).encode()
+        for i in range(start, start + n)
+    ]
+
+
+async def _publish(url: str, records: list[bytes]) -> int:
+    confirmed = 0
+    async for confirmed in publish(url, records):  # noqa: B007 (the last count is the total)
+        pass
+    return confirmed
+
+
+def test_durable_consumer_acknowledges_after_commit(store, subject):
+    url = f"{SERVER}/{subject}"
+    bad = [b"{not json", json.dumps({"id": "x", "created_at": "2026-11-22T10:00:00Z"}).encode()]
+    assert asyncio.run(_publish(url, _records(500) + bad)) == 502
+    source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
+    pipeline = stream_until(store, [source], lambda: store.stats()["posts"] == 500)
+    assert store.stats()["errors"] == {"invalid_json": 1, "missing_field": 1}
+    assert pipeline.stats.new == 500
+    # everything, bad records included, was acknowledged: nothing will be redelivered
+    assert asyncio.run(_consumer_state(subject, "ima")) == (0, 0)
+    # a second run of the same durable consumer picks up only what is new
+    asyncio.run(_publish(url, _records(10, start=500)))
+    source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
+    pipeline = stream_until(store, [source], lambda: store.stats()["posts"] == 510)
+    assert pipeline.stats.received == 10
+
+
+def test_unacknowledged_messages_are_redelivered_once_ack_wait_passes(store, subject):
+    """A consumer that died between fetch and ack: its messages come back, and the
+    ones already stored are not stored twice."""
+    url = f"{SERVER}/{subject}"
+    asyncio.run(_publish(url, _records(50)))
+
+    async def fetch_without_ack() -> None:
+        nc = await nats.connect(SERVER)
+        js = nc.jetstream()
+        from nats.js.api import ConsumerConfig
+
+        sub = await js.pull_subscribe(
+            subject, durable="ima", config=ConsumerConfig(ack_wait=1.0, max_ack_pending=20_000)
+        )
+        await sub.fetch(30, timeout=2)
+        await nc.close()  # dies without acknowledging
+
+    asyncio.run(fetch_without_ack())
+    source = NatsSource("bus", url, ack_wait_s=1.0, backoff=Backoff(0.05, 0.2))
+    stream_until(
+        store,
+        [source],
+        lambda: (
+            store.stats()["posts"] == 50 and asyncio.run(_consumer_state(subject, "ima")) == (0, 0)
+        ),
+        timeout=20,
+    )
+    assert store.stats()["posts"] == 50
