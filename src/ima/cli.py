@@ -276,7 +276,7 @@ def publish_cmd(file: Path, url: str, subject: str) -> None:
 
     try:
         done = asyncio.run(push())
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, nats_source.NatsError) as exc:
         raise click.ClickException(f"cannot reach NATS at {url}: {exc}") from None
     click.echo(f"published {done:,} records to {subject}")
 

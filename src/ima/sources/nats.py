@@ -54,6 +54,21 @@ async def ensure_stream(js: Any, subject: str) -> str:
         return name
 
 
+async def _quiet(_error: Exception) -> None:
+    """The client would log every failed attempt; callers count and report failures."""
+
+
+async def _connect(server: str) -> Any:
+    """One connection attempt: reconnecting (with back-off) is the caller's job."""
+    return await nats.connect(
+        server,
+        connect_timeout=5,
+        allow_reconnect=False,
+        max_reconnect_attempts=0,
+        error_cb=_quiet,
+    )
+
+
 class NatsSource(Source):
     source = "nats"
 
@@ -89,9 +104,7 @@ class NatsSource(Source):
             await self.pause(self.backoff, reason)
 
     async def _session(self, sink: Sink) -> None:
-        nc = self._connection = await nats.connect(
-            self.server, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False
-        )
+        nc = self._connection = await _connect(self.server)
         try:
             js = nc.jetstream()
             stream = await ensure_stream(js, self.subject)
@@ -143,7 +156,7 @@ async def publish(url: str, records: Iterable[bytes], *, window: int = 512) -> A
     """Publish raw JSON records to the subject in `url`, yielding how many are confirmed
     so far; each publish waits for JetStream's acknowledgement (at most `window` in flight)."""
     server, subject = parse_url(url)
-    nc = await nats.connect(server, connect_timeout=5)
+    nc = await _connect(server)
     try:
         js = nc.jetstream()
         await ensure_stream(js, subject)
