@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_source_nats import _drop_stream
 
 from ima.cli import main
 from ima.sources import spec
@@ -17,6 +16,7 @@ from ima.sources.nats import NatsSource
 from ima.sources.replay import ReplayFile
 from ima.sources.rss import Feed
 from ima.sources.xapi import XStream
+from test_source_nats import _drop_stream
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
