@@ -97,7 +97,7 @@ interval_s = 60
     with pytest.raises(spec.SpecError, match="unknown option 'colour'"):
         spec.load(config)
     config.write_text("[[sources]\n")
-    with pytest.raises(spec.SpecError, match="sources.toml"):
+    with pytest.raises(spec.SpecError, match=r"sources\.toml"):
         spec.load(config)
 
 

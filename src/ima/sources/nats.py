@@ -59,13 +59,18 @@ async def _quiet(_error: Exception) -> None:
 
 
 async def _connect(server: str) -> Any:
-    """One connection attempt: reconnecting (with back-off) is the caller's job."""
-    return await nats.connect(
-        server,
-        connect_timeout=5,
-        allow_reconnect=False,
-        max_reconnect_attempts=0,
-        error_cb=_quiet,
+    """One connection attempt: reconnecting (with back-off) is the caller's job.
+    (With `allow_reconnect=False` the client never returns from a refused first
+    connect, so it is allowed one quick retry instead, under an overall time limit.)"""
+    return await asyncio.wait_for(
+        nats.connect(
+            server,
+            connect_timeout=5,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.1,
+            error_cb=_quiet,
+        ),
+        timeout=15,
     )
 
 
