@@ -323,12 +323,17 @@ def x_post(post_id: str, text: str, user: str = "alice", **data: Any) -> dict:
     }
 
 
+#: in `XApi.lines`: write half a line, then drop the connection
+CUT = b"<cut>"
+
+
 class XApi(LoopbackServer):
     """Rules endpoints (stateful) and the filtered stream.
 
     The first `rate_limited` stream connections get 429 with `x-rate-limit-reset`
-    `reset_in` seconds ahead; the next gets the `lines` (bytes, newline-delimited,
-    keep-alives included), then the server closes the stream.
+    `reset_in` seconds ahead; the next get the `lines` (bytes, newline-delimited,
+    keep-alives included) up to a `CUT`, which drops the connection mid-line; the
+    connection after that gets the rest, then the server closes the stream.
     """
 
     def __init__(
@@ -383,7 +388,11 @@ class XApi(LoopbackServer):
             )
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
-        for line in self.lines:
+        while self.lines:
+            line = self.lines.pop(0)
+            if line == CUT:
+                cut_mid_frame(request, b'{"data": {"id": "999", "text": "never fini')
+                return response
             await response.write(line + b"\r\n")
         await response.write_eof()
         return response

@@ -6,13 +6,14 @@ import time
 from conftest import stream_until
 from ima.search import search
 from ima.sources.xapi import XStream
-from servers import XApi, x_post
+from servers import CUT, XApi, x_post
 
 
 def test_rules_sync_rate_limit_wait_and_stream(store):
     lines = [
         b"",  # keep-alive
         json.dumps(x_post("101", "Flooding reported downtown #storm", "alice")).encode(),
+        CUT,
         b"",
         json.dumps(
             x_post(
@@ -63,6 +64,8 @@ def test_rules_sync_rate_limit_wait_and_stream(store):
     assert store.get("x:103").post.reply_to == "x:101"
     assert [h.post.id for h in search(store, "flooding").hits] == ["x:101"]
     assert source.health.errors["rate_limited"] == 1
+    assert source.health.errors["connection"] == 1  # the cut mid-line
+    assert store.get("x:999") is None  # the half line is not a post
     assert source.health.errors["invalid_json"] == 1
     assert source.health.errors["api_error"] == 1
     assert source.health.errors["oversized"] == 1
