@@ -17,6 +17,11 @@ _INJECTION = re.compile(
     r"|(以前|前|上記)の(指示|命令)を(無視|忘れ)|システムプロンプト",
     re.IGNORECASE,
 )
+_BAIT = re.compile(
+    r"\b(free|win|winner|giveaway|airdrop|crypto|earn \$?\d+|click here|limited offer|"
+    r"bonus|promo code|dm me)\b|無料|稼げる|プレゼント|当選|副業",
+    re.IGNORECASE,
+)
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _ASCII_UPPER = re.compile(r"[A-Z]")
 
@@ -35,6 +40,8 @@ def injection_suspect(text: str) -> bool:
 def spam_score(text: str, hashtags: int, mentions: int, links: int) -> float:
     """0 (ordinary) to 1 (almost surely spam), from shape alone."""
     score = 0.15 * max(0, hashtags - 3) + 0.15 * max(0, mentions - 3) + 0.2 * max(0, links - 1)
+    if links and _BAIT.search(text):  # money or prizes, and a link to collect them
+        score += 0.35
     if len(text) >= 20:
         upper = len(_ASCII_UPPER.findall(text))
         if upper >= 20 and upper > 0.8 * len(_ASCII_LETTER.findall(text)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -37,6 +38,8 @@ class PostStore(Protocol):
         limit: int,
         text_terms: list[str],
     ) -> Candidates: ...
+
+    def term_stats(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]: ...
 
 
 @dataclass(frozen=True, slots=True)

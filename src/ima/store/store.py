@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -270,13 +270,25 @@ class Store:
             seqs.update(
                 (s, None) for s in self.lexical.search(searcher, query, limit, newest=newest)
             )
-        doc_freq = {}
-        for term in set(text_terms):
-            indexed = searcher.doc_freq("text", term)
-            doc_freq[term] = indexed + sum(segment.doc_freq(term) for segment in fresh)
-        doc_count = searcher.num_docs + sum(len(segment.docs) for segment in fresh)
+        doc_count, doc_freq = self._term_stats(searcher, fresh, text_terms)
         found = self.log.fetch(list(seqs))
         return Candidates([found[s] for s in seqs if s in found], doc_count, doc_freq)
+
+    @staticmethod
+    def _term_stats(
+        searcher: object, fresh: tuple[FreshSegment, ...], terms: Iterable[str]
+    ) -> tuple[int, dict[str, int]]:
+        doc_freq = {
+            term: searcher.doc_freq("text", term) + sum(seg.doc_freq(term) for seg in fresh)
+            for term in set(terms)
+        }
+        return searcher.num_docs + sum(len(seg.docs) for seg in fresh), doc_freq
+
+    def term_stats(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
+        """How many posts are searchable, and how many contain each term."""
+        with self._view_lock:
+            searcher, fresh = self._searcher, self._fresh
+        return self._term_stats(searcher, fresh, terms)
 
     def get(self, post_id: str) -> StoredPost | None:
         return self.log.get(post_id)

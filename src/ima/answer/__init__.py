@@ -1,0 +1,1 @@
+"""The answer stage: retrieve evidence, compose a cited answer, in a voice."""

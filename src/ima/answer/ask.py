@@ -1,0 +1,194 @@
+"""Answering a question: retrieve, compose, optionally voice through an LLM, verify.
+
+Retrieval runs the question's key words as a search over its time window (widened
+to a week when the window holds nothing), fused with vector neighbours when an
+index of them is at hand. The extractive composer always runs: it is the answer
+when there is no LLM, the input an LLM rephrases, and the fallback whenever an
+LLM's citations do not hold (the reason is logged and reported).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from ima.answer import verify, voice
+from ima.answer.compose import Composition, compose, key_weights
+from ima.answer.llm import Backend, BackendError, Request, answer_request, rephrase_request
+from ima.answer.model import Answer, Citation, iso
+from ima.answer.question import Question, understand
+from ima.post import Post
+from ima.search import PostStore, search
+
+log = logging.getLogger(__name__)
+
+WIDEST_WINDOW = timedelta(days=7)
+CANDIDATES = 60
+#: given the question, its window's bounds (µs) and a count: posts by similarity
+Semantic = Callable[[str, int, int, int], list[Post]]
+_SENTENCE_DONE = re.compile(r"(?<=[.!?。！？])\s|\n")
+
+
+def _fuse(lists: list[list[Post]], k: int = 60) -> list[Post]:
+    """Reciprocal rank fusion: a post high in either list, or in both, comes first."""
+    scores: dict[str, float] = {}
+    posts: dict[str, Post] = {}
+    for ranked in lists:
+        for rank, post in enumerate(ranked):
+            scores[post.id] = scores.get(post.id, 0.0) + 1.0 / (k + rank + 1)
+            posts[post.id] = post
+    return [posts[i] for i in sorted(scores, key=scores.__getitem__, reverse=True)]
+
+
+def retrieve(
+    store: PostStore,
+    question: Question,
+    as_of: datetime,
+    window: timedelta,
+    semantic: Semantic | None = None,
+) -> list[Post]:
+    if not question.words:
+        return []
+    since = as_of - window
+    query = f"({question.query()}) since:{iso(since)}"
+    lexical = [h.post for h in search(store, query, as_of=as_of, k=CANDIDATES).hits]
+    lists = [lexical]
+    if semantic is not None:
+        low = int(since.timestamp() * 1e6)
+        lists.append(semantic(question.text, low, int(as_of.timestamp() * 1e6), CANDIDATES))
+    return _fuse(lists)
+
+
+def _citations(statements: list) -> list[Citation]:
+    return [Citation(n, s.post, s.text) for n, s in enumerate(statements, 1)]
+
+
+def ask(
+    store: PostStore,
+    text: str,
+    *,
+    as_of: datetime | None = None,
+    persona: str = "regular",
+    backend: Backend | None = None,
+    mode: str = "rephrase",
+    semantic: Semantic | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> Answer:
+    """Answer `text` from the store as of `as_of` (default: now).
+
+    With a `backend`, `mode` is `rephrase` (the LLM voices the extractive answer:
+    safe even for a small base model) or `answer` (the LLM answers from the posts).
+    `on_text` receives the answer as it becomes final, sentence by sentence when the
+    backend streams. Raises ValueError for an empty or over-long question or an
+    unknown persona.
+    """
+    if persona not in voice.PERSONAS:
+        raise ValueError(f"persona must be one of {', '.join(voice.PERSONAS)}")
+    if mode not in ("rephrase", "answer"):
+        raise ValueError("mode must be rephrase or answer")
+    started = time.perf_counter()
+    question = understand(text)
+    as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+    window = question.window
+    weights = key_weights(question, *store.term_stats(question.terms))
+    posts = retrieve(store, question, as_of, window, semantic)
+    composition = compose(question, posts, as_of, weights)
+    if composition.lead is None and window < WIDEST_WINDOW:
+        window = WIDEST_WINDOW
+        posts = retrieve(store, question, as_of, window, semantic)
+        composition = compose(question, posts, as_of, weights)
+    retrieved = time.perf_counter()
+    answer = Answer(
+        question=text,
+        text="",
+        citations=[],
+        as_of=as_of,
+        found=composition.lead is not None,
+        window_s=window.total_seconds(),
+        persona=persona,
+        language=question.lang,
+        backend="extractive",
+    )
+    if composition.lead is None:
+        answer.text = voice.nothing_found(question, window, as_of)
+    else:
+        extractive, statements = voice.say(question, composition, as_of, persona)
+        answer.text, answer.citations = extractive, _citations(statements)
+        if backend is not None:
+            _voice_with(backend, mode, answer, question, composition, posts, on_text)
+    answer.timings_ms = {
+        "retrieve": (retrieved - started) * 1000,
+        "total": (time.perf_counter() - started) * 1000,
+    }
+    if on_text is not None and answer.backend == "extractive":
+        on_text(answer.text)
+    return answer
+
+
+def _voice_with(
+    backend: Backend,
+    mode: str,
+    answer: Answer,
+    question: Question,
+    composition: Composition,
+    posts: list[Post],
+    on_text: Callable[[str], None] | None,
+) -> None:
+    """Replace the extractive text with the backend's, if every citation of it holds."""
+    if mode == "rephrase":
+        given = [c.post for c in answer.citations]
+        request: Request = rephrase_request(answer.text, answer.persona, question.lang)
+    else:
+        given = posts[:12]
+        request = answer_request(question.text, given, answer.persona)
+    if (
+        mode == "answer"
+        and answer.persona == "fun"
+        and voice.is_tragic([question.text, *(s.text for s in composition.statements)])
+    ):
+        request = answer_request(question.text, given, "regular")  # no jokes on tragedies
+    pieces: list[str] = []
+    pending = ""
+    shown: list[str] = []
+    cancel = threading.Event()
+    try:
+        for piece in backend.stream(request, cancel):
+            pieces.append(piece)
+            pending += piece
+            while (cut := _SENTENCE_DONE.search(pending)) is not None:
+                sentence, pending = pending[: cut.end()], pending[cut.end() :]
+                trouble = verify.problems(sentence, given, answer.as_of)
+                if trouble:
+                    cancel.set()
+                    raise _Unverified("; ".join(trouble))
+                shown.append(sentence)
+                if on_text is not None:
+                    on_text(sentence)
+        trouble = verify.problems("".join(pieces), given, answer.as_of)
+        if not "".join(pieces).strip():
+            trouble = ["the backend returned nothing"]
+        elif not verify.cites_any("".join(pieces)):
+            trouble = ["the answer cites no post"]
+        if trouble:
+            raise _Unverified("; ".join(trouble))
+    except (BackendError, _Unverified) as exc:
+        answer.fallback_reason = f"{backend.name}: {exc}"
+        log.warning("LLM answer replaced by the extractive one: %s", answer.fallback_reason)
+        if on_text is not None and shown:
+            on_text("\n\n")  # what was shown is superseded by what follows
+        return
+    if on_text is not None and pending:
+        on_text(pending)
+    answer.text = "".join(pieces).strip()
+    answer.backend = backend.name
+    if mode == "answer":
+        cited = verify.cited_numbers(answer.text)
+        answer.citations = [Citation(n, given[n - 1], given[n - 1].text[:280]) for n in cited]
+
+
+class _Unverified(Exception):
+    """An LLM answer whose citations do not hold."""

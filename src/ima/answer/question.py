@@ -1,0 +1,136 @@
+"""A question in words → what to search for: its language, key words and time window.
+
+Key words are the question's content words (stop words and question words removed;
+Japanese segmented by the same MeCab the index uses, keeping words with kanji or
+katakana). The window comes from time words ("now", "today", "this week", 今, 今日,
+さっき…), 24 hours when there are none.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+
+import fugashi
+
+from ima import analysis
+
+_LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
+_SCRIPT_RUN = re.compile(
+    r"[\u3040-\u30ff\u4e00-\u9fff\u3005]+|[^\u3040-\u30ff\u4e00-\u9fff\u3005]+"
+)
+_local = threading.local()
+_CONTENT_JA = re.compile(r"[\u4e00-\u9fff\u3005\u30a0-\u30ffA-Za-z0-9]")
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+_STOP_EN = frozenset(
+    """a about above after again all also am an and any anything are as at be been before
+    being below between both but by can could did do does doing down during each else
+    ever few for from further going gone had has have having he her here hers him his
+    how i if in into is it its itself just know latest let like me more most my new news
+    no nor not now of off on once only or other our out over own please right same say
+    said says she should so some such tell than that thats that's the their them then
+    there these they this those through to today too under until up update updates very
+    was we were what whats what's when where which while who whom why will with would
+    you your yesterday week weeks hour hours minute minutes day days currently current
+    happening happened happen going on status anyone everyone people think thoughts
+    recent recently still story stories situation info information going-on""".split()
+)
+_STOP_JA = frozenset(
+    """今 いま 今日 本日 現在 最新 状況 情報 何 なに 教え 教える ニュース 件 こと もの
+    どう どんな 最近 昨日 今週 さっき 先ほど 時点 について 関する 様子 話題 起き 起きる
+    ある いる なっ なる 知り 知る 今朝 今夜 今晩 ところ 方 みんな 誰""".split()
+)
+
+STOP_WORDS = _STOP_EN | _STOP_JA
+
+#: (pattern, window): the first that matches sets how far back to look
+_WINDOWS: list[tuple[re.Pattern[str], timedelta]] = [
+    (re.compile(r"\b(just now|last hour|past hour|this hour)\b|さっき|先ほど|この1時間|直近"),
+     timedelta(hours=1)),
+    (re.compile(r"\b(right now|now|currently|at the moment|latest)\b|今|いま|現在|最新"),
+     timedelta(hours=6)),
+    (re.compile(r"\b(today|tonight|this morning|this evening)\b|今日|本日|今朝|今夜|今晩"),
+     timedelta(hours=24)),
+    (re.compile(r"\b(yesterday|last night)\b|昨日|昨夜"), timedelta(hours=48)),
+    (re.compile(r"\b(this week|past week|last week|recently|lately)\b|今週|最近|先週"),
+     timedelta(days=7)),
+]  # fmt: skip
+DEFAULT_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    text: str
+    lang: str  # "ja" or "en": the language the answer is framed in
+    words: tuple[str, ...]  # key words as written (for the query)
+    terms: frozenset[str]  # the same words as the index's terms (for overlap)
+    entities: frozenset[str]  # terms of names (capitalized words, proper nouns): must match
+    window: timedelta
+
+    def query(self) -> str:
+        """The search for its key words, any of them (ranking prefers posts with more).
+        Hashtags and handles are searched as words: posts say `storm` as often as `#storm`."""
+        return " OR ".join(f'"{word}"' for word in self.words)
+
+
+def _window(text: str) -> timedelta:
+    lowered = text.lower()
+    for pattern, window in _WINDOWS:
+        if pattern.search(lowered):
+            return window
+    return DEFAULT_WINDOW
+
+
+def _candidates(text: str) -> list[tuple[str, bool]]:
+    """(word, is a name) for the content words of `text`: Japanese nouns by MeCab's
+    part of speech (proper nouns are names), Latin words by shape (capitalized past the
+    first word, all-caps or with digits are names)."""
+    out: list[tuple[str, bool]] = []
+    for run in _SCRIPT_RUN.finditer(unicodedata.normalize("NFKC", text)):
+        chunk = run.group()
+        if _JAPANESE.search(chunk):
+            for token in _tagger()(chunk):
+                if token.feature.pos1 == "名詞" and _CONTENT_JA.search(token.surface):
+                    out.append((token.surface, token.feature.pos2 == "固有名詞"))
+            continue
+        for position, word in enumerate(_LATIN_WORD.findall(chunk)):
+            named = (position > 0 and word[:1].isupper()) or (
+                len(word) > 1 and (word.isupper() or any(c.isdigit() for c in word))
+            )
+            out.append((word, named))
+    return out
+
+
+def _tagger() -> fugashi.Tagger:
+    tagger = getattr(_local, "tagger", None)
+    if tagger is None:  # not thread-safe: one per thread
+        tagger = _local.tagger = fugashi.Tagger()
+    return tagger
+
+
+def understand(text: str) -> Question:
+    """Parse a question; raises ValueError when it is empty or too long."""
+    text = text.strip()
+    if not text:
+        raise ValueError("the question is empty")
+    if len(text) > 2000:
+        raise ValueError(f"the question is {len(text)} characters; the limit is 2000")
+    lang = "ja" if _JAPANESE.search(text) else "en"
+    words: list[str] = []
+    entities: list[str] = []
+    for word, entity in _candidates(text):
+        word = word.strip("'’-#@")
+        folded = word.lower()
+        if len(folded) < 2 or folded in STOP_WORDS:
+            continue
+        words.append(word)
+        if entity:
+            entities.append(word)
+    words = list(dict.fromkeys(words))[:12]
+    terms = frozenset(t for w in words for t in analysis.terms(w))
+    entity_terms = frozenset(t for w in entities if w in words for t in analysis.terms(w))
+    return Question(text, lang, tuple(words), terms, entity_terms, _window(text))
