@@ -357,21 +357,36 @@ def run(
     seed: int = 7,
     persona: str = "regular",
     backend: Any = None,
+    embedder: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Generate, ingest, ask every question, and score; returns the report."""
+    """Generate, ingest (and embed, given an embedder), ask every question, and score."""
     from ima.ingest import Pipeline, ingest
+    from ima.vectors.semantic import Vectors
 
     stream = generate(seed)
     store = store_factory()
     try:
         with Pipeline(store) as pipeline:
             ingest(pipeline, stream.records, source="eval")
+        semantic = None
+        if embedder is not None:
+            vectors = Vectors(store, embedder)
+            vectors.backfill(len(stream.records))
+            vectors.worker.drain()
+            semantic = vectors.semantic
         if progress:
             progress(f"ingested {len(stream.records)} posts; asking {len(stream.cases)} questions")
         scores = []
         for case in stream.cases:
-            answer = ask(store, case.question, as_of=case.as_of, persona=persona, backend=backend)
+            answer = ask(
+                store,
+                case.question,
+                as_of=case.as_of,
+                persona=persona,
+                backend=backend,
+                semantic=semantic,
+            )
             scores.append(score(store, case, answer))
     finally:
         store.close()
@@ -381,6 +396,7 @@ def run(
     return {
         "seed": seed,
         "persona": persona,
+        "vectors": embedder is not None,
         "posts": len(stream.records),
         "questions": len(scores),
         "accuracy": sum(s.correct for s in known) / len(known),

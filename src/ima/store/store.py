@@ -81,6 +81,8 @@ class Store:
         self._searcher = self.lexical.searcher
         self._queue: queue.Queue = queue.Queue(maxsize=index_queue_batches)
         self.index_commits = 0
+        #: called after each commit with (seq, created_us, text, engagement) of new originals
+        self.listeners: list[Callable[[list[tuple[int, int, str, int]]], None]] = []
         self._catch_up()
         self._indexer = self._start_indexer() if self.writable else None
 
@@ -145,6 +147,14 @@ class Store:
         )
         if removed:
             self._queue.put(_Forget(removed))
+        if self.listeners:
+            originals = [
+                (first + i, e.flat[Flat.CREATED_US], e.flat[Flat.TEXT], sum(e.flat[Flat.METRICS]))
+                for i, e in enumerate(entries)
+                if e.flat[Flat.DUPLICATE_OF] is None
+            ]
+            for listener in self.listeners:
+                listener(originals)
         docs = [
             _fresh_doc(first + i, e.flat, e.text)
             for i, e in enumerate(entries)

@@ -1,0 +1,1 @@
+"""Vectors: embeddings of posts, computed in the background and searched exactly."""

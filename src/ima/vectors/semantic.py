@@ -1,0 +1,55 @@
+"""A store's vector side: its index, an embedder, and the worker that keeps up."""
+
+from __future__ import annotations
+
+from ima.post import Post
+from ima.store import Store
+from ima.vectors.embedder import Embedder
+from ima.vectors.index import VectorIndex
+from ima.vectors.worker import EmbeddingWorker
+
+FILE = "vectors.sqlite3"
+
+
+class Vectors:
+    def __init__(self, store: Store, embedder: Embedder) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.index = VectorIndex(store.data_dir / FILE, embedder.dim)
+        self.worker = EmbeddingWorker(self.index, embedder)
+        self._following = False
+
+    def follow(self) -> Vectors:
+        """Embed new posts in the background from now on."""
+        self.store.listeners.append(self.worker.offer)
+        self.worker.start()
+        self._following = True
+        return self
+
+    def backfill(self, limit: int) -> int:
+        """Queue the newest `limit` stored originals not embedded yet; returns how many."""
+        recent = self.store.log.recent_originals(limit)
+        done = self.index.embedded([sp.seq for sp in recent])
+        todo = [
+            (sp.seq, int(sp.post.created_at.timestamp() * 1e6), sp.post.text,
+             sp.post.metrics.likes + sp.post.metrics.reposts)
+            for sp in recent
+            if sp.seq not in done
+        ]  # fmt: skip
+        self.worker.offer(todo)
+        return len(todo)
+
+    def semantic(self, question: str, low_us: int, high_us: int, k: int) -> list[Post]:
+        """Posts in the window nearest to the question in meaning, nearest first."""
+        seqs = self.index.search(self.embedder.query(question), low_us, high_us, k)
+        found = self.store.log.fetch(seqs)
+        return [found[s].post for s in seqs if s in found]
+
+    def share_embedded(self) -> float:
+        originals = self.store.log.counts()["originals"]
+        return self.index.count() / originals if originals else 0.0
+
+    def close(self) -> None:
+        if self._following:
+            self.store.listeners.remove(self.worker.offer)
+            self.worker.stop()
