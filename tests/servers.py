@@ -421,3 +421,38 @@ class Feeds(LoopbackServer):
         return web.Response(
             body=body, headers={"ETag": etag, "Content-Type": "application/rss+xml"}
         )
+
+
+# -- OpenAI-compatible chat completions ---------------------------------------------------
+
+
+class ChatCompletions(LoopbackServer):
+    """`POST /v1/chat/completions` streaming `reply` (or what `reply(body)` returns) as
+    OpenAI's SSE chunks, a few characters each, ending with `data: [DONE]`; `status`
+    other than 200 fails the request with an OpenAI-style error body. Records bodies."""
+
+    def __init__(self, reply: str | Callable[[dict], str], *, status: int = 200) -> None:
+        super().__init__()
+        self.reply = reply
+        self.status = status
+        self.bodies: list[dict] = []
+        self.route("POST", "/v1/chat/completions", self._chat)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.bodies.append(await request.json())
+        if self.status != 200:
+            error = {"message": "overloaded", "type": "server_error", "param": None, "code": None}
+            return web.json_response({"error": error}, status=self.status)
+        reply = self.reply(self.bodies[-1]) if callable(self.reply) else self.reply
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "test"}
+        first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]}
+        await response.write(f"data: {json.dumps(first)}\n\n".encode())
+        for start in range(0, len(reply), 7):
+            piece = reply[start : start + 7]
+            chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        await response.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+        return response

@@ -174,7 +174,9 @@ def compose(
     also: list[Statement] = []
     earlier: list[Statement] = []
     for s in sorted(statements, key=lambda s: s.score, reverse=True):
-        if s.score < 0.5 * best or any(
+        # what was said before counts even when it matches the question's words less
+        # well ("cancelled" answers "is it running?" too); additions must be strong
+        if s.score < 0.3 * best or any(
             _jaccard(s.terms, c.terms) >= 0.6 or s.text == c.text for c in chosen
         ):
             continue
@@ -183,7 +185,7 @@ def compose(
             if not earlier:
                 earlier.append(s)
                 chosen.append(s)
-        elif len(also) < max_also and not _conflicts(s, lead, key):
+        elif s.score >= 0.5 * best and len(also) < max_also and not _conflicts(s, lead, key):
             also.append(s)
             chosen.append(s)
     return Composition(lead, tuple(also), tuple(earlier))

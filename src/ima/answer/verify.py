@@ -20,7 +20,9 @@ from ima.post import Post
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _QUOTED = re.compile(r"“([^”]+)”|「([^」]+)」|\"([^\"]+)\"")
-_CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?:\s*UTC)?|\d{1,2}月\d{1,2}日|\b\d{4}-\d{2}-\d{2}")
+_CLOCK = re.compile(
+    r"(?:\b[A-Z][a-z]{2} \d{1,2}, |\d{1,2}月\d{1,2}日 ?)?\b(?P<hm>\d{1,2}:\d{2}) ?UTC"
+)
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
 _SPLIT = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 MIN_KEY_WORDS_PRESENT = 0.6
@@ -47,12 +49,15 @@ def cites_any(text: str) -> bool:
 def problems(text: str, posts: list[Post], as_of: datetime) -> list[str]:
     """Everything wrong with the citations of `text`; empty when every one holds."""
     found: list[str] = []
+    # "As of 14:32 UTC" frames a statement with a post's time (or as_of's): not a claim
+    framing = {p.created_at.strftime("%H:%M") for p in posts} | {as_of.strftime("%H:%M")}
+    framing |= {t.lstrip("0") for t in framing}
     for sentence in _SPLIT.split(text):
         if not sentence.strip():
             continue
         markers = [int(n) for group in _MARKER.findall(sentence) for n in group.split(",")]
         unmarked = _MARKER.sub(" ", sentence)
-        claim = _CLOCK.sub(" ", unmarked)  # framing times ("As of 14:32 UTC") are not claims
+        claim = _CLOCK.sub(lambda m: " " if m["hm"] in framing else m[0], unmarked)
         if not markers:
             if _NUMBER.search(claim):
                 found.append(f"uncited sentence states a number: {sentence[:80]!r}")

@@ -71,6 +71,7 @@ class FreshSegment:
             return len(doc_terms)
 
     def doc_freq(self, token: str) -> int:
+        self._catch_up()  # postings are built lazily: count what was appended too
         return len(self.postings.get(token, ()))
 
     def _match_terms(self, node: Terms) -> set[int]:
