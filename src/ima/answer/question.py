@@ -51,8 +51,8 @@ STOP_WORDS = _STOP_EN | _STOP_JA
 _WINDOWS: list[tuple[re.Pattern[str], timedelta]] = [
     (re.compile(r"\b(just now|last hour|past hour|this hour)\b|さっき|先ほど|この1時間|直近"),
      timedelta(hours=1)),
-    (re.compile(r"\b(right now|now|currently|at the moment|latest)\b|今(?![週日朝夜晩年月回度])|いま|現在|最新"),
-     timedelta(hours=6)),
+    (re.compile(r"\b(right now|now|currently|at the moment|latest)\b"
+                r"|今(?![週日朝夜晩年月回度])|いま|現在|最新"), timedelta(hours=6)),
     (re.compile(r"\b(today|tonight|this morning|this evening)\b|今日|本日|今朝|今夜|今晩"),
      timedelta(hours=24)),
     (re.compile(r"\b(yesterday|last night)\b|昨日|昨夜"), timedelta(hours=48)),
