@@ -147,6 +147,20 @@ def ingest_cmd(
         sys.exit(1)
 
 
+def _follow_with_vectors(store: Store) -> Any:
+    """Embed new posts as they are committed (and the last day's backlog), if the
+    embedder loads; otherwise answers use lexical search only."""
+    from ima.vectors.embedder import default_embedder
+    from ima.vectors.semantic import Vectors
+
+    embedder = default_embedder()
+    if embedder is None:
+        return None
+    vectors = Vectors(store, embedder).follow()
+    vectors.backfill(20_000)
+    return vectors
+
+
 def _unique_names(specs: list[spec_module.SourceSpec]) -> None:
     """Give repeated names a suffix (`rss`, `rss-2`): names key cursors and status."""
     seen: dict[str, int] = {}
@@ -172,6 +186,12 @@ def _unique_names(specs: list[spec_module.SourceSpec]) -> None:
     help="Processes that prepare posts beside the event loop (0: all in one process).",
 )
 @click.option("--quiet", is_flag=True, help="No status line.")
+@click.option(
+    "--embed/--no-embed",
+    default=True,
+    show_default=True,
+    help="Embed new posts in the background (newest and most-engaged first) for answers.",
+)
 @click.pass_obj
 def stream_cmd(
     settings: Settings,
@@ -179,6 +199,7 @@ def stream_cmd(
     config_path: Path | None,
     workers: int,
     quiet: bool,
+    embed: bool,
 ) -> None:
     """Run live sources into the store until interrupted (files end by themselves).
 
@@ -223,10 +244,13 @@ def stream_cmd(
             loop.add_signal_handler(signum, stop.set)
         await runner.run(sources, pipeline, state_dir=state_dir, stop=stop, on_status=show)
 
+    vectors = _follow_with_vectors(store) if embed else None
     try:
         with pipeline:
             asyncio.run(main_loop())
     finally:
+        if vectors is not None:
+            vectors.close()
         store.close()
     if tty and not quiet:
         click.echo("", err=True)
@@ -364,12 +388,21 @@ def search_cmd(
 def stats_cmd(settings: Settings, as_json: bool) -> None:
     """Posts stored, index lag, disk use, rejected records by kind, and the health of
     the sources `ima stream` ran last (as of its last report)."""
+    from ima.vectors.index import VectorIndex
+    from ima.vectors.semantic import FILE
+
     store = _open_store(settings)
     try:
         figures = store.stats()
     finally:
         store.close()
     figures["data_dir"] = str(settings.data_dir)
+    vector_file = settings.data_dir / FILE
+    vectors = VectorIndex(vector_file, 0).count() if vector_file.exists() else 0
+    figures["embedded_posts"] = vectors
+    figures["embedded_share"] = (
+        round(vectors / figures["originals"], 4) if figures["originals"] else 0.0
+    )
     status = runner.read_status(settings.data_dir / "sources")
     figures["sources"] = status["sources"] if status else []
     figures["sources_reported_at"] = status["at"] if status else None
@@ -382,6 +415,7 @@ def stats_cmd(settings: Settings, as_json: bool) -> None:
         ("  originals (searchable)", f"{figures['originals']:,}"),
         ("  copies collapsed", f"{figures['copies']:,}"),
         ("index lag (posts)", f"{figures['index_lag_posts']:,}"),
+        ("embedded (vectors)", f"{figures['embedded_posts']:,} ({figures['embedded_share']:.1%})"),
         ("disk", f"{figures['disk_bytes'] / 1e6:,.1f} MB"),
     ]
     errors: dict[str, int] = figures["errors"]  # type: ignore[assignment]
@@ -500,7 +534,7 @@ def _backend(llm: str | None, model: str) -> tuple[Any, str]:
     )
 
 
-def _vectors(store: Store, *, quiet: bool = True) -> Any:
+def _vectors(store: Store) -> Any:
     """The store's vectors, when there are any and the embedder loads."""
     from ima.vectors.embedder import default_embedder
     from ima.vectors.semantic import FILE, Vectors
