@@ -54,7 +54,7 @@ def test_a_fast_stream_into_a_slow_store_keeps_memory_bounded(tmp_path: Path):
                 peak = tracemalloc.get_traced_memory()[1]
             finally:
                 tracemalloc.stop()
-            assert server.sent == EVENTS
+            assert server.sent >= EVENTS  # (more if a reconnect replayed some)
     finally:
         store.close()
     growth_mb = (peak - baseline) / 1e6

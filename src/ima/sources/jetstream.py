@@ -226,6 +226,7 @@ class Jetstream(Source):
             max_size=4 * self.max_frame_bytes,
             open_timeout=15,
             close_timeout=2,
+            ping_timeout=60,  # a reader held back by a busy store answers pings late
             compression=None,
         ) as ws:
             self.health.connected = True

@@ -262,6 +262,7 @@ class Mastodon(Source):
             max_size=4 * self.max_frame_bytes,
             open_timeout=15,
             close_timeout=2,
+            ping_timeout=60,  # a reader held back by a busy store answers pings late
             compression=None,  # bounded memory: see the note in jetstream.py
         ) as ws:
             for stream in self.streams:
