@@ -713,6 +713,13 @@ def eval_cmd(
         ("citation validity", f"{report['citation_validity']:.1%}"),
         ("future leaks", str(report["future_leaks"])),
     ]
+    if backend is not None:
+        rows.append(
+            (
+                "LLM answers (verified / replaced)",
+                f"{report['llm_answers_verified']} / {report['llm_answers_replaced']}",
+            )
+        )
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")

@@ -404,6 +404,8 @@ def run(
         "nothing_found_when_unknown": sum(s.correct for s in unknown) / len(unknown),
         "citation_validity": sum(not s.citation_problems for s in cited) / max(1, len(cited)),
         "future_leaks": sum(s.future_leak for s in scores),
+        "llm_answers_verified": sum(s.answer.backend != "extractive" for s in scores),
+        "llm_answers_replaced": sum(bool(s.answer.fallback_reason) for s in scores),
         "cases": [
             {
                 "question": s.case.question,
