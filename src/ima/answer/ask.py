@@ -148,7 +148,7 @@ def _voice_with(
     if (
         mode == "answer"
         and answer.persona == "fun"
-        and voice.is_tragic([question.text, *(s.text for s in composition.statements)])
+        and voice.is_tragic([question.text, *(s.post.text for s in composition.statements)])
     ):
         request = answer_request(question.text, given, "regular")  # no jokes on tragedies
     pieces: list[str] = []

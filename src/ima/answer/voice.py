@@ -135,7 +135,8 @@ def is_tragic(texts: list[str]) -> bool:
 
 def quip(question: Question, statements: tuple[Statement, ...]) -> str:
     """The fun voice's one line for this answer (sober when the subject is tragic)."""
-    texts = [question.text, *(s.text for s in statements)]
+    # whole posts, not just the quoted sentences: a delay "after the earthquake" is no joke
+    texts = [question.text, *(s.post.text for s in statements)]
     if is_tragic(texts):
         return _SOBER[question.lang]
     joined = " ".join(texts)
