@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -545,23 +545,33 @@ def _vectors(store: Store) -> Any:
     return Vectors(store, embedder) if embedder is not None else None
 
 
+def _answer_options(command: Callable) -> Callable:
+    """--persona, --llm and --llm-model, shared by `ask` and `eval`."""
+    options = [
+        click.option(
+            "--persona",
+            type=click.Choice(["regular", "fun"]),
+            default="regular",
+            show_default=True,
+            help="The voice: regular (concise) or fun (sarcastic; never about tragedies).",
+        ),
+        click.option(
+            "--llm",
+            envvar="IMA_LLM",
+            help="An OpenAI-compatible base URL (e.g. http://127.0.0.1:8080/v1; key from "
+            "IMA_LLM_API_KEY) or 'embedded'. Env: IMA_LLM. Default: the extractive composer.",
+        ),
+        click.option("--llm-model", envvar="IMA_LLM_MODEL", default="default", show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command("ask")
 @click.argument("question")
 @click.option("--as-of", "as_of", help="Answer as of this instant (ISO 8601 or epoch seconds).")
-@click.option(
-    "--persona",
-    type=click.Choice(["regular", "fun"]),
-    default="regular",
-    show_default=True,
-    help="The voice: regular (concise) or fun (sarcastic; never about tragedies).",
-)
-@click.option(
-    "--llm",
-    envvar="IMA_LLM",
-    help="An OpenAI-compatible base URL (e.g. http://127.0.0.1:8080/v1; key from "
-    "IMA_LLM_API_KEY) or 'embedded'. Env: IMA_LLM. Default: the extractive composer only.",
-)
-@click.option("--llm-model", envvar="IMA_LLM_MODEL", default="default", show_default=True)
+@_answer_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer object as JSON.")
 @click.pass_obj
 def ask_cmd(
@@ -663,12 +673,8 @@ def embed_cmd(settings: Settings, limit: int) -> None:
 
 @main.group("eval", invoke_without_command=True)
 @click.option("--seed", type=int, default=7, show_default=True, help="Stream generator seed.")
-@click.option(
-    "--persona", type=click.Choice(["regular", "fun"]), default="regular", show_default=True
-)
 @click.option("--vectors/--no-vectors", default=True, show_default=True)
-@click.option("--llm", envvar="IMA_LLM", help="As for `ima ask`.")
-@click.option("--llm-model", envvar="IMA_LLM_MODEL", default="default", show_default=True)
+@_answer_options
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.pass_context
 def eval_cmd(
