@@ -545,27 +545,28 @@ def _vectors(store: Store) -> Any:
     return Vectors(store, embedder) if embedder is not None else None
 
 
+def _llm_options(command: Callable) -> Callable:
+    """--llm and --llm-model, shared by `ask`, `eval` and `serve`."""
+    command = click.option(
+        "--llm-model", envvar="IMA_LLM_MODEL", default="default", show_default=True
+    )(command)
+    return click.option(
+        "--llm",
+        envvar="IMA_LLM",
+        help="An OpenAI-compatible base URL (e.g. http://127.0.0.1:8080/v1; key from "
+        "IMA_LLM_API_KEY) or 'embedded'. Env: IMA_LLM. Default: the extractive composer.",
+    )(command)
+
+
 def _answer_options(command: Callable) -> Callable:
-    """--persona, --llm and --llm-model, shared by `ask` and `eval`."""
-    options = [
-        click.option(
-            "--persona",
-            type=click.Choice(["regular", "fun"]),
-            default="regular",
-            show_default=True,
-            help="The voice: regular (concise) or fun (sarcastic; never about tragedies).",
-        ),
-        click.option(
-            "--llm",
-            envvar="IMA_LLM",
-            help="An OpenAI-compatible base URL (e.g. http://127.0.0.1:8080/v1; key from "
-            "IMA_LLM_API_KEY) or 'embedded'. Env: IMA_LLM. Default: the extractive composer.",
-        ),
-        click.option("--llm-model", envvar="IMA_LLM_MODEL", default="default", show_default=True),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    """--persona and the LLM options, shared by `ask` and `eval`."""
+    return click.option(
+        "--persona",
+        type=click.Choice(["regular", "fun"]),
+        default="regular",
+        show_default=True,
+        help="The voice: regular (concise) or fun (sarcastic; never about tragedies).",
+    )(_llm_options(command))
 
 
 @main.command("ask")
@@ -732,3 +733,154 @@ def eval_cmd(
     for case in report["cases"]:
         if not case["correct"] or case["citation_problems"] or case["future_leak"]:
             click.echo(f"\n✗ {case['question']} @ {case['as_of']}\n{case['answer']}")
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """API keys for `ima serve` (stored hashed; a key is shown once, when created)."""
+
+
+def _key_store(settings: Settings) -> Any:
+    from ima.api.keys import KeyStore
+
+    return KeyStore(settings.data_dir / "keys.sqlite3")
+
+
+@keys_group.command("create")
+@click.option("--tier", default="free", show_default=True, help="free, premium, premium_plus…")
+@click.option("--name", required=True, help="Who or what the key is for.")
+@click.option("--tiers", "tiers_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file of tiers (default: the built-in ones).")  # fmt: skip
+@click.pass_obj
+def keys_create(settings: Settings, tier: str, name: str, tiers_file: Path | None) -> None:
+    """Create a key and print it (the only time it is shown)."""
+    from ima.api import tiers as tier_module
+
+    try:
+        offered = tier_module.load(tiers_file)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tiers") from None
+    if tier not in offered:
+        raise click.BadParameter(f"one of {', '.join(offered)}", param_hint="--tier")
+    key, secret = _key_store(settings).create(name[:200], tier)
+    click.echo(secret)
+    click.echo(
+        f"created key {key.id} ({tier}) for {name!r}; store it now: it is not kept", err=True
+    )
+
+
+@keys_group.command("list")
+@click.pass_obj
+def keys_list(settings: Settings) -> None:
+    """Keys by id, name and tier (never the secrets)."""
+    for key in _key_store(settings).list():
+        state = "revoked" if key.revoked else "active"
+        created = datetime.fromtimestamp(key.created, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(f"{key.id}  {key.tier:<13} {state:<8} {created}  {key.name}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@click.pass_obj
+def keys_revoke(settings: Settings, key_id: str) -> None:
+    """Revoke a key by its id (the 8 characters after `ima-`)."""
+    if not _key_store(settings).revoke(key_id):
+        raise click.ClickException(f"no active key {key_id!r}")
+    click.echo(f"revoked {key_id}")
+
+
+@main.command("serve")
+@click.argument("specs", nargs=-1, metavar="[SOURCE]...")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="TOML file declaring [[sources]].")  # fmt: skip
+@click.option("--no-auth", is_flag=True, help="Local single-user mode: no keys, no limits.")
+@click.option("--redis-url", envvar="IMA_REDIS_URL",
+              help="Keep quotas in Redis (shared by replicas). Env: IMA_REDIS_URL.")  # fmt: skip
+@click.option("--tiers", "tiers_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="TOML file of tiers (default: the built-in ones).")  # fmt: skip
+@_llm_options
+@click.option("--workers", type=click.IntRange(0, 32), default=1, show_default=True,
+              help="Processes that prepare posts for ingest.")  # fmt: skip
+@click.option("--embed/--no-embed", default=True, show_default=True,
+              help="Embed new posts in the background for answers.")  # fmt: skip
+@click.option("--public-url", help="This server's address as clients see it (for citations "
+              "of posts without a URL). Default: http://HOST:PORT.")  # fmt: skip
+@click.pass_obj
+def serve_cmd(
+    settings: Settings,
+    specs: tuple[str, ...],
+    host: str,
+    port: int,
+    config_path: Path | None,
+    no_auth: bool,
+    redis_url: str | None,
+    tiers_file: Path | None,
+    llm: str | None,
+    llm_model: str,
+    workers: int,
+    embed: bool,
+    public_url: str | None,
+) -> None:
+    """Run the sources into the store and serve the API (README "API").
+
+    OpenAI and xAI clients work by pointing base_url at http://HOST:PORT/v1.
+    """
+    import uvicorn
+
+    from ima.api import tiers as tier_module
+    from ima.api.app import create_app
+    from ima.api.keys import KeyStore
+    from ima.api.quota import RedisLimiter, SqliteLimiter
+    from ima.api.service import Services
+
+    try:
+        declared = spec_module.load(config_path) if config_path else []
+        declared += [spec_module.parse(text) for text in specs]
+        _unique_names(declared)
+        sources = [spec_module.build(spec) for spec in declared]
+        offered = tier_module.load(tiers_file)
+    except (spec_module.SpecError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    backend, mode = _backend(llm, llm_model)
+    store = _open_store(settings)
+    if not store.writable:
+        store.close()
+        raise click.ClickException("another ima process is writing this data directory")
+    try:
+        limiter = (
+            RedisLimiter(redis_url)
+            if redis_url
+            else SqliteLimiter(settings.data_dir / "quota.sqlite3")
+        )
+    except Exception as exc:  # redis unreachable: say so plainly
+        store.close()
+        raise click.ClickException(f"cannot use Redis at {redis_url}: {exc}") from None
+    pipeline = Pipeline(
+        store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=workers
+    ).start()
+    vectors = _follow_with_vectors(store) if embed else None
+    svc = Services(
+        store=store,
+        pipeline=pipeline,
+        keys=KeyStore(settings.data_dir / "keys.sqlite3"),
+        limiter=limiter,
+        tiers=offered,
+        no_auth=no_auth,
+        backend=backend,
+        backend_mode=mode,
+        vectors=vectors,
+        sources=sources,
+        public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
+    )
+    mode_line = "no auth (local mode)" if no_auth else f"keys required, quotas in {limiter.name}"
+    click.echo(f"ima serving http://{host}:{port}/v1 · {mode_line} · {len(sources)} sources",
+               err=True)  # fmt: skip
+    try:
+        uvicorn.run(create_app(svc), host=host, port=port, log_level="warning")
+    finally:
+        if vectors is not None:
+            vectors.close()
+        pipeline.close()
+        store.close()

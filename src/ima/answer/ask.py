@@ -50,14 +50,17 @@ def retrieve(
     as_of: datetime,
     window: timedelta,
     semantic: Semantic | None = None,
+    restrict: str = "",
 ) -> list[Post]:
+    """Candidate posts; `restrict` is more query syntax every one must satisfy
+    (`from:`, `-from:`, `min_faves:`, `source:`), and then vectors are not used."""
     if not question.words:
         return []
     since = as_of - window
-    query = f"({question.query()}) since:{iso(since)}"
+    query = f"({question.query()}) since:{iso(since)} {restrict}".strip()
     lexical = [h.post for h in search(store, query, as_of=as_of, k=CANDIDATES).hits]
     lists = [lexical]
-    if semantic is not None:
+    if semantic is not None and not restrict:
         low = int(since.timestamp() * 1e6)
         lists.append(semantic(question.text, low, int(as_of.timestamp() * 1e6), CANDIDATES))
     return _fuse(lists)
@@ -77,14 +80,19 @@ def ask(
     mode: str = "rephrase",
     semantic: Semantic | None = None,
     on_text: Callable[[str], None] | None = None,
+    restrict: str = "",
+    since: datetime | None = None,
+    context: str = "",
 ) -> Answer:
     """Answer `text` from the store as of `as_of` (default: now).
 
     With a `backend`, `mode` is `rephrase` (the LLM voices the extractive answer:
     safe even for a small base model) or `answer` (the LLM answers from the posts).
     `on_text` receives the answer as it becomes final, sentence by sentence when the
-    backend streams. Raises ValueError for an empty or over-long question or an
-    unknown persona.
+    backend streams. `restrict` narrows retrieval (query syntax), `since` fixes the
+    window's start, and `context` (earlier questions of a conversation) lends its
+    names to a follow-up that has none ("and now?"). Raises ValueError for an empty
+    or over-long question or an unknown persona.
     """
     if persona not in voice.PERSONAS:
         raise ValueError(f"persona must be one of {', '.join(voice.PERSONAS)}")
@@ -92,14 +100,20 @@ def ask(
         raise ValueError("mode must be rephrase or answer")
     started = time.perf_counter()
     question = understand(text)
+    if context and not question.entities:
+        followed = understand(f"{context}\n{text}")
+        question = Question(
+            text, question.lang, followed.words, followed.terms, followed.entities,
+            question.window,
+        )  # fmt: skip
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
-    window = question.window
+    window = question.window if since is None else max(as_of - since, timedelta(0))
     weights = key_weights(question, *store.term_stats(question.terms))
-    posts = retrieve(store, question, as_of, window, semantic)
+    posts = retrieve(store, question, as_of, window, semantic, restrict)
     composition = compose(question, posts, as_of, weights)
-    if composition.lead is None and window < WIDEST_WINDOW:
+    if composition.lead is None and window < WIDEST_WINDOW and since is None:
         window = WIDEST_WINDOW
-        posts = retrieve(store, question, as_of, window, semantic)
+        posts = retrieve(store, question, as_of, window, semantic, restrict)
         composition = compose(question, posts, as_of, weights)
     retrieved = time.perf_counter()
     answer = Answer(

@@ -64,8 +64,10 @@ async def run(
     stop: asyncio.Event,
     on_status: Callable[[dict[str, Any]], None] | None = None,
     status_every: float = 1.0,
+    until_stopped: bool = False,
 ) -> None:
-    """Run until `stop` is set or every source has finished (only files finish).
+    """Run until `stop` is set or (unless `until_stopped`: the pipeline has other
+    users) every source has finished (only files finish).
 
     Then, in order: sources stop reading, the pipeline commits everything queued and
     stops, and sources settle what waited on those commits (broker acknowledgements).
@@ -84,7 +86,7 @@ async def run(
     stopper = asyncio.create_task(stop.wait())
     try:
         pending = set(tasks)
-        while pending and not stop.is_set():
+        while (pending or until_stopped) and not stop.is_set():
             done, pending = await asyncio.wait(
                 pending | {stopper}, timeout=status_every, return_when=asyncio.FIRST_COMPLETED
             )

@@ -1,0 +1,80 @@
+"""Who is asking, and may they: API keys, tiers, rate limits and daily quotas."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ima.api.errors import ApiError
+from ima.api.service import Services
+from ima.api.tiers import LOCAL, Tier
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    tier: Tier
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def principal(request: Request) -> Principal:
+    """The caller's key and tier, after spending one request of its budget.
+
+    401 without a valid key, 429 (with Retry-After) past a limit. With `--no-auth`
+    everyone is the local user with every feature.
+    """
+    svc = services(request)
+    if svc.no_auth:
+        return Principal("local", LOCAL)
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise ApiError(
+            401,
+            "Missing API key: send 'Authorization: Bearer <key>' (ima keys create).",
+            code="missing_api_key",
+        )
+    key = svc.keys.verify(presented.strip())
+    if key is None:
+        raise ApiError(401, "Invalid or revoked API key.", code="invalid_api_key")
+    tier = svc.tiers.get(key.tier)
+    if tier is None:
+        raise ApiError(403, f"The key's tier {key.tier!r} is not offered here.", code="no_tier")
+    decision = svc.limiter.admit(key.id, tier)
+    if not decision.allowed:
+        svc.metrics.quota_rejections.labels(decision.reason).inc()
+        wait = max(1, math.ceil(decision.retry_after))
+        what = "per-minute rate limit" if decision.reason == "rate" else "daily quota"
+        raise ApiError(
+            429,
+            f"The {tier.name} tier's {what} is used up; retry in {wait} s.",
+            code="rate_limit_exceeded" if decision.reason == "rate" else "quota_exceeded",
+            headers={
+                "Retry-After": str(wait),
+                "x-ratelimit-limit-requests": str(tier.requests_per_minute),
+            },
+        )
+    return Principal(key.id, tier)
+
+
+#: a handler parameter that authenticates the caller and spends one request of its budget
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def persona_for(requested: str | None, model: str, who: Principal) -> str:
+    """The persona a request asks for (field or `ima-fun` model), if its tier allows it."""
+    persona = requested or ("fun" if model.endswith("-fun") else "regular")
+    if persona == "fun" and not who.tier.fun:
+        raise ApiError(
+            403,
+            f"The fun voice needs a tier that includes it; {who.tier.name} does not.",
+            param="persona" if requested else "model",
+            code="tier_lacks_fun",
+        )
+    return persona

@@ -1,0 +1,177 @@
+"""`POST /v1/chat/completions`: OpenAI's chat completions with xAI's Live Search.
+
+The last user message is the question; earlier user messages are the conversation
+a follow-up leans on. `search_parameters` narrows the search (handles, favorites,
+dates, sources). Citations (post URLs) come back in a top-level `citations` list,
+and, when streaming, in the last chunk with `usage`.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from ima.answer.model import Answer
+from ima.api import schemas
+from ima.api.auth import Caller, persona_for, services
+from ima.api.errors import ApiError
+from ima.api.service import day_bounds, restriction
+
+router = APIRouter(tags=["chat"])
+MODELS = ("ima", "ima-fun")
+SEARCH_OFF = "Live search is off for this request, and ima answers only from live posts."
+
+
+def check_model(model: str) -> None:
+    if model not in MODELS:
+        raise ApiError(
+            404, f"The model {model!r} does not exist; use one of {', '.join(MODELS)}.",
+            param="model", code="model_not_found",
+        )  # fmt: skip
+
+
+def tokens(text: str) -> int:
+    """A rough token count (words and CJK characters), for `usage`."""
+    return len(text.split()) + sum(1 for c in text if "\u3040" <= c <= "\u9fff")
+
+
+def conversation(messages: list[Any]) -> tuple[str, str]:
+    """(the question, what the user asked before it)."""
+    asked = [m.text() for m in messages if m.role == "user" and m.text().strip()]
+    if not asked:
+        raise ApiError(400, "messages: no user message with text", param="messages")
+    return asked[-1], "\n".join(asked[:-1][-3:])
+
+
+def source_restriction(params: schemas.SearchParameters | None) -> str:
+    if params is None or not params.sources:
+        return ""
+    types = {s.type for s in params.sources}
+    x = next((s for s in params.sources if s.type == "x"), None)
+    parts = []
+    if types <= {"news", "rss", "web"}:
+        parts.append("source:news")
+    elif "x" in types and not types & {"news", "rss", "web"}:
+        parts.append("-source:news")
+    if x is not None:
+        parts.append(restriction(x.included_x_handles, x.excluded_x_handles, x.post_favorite_count))
+    return " ".join(p for p in parts if p)
+
+
+def stream_text(run: Any) -> Iterator[str | Answer]:
+    """Run `run(on_text)` in a thread; yield the text as it is released, then the Answer."""
+    pieces: queue.Queue = queue.Queue()
+    done = object()
+
+    def work() -> None:
+        try:
+            pieces.put(run(pieces.put))
+        except BaseException as exc:  # reported in the stream's own thread
+            pieces.put(exc)
+        finally:
+            pieces.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := pieces.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _words(text: str) -> Iterator[str]:
+    """An extractive answer arrives whole; stream it a few words at a time."""
+    step = 6
+    parts = text.split(" ")
+    for i in range(0, len(parts), step):
+        yield " ".join(parts[i : i + step]) + (" " if i + step < len(parts) else "")
+
+
+@router.post(
+    "/v1/chat/completions",
+    response_model=schemas.ChatResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 400: {"model": schemas.ErrorBody},
+               401: {"model": schemas.ErrorBody}, 403: {"model": schemas.ErrorBody},
+               404: {"model": schemas.ErrorBody}, 429: {"model": schemas.ErrorBody}},
+)  # fmt: skip
+def chat_completions(
+    body: schemas.ChatRequest,
+    request: Request,
+    who: Caller,
+) -> Any:
+    """Answer the conversation's last question from live posts, with citations."""
+    svc = services(request)
+    check_model(body.model)
+    persona = persona_for(body.persona, body.model, who)
+    question, context = conversation(body.messages)
+    params = body.search_parameters or schemas.SearchParameters()
+    since, until = day_bounds(params.from_date, params.to_date)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+
+    def run(on_text: Any = None) -> Answer | None:
+        if params.mode == "off":
+            return None
+        return svc.answer(
+            question, persona=persona, restrict=source_restriction(params), since=since,
+            until=until, context=context, on_text=on_text,
+        )  # fmt: skip
+
+    def citations(answer: Answer | None) -> list[str]:
+        if answer is None or not params.return_citations:
+            return []
+        return [svc.url_of(c.post) for c in answer.citations[: params.max_search_results]]
+
+    def usage(answer: Answer | None, text: str) -> dict[str, int]:
+        prompt = sum(tokens(m.text()) for m in body.messages)
+        sources = 0 if answer is None else len(answer.citations)
+        completion = tokens(text)
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion, "num_sources_used": sources}  # fmt: skip
+
+    if not body.stream:
+        answer = run()
+        text = SEARCH_OFF if answer is None else answer.text
+        return schemas.ChatResponse(
+            id=completion_id, created=created, model=body.model,
+            choices=[schemas.Choice(message=schemas.ChatMessageOut(content=text))],
+            usage=schemas.Usage(**usage(answer, text)), citations=citations(answer),
+        )  # fmt: skip
+
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"  # fmt: skip
+
+    def events() -> Iterator[str]:
+        yield chunk({"role": "assistant", "content": ""})
+        if params.mode == "off":
+            yield chunk({"content": SEARCH_OFF})
+            answer, text = None, SEARCH_OFF
+        else:
+            answer, sent = None, []
+            for item in stream_text(run):
+                if isinstance(item, Answer):
+                    answer = item
+                    continue
+                for piece in _words(item) if svc.backend is None else [item]:
+                    sent.append(piece)
+                    yield chunk({"content": piece})
+            text = "".join(sent)
+        yield chunk({}, "stop", citations=citations(answer), usage=usage(answer, text))
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")

@@ -1,0 +1,134 @@
+"""Posts: search them, read one, and ingest many (acknowledged after commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from ima.api import schemas
+from ima.api.auth import Caller, services
+from ima.api.errors import ApiError
+from ima.normalize import JsonLine, RecordError
+from ima.query import QuerySyntaxError, parse_as_of
+from ima.search import MAX_K, search
+
+router = APIRouter(tags=["posts"])
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_ITEMS = 10_000
+_ERRORS = {400: {"model": schemas.ErrorBody}, 401: {"model": schemas.ErrorBody},
+           429: {"model": schemas.ErrorBody}}  # fmt: skip
+
+
+def _post_out(post: Any) -> schemas.PostOut:
+    return schemas.PostOut(**post.to_json())
+
+
+@router.get("/v1/search", response_model=schemas.SearchResponse, responses=_ERRORS)
+def search_posts(
+    request: Request,
+    who: Caller,
+    q: Annotated[str, Query(min_length=1, max_length=1000, description="X-style query")],
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    as_of: Annotated[str | None, Query(max_length=64)] = None,
+) -> schemas.SearchResponse:
+    """Search posts with the X query syntax (README "Query syntax")."""
+    svc = services(request)
+    try:
+        instant = parse_as_of(as_of)
+        result = search(svc.store, q, as_of=instant, k=k)
+    except RecordError as exc:
+        raise ApiError(400, str(exc), param="as_of", code="invalid_value") from None
+    except QuerySyntaxError as exc:
+        raise ApiError(400, f"q: {exc}", param="q", code="invalid_query") from None
+    return schemas.SearchResponse(
+        query=result.query,
+        as_of=result.as_of.isoformat().replace("+00:00", "Z"),
+        took_ms=round(result.took_ms, 3),
+        hits=[schemas.SearchHit(score=h.score, post=_post_out(h.post)) for h in result.hits],
+    )
+
+
+@router.get(
+    "/v1/posts/{post_id:path}",
+    response_model=schemas.PostOut,
+    responses={**_ERRORS, 404: {"model": schemas.ErrorBody}},
+)
+def get_post(
+    post_id: Annotated[str, Path(max_length=300)],
+    request: Request,
+    who: Caller,
+) -> schemas.PostOut:
+    """One stored post by id (`source:native_id`)."""
+    stored = services(request).store.get(post_id)
+    if stored is None:
+        raise ApiError(404, f"No post {post_id!r}.", param="post_id", code="post_not_found")
+    return _post_out(stored.post)
+
+
+def _records(raw: bytes, content_type: str) -> list[Any]:
+    if "ndjson" in content_type or "jsonl" in content_type:
+        return [JsonLine(n, line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "body: not JSON (send an array, or NDJSON)", param="body") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise ApiError(400, "body: expected an array of post records", param="body")
+    return data
+
+
+@router.post(
+    "/v1/posts",
+    response_model=schemas.IngestResponse,
+    responses={**_ERRORS, 413: {"model": schemas.ErrorBody}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    }}},
+)  # fmt: skip
+async def ingest_posts(request: Request, who: Caller) -> Any:
+    """Ingest post records (README "Post records"): a JSON array, one object, or NDJSON.
+    Answers after the batch is committed, with each item's outcome."""
+    svc = services(request)
+    size = int(request.headers.get("content-length") or 0)
+    if size > MAX_BODY_BYTES:
+        raise ApiError(413, f"body over {MAX_BODY_BYTES} bytes", param="body")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, f"body over {MAX_BODY_BYTES} bytes", param="body")
+    records = _records(raw, request.headers.get("content-type", ""))
+    if not records:
+        raise ApiError(400, "body: no records", param="body")
+    if len(records) > MAX_ITEMS:
+        raise ApiError(413, f"{len(records)} records; at most {MAX_ITEMS} a request", param="body")
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in records]
+    results: list[tuple[str | None, str, str | None]] = [("", "", None)] * len(records)
+    remaining = [len(records)]
+
+    def ack_for(index: int) -> Any:
+        def ack(post_id: str | None, status: str, error: str | None) -> None:
+            results[index] = (post_id, status, error)
+            loop.call_soon_threadsafe(futures[index].set_result, None)
+
+        return ack
+
+    for index, record in enumerate(records):
+        await svc.pipeline.submit_async([record], ack_for(index), source="api")
+    await asyncio.gather(*futures)
+    del remaining
+    items = [
+        schemas.IngestItem(index=i, id=post_id, status=status, error=error)
+        for i, (post_id, status, error) in enumerate(results)
+    ]
+    for item in items:
+        svc.metrics.ingested.labels(item.status).inc()
+    rejected = sum(1 for item in items if item.status == "error")
+    return schemas.IngestResponse(accepted=len(items) - rejected, rejected=rejected, items=items)

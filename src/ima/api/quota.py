@@ -1,0 +1,144 @@
+"""Rate limits and daily quotas per key: a token bucket (the tier's requests per minute,
+refilled continuously) and a count per UTC day. Both checks and the spend happen in
+one atomic step, so under any concurrency exactly the allowed number get through.
+
+`SqliteLimiter` (the default) keeps the counters beside the store; `RedisLimiter`
+keeps them in Redis, so several `ima serve` replicas share one budget per key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from ima.api.tiers import Tier
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after: float = 0.0  # seconds, when refused
+    reason: str = ""  # "rate" (per minute) or "daily"
+
+
+def _seconds_to_midnight(now: float) -> float:
+    moment = datetime.fromtimestamp(now, UTC)
+    midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - moment).total_seconds()
+
+
+class Limiter(Protocol):
+    name: str
+
+    def admit(self, key_id: str, tier: Tier) -> Decision: ...
+
+
+class SqliteLimiter:
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._db().executescript(
+            "CREATE TABLE IF NOT EXISTS buckets "
+            "(key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS daily (key TEXT NOT NULL, day TEXT NOT NULL, "
+            "count INTEGER NOT NULL, PRIMARY KEY (key, day));"
+        )
+
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    def admit(self, key_id: str, tier: Tier) -> Decision:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and spend together
+        try:
+            now = time.time()
+            capacity, rate = float(tier.requests_per_minute), tier.requests_per_minute / 60
+            row = db.execute("SELECT tokens, updated FROM buckets WHERE key = ?", (key_id,))
+            found = row.fetchone()
+            tokens = (
+                capacity if found is None else min(capacity, found[0] + (now - found[1]) * rate)
+            )
+            day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+            used = db.execute(
+                "SELECT count FROM daily WHERE key = ? AND day = ?", (key_id, day)
+            ).fetchone()
+            if tokens < 1:
+                db.execute("ROLLBACK")
+                return Decision(False, (1 - tokens) / rate, "rate")
+            if used is not None and used[0] >= tier.requests_per_day:
+                db.execute("ROLLBACK")
+                return Decision(False, _seconds_to_midnight(now), "daily")
+            db.execute(
+                "INSERT OR REPLACE INTO buckets (key, tokens, updated) VALUES (?, ?, ?)",
+                (key_id, tokens - 1, now),
+            )
+            db.execute(
+                "INSERT INTO daily (key, day, count) VALUES (?, ?, 1) "
+                "ON CONFLICT(key, day) DO UPDATE SET count = count + 1",
+                (key_id, day),
+            )
+            db.execute("COMMIT")
+            return Decision(True)
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local capacity = tonumber(ARGV[1])
+local rate = capacity / 60
+local daily_limit = tonumber(ARGV[2])
+local to_midnight = 86400 - (math.floor(now) % 86400)
+local day_key = KEYS[2] .. ':' .. math.floor(now / 86400)
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(bucket[1]) or capacity
+local updated = tonumber(bucket[2]) or now
+tokens = math.min(capacity, tokens + (now - updated) * rate)
+if tokens < 1 then return {0, tostring((1 - tokens) / rate), 'rate'} end
+local used = tonumber(redis.call('GET', day_key) or '0')
+if used >= daily_limit then return {0, tostring(to_midnight), 'daily'} end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'updated', tostring(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+redis.call('INCR', day_key)
+redis.call('EXPIRE', day_key, to_midnight + 60)
+return {1, '0', 'ok'}
+"""
+
+
+class RedisLimiter:
+    """The same limits in Redis, checked and spent by one Lua script (atomic)."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "ima:quota") -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.client.ping()  # fail at start, not on the first request
+        self.prefix = prefix
+        self._script = self.client.register_script(_SCRIPT)
+
+    def admit(self, key_id: str, tier: Tier) -> Decision:
+        allowed, value, reason = self._script(
+            keys=[f"{self.prefix}:bucket:{key_id}", f"{self.prefix}:day:{key_id}"],
+            args=[tier.requests_per_minute, tier.requests_per_day],
+        )
+        if int(allowed) == 1:
+            return Decision(True)
+        return Decision(
+            False, float(value), reason.decode() if isinstance(reason, bytes) else reason
+        )

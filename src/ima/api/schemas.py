@@ -1,0 +1,229 @@
+"""The API contract: request and response models (the OpenAPI schema comes from these)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_MESSAGES = 50
+MAX_CONTENT_CHARS = 8_000
+Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2026-11-22"])]
+Handle = Annotated[str, Field(pattern=r"^@?[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")]
+
+
+class ContentPart(BaseModel):
+    type: str = Field(max_length=32)
+    text: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: (
+        Annotated[str, Field(max_length=MAX_CONTENT_CHARS)]
+        | Annotated[list[ContentPart], Field(max_length=20)]
+    )
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return " ".join(
+            part.text or "" for part in self.content if part.type in ("text", "input_text")
+        )
+
+
+class XSource(BaseModel):
+    """A `search_parameters.sources` entry. `x` takes handle and engagement filters;
+    other types (web, news, rss) search the posts of those sources."""
+
+    type: Literal["x", "web", "news", "rss"]
+    included_x_handles: list[Handle] | None = Field(default=None, max_length=10)
+    excluded_x_handles: list[Handle] | None = Field(default=None, max_length=10)
+    post_favorite_count: int | None = Field(default=None, ge=0)
+    post_view_count: int | None = Field(default=None, ge=0)
+
+
+class SearchParameters(BaseModel):
+    mode: Literal["off", "auto", "on"] = "auto"
+    sources: list[XSource] | None = Field(default=None, max_length=4)
+    from_date: Date | None = None
+    to_date: Date | None = None
+    max_search_results: int = Field(default=20, ge=1, le=50)
+    return_citations: bool = True
+
+
+class ChatRequest(BaseModel):
+    model: str = Field(default="ima", max_length=64, examples=["ima", "ima-fun"])
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
+    stream: bool = False
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=4096)
+    user: str | None = Field(default=None, max_length=256)
+    persona: Literal["regular", "fun"] | None = None
+    search_parameters: SearchParameters | None = None
+
+
+class ChatMessageOut(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ChatMessageOut
+    finish_reason: Literal["stop"] = "stop"
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    num_sources_used: int
+
+
+class ChatResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    citations: list[str] = Field(description="URLs of the posts the answer cites, in order.")
+
+
+class XSearchTool(BaseModel):
+    type: Literal["x_search", "live_search"]
+    allowed_x_handles: list[Handle] | None = Field(default=None, max_length=10)
+    excluded_x_handles: list[Handle] | None = Field(default=None, max_length=10)
+    from_date: Date | None = None
+    to_date: Date | None = None
+
+
+class InputMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "developer"]
+    content: (
+        Annotated[str, Field(max_length=MAX_CONTENT_CHARS)]
+        | Annotated[list[ContentPart], Field(max_length=20)]
+    )
+    type: Literal["message"] | None = None
+
+
+class ResponsesRequest(BaseModel):
+    model: str = Field(default="ima", max_length=64)
+    input: (
+        Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS)]
+        | Annotated[list[InputMessage], Field(min_length=1, max_length=MAX_MESSAGES)]
+    )
+    tools: list[XSearchTool] | None = Field(default=None, max_length=4)
+    stream: bool = False
+    persona: Literal["regular", "fun"] | None = None
+    instructions: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
+    max_output_tokens: int | None = Field(default=None, ge=1, le=4096)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class UrlCitation(BaseModel):
+    type: Literal["url_citation"] = "url_citation"
+    url: str
+    start_index: int
+    end_index: int
+    title: str
+
+
+class OutputText(BaseModel):
+    type: Literal["output_text"] = "output_text"
+    text: str
+    annotations: list[UrlCitation]
+
+
+class OutputMessage(BaseModel):
+    type: Literal["message"] = "message"
+    id: str
+    role: Literal["assistant"] = "assistant"
+    status: Literal["completed"] = "completed"
+    content: list[OutputText]
+
+
+class ResponsesUsage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    num_searches: int
+    num_posts_read: int
+
+
+class ResponsesResponse(BaseModel):
+    id: str
+    object: Literal["response"] = "response"
+    created_at: int
+    model: str
+    status: Literal["completed"] = "completed"
+    output: list[OutputMessage]
+    usage: ResponsesUsage
+    citations: list[str]
+
+
+class PostOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    source: str
+    text: str
+    url: str
+    created_at: str
+    author: dict[str, Any]
+
+
+class SearchHit(BaseModel):
+    score: float
+    post: PostOut
+
+
+class SearchResponse(BaseModel):
+    query: str
+    as_of: str
+    took_ms: float
+    hits: list[SearchHit]
+
+
+class IngestItem(BaseModel):
+    index: int
+    id: str | None
+    status: str
+    error: str | None = None
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    rejected: int
+    items: list[IngestItem]
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "ima"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    posts: int
+    index_lag_posts: int
+    sources: list[dict[str, Any]]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

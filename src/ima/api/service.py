@@ -1,0 +1,136 @@
+"""What the API's handlers share: the store, ingest, keys, limits, the LLM, metrics.
+
+Built once by `ima serve` (or a test) and handed to `create_app`; handlers reach it
+through `request.app.state.services`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ima.answer.ask import ask
+from ima.answer.model import Answer
+from ima.api.keys import KeyStore
+from ima.api.quota import Limiter
+from ima.api.tiers import Tier
+from ima.ingest import Pipeline
+from ima.post import Post
+from ima.store import Store
+
+
+class Metrics:
+    """Prometheus metrics (served at /metrics) in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Histogram(
+            "ima_request_seconds",
+            "Request latency by route",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.quota_rejections = Counter(
+            "ima_quota_rejections_total", "Requests refused by limits", ["reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.ingested = Counter(
+            "ima_ingested_posts_total", "Records acknowledged by ingest", ["status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.index_lag = Gauge(
+            "ima_index_lag_posts", "Posts searchable but not yet in the index",
+            registry=self.registry,
+        )  # fmt: skip
+        self.freshness = Histogram(
+            "ima_freshness_seconds",
+            "Author's time to acknowledged, for posts ingested through the API",
+            registry=self.registry,
+            buckets=(0.01, 0.1, 1, 5, 30, 60, 300, 3600),
+        )
+        self.llm_fallbacks = Counter(
+            "ima_llm_fallbacks_total", "LLM answers replaced by the extractive one",
+            registry=self.registry,
+        )  # fmt: skip
+
+
+@dataclass
+class Services:
+    store: Store
+    pipeline: Pipeline
+    keys: KeyStore
+    limiter: Limiter
+    tiers: dict[str, Tier]
+    no_auth: bool = False
+    backend: Any = None
+    backend_mode: str = "rephrase"
+    vectors: Any = None
+    sources: list[Any] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+    public_url: str = "http://127.0.0.1:8000"
+
+    def url_of(self, post: Post) -> str:
+        """Where a citation points: the post's own page, else this API's copy of it."""
+        return post.url or f"{self.public_url}/v1/posts/{post.id}"
+
+    def answer(
+        self,
+        question: str,
+        *,
+        persona: str,
+        restrict: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        context: str = "",
+        on_text: Any = None,
+    ) -> Answer:
+        as_of = datetime.now(UTC)
+        if until is not None:
+            as_of = min(as_of, until)
+        result = ask(
+            self.store,
+            question,
+            as_of=as_of,
+            persona=persona,
+            backend=self.backend,
+            mode=self.backend_mode,
+            semantic=self.vectors.semantic if self.vectors else None,
+            on_text=on_text,
+            restrict=restrict,
+            since=since,
+            context=context,
+        )
+        if result.fallback_reason:
+            self.metrics.llm_fallbacks.inc()
+        return result
+
+
+def day_bounds(
+    from_date: str | None, to_date: str | None
+) -> tuple[datetime | None, datetime | None]:
+    """`YYYY-MM-DD` bounds → [start of from_date, end of to_date] in UTC."""
+    since = datetime.fromisoformat(from_date).replace(tzinfo=UTC) if from_date else None
+    until = (
+        datetime.fromisoformat(to_date).replace(tzinfo=UTC) + timedelta(days=1, microseconds=-1)
+        if to_date
+        else None
+    )
+    return since, until
+
+
+def restriction(
+    include: list[str] | None, exclude: list[str] | None, min_faves: int | None = None
+) -> str:
+    """Handle and engagement filters as query syntax."""
+    parts = []
+    handles = [h.lstrip("@") for h in include or [] if h.strip("@ ")]
+    if handles:
+        parts.append("(" + " OR ".join(f"from:{h}" for h in handles) + ")")
+    parts += [f"-from:{h.lstrip('@')}" for h in exclude or [] if h.strip("@ ")]
+    if min_faves:
+        parts.append(f"min_faves:{min_faves}")
+    return " ".join(parts)

@@ -1,0 +1,42 @@
+"""Models, health and metrics."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ima.api import schemas
+from ima.api.auth import Caller, services
+from ima.api.chat import MODELS
+
+router = APIRouter(tags=["system"])
+_STARTED = int(time.time())
+
+
+@router.get("/v1/models", response_model=schemas.ModelList)
+def list_models(who: Caller) -> schemas.ModelList:
+    """`ima` (the regular voice) and `ima-fun` (the fun voice, for tiers that include it)."""
+    return schemas.ModelList(data=[schemas.ModelCard(id=m, created=_STARTED) for m in MODELS])
+
+
+@router.get("/healthz", response_model=schemas.Health)
+def health(request: Request) -> schemas.Health:
+    """Liveness, with the store's size, index lag and each source's health."""
+    svc = services(request)
+    stats = svc.store.stats()
+    return schemas.Health(
+        status="ok",
+        posts=int(stats["posts"]),
+        index_lag_posts=int(stats["index_lag_posts"]),
+        sources=[s.health.snapshot() for s in svc.sources],
+    )
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: ingest, index lag, freshness, request latency, quota rejections."""
+    svc = services(request)
+    svc.metrics.index_lag.set(svc.store.stats()["index_lag_posts"])
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
