@@ -1,0 +1,213 @@
+"""`ima serve` through the official `openai` client and plain HTTP: only base_url and
+api_key change for existing OpenAI/xAI code."""
+
+import json
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from api_server import serving
+from conftest import feed, post
+from ima.api.keys import KeyStore
+
+NOW_POSTS = [
+    post("n1", "The Harbour Bridge is closed after a crash, traffic diverted",
+         "2026-11-22T22:00:00Z", author="citynews", url="https://news.example/bridge"),
+    post("n2", "Update: the Harbour Bridge reopened to traffic at 22:40",
+         "2026-11-22T22:45:00Z", author="traffic_live"),
+]  # fmt: skip
+
+
+def _now_posts() -> list[dict]:
+    """The posts, moved to the last hour so that 'now' questions find them."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    moved = []
+    for minutes, record in zip((50, 5), NOW_POSTS, strict=True):
+        moved.append({**record, "created_at": (now - timedelta(minutes=minutes)).isoformat()})
+    return moved
+
+
+@pytest.fixture
+def api(tmp_path: Path):
+    with serving(tmp_path / "data") as (base, svc):
+        feed(svc.store, _now_posts())
+        keys = {tier: svc.keys.create(f"test {tier}", tier)[1]
+                for tier in ("free", "premium_plus", "tiny", "daily2")}  # fmt: skip
+        yield base, svc, keys
+
+
+def _client(base: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base, api_key=key, max_retries=0)
+
+
+def test_chat_completions_with_the_openai_client(api):
+    base, _svc, keys = api
+    client = _client(base, keys["free"])
+    completion = client.chat.completions.create(
+        model="ima",
+        messages=[{"role": "user", "content": "Is the Harbour Bridge open now?"}],
+    )
+    text = completion.choices[0].message.content
+    assert "reopened" in text and "[1]" in text
+    extra = completion.model_extra
+    assert extra["citations"][0].endswith("/v1/posts/test:n2")
+    assert "https://news.example/bridge" in extra["citations"]
+    assert completion.usage.total_tokens > 0
+
+
+def test_streaming_carries_citations_in_the_last_chunk(api):
+    base, _svc, keys = api
+    stream = _client(base, keys["free"]).chat.completions.create(
+        model="ima",
+        messages=[{"role": "user", "content": "Is the Harbour Bridge open now?"}],
+        stream=True,
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "reopened" in text
+    last = chunks[-1]
+    assert last.choices[0].finish_reason == "stop"
+    assert last.model_extra["citations"] and last.usage.model_extra["num_sources_used"] >= 1
+
+
+def test_search_parameters_narrow_by_handle_and_follow_ups_use_the_conversation(api):
+    base, _svc, keys = api
+    client = _client(base, keys["free"])
+    only_city = client.chat.completions.create(
+        model="ima",
+        messages=[{"role": "user", "content": "What happened to the Harbour Bridge?"}],
+        extra_body={"search_parameters": {"mode": "on", "sources": [
+            {"type": "x", "included_x_handles": ["citynews"]}]}},
+    )  # fmt: skip
+    assert only_city.model_extra["citations"] == ["https://news.example/bridge"]
+    follow_up = client.chat.completions.create(
+        model="ima",
+        messages=[
+            {"role": "user", "content": "What happened to the Harbour Bridge?"},
+            {"role": "assistant", "content": "It closed."},
+            {"role": "user", "content": "and is it open again now?"},
+        ],
+    )
+    assert "reopened" in follow_up.choices[0].message.content
+    off = client.chat.completions.create(
+        model="ima", messages=[{"role": "user", "content": "Bridge?"}],
+        extra_body={"search_parameters": {"mode": "off"}},
+    )  # fmt: skip
+    assert off.model_extra["citations"] == []
+
+
+def test_responses_with_x_search_and_exact_annotations(api):
+    base, _svc, keys = api
+    client = _client(base, keys["free"])
+    response = client.responses.create(
+        model="ima",
+        input="Is the Harbour Bridge open now?",
+        tools=[{"type": "x_search", "excluded_x_handles": ["citynews"]}],
+    )
+    text = response.output_text
+    annotations = response.output[0].content[0].annotations
+    assert annotations and "[[1]](" in text
+    for note in annotations:
+        assert (
+            text[note.start_index : note.end_index]
+            == f"[[{text[note.start_index + 2]}]]({note.url})"
+        )
+        assert note.type == "url_citation"
+    assert all("news.example" not in note.url for note in annotations)  # excluded handle
+    assert response.usage.model_extra["num_searches"] == 1
+    events = list(client.responses.create(model="ima", input="Harbour Bridge now?", stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == events[-1].response.output_text
+
+
+def test_errors_are_openai_shaped(api, tmp_path):
+    base, svc, keys = api
+    with pytest.raises(openai.AuthenticationError) as missing:
+        _client(base, "ima-00000000-nope").models.list()
+    assert missing.value.body["code"] == "invalid_api_key"
+    with pytest.raises(openai.PermissionDeniedError) as fun:
+        _client(base, keys["free"]).chat.completions.create(
+            model="ima-fun", messages=[{"role": "user", "content": "bridge?"}]
+        )
+    assert fun.value.body["code"] == "tier_lacks_fun" and fun.value.body["param"] == "model"
+    allowed = _client(base, keys["premium_plus"]).chat.completions.create(
+        model="ima-fun", messages=[{"role": "user", "content": "Is the Harbour Bridge open?"}]
+    )
+    assert allowed.model_extra["citations"]
+    with pytest.raises(openai.BadRequestError) as bad:
+        _client(base, keys["premium_plus"]).chat.completions.create(
+            model="ima", messages=[{"role": "user", "content": "x"}], temperature=7
+        )
+    assert bad.value.body["param"] == "temperature"
+    with pytest.raises(openai.NotFoundError):
+        _client(base, keys["premium_plus"]).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+        )
+    for _ in range(2):
+        httpx.get(f"{base}/models", headers={"Authorization": f"Bearer {keys['daily2']}"})
+    over = httpx.get(f"{base}/models", headers={"Authorization": f"Bearer {keys['daily2']}"})
+    assert over.status_code == 429 and int(over.headers["Retry-After"]) >= 1
+    assert over.json()["error"]["code"] == "quota_exceeded"
+    svc.keys.revoke(keys["tiny"].split("-")[1])
+    with pytest.raises(openai.AuthenticationError):
+        _client(base, keys["tiny"]).models.list()
+    huge = httpx.post(f"{base}/chat/completions", content=b"x" * (2 * 1024 * 1024),
+                      headers={"Authorization": f"Bearer {keys['premium_plus']}"})  # fmt: skip
+    assert huge.status_code == 413 and huge.json()["error"]["param"] == "body"
+
+
+def test_posts_search_and_metrics_over_http(api):
+    base, _svc, keys = api
+    auth = {"Authorization": f"Bearer {keys['premium_plus']}"}
+    records = [
+        {"id": "p1", "text": "Ferry timetable changes from Monday", "created_at": 1795300000,
+         "author": "port"},
+        {"id": "p2", "text": "missing a date", "author": "port"},
+    ]  # fmt: skip
+    result = httpx.post(f"{base}/posts", json=records, headers=auth).json()
+    assert result["accepted"] == 1 and result["rejected"] == 1
+    assert result["items"][0] == {"index": 0, "id": "api:p1", "status": "new", "error": None}
+    assert "created_at" in result["items"][1]["error"]
+    ndjson = (
+        b'{"id": "p3", "text": "Ferry fares rise", "created_at": 1795300000, "author": "a"}\n{bad\n'
+    )
+    result = httpx.post(
+        f"{base}/posts", content=ndjson, headers={**auth, "content-type": "application/x-ndjson"}
+    ).json()
+    assert [i["status"] for i in result["items"]] == ["new", "error"]
+    found = httpx.get(f"{base}/search", params={"q": "ferry"}, headers=auth).json()
+    assert {h["post"]["id"] for h in found["hits"]} == {"api:p1", "api:p3"}
+    one = httpx.get(f"{base}/posts/api:p1", headers=auth)
+    assert one.status_code == 200 and one.json()["text"] == "Ferry timetable changes from Monday"
+    assert httpx.get(f"{base}/posts/api:zzz", headers=auth).status_code == 404
+    bad_query = httpx.get(f"{base}/search", params={"q": '"unclosed'}, headers=auth)
+    assert bad_query.status_code == 400 and bad_query.json()["error"]["param"] == "q"
+    root = base.removesuffix("/v1")
+    assert httpx.get(f"{root}/healthz").json()["status"] == "ok"
+    metrics = httpx.get(f"{root}/metrics").text
+    assert "ima_request_seconds_bucket" in metrics and "ima_ingested_posts_total" in metrics
+
+
+def test_no_auth_mode_needs_no_key(tmp_path):
+    with serving(tmp_path / "data", no_auth=True) as (base, svc):
+        feed(svc.store, _now_posts())
+        reply = _client(base, "anything").chat.completions.create(
+            model="ima-fun", messages=[{"role": "user", "content": "Is the Harbour Bridge open?"}]
+        )
+        assert reply.model_extra["citations"]
+
+
+def test_keys_are_stored_hashed(tmp_path):
+    keys = KeyStore(tmp_path / "keys.sqlite3")
+    key, secret = keys.create("alice", "premium")
+    assert keys.verify(secret) == key
+    raw = (tmp_path / "keys.sqlite3").read_bytes()
+    assert secret.encode() not in raw and secret.split("-", 2)[2].encode() not in raw
+    assert keys.verify(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    assert keys.revoke(key.id) and keys.verify(secret) is None
+    assert json.dumps([k.id for k in keys.list()]) == json.dumps([key.id])
