@@ -211,3 +211,32 @@ def test_keys_are_stored_hashed(tmp_path):
     assert keys.verify(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
     assert keys.revoke(key.id) and keys.verify(secret) is None
     assert json.dumps([k.id for k in keys.list()]) == json.dumps([key.id])
+
+
+def test_keys_commands_and_bench_serve(tmp_path):
+    from click.testing import CliRunner
+
+    from ima.cli import main
+
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "data")]
+    created = runner.invoke(main, [*data, "keys", "create", "--tier", "premium", "--name", "bo"])
+    assert created.exit_code == 0
+    secret = created.stdout.strip()
+    assert secret.startswith("ima-")
+    listed = runner.invoke(main, [*data, "keys", "list"]).stdout
+    assert "premium" in listed and "bo" in listed and secret not in listed
+    key_id = secret.split("-")[1]
+    assert runner.invoke(main, [*data, "keys", "revoke", key_id]).exit_code == 0
+    assert "revoked" in runner.invoke(main, [*data, "keys", "list"]).stdout
+    assert runner.invoke(main, [*data, "keys", "revoke", key_id]).exit_code == 1
+    bad = runner.invoke(main, [*data, "keys", "create", "--tier", "gold", "--name", "x"])
+    assert bad.exit_code == 2 and "premium_plus" in bad.output
+    bench = runner.invoke(
+        main,
+        ["bench", "serve", "--duration", "5", "--clients", "4", "--posts", "1000",
+         "--rate", "100", "--json"],
+    )  # fmt: skip
+    figures = json.loads(bench.stdout)
+    assert figures["errors"] == 0 and figures["search"]["requests"] > 0
+    assert figures["chat"]["requests"] > 0 and figures["ingested_per_s"] > 0

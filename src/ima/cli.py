@@ -884,3 +884,45 @@ def serve_cmd(
             vectors.close()
         pipeline.close()
         store.close()
+
+
+@bench.command("serve")
+@click.option("--duration", type=click.FloatRange(5, 3600), default=60, show_default=True)
+@click.option("--clients", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--rate", type=click.FloatRange(0, 50_000), default=2000, show_default=True,
+              help="Posts per second sent to POST /v1/posts during the run.")  # fmt: skip
+@click.option("--posts", type=click.IntRange(1000, 5_000_000), default=50_000, show_default=True,
+              help="Posts stored before the run.")  # fmt: skip
+@click.option("--think", type=click.FloatRange(0, 60), default=0.5, show_default=True,
+              help="Seconds each client waits between requests (0: back to back).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
+def bench_serve(
+    duration: float, clients: int, rate: float, posts: int, think: float, as_json: bool
+) -> None:
+    """Mixed search and chat from many clients against `ima serve` while posts stream in."""
+    from ima.bench.serve import run
+
+    figures = run(
+        duration=duration, clients=clients, rate=rate, posts=posts, think=think,
+        progress=lambda m: click.echo(f"… {m}", err=True),
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    search_figures, chat = figures["search"], figures["chat"]
+    rows = [
+        ("clients × duration", f"{figures['clients']} × {figures['duration_s']} s, "
+                               f"think {figures['think_s']} s"),
+        ("requests/s (2xx)", f"{figures['requests_per_s']:,}"),
+        ("search", f"p50 {search_figures['p50_ms']} ms, p99 {search_figures['p99_ms']} ms "
+                   f"({search_figures['requests']:,})"),
+        ("chat", f"p50 {chat['p50_ms']} ms, p99 {chat['p99_ms']} ms ({chat['requests']:,})"),
+        ("ingest", f"{figures['ingested_per_s']:,} of {figures['offered_ingest_per_s']:,} posts/s"),
+        ("intended 429s", f"{figures['intended_429']:,}"),
+        ("errors", f"{figures['errors']:,}"),
+    ]  # fmt: skip
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+    for example in figures["error_examples"]:
+        click.echo(f"  e.g. {example}", err=True)

@@ -27,7 +27,7 @@ from ima.search import PostStore, search
 log = logging.getLogger(__name__)
 
 WIDEST_WINDOW = timedelta(days=7)
-CANDIDATES = 60
+CANDIDATES = 30
 #: given the question, its window's bounds (µs) and a count: posts by similarity
 Semantic = Callable[[str, int, int, int], list[Post]]
 _SENTENCE_DONE = re.compile(r"(?<=[.!?。！？])\s|\n")

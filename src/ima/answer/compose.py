@@ -25,6 +25,7 @@ _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
 MAX_SENTENCE_CHARS = 280
 MIN_POST_OVERLAP = 0.5  # share of the key terms' weight a post must contain
 SPAM_LIMIT = 0.6
+MAX_STATEMENTS = 40
 EARLIER_BY = timedelta(minutes=5)  # "earlier posts said" is for news that has moved on
 
 
@@ -125,14 +126,16 @@ def _statements(
                 continue  # a question states nothing
             overlap = 0.6 * _weighted(terms, weights) + 0.4 * post_overlap
             raw.append((text, post, terms, overlap))
+    raw.sort(key=lambda r: r[3], reverse=True)
+    raw = raw[:MAX_STATEMENTS]  # agreement compares every pair: keep the most relevant
+    claims = [(post.author.handle, terms - key) for _, post, terms, _ in raw]
     scored: dict[str, Statement] = {}  # an author counts once: their best statement
     for text, post, terms, overlap in raw:
         claim = terms - key
         agreeing = {
-            other.author.handle
-            for _, other, other_terms, _ in raw
-            if other.author.handle != post.author.handle
-            and _jaccard(claim, other_terms - key) >= 0.5
+            handle
+            for handle, other in claims
+            if handle != post.author.handle and _jaccard(claim, other) >= 0.5
         }
         age_us = max(0, as_of_us - to_us(post.created_at))
         recency = 0.5 ** (age_us / (horizon_us / 4))

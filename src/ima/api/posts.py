@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from ima.api import schemas
 from ima.api.auth import Caller, services
@@ -103,27 +104,25 @@ async def ingest_posts(request: Request, who: Caller) -> Any:
         raw += chunk
         if len(raw) > MAX_BODY_BYTES:
             raise ApiError(413, f"body over {MAX_BODY_BYTES} bytes", param="body")
-    records = _records(raw, request.headers.get("content-type", ""))
+    # NDJSON lines are parsed later, in ingest's worker processes; a JSON array is
+    # parsed here, off the event loop
+    records = await run_in_threadpool(_records, raw, request.headers.get("content-type", ""))
     if not records:
         raise ApiError(400, "body: no records", param="body")
     if len(records) > MAX_ITEMS:
         raise ApiError(413, f"{len(records)} records; at most {MAX_ITEMS} a request", param="body")
     loop = asyncio.get_running_loop()
-    futures = [loop.create_future() for _ in records]
-    results: list[tuple[str | None, str, str | None]] = [("", "", None)] * len(records)
-    remaining = [len(records)]
+    committed = loop.create_future()
+    results: list[tuple[str | None, str, str | None]] = []
 
-    def ack_for(index: int) -> Any:
-        def ack(post_id: str | None, status: str, error: str | None) -> None:
-            results[index] = (post_id, status, error)
-            loop.call_soon_threadsafe(futures[index].set_result, None)
+    def ack(post_id: str | None, status: str, error: str | None) -> None:
+        # acks come in submission order, from the pipeline thread, after the commit
+        results.append((post_id, status, error))
+        if len(results) == len(records):
+            loop.call_soon_threadsafe(committed.set_result, None)
 
-        return ack
-
-    for index, record in enumerate(records):
-        await svc.pipeline.submit_async([record], ack_for(index), source="api")
-    await asyncio.gather(*futures)
-    del remaining
+    await svc.pipeline.submit_async(records, ack, source="api")
+    await committed
     items = [
         schemas.IngestItem(index=i, id=post_id, status=status, error=error)
         for i, (post_id, status, error) in enumerate(results)

@@ -44,6 +44,7 @@ class SqliteLimiter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._turn = threading.Lock()
         self._db().executescript(
             "CREATE TABLE IF NOT EXISTS buckets "
             "(key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL);"
@@ -56,9 +57,15 @@ class SqliteLimiter:
         if conn is None:
             conn = self._local.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
+            # no fsync per request: a crash may forget the last moment's counts, never more
+            conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
     def admit(self, key_id: str, tier: Tier) -> Decision:
+        with self._turn:  # threads of this process queue here, not in SQLite's busy loop
+            return self._admit(key_id, tier)
+
+    def _admit(self, key_id: str, tier: Tier) -> Decision:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and spend together
         try:
