@@ -86,3 +86,40 @@ def test_200_concurrent_http_requests(store, tmp_path: Path, request):
 
         codes = asyncio.run(burst())
     assert codes.count(200) == N and codes.count(429) == 200 - N
+
+
+def test_higher_tiers_go_first_when_answers_queue():
+    import threading
+    import time
+
+    from ima.api.gate import Busy, PriorityGate
+
+    gate = PriorityGate(slots=1, timeout=5)
+    order: list[str] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with gate.slot(0):
+            holding.set()
+            release.wait(5)
+
+    def wait_in_line(name: str, priority: int) -> None:
+        with gate.slot(priority):
+            order.append(name)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    waiters = []
+    for name, priority in [("free", 0), ("premium", 1), ("premium_plus", 2)]:
+        waiters.append(threading.Thread(target=wait_in_line, args=(name, priority)))
+        waiters[-1].start()
+        time.sleep(0.05)  # arrive in this order: free first
+    release.set()
+    for thread in [holder, *waiters]:
+        thread.join(5)
+    assert order == ["premium_plus", "premium", "free"]
+    impatient = PriorityGate(slots=0, timeout=0.05)
+    with pytest.raises(Busy), impatient.slot(2):
+        pass

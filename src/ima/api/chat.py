@@ -120,7 +120,8 @@ def chat_completions(
         if params.mode == "off":
             return None
         return svc.answer(
-            question, persona=persona, restrict=source_restriction(params), since=since,
+            question, persona=persona, priority=who.tier.priority,
+            restrict=source_restriction(params), since=since,
             until=until, context=context, on_text=on_text,
         )  # fmt: skip
 

@@ -93,7 +93,13 @@ def create_response(body: schemas.ResponsesRequest, request: Request, who: Calle
     since, until = day_bounds(tool.from_date, tool.to_date) if tool else (None, None)
     restrict = restriction(tool.allowed_x_handles, tool.excluded_x_handles) if tool else ""
     answer = svc.answer(
-        question, persona=persona, restrict=restrict, since=since, until=until, context=context
+        question,
+        persona=persona,
+        priority=who.tier.priority,
+        restrict=restrict,
+        since=since,
+        until=until,
+        context=context,
     )
     text, notes = inline_citations(answer, svc)
     input_tokens = tokens(question) + tokens(context)

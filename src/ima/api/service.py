@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ima.answer.ask import ask
 from ima.answer.model import Answer
+from ima.api.errors import ApiError
+from ima.api.gate import Busy, PriorityGate
 from ima.api.keys import KeyStore
 from ima.api.quota import Limiter
 from ima.api.tiers import Tier
@@ -72,6 +74,7 @@ class Services:
     sources: list[Any] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     public_url: str = "http://127.0.0.1:8000"
+    gate: PriorityGate = field(default_factory=PriorityGate)
 
     def url_of(self, post: Post) -> str:
         """Where a citation points: the post's own page, else this API's copy of it."""
@@ -82,11 +85,31 @@ class Services:
         question: str,
         *,
         persona: str,
+        priority: int = 0,
         restrict: str = "",
         since: datetime | None = None,
         until: datetime | None = None,
         context: str = "",
         on_text: Any = None,
+    ) -> Answer:
+        try:
+            with self.gate.slot(priority):
+                return self._answer(question, persona, restrict, since, until, context, on_text)
+        except Busy:
+            raise ApiError(
+                503, "Busy answering others; retry shortly.", code="overloaded",
+                headers={"Retry-After": "2"},
+            ) from None  # fmt: skip
+
+    def _answer(
+        self,
+        question: str,
+        persona: str,
+        restrict: str,
+        since: datetime | None,
+        until: datetime | None,
+        context: str,
+        on_text: Any,
     ) -> Answer:
         as_of = datetime.now(UTC)
         if until is not None:
