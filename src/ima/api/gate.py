@@ -17,7 +17,7 @@ class Busy(Exception):
 
 
 class PriorityGate:
-    def __init__(self, slots: int = 8, timeout: float = 15.0) -> None:
+    def __init__(self, slots: int = 4, timeout: float = 15.0) -> None:
         self._free = slots
         self.timeout = timeout
         self._waiting: list[tuple[int, int]] = []  # (-priority, arrival): a min-heap
