@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from ima.api.keys import KeyStore
 from ima.api.quota import Limiter, SqliteLimiter
 from ima.api.service import Services
 from ima.api.tiers import DEFAULT_TIERS, Tier
+from ima.bench.serve import free_port
 from ima.ingest import Pipeline
 from ima.store import Store
 
@@ -25,12 +25,6 @@ TEST_TIERS = {
     "tiny": Tier("tiny", 10, 1000, False, 0),
     "daily2": Tier("daily2", 100, 2, False, 0),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -3,13 +3,10 @@ in voice, and LLM output is checked (a loopback chat server and the real llama.c
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from conftest import feed, post
@@ -17,6 +14,7 @@ from ima.answer import verify, voice
 from ima.answer.ask import ask
 from ima.answer.llm import OpenAICompatible, bundled_gguf, fence
 from ima.answer.question import understand
+from ima.bench.serve import free_port, wait_until_up
 from ima.post import Author, Post
 from servers import ChatCompletions
 
@@ -176,31 +174,17 @@ def test_an_llm_answer_that_does_not_hold_falls_back(stocked, reply, status, rea
     assert verify.problems(answer.text, _posts(answer), AT) == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server():
     """llama-cpp-python's own OpenAI-compatible server with the bundled Gemma 3 270M."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", bundled_gguf(), "--host",
          "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline and process.poll() is None, "llama.cpp server died"
-        time.sleep(0.2)
+    wait_until_up(f"{base}/models", process)
     yield base
     process.terminate()
     process.wait(10)

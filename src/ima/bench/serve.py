@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -82,12 +83,25 @@ def _in_low_priority_thread(work: Callable[[], Any]) -> Any:
     return outcome[0]
 
 
-def _port() -> int:
-    import socket
-
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Poll `url` until it answers 200; fail early if `process` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stderr = process.stderr.read().decode()[-2000:] if process.stderr else ""
+            raise RuntimeError(f"{url} did not come up: {stderr}")
+        time.sleep(0.2)
 
 
 def run(
@@ -117,7 +131,7 @@ def run(
         tiers.write_text(_TIERS)
         keys = KeyStore(data / "keys.sqlite3")
         load_key, free_key = keys.create("load", "load")[1], keys.create("free", "free")[1]
-        port = _port()
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port", str(port),
              "--tiers", str(tiers), "--no-embed"],
@@ -125,16 +139,7 @@ def run(
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(server.stderr.read().decode()[-2000:])
-                time.sleep(0.2)
+            wait_until_up(f"{base}/healthz", server)
             say(f"{clients} clients for {duration:.0f}s while posting {rate:,.0f} posts/s")
             figures = _in_low_priority_thread(
                 lambda: asyncio.run(
