@@ -146,9 +146,10 @@ def test_a_verified_llm_answer_is_used_and_streamed(stocked):
         backend = OpenAICompatible(server.url("/v1"), api_key="k", model="m")
         pieces: list[str] = []
         answer = ask(stocked, "Is the Miyajima ferry running?", as_of=AT, backend=backend,
-                     mode="answer", on_text=pieces.append)  # fmt: skip
+                     mode="answer", on_text=pieces.append, sampling=(77, 0.9))  # fmt: skip
         body = server.bodies[0]
         assert body["stream"] is True and body["model"] == "m"
+        assert body["max_tokens"] == 77 and body["temperature"] == 0.9
         assert "<<<" in body["messages"][1]["content"]  # posts fenced as data
     assert answer.backend == "openai:m" and answer.fallback_reason == ""
     assert answer.text.startswith("The Miyajima ferry resumed at 11:30 [")

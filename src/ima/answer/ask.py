@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ima.answer import verify, voice
@@ -83,6 +84,7 @@ def ask(
     restrict: str = "",
     since: datetime | None = None,
     context: str = "",
+    sampling: tuple[int | None, float | None] = (None, None),
 ) -> Answer:
     """Answer `text` from the store as of `as_of` (default: now).
 
@@ -91,7 +93,8 @@ def ask(
     `on_text` receives the answer as it becomes final, sentence by sentence when the
     backend streams. `restrict` narrows retrieval (query syntax), `since` fixes the
     window's start, and `context` (earlier questions of a conversation) lends its
-    names to a follow-up that has none ("and now?"). Raises ValueError for an empty
+    names to a follow-up that has none ("and now?"); `sampling` is the caller's
+    (max_tokens, temperature) for the LLM, None for its defaults. Raises ValueError for an empty
     or over-long question or an unknown persona.
     """
     if persona not in voice.PERSONAS:
@@ -133,7 +136,7 @@ def ask(
         extractive, statements = voice.say(question, composition, as_of, persona)
         answer.text, answer.citations = extractive, _citations(statements)
         if backend is not None:
-            _voice_with(backend, mode, answer, question, composition, posts, on_text)
+            _voice_with(backend, mode, answer, question, composition, posts, on_text, sampling)
     answer.timings_ms = {
         "retrieve": (retrieved - started) * 1000,
         "total": (time.perf_counter() - started) * 1000,
@@ -151,6 +154,7 @@ def _voice_with(
     composition: Composition,
     posts: list[Post],
     on_text: Callable[[str], None] | None,
+    sampling: tuple[int | None, float | None],
 ) -> None:
     """Replace the extractive text with the backend's, if every citation of it holds."""
     if mode == "rephrase":
@@ -165,6 +169,12 @@ def _voice_with(
         and voice.is_tragic([question.text, *(s.post.text for s in composition.statements)])
     ):
         request = answer_request(question.text, given, "regular")  # no jokes on tragedies
+    max_tokens, temperature = sampling
+    request = replace(
+        request,
+        max_tokens=max_tokens or request.max_tokens,
+        temperature=request.temperature if temperature is None else temperature,
+    )
     pieces: list[str] = []
     pending = ""
     shown: list[str] = []

@@ -123,6 +123,7 @@ def chat_completions(
             question, persona=persona, priority=who.tier.priority,
             restrict=source_restriction(params), since=since,
             until=until, context=context, on_text=on_text,
+            sampling=(body.max_tokens, body.temperature),
         )  # fmt: skip
 
     def citations(answer: Answer | None) -> list[str]:

@@ -100,6 +100,7 @@ def create_response(body: schemas.ResponsesRequest, request: Request, who: Calle
         since=since,
         until=until,
         context=context,
+        sampling=(body.max_output_tokens, body.temperature),
     )
     text, notes = inline_citations(answer, svc)
     input_tokens = tokens(question) + tokens(context)

@@ -91,10 +91,13 @@ class Services:
         until: datetime | None = None,
         context: str = "",
         on_text: Any = None,
+        sampling: tuple[int | None, float | None] = (None, None),
     ) -> Answer:
         try:
             with self.gate.slot(priority):
-                return self._answer(question, persona, restrict, since, until, context, on_text)
+                return self._answer(
+                    question, persona, restrict, since, until, context, on_text, sampling
+                )
         except Busy:
             raise ApiError(
                 503, "Busy answering others; retry shortly.", code="overloaded",
@@ -110,6 +113,7 @@ class Services:
         until: datetime | None,
         context: str,
         on_text: Any,
+        sampling: tuple[int | None, float | None],
     ) -> Answer:
         as_of = datetime.now(UTC)
         if until is not None:
@@ -126,6 +130,7 @@ class Services:
             restrict=restrict,
             since=since,
             context=context,
+            sampling=sampling,
         )
         if result.fallback_reason:
             self.metrics.llm_fallbacks.inc()
