@@ -48,7 +48,8 @@ def _open_store(settings: Settings) -> Store:
 @click.version_option(package_name="ima")
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
-    """ima (今): posts from live streams, searchable the moment they arrive."""
+    """ima (今): posts from live streams, searchable the moment they arrive, and answers
+    about what is happening that cite them."""
     # Threads hand the GIL over every 0.5 ms instead of 5 ms: a freshly committed post
     # should not wait behind a busy indexer thread to become searchable.
     sys.setswitchinterval(0.0005)
