@@ -34,3 +34,24 @@ def test_index_threads_run_at_lower_priority(tmp_path: Path):
         assert nice[os.getpid()] == 0  # the main thread keeps its priority
     finally:
         store.close()
+
+
+def test_stats_survive_files_vanishing_while_they_are_counted(tmp_path, monkeypatch):
+    """Index files come and go while a writer commits; stats (and /healthz) must not fail."""
+    from pathlib import Path
+
+    from ima.store.store import _disk_bytes
+
+    (tmp_path / "kept").write_bytes(b"12345")
+    (tmp_path / "gone").write_bytes(b"x")
+    real_stat = Path.stat
+
+    def vanishing(self, *args, **kwargs):
+        if self.name == "gone":
+            raise FileNotFoundError(self)
+        return real_stat(self, *args, **kwargs)
+
+    real_is_file = Path.is_file
+    monkeypatch.setattr(Path, "is_file", lambda self: self.name == "gone" or real_is_file(self))
+    monkeypatch.setattr(Path, "stat", vanishing)  # "gone" vanishes between the two calls
+    assert _disk_bytes(tmp_path) == 5

@@ -47,6 +47,19 @@ class Candidates:
     doc_freq: dict[str, int]
 
 
+def _disk_bytes(directory: Path) -> int:
+    """Bytes under `directory`; files renamed or removed meanwhile (index segments
+    merging, marks being replaced) are skipped, not an error."""
+    total = 0
+    for path in directory.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def _fresh_doc(seq: int, flat: tuple, text: str) -> FreshDoc:
     """From a post in flat form (`ima.post.flatten`), as ingest carries it."""
     facets = [
@@ -307,7 +320,7 @@ class Store:
         with self._view_lock:
             indexed_seq, fresh = self._indexed_seq, self._fresh
         counts = self.log.counts()
-        disk = sum(f.stat().st_size for f in self.data_dir.rglob("*") if f.is_file())
+        disk = _disk_bytes(self.data_dir)
         return {
             **counts,
             "log_seq": self.log.last_seq,
