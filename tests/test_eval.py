@@ -59,3 +59,16 @@ def test_ask_command(tmp_path: Path):
     assert bad.exit_code == 2 and "empty" in bad.output
     llm = runner.invoke(main, ["--data-dir", data, "ask", "hi", "--llm", "ftp://x"])
     assert llm.exit_code == 2 and "--llm" in llm.output
+
+
+def test_embed_command_fills_the_vector_share(tmp_path: Path):
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "data")]
+    examples = Path(__file__).parent.parent / "examples"
+    runner.invoke(main, [*data, "ingest", str(examples / "posts.jsonl")])
+    embedded = runner.invoke(main, [*data, "embed"])
+    assert embedded.exit_code == 0 and "100.0% of stored posts have vectors" in embedded.stdout
+    stats = json.loads(runner.invoke(main, [*data, "stats", "--json"]).stdout)
+    assert stats["embedded_share"] == 1.0
+    again = runner.invoke(main, [*data, "embed"])
+    assert "embedded 0 posts" in again.stdout  # nothing left to do

@@ -33,13 +33,15 @@ def _burst(limiter, tier: Tier, key: str = "k1", requests: int = 200) -> list[bo
         return list(pool.map(lambda _: limiter.admit(key, tier).allowed, range(requests)))
 
 
-@pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_exactly_n_of_200_concurrent_requests_are_admitted(store, tmp_path, request):
-    limiter = (
-        SqliteLimiter(tmp_path / "quota.sqlite3")
-        if store == "sqlite"
-        else request.getfixturevalue("redis_limiter")
-    )
+@pytest.fixture(params=["sqlite", "redis"])
+def limiter(request, tmp_path):
+    """Each limiter in turn: SQLite beside the store, and the real Redis."""
+    if request.param == "sqlite":
+        return SqliteLimiter(tmp_path / "quota.sqlite3")
+    return request.getfixturevalue("redis_limiter")
+
+
+def test_exactly_n_of_200_concurrent_requests_are_admitted(limiter):
     tier = Tier("t", N, 1000, False, 0)
     assert sum(_burst(limiter, tier)) == N
     assert sum(_burst(limiter, tier, key="k2")) == N  # keys have budgets of their own
@@ -47,13 +49,7 @@ def test_exactly_n_of_200_concurrent_requests_are_admitted(store, tmp_path, requ
     assert not refused.allowed and refused.reason == "rate" and 0 < refused.retry_after <= 60 / N
 
 
-@pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_the_daily_quota_holds_under_concurrency(store, tmp_path, request):
-    limiter = (
-        SqliteLimiter(tmp_path / "quota.sqlite3")
-        if store == "sqlite"
-        else request.getfixturevalue("redis_limiter")
-    )
+def test_the_daily_quota_holds_under_concurrency(limiter):
     tier = Tier("t", 1000, 7, False, 0)
     assert sum(_burst(limiter, tier)) == 7
     assert limiter.admit("k1", tier).reason == "daily"
