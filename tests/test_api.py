@@ -191,6 +191,7 @@ def test_posts_search_and_metrics_over_http(api):
     assert httpx.get(f"{root}/healthz").json()["status"] == "ok"
     metrics = httpx.get(f"{root}/metrics").text
     assert "ima_request_seconds_bucket" in metrics and "ima_ingested_posts_total" in metrics
+    assert "ima_ingest_to_searchable_seconds_count 2.0" in metrics  # the two POSTs above
 
 
 def test_no_auth_mode_needs_no_key(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -111,6 +112,7 @@ async def ingest_posts(request: Request, who: Caller) -> Any:
         raise ApiError(400, "body: no records", param="body")
     if len(records) > MAX_ITEMS:
         raise ApiError(413, f"{len(records)} records; at most {MAX_ITEMS} a request", param="body")
+    received = time.perf_counter()
     loop = asyncio.get_running_loop()
     committed = loop.create_future()
     results: list[tuple[str | None, str, str | None]] = []
@@ -123,6 +125,7 @@ async def ingest_posts(request: Request, who: Caller) -> Any:
 
     await svc.pipeline.submit_async(records, ack, source="api")
     await committed
+    svc.metrics.freshness.observe(time.perf_counter() - received)
     items = [
         schemas.IngestItem(index=i, id=post_id, status=status, error=error)
         for i, (post_id, status, error) in enumerate(results)

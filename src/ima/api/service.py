@@ -49,10 +49,10 @@ class Metrics:
             registry=self.registry,
         )  # fmt: skip
         self.freshness = Histogram(
-            "ima_freshness_seconds",
-            "Author's time to acknowledged, for posts ingested through the API",
+            "ima_ingest_to_searchable_seconds",
+            "POST /v1/posts: receipt to acknowledgement (committed, hence searchable)",
             registry=self.registry,
-            buckets=(0.01, 0.1, 1, 5, 30, 60, 300, 3600),
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         self.llm_fallbacks = Counter(
             "ima_llm_fallbacks_total", "LLM answers replaced by the extractive one",
