@@ -58,10 +58,6 @@ class EmbeddingWorker:
                     self.dropped += 1
             self._cond.notify()
 
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._heap)
-
     def drain(self, progress: Callable[[int], None] | None = None) -> None:
         """Embed everything queued, in this thread (for `ima embed` and `ima eval`)."""
         while (chunk := self._take()) is not None:
