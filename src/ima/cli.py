@@ -37,6 +37,14 @@ def _open_store(settings: Settings) -> Store:
     )
 
 
+def _open_writable_store(settings: Settings) -> Store:
+    store = _open_store(settings)
+    if not store.writable:
+        store.close()
+        raise click.ClickException("another ima process is writing this data directory")
+    return store
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data-dir",
@@ -98,10 +106,7 @@ def ingest_cmd(
 
     Bad records are counted by kind and skipped. Exit status 1 if any were rejected.
     """
-    store = _open_store(settings)
-    if not store.writable:
-        store.close()
-        raise click.ClickException("another ima process is writing this data directory")
+    store = _open_writable_store(settings)
     pipeline = Pipeline(
         store,
         batch_size=settings.batch_size,
@@ -218,10 +223,7 @@ def stream_cmd(
         sources = [spec_module.build(spec) for spec in declared]
     except spec_module.SpecError as exc:
         raise click.UsageError(str(exc)) from None
-    store = _open_store(settings)
-    if not store.writable:
-        store.close()
-        raise click.ClickException("another ima process is writing this data directory")
+    store = _open_writable_store(settings)
     pipeline = Pipeline(
         store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=workers
     )
@@ -845,10 +847,7 @@ def serve_cmd(
     except (spec_module.SpecError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     backend, mode = _backend(llm, llm_model)
-    store = _open_store(settings)
-    if not store.writable:
-        store.close()
-        raise click.ClickException("another ima process is writing this data directory")
+    store = _open_writable_store(settings)
     try:
         limiter = (
             RedisLimiter(redis_url)

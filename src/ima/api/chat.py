@@ -43,11 +43,11 @@ def tokens(text: str) -> int:
     return len(text.split()) + sum(1 for c in text if "\u3040" <= c <= "\u9fff")
 
 
-def conversation(messages: list[Any]) -> tuple[str, str]:
+def conversation(messages: list[Any], param: str = "messages") -> tuple[str, str]:
     """(the question, what the user asked before it)."""
     asked = [m.text() for m in messages if m.role == "user" and m.text().strip()]
     if not asked:
-        raise ApiError(400, "messages: no user message with text", param="messages")
+        raise ApiError(400, f"{param}: no user message with text", param=param)
     return asked[-1], "\n".join(asked[:-1][-3:])
 
 

@@ -20,8 +20,7 @@ from fastapi.responses import StreamingResponse
 from ima.answer.model import Answer
 from ima.api import schemas
 from ima.api.auth import Caller, persona_for, services
-from ima.api.chat import check_model, tokens
-from ima.api.errors import ApiError
+from ima.api.chat import check_model, conversation, tokens
 from ima.api.service import Services, day_bounds, restriction
 
 router = APIRouter(tags=["responses"])
@@ -59,21 +58,7 @@ def inline_citations(answer: Answer, svc: Services) -> tuple[str, list[schemas.U
 def _question(body: schemas.ResponsesRequest) -> tuple[str, str]:
     if isinstance(body.input, str):
         return body.input, ""
-    asked = []
-    for message in body.input:
-        if message.role != "user":
-            continue
-        content = message.content
-        text = (
-            content
-            if isinstance(content, str)
-            else " ".join(p.text or "" for p in content if p.type in ("input_text", "text"))
-        )
-        if text.strip():
-            asked.append(text)
-    if not asked:
-        raise ApiError(400, "input: no user message with text", param="input")
-    return asked[-1], "\n".join(asked[:-1][-3:])
+    return conversation(body.input, param="input")
 
 
 @router.post(

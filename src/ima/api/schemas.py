@@ -17,8 +17,9 @@ class ContentPart(BaseModel):
     text: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
 
 
-class Message(BaseModel):
-    role: Literal["system", "user", "assistant", "developer", "tool"]
+class _Said(BaseModel):
+    """A message's content: a string, or parts of which the text ones count."""
+
     content: (
         Annotated[str, Field(max_length=MAX_CONTENT_CHARS)]
         | Annotated[list[ContentPart], Field(max_length=20)]
@@ -30,6 +31,10 @@ class Message(BaseModel):
         return " ".join(
             part.text or "" for part in self.content if part.type in ("text", "input_text")
         )
+
+
+class Message(_Said):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
 
 
 class XSource(BaseModel):
@@ -99,12 +104,8 @@ class XSearchTool(BaseModel):
     to_date: Date | None = None
 
 
-class InputMessage(BaseModel):
+class InputMessage(_Said):
     role: Literal["system", "user", "assistant", "developer"]
-    content: (
-        Annotated[str, Field(max_length=MAX_CONTENT_CHARS)]
-        | Annotated[list[ContentPart], Field(max_length=20)]
-    )
     type: Literal["message"] | None = None
 
 

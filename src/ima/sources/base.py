@@ -173,11 +173,10 @@ class Source(ABC):
         """After `run` was cancelled and ingest has committed what it had: settle what
         waits on those commits (acknowledgements) and let go of connections."""
 
-    async def pause(self, backoff: Backoff, reason: str) -> None:
-        """Wait before reconnecting, counting the reconnect."""
+    async def pause(self, delay: float, reason: str) -> None:
+        """Wait `delay` seconds before reconnecting, counting the reconnect."""
         self.health.connected = False
         self.health.reconnects += 1
-        delay = backoff.next()
         log.info("%s: %s; reconnecting in %.1fs", self.name, reason, delay)
         await asyncio.sleep(delay)
 

@@ -214,7 +214,7 @@ class Jetstream(Source):
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 self.health.error(connection_error_kind(exc), type(exc).__name__)
                 reason = f"{type(exc).__name__}: {exc}"
-            await self.pause(self.backoff, reason)
+            await self.pause(self.backoff.next(), reason)
 
     async def _session(self, sink: Sink) -> None:
         # Frames are checked against max_frame_bytes one by one; the hard cap only keeps

@@ -226,7 +226,7 @@ class Mastodon(Source):
             except (OSError, httpx.HTTPError, websockets.WebSocketException, TimeoutError) as exc:
                 self.health.error(connection_error_kind(exc), type(exc).__name__)
                 reason = f"{type(exc).__name__}: {exc}"
-            await self.pause(self.backoff, reason)
+            await self.pause(self.backoff.next(), reason)
 
     async def _handle(self, sink: Sink, event: str, payload: Any) -> None:
         try:

@@ -106,7 +106,7 @@ class NatsSource(Source):
             except (OSError, NatsError, TimeoutError) as exc:
                 self.health.error("connection", type(exc).__name__)
                 reason = f"{type(exc).__name__}: {exc}"
-            await self.pause(self.backoff, reason)
+            await self.pause(self.backoff.next(), reason)
 
     async def _session(self, sink: Sink) -> None:
         nc = self._connection = await _connect(self.server)

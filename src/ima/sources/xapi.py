@@ -9,7 +9,6 @@ up to 320 s, and 429 exponentially from a minute, or until the reset time X give
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -168,10 +167,7 @@ class XStream(Source):
                 self.health.error("connection", type(exc).__name__)
                 delay = self.network_backoff.next()
                 reason = f"{type(exc).__name__}: {exc}"
-            self.health.connected = False
-            self.health.reconnects += 1
-            self.health.last_error = reason
-            await asyncio.sleep(delay)
+            await self.pause(delay, reason)
 
     async def _stream(self, client: httpx.AsyncClient, sink: Sink) -> None:
         async with client.stream("GET", "/2/tweets/search/stream", params=_FIELDS) as response:
