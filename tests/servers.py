@@ -77,61 +77,40 @@ def cut_mid_frame(request: web.Request, partial: bytes) -> None:
 # -- Bluesky Jetstream ------------------------------------------------------------------
 
 
+def jetstream_commit(
+    did: str, time_us: int, operation: str, collection: str, rkey: str, record: dict | None
+) -> dict:
+    """A commit event; a delete carries no record and no cid."""
+    commit: dict[str, Any] = {
+        "rev": f"rev{time_us}", "operation": operation, "collection": collection, "rkey": rkey,
+    }  # fmt: skip
+    if record is not None:
+        commit.update(record=record, cid=f"bafy{time_us}")
+    return {"did": did, "time_us": time_us, "kind": "commit", "commit": commit}
+
+
 def jetstream_post(
     did: str, rkey: str, text: str, time_us: int, *, operation: str = "create", **record: Any
 ) -> dict:
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_us / 1e6)) + ".000Z"
     body = {"$type": "app.bsky.feed.post", "text": text, "createdAt": created, **record}
-    return {
-        "did": did,
-        "time_us": time_us,
-        "kind": "commit",
-        "commit": {
-            "rev": f"rev{time_us}",
-            "operation": operation,
-            "collection": "app.bsky.feed.post",
-            "rkey": rkey,
-            "record": body,
-            "cid": f"bafy{time_us}",
-        },
-    }
+    return jetstream_commit(did, time_us, operation, "app.bsky.feed.post", rkey, body)
 
 
 def jetstream_like(did: str, rkey: str, subject_did: str, subject_rkey: str, time_us: int) -> dict:
-    return {
-        "did": did,
-        "time_us": time_us,
-        "kind": "commit",
-        "commit": {
-            "rev": f"rev{time_us}",
-            "operation": "create",
-            "collection": "app.bsky.feed.like",
-            "rkey": rkey,
-            "record": {
-                "$type": "app.bsky.feed.like",
-                "subject": {
-                    "cid": "bafysubject",
-                    "uri": f"at://{subject_did}/app.bsky.feed.post/{subject_rkey}",
-                },
-                "createdAt": "2026-11-22T10:00:00.000Z",
-            },
-            "cid": f"bafy{time_us}",
+    like = {
+        "$type": "app.bsky.feed.like",
+        "subject": {
+            "cid": "bafysubject",
+            "uri": f"at://{subject_did}/app.bsky.feed.post/{subject_rkey}",
         },
+        "createdAt": "2026-11-22T10:00:00.000Z",
     }
+    return jetstream_commit(did, time_us, "create", "app.bsky.feed.like", rkey, like)
 
 
 def jetstream_delete(did: str, rkey: str, time_us: int) -> dict:
-    return {
-        "did": did,
-        "time_us": time_us,
-        "kind": "commit",
-        "commit": {
-            "rev": f"rev{time_us}",
-            "operation": "delete",
-            "collection": "app.bsky.feed.post",
-            "rkey": rkey,
-        },
-    }
+    return jetstream_commit(did, time_us, "delete", "app.bsky.feed.post", rkey, None)
 
 
 class Jetstream(LoopbackServer):
