@@ -80,7 +80,7 @@ class Flat:
     """Positions in `flatten`'s tuple that the pipeline reads without rebuilding a Post."""
 
     ID, SOURCE, HANDLE, TEXT, LANG, CREATED_US = 0, 1, 2, 5, 6, 7
-    REPOST_OF, HASHTAGS, MENTIONS, METRICS, DUPLICATE_OF = 12, 13, 14, slice(16, 20), 20
+    REPOST_OF, HASHTAGS, MENTIONS, METRICS, DUPLICATE_OF, SPAM = 12, 13, 14, slice(16, 20), 20, 21
 
 
 def flatten(p: Post) -> tuple:

@@ -253,14 +253,14 @@ class Stream:
     def _zipf_indices(self, n: int, size: int) -> np.ndarray:
         return (self.np_rng.zipf(1.15, n) - 1) % size
 
-    def _english(self, topic: str | None) -> str:
+    def english(self, topic: str | None) -> str:
         n = self.rng.randint(6, 30)
         words = [self.en_vocab[i] for i in self._zipf_indices(n, len(self.en_vocab))]
         if topic:
             words.insert(self.rng.randrange(len(words)), topic)
         return " ".join(words).capitalize() + self.rng.choice([".", "!", "?", ""])
 
-    def _japanese(self, topic: str | None) -> str:
+    def japanese(self, topic: str | None) -> str:
         parts = []
         for _ in range(self.rng.randint(2, 5)):
             noun = _JA_NOUNS[int(self._zipf_indices(1, len(_JA_NOUNS))[0])]
@@ -282,7 +282,7 @@ class Stream:
             if n % 5000 == 0:  # a new topic starts bursting, or the burst ends
                 burst_topic = rng.choice([None, f"topic{n}", "#breaking", "地震"])
                 flood_text = (
-                    None if rng.random() < 0.5 else self._english(None) + " http://spam.example/x"
+                    None if rng.random() < 0.5 else self.english(None) + " http://spam.example/x"
                 )
             record: dict[str, Any] = {
                 "id": str(n),
@@ -309,7 +309,7 @@ class Stream:
             else:
                 topic = burst_topic if rng.random() < 0.2 else None
                 japanese = rng.random() < 0.33
-                record["text"] = self._japanese(topic) if japanese else self._english(topic)
+                record["text"] = self.japanese(topic) if japanese else self.english(topic)
                 record["metrics"] = {"likes": int(self.np_rng.pareto(1.5) * 3)}
             if len(recent) < 1000:
                 recent.append(record)

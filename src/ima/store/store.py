@@ -94,8 +94,8 @@ class Store:
         self._searcher = self.lexical.searcher
         self._queue: queue.Queue = queue.Queue(maxsize=index_queue_batches)
         self.index_commits = 0
-        #: called after each commit with (seq, created_us, text, engagement) of new originals
-        self.listeners: list[Callable[[list[tuple[int, int, str, int]]], None]] = []
+        #: called after each commit with (seq, entry) of its new originals
+        self.listeners: list[Callable[[list[tuple[int, Entry]]], None]] = []
         self._catch_up()
         self._indexer = self._start_indexer() if self.writable else None
 
@@ -160,14 +160,6 @@ class Store:
         )
         if removed:
             self._queue.put(_Forget(removed))
-        if self.listeners:
-            originals = [
-                (first + i, e.flat[Flat.CREATED_US], e.flat[Flat.TEXT], sum(e.flat[Flat.METRICS]))
-                for i, e in enumerate(entries)
-                if e.flat[Flat.DUPLICATE_OF] is None
-            ]
-            for listener in self.listeners:
-                listener(originals)
         docs = [
             _fresh_doc(first + i, e.flat, e.text)
             for i, e in enumerate(entries)
@@ -184,6 +176,12 @@ class Store:
                     self._fresh = (*self._fresh, current)
                 current.append(docs)
             self._queue.put(docs)
+        if self.listeners:  # now that the batch is searchable
+            originals = [
+                (first + i, e) for i, e in enumerate(entries) if e.flat[Flat.DUPLICATE_OF] is None
+            ]
+            for listener in self.listeners:
+                listener(originals)
         return list(range(first, first + len(entries)))
 
     def _start_indexer(self) -> threading.Thread:

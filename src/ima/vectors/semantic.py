@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ima.post import Post
+from ima.post import Flat, Post
 from ima.store import Store
+from ima.store.log import Entry
 from ima.vectors.embedder import Embedder
 from ima.vectors.index import VectorIndex
 from ima.vectors.worker import EmbeddingWorker
@@ -21,10 +22,16 @@ class Vectors:
 
     def follow(self) -> Vectors:
         """Embed new posts in the background from now on."""
-        self.store.listeners.append(self.worker.offer)
+        self.store.listeners.append(self._committed)
         self.worker.start()
         self._following = True
         return self
+
+    def _committed(self, posts: list[tuple[int, Entry]]) -> None:
+        self.worker.offer([
+            (seq, e.flat[Flat.CREATED_US], e.flat[Flat.TEXT], sum(e.flat[Flat.METRICS]))
+            for seq, e in posts
+        ])  # fmt: skip
 
     def backfill(self, limit: int) -> int:
         """Queue the newest `limit` stored originals not embedded yet; returns how many."""
@@ -51,5 +58,5 @@ class Vectors:
 
     def close(self) -> None:
         if self._following:
-            self.store.listeners.remove(self.worker.offer)
+            self.store.listeners.remove(self._committed)
             self.worker.stop()

@@ -1,0 +1,195 @@
+"""Burst detection: which items are talked about far more than usual, right now.
+
+Items (words, names, hashtags) are counted as *author-minutes*: an author counts once
+per item per minute, however many posts they write, so one account's flood adds at
+most one a minute (copies never get here: ingest collapses them). A window (5 min, 1 h,
+24 h) sums its last few buckets of those counts. Its baseline is what the item did
+before the window: an exponentially weighted count over the buckets that have left it
+(so a burst never raises its own baseline) and the matching exposure in minutes.
+
+The test is Gamma-Poisson: the item's rate is uncertain, with a weak Gamma prior
+(`PRIOR_COUNT` author-minutes over `PRIOR_MINUTES`) updated by its baseline, so the
+window's count is negative-binomial. An item bursts when its count is at least
+`min_authors` and improbable under that law: its surprise, -log10 P(X >= count),
+passes a threshold. A short history widens the law, so a word merely unseen in the
+first minutes of a stream is not news, while one unseen for an hour and now said by
+five people is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass
+
+PRIOR_COUNT = 0.01  # the Gamma prior: this many author-minutes ...
+PRIOR_MINUTES = 0.5  # ... over this many minutes (weak: a day's history outweighs it)
+MINUTE_US = 60_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    item: str
+    count: int
+    expected: float  # the baseline's mean for the window
+    surprise: float
+
+
+def surprise(count: int, seen: float, exposure: float, minutes: float) -> float:
+    """-log10 P(X >= count) where X, an item's author-minutes in `minutes`, is negative
+    binomial: its rate is Gamma(PRIOR_COUNT + seen, PRIOR_MINUTES + exposure). The tail
+    is bounded from above (so the surprise from below) by a geometric series:
+    P(X >= x) <= pmf(x) / (1 - q), q bounding pmf(k + 1) / pmf(k) for k >= x."""
+    r = PRIOR_COUNT + seen
+    p = (PRIOR_MINUTES + exposure) / (PRIOR_MINUTES + exposure + minutes)
+    if count <= r * (1 - p) / p:  # at or below the mean
+        return 0.0
+    q = (1 - p) * max(1.0, (count + r) / (count + 1))
+    if q >= 1:
+        return 0.0
+    log_pmf = (math.lgamma(count + r) - math.lgamma(r) - math.lgamma(count + 1)
+               + r * math.log(p) + count * math.log1p(-p))  # fmt: skip
+    return max(0.0, -(log_pmf - math.log1p(-q)) / math.log(10))
+
+
+class Window:
+    """Counts over the last `span` minutes in `buckets` buckets, and each item's baseline."""
+
+    def __init__(self, name: str, span: int, buckets: int = 5, half_life_spans: float = 12) -> None:
+        if span % buckets:
+            raise ValueError("a window's span must be a whole number of buckets")
+        self.name = name
+        self.span = span
+        self.width = span // buckets
+        self.n = buckets
+        self.decay = 0.5 ** (1 / (buckets * half_life_spans))
+        self.buckets: deque[tuple[int, Counter[str]]] = deque()
+        self.total: Counter[str] = Counter()
+        self._seen: dict[str, tuple[float, int]] = {}  # item → (weighted count, at bucket)
+        self._first: int | None = None  # the first bucket to have left the window
+        self._last_left = -1
+        self.minute = -1
+
+    @property
+    def history(self) -> int:
+        """Buckets the baseline has seen."""
+        return 0 if self._first is None else self._last_left - self._first + 1
+
+    def add(self, minute: int, counts: Counter[str]) -> None:
+        """A closed minute's author-minute counts."""
+        self.minute = max(self.minute, minute)
+        bucket = minute // self.width
+        if not self.buckets or self.buckets[-1][0] < bucket:
+            self.buckets.append((bucket, Counter()))
+        self.buckets[-1][1].update(counts)
+        self.total.update(counts)
+        self.advance(minute)
+
+    def advance(self, minute: int) -> None:
+        """Let buckets older than the window leave it, into the baseline."""
+        self.minute = max(self.minute, minute)
+        oldest = self.minute // self.width - self.n + 1
+        while self.buckets and self.buckets[0][0] < oldest:
+            bucket, counts = self.buckets.popleft()
+            self.total.subtract(counts)
+            for item in counts:
+                if self.total[item] <= 0:
+                    del self.total[item]
+            self._leave(bucket, counts)
+
+    def _leave(self, bucket: int, counts: Counter[str]) -> None:
+        if self._first is None:
+            self._first = bucket
+        self._last_left = bucket
+        decay, seen = self.decay, self._seen
+        for item, count in counts.items():
+            weighted, at = seen.get(item, (0.0, bucket))
+            seen[item] = (weighted * decay ** (bucket - at) + count, bucket)
+        if bucket % 64 == 0:  # forget items whose count has decayed to nothing
+            stale = [i for i, (c, b) in seen.items() if c * decay ** (bucket - b) < 0.01]
+            for item in stale:
+                del seen[item]
+
+    def baseline(self, item: str) -> tuple[float, float]:
+        """(weighted author-minutes, weighted minutes) of `item` before the window."""
+        weighted, at = self._seen.get(item, (0.0, self._last_left))
+        exposure = self.width * (1 - self.decay**self.history) / (1 - self.decay)
+        return weighted * self.decay ** (self._last_left - at), exposure
+
+    def covered_minutes(self) -> int:
+        """How many minutes the window's buckets cover now (the newest is partial)."""
+        return (self.n - 1) * self.width + self.minute % self.width + 1
+
+
+DEFAULT_WINDOWS = (("5m", 5, 5), ("1h", 60, 5), ("24h", 1440, 5))
+
+
+class BurstDetector:
+    """Counts items as posts arrive; says which burst in each window."""
+
+    def __init__(
+        self,
+        windows: tuple[tuple[str, int, int], ...] = DEFAULT_WINDOWS,
+        *,
+        min_authors: int = 5,
+        min_surprise: float = 6.0,
+        warm_up_spans: float = 2.0,
+    ) -> None:
+        self.windows = {name: Window(name, span, buckets) for name, span, buckets in windows}
+        self.min_authors = min_authors
+        self.min_surprise = min_surprise
+        self.warm_up_spans = warm_up_spans
+        self.minute = -1
+        self._counts: Counter[str] = Counter()  # the current minute's author-minutes
+        self._seen: dict[str, set[str]] = {}  # author → items counted this minute
+
+    def add(self, created_us: int, author: str, items: set[str]) -> None:
+        """Count one post. Posts from before the current minute count in it (late
+        arrivals are rare, and an old post being seen now is still news now)."""
+        minute = created_us // MINUTE_US
+        if minute > self.minute:
+            self.advance(minute)
+        seen = self._seen.get(author)
+        if seen is None:
+            self._seen[author] = set(items)
+            self._counts.update(items)
+        else:
+            new = items - seen
+            seen |= new
+            self._counts.update(new)
+
+    def advance(self, minute: int) -> None:
+        """Close the current minute when time moves on (the clock is the newest post)."""
+        if minute <= self.minute:
+            return
+        if self.minute >= 0:
+            for window in self.windows.values():
+                window.add(self.minute, self._counts)
+                window.advance(minute)
+        self.minute = minute
+        self._counts = Counter()
+        self._seen = {}
+
+    def warming_up(self, name: str) -> bool:
+        window = self.windows[name]
+        return window.history * window.width < self.warm_up_spans * window.span
+
+    def bursts(self, name: str) -> list[Burst]:
+        """Items bursting in window `name` now, most surprising first."""
+        window = self.windows[name]
+        if self.warming_up(name):
+            return []
+        current = self._counts
+        minutes = window.covered_minutes()
+        found = []
+        for item in {i for i, c in current.items() if c + window.total[i] >= self.min_authors} | {
+            i for i, c in window.total.items() if c + current[i] >= self.min_authors
+        }:
+            count = window.total[item] + current[item]
+            seen, exposure = window.baseline(item)
+            score = surprise(count, seen, exposure, minutes)
+            if score >= self.min_surprise:
+                expected = (PRIOR_COUNT + seen) / (PRIOR_MINUTES + exposure) * minutes
+                found.append(Burst(item, count, expected, score))
+        found.sort(key=lambda b: b.surprise, reverse=True)
+        return found

@@ -1,0 +1,271 @@
+"""Trends, maintained as posts arrive: counting on the ingest path, stories beside it.
+
+`Trends.follow` makes the tracker a store listener: each committed original is counted
+(cheap: its words and one set difference) and, when stream time passes a tick, the
+windows due are asked which items burst. Turning bursts into stories (searching their
+posts, grouping, writing titles and summaries) runs on a thread of its own, so ingest
+never waits for it; when it falls behind, it skips to the newest tick. Stream time is
+the newest post's `created_at`, so a replayed stream is judged in its own time, and
+each tick only sees posts created before it: `as_of` holds.
+
+After a restart, the counts are rebuilt by reading the log back over `REBUILD`;
+versions already recorded are not recorded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from ima import analysis
+from ima.answer.compose import SPAM_LIMIT
+from ima.post import Flat, Post
+from ima.store import Store
+from ima.store.log import Entry
+from ima.store.plan import Terms
+from ima.trends.bursts import MINUTE_US, Burst, BurstDetector
+from ima.trends.history import LINGER_SPANS, History
+from ima.trends.items import items_of
+from ima.trends.stories import Draft, Story, group, story_id, summary_of, tell
+
+log = logging.getLogger(__name__)
+
+FILE = "trends.sqlite3"
+TICK_US = 10_000_000  # stream time between looks at the shortest window
+REBUILD_US = 6 * 3600 * 1_000_000  # after a restart, counts are rebuilt from this much log
+FETCH = 300  # posts fetched per bursting item
+REFRESH_US = 60_000_000  # an unchanged story still gets a new version (volumes) this often
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    at_us: int
+    bursts: dict[str, list[Burst]]
+    mark: int
+
+
+def _plan(item: str) -> Terms | None:
+    if item.startswith("#"):
+        return Terms("tags", (analysis.fold(item[1:]),))
+    tokens = tuple(analysis.terms(item))
+    return Terms("text", tokens) if tokens else None
+
+
+def _same(story: Story, draft: Draft) -> bool:
+    """Is `draft` (found now) the story already known? Same lead words, or many
+    of the same posts."""
+    if set(story.items[:3]) & set(draft.items):
+        return True
+    shared = len(story.post_ids & {p.id for p in draft.posts})
+    return shared >= 0.3 * min(len(story.post_ids), len(draft.posts))
+
+
+def _signature(story: Story) -> tuple:
+    return (story.title, story.sentences, tuple(story.items[:5]), story.authors // 5)
+
+
+class Trends:
+    """Bursts and stories over a store; `current` reads them back at any instant."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        detector: BurstDetector | None = None,
+        background: bool = True,
+    ) -> None:
+        self.store = store
+        self.detector = detector or BurstDetector()
+        self.history = History(store.data_dir / FILE)
+        self.spans_us = {n: w.span * MINUTE_US for n, w in self.detector.windows.items()}
+        self._every_us = {
+            n: max(TICK_US, s // 30 // TICK_US * TICK_US) for n, s in self.spans_us.items()
+        }
+        self._books: dict[str, dict[str, Story]] = {n: {} for n in self.detector.windows}
+        self._recorded: dict[str, tuple[int, tuple]] = {}  # story → (at_us, signature)
+        self._mark = self.history.state("mark")
+        self._recorded_until = self.history.state("tick_us")
+        self._next_tick: int | None = None
+        self._cond = threading.Condition()
+        self._pending: _Work | None = None
+        self._stopping = False
+        self.updates: deque[tuple[int, dict[str, Any]]] = deque(maxlen=1000)
+        self.update_seq = 0
+        self.ticks = 0
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._loop, name="ima-trends", daemon=True)
+            self._thread.start()
+
+    # -- counting (on the ingest path) --------------------------------------------------
+
+    def follow(self) -> None:
+        """Catch up with the log, then count each batch the store commits."""
+        self.catch_up()
+        self.store.listeners.append(self.offer)
+
+    def catch_up(self) -> int:
+        """Read the log past the mark (and back over `REBUILD_US` to rebuild counts)."""
+        newest = self.store.log.newest_created_us()
+        if newest is None:
+            return 0
+        since = newest - REBUILD_US
+        if self._mark:
+            since = min(since, self._recorded_until - REBUILD_US)
+        seen = 0
+        for seq, created_us, author, spam, text in self.store.log.originals_since(since):
+            self._see(seq, created_us, author, spam, text)
+            seen += 1
+        return seen
+
+    def offer(self, posts: list[tuple[int, Entry]]) -> None:
+        """Store listener: count newly committed originals."""
+        for seq, entry in posts:
+            flat = entry.flat
+            self._see(seq, flat[Flat.CREATED_US], flat[Flat.HANDLE], flat[Flat.SPAM], entry.text)
+
+    def _see(self, seq: int, created_us: int, author: str, spam: float, text: str) -> None:
+        if self._next_tick is None:
+            self._next_tick = (created_us // TICK_US + 1) * TICK_US
+        if created_us >= self._next_tick:
+            self._tick(self._next_tick)
+            # after a silence, the next tick is the first boundary past this post
+            self._next_tick = max(self._next_tick, created_us // TICK_US * TICK_US) + TICK_US
+        if spam < SPAM_LIMIT:
+            self.detector.add(created_us, author.lower(), items_of(text))
+        self._mark = max(self._mark, seq)
+
+    def _tick(self, at_us: int) -> None:
+        self.detector.advance(at_us // MINUTE_US)
+        self.ticks += 1
+        due = {
+            name: self.detector.bursts(name)
+            for name, every in self._every_us.items()
+            if at_us % every == 0
+        }
+        due = {n: b for n, b in due.items() if b or self._books[n]}
+        if not due:
+            return
+        work = _Work(at_us, due, self._mark)
+        if self._thread is None:
+            self._build(work)
+            return
+        with self._cond:
+            self._pending = work  # a newer tick replaces one not yet started
+            self._cond.notify()
+
+    # -- stories (beside the ingest path) ----------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stopping:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                work, self._pending = self._pending, None
+            try:
+                self._build(work)
+            except Exception:  # a failed tick must not stop trends; the next one retries
+                log.exception("building stories failed at tick %d", work.at_us)
+
+    def _fetch(self, span_us: int, at_us: int):
+        def fetch(item: str) -> list[Post]:
+            plan = _plan(item)
+            if plan is None:
+                return []
+            found = self.store.candidates(plan, at_us - span_us, at_us, FETCH)
+            return [sp.post for sp in found.posts]
+
+        return fetch
+
+    def _build(self, work: _Work) -> None:
+        versions: list[tuple[str, str, bool, dict[str, Any]]] = []
+        for name, bursts in work.bursts.items():
+            span_us = self.spans_us[name]
+            fetch = self._fetch(span_us, work.at_us)
+            drafts = group(bursts, fetch, work.at_us, self.detector.min_authors)
+            versions += self._match(name, drafts, work.at_us)
+        if work.at_us <= self._recorded_until:
+            return  # replaying what an earlier run recorded
+        self.history.record(work.at_us, versions, work.mark)
+        with self._cond:
+            for _, _, _, body in versions:
+                self.update_seq += 1
+                self.updates.append((self.update_seq, body))
+            self._cond.notify_all()
+
+    def _match(
+        self, name: str, drafts: list[Draft], at_us: int
+    ) -> list[tuple[str, str, bool, dict[str, Any]]]:
+        book = self._books[name]
+        span_us = self.spans_us[name]
+        versions = []
+        unmatched = dict(book)
+        for draft in drafts:
+            known = next((s for s in unmatched.values() if _same(s, draft)), None)
+            if known is not None:
+                del unmatched[known.id]
+                sid, detected = known.id, known.detected_us
+            else:
+                sid, detected = story_id(name, draft.items[0], at_us), at_us
+            story = tell(draft, name, span_us // MINUTE_US, at_us, sid, detected)
+            book[sid] = story
+            last = self._recorded.get(sid)
+            signature = _signature(story)
+            if last is None or last[1] != signature or at_us - last[0] >= REFRESH_US:
+                self._recorded[sid] = (at_us, signature)
+                versions.append((sid, name, False, story.to_json()))
+        for story in unmatched.values():
+            if at_us - story.updated_us >= span_us * LINGER_SPANS // 2:
+                del book[story.id]
+                self._recorded.pop(story.id, None)
+                versions.append((story.id, name, True, story.to_json()))
+        return versions
+
+    # -- reading -------------------------------------------------------------------------
+
+    def current(self, window: str, as_of_us: int | None = None) -> list[dict[str, Any]]:
+        """The stories of `window` as they stood at `as_of_us` (default: the last tick).
+        Posts deleted since are dropped from them, and so are the sentences quoting them."""
+        if window not in self.spans_us:
+            raise ValueError(f"unknown window {window!r}; one of {', '.join(self.spans_us)}")
+        if as_of_us is None:
+            as_of_us = self.history.state("tick_us")
+        stories = self.history.at(window, as_of_us, self.spans_us[window])
+        return [s for s in (_without_deleted(s, self.store) for s in stories) if s["citations"]]
+
+    def updates_since(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
+        with self._cond:
+            return [(n, body) for n, body in self.updates if n > seq]
+
+    def close(self) -> None:
+        if self.offer in self.store.listeners:
+            self.store.listeners.remove(self.offer)
+        if self._thread is not None:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            self._thread.join()
+        self.history.close()
+
+
+def _without_deleted(story: dict[str, Any], store: Store) -> dict[str, Any]:
+    ids = [c["post_id"] for c in story["citations"]] + [p["post_id"] for p in story["top_posts"]]
+    present = store.log.existing(ids)
+    if len(present) == len(set(ids)):
+        return story
+    kept = [c for c in story["citations"] if c["post_id"] in present]
+    renumber = {c["number"]: n for n, c in enumerate(kept, 1)}
+    sentences = [(s["text"], renumber[s["citation"]]) for s in story["sentences"]
+                 if s["citation"] in renumber]  # fmt: skip
+    return {
+        **story,
+        "citations": [{**c, "number": renumber[c["number"]]} for c in kept],
+        "sentences": [{"text": t, "citation": n} for t, n in sentences],
+        "summary": summary_of(sentences, story["lang"]),
+        "top_posts": [p for p in story["top_posts"] if p["post_id"] in present],
+    }
