@@ -17,6 +17,7 @@ from ima.api.service import Services
 from ima.api.tiers import DEFAULT_TIERS
 from ima.ingest import Pipeline
 from ima.store import Store
+from ima.trends.tracker import Trends
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +26,16 @@ def app(tmp_path_factory):
     store = Store(data, commit_interval=0.05)
     feed(store, [post("s1", "The Harbour Bridge reopened to traffic")])
     pipeline = Pipeline(store).start()
+    trends = Trends(store)
+    trends.follow()
     services = Services(
         store=store, pipeline=pipeline, keys=KeyStore(data / "keys.sqlite3"),
         limiter=SqliteLimiter(data / "quota.sqlite3"), tiers=DEFAULT_TIERS, no_auth=True,
+        trends=trends,
     )  # fmt: skip
     yield create_app(services)
     pipeline.close()
+    trends.close()
     store.close()
 
 
@@ -39,9 +44,12 @@ def test_every_endpoint_conforms(app):
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {
         "/v1/chat/completions", "/v1/responses", "/v1/search", "/v1/posts",
-        "/v1/posts/{post_id}", "/v1/models", "/healthz", "/metrics",
+        "/v1/posts/{post_id}", "/v1/models", "/healthz", "/metrics", "/v1/trends",
+        "/v1/trends/stream",
     }  # fmt: skip
     for operation in operations:
+        if operation.path == "/v1/trends/stream":
+            continue  # a feed that never ends: tests/test_trends.py reads it over HTTP
 
         @given(case=operation.as_strategy())
         @settings(

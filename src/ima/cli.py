@@ -167,6 +167,15 @@ def _follow_with_vectors(store: Store) -> Any:
     return vectors
 
 
+def _follow_trends(store: Store) -> Any:
+    """Keep trends up as posts are committed, after reading back what they missed."""
+    from ima.trends.tracker import Trends
+
+    trends = Trends(store)
+    trends.follow()
+    return trends
+
+
 def _unique_names(specs: list[spec_module.SourceSpec]) -> None:
     """Give repeated names a suffix (`rss`, `rss-2`): names key cursors and status."""
     seen: dict[str, int] = {}
@@ -248,12 +257,14 @@ def stream_cmd(
         await runner.run(sources, pipeline, state_dir=state_dir, stop=stop, on_status=show)
 
     vectors = _follow_with_vectors(store) if embed else None
+    trends = _follow_trends(store)
     try:
         with pipeline:
             asyncio.run(main_loop())
     finally:
         if vectors is not None:
             vectors.close()
+        trends.close()
         store.close()
     if tty and not quiet:
         click.echo("", err=True)
@@ -675,6 +686,81 @@ def embed_cmd(settings: Settings, limit: int) -> None:
     click.echo(f"embedded {todo:,} posts; {share:.1%} of stored posts have vectors")
 
 
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def _sparkline(points: list[dict[str, Any]]) -> str:
+    counts = [p["posts"] for p in points]
+    top = max(counts, default=0) or 1
+    return "".join(_SPARK[min(7, c * 8 // (top + 1))] if c else " " for c in counts)
+
+
+def _clock(text: str) -> str:
+    return text[11:16] + " UTC"
+
+
+@main.command("trends")
+@click.option("--window", type=click.Choice(["5m", "1h", "24h"]), default="1h", show_default=True,
+              help="Judge bursts over this window.")  # fmt: skip
+@click.option("--as-of", "as_of", help="The stories as they stood at this instant "
+              "(ISO 8601 or epoch seconds; default: now).")  # fmt: skip
+@click.option("--fun", is_flag=True, help="Fun-voice headlines (never on tragedies).")
+@click.option("--limit", type=click.IntRange(1, 50), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the stories as JSON.")
+@click.pass_obj
+def trends_cmd(
+    settings: Settings, window: str, as_of: str | None, fun: bool, limit: int, as_json: bool
+) -> None:
+    """What's happening: the stories bursting in a window, each summary sentence cited.
+
+    Trends are kept up as posts arrive by `ima serve` and `ima stream`; run here on a
+    store nobody is writing, this first reads what the log has that trends have not.
+    """
+    from ima.post import from_us, to_us
+    from ima.trends.tracker import Trends
+
+    try:
+        instant = parse_as_of(as_of)
+    except RecordError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+    store = _open_store(settings)
+    trends = Trends(store, background=False)
+    try:
+        if store.writable:
+            read = trends.catch_up()
+            if read and not as_json:
+                click.echo(f"… read {read:,} posts for trends", err=True)
+        at_us = to_us(instant) if instant else trends.history.state("tick_us")
+        stories = trends.current(window, at_us)[:limit]
+        warming = store.writable and trends.detector.warming_up(window)
+    finally:
+        trends.close()
+        store.close()
+    if as_json:
+        click.echo(json.dumps({"window": window, "as_of": at_us and from_us(at_us).isoformat(),
+                               "stories": stories}, ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    when = from_us(at_us).strftime("%Y-%m-%d %H:%M UTC") if at_us else "now"
+    if not stories:
+        note = f" (the {window} window is still learning what is usual)" if warming else ""
+        click.echo(f"No stories in the {window} window as of {when}{note}.")
+        return
+    click.echo(f"What's happening · {window} window · as of {when}\n")
+    for n, story in enumerate(stories, 1):
+        title = story["fun_title"] if fun else story["title"]
+        langs = "/".join(story["languages"])
+        click.echo(f"{n}. {title}")
+        first, seen = _clock(story["first_post_at"]), _clock(story["detected_at"])
+        volume = _sparkline(story["timeline"])
+        click.echo(f"   {story['posts']:,} posts by {story['authors']:,} authors ({langs}) · "
+                   f"first post {first} · seen {seen} · {volume}")  # fmt: skip
+        click.echo(f"   {story['summary']}")
+        for card in story["citations"]:
+            link, at = card["url"] or card["post_id"], _clock(card["created_at"])
+            click.echo(f"   [{card['number']}] @{card['author']} {at} {link}")
+        click.echo("")
+
+
 @main.group("eval", invoke_without_command=True)
 @click.option("--seed", type=int, default=7, show_default=True, help="Stream generator seed.")
 @click.option("--vectors/--no-vectors", default=True, show_default=True)
@@ -736,6 +822,47 @@ def eval_cmd(
     for case in report["cases"]:
         if not case["correct"] or case["citation_problems"] or case["future_leak"]:
             click.echo(f"\n✗ {case['question']} @ {case['as_of']}\n{case['answer']}")
+
+
+@eval_cmd.command("trends")
+@click.option("--seed", type=int, default=7, show_default=True, help="Stream generator seed.")
+@click.option("--hours", type=click.FloatRange(2, 24), default=5, show_default=True,
+              help="Stream time to generate.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def eval_trends(seed: int, hours: float, as_json: bool) -> None:
+    """Trend detection on a generated stream with planted events, floods and chatter
+    (README "Trends"): recall, precision, detection delay, floods, citation validity."""
+    import tempfile
+
+    from ima.bench.trending import run
+
+    with tempfile.TemporaryDirectory(prefix="ima-eval-") as tmp:
+        report = run(lambda: Store(Path(tmp) / "data"), seed=seed, hours=hours,
+                     progress=lambda m: click.echo(f"… {m}", err=True))  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    delay = report["median_delay_s"]
+    rows = [
+        ("stream", f"{report['posts']:,} posts, {report['events']} planted events, seed {seed}"),
+        ("recall", f"{report['recall']:.1%}"),
+        ("precision", f"{report['precision']:.1%} ({report['stories']} stories)"),
+        ("median detection delay", "–" if delay is None else f"{delay:.1f} s of stream time"),
+        ("stories per found event", f"{report['stories_per_event']:.2f}"),
+        ("flood stories", str(report["flood_stories"])),
+        ("citation validity", f"{report['citation_validity']:.1%}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+    for event in report["per_event"]:
+        delay = "missed" if event["delay_s"] is None else f"{event['delay_s']:.0f} s"
+        click.echo(f"  {event['event']:<11} {event['lang']} {event['posts']:>5} posts "
+                   f"{event['shape']:<12} {delay}")  # fmt: skip
+    for title in report["not_about_events"]:
+        click.echo(f"✗ not a planted event: {title}")
+    for story, faults in report["faults"].items():
+        click.echo(f"✗ {story}: {'; '.join(faults)}")
 
 
 @main.group("keys")
@@ -861,6 +988,7 @@ def serve_cmd(
         store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=workers
     ).start()
     vectors = _follow_with_vectors(store) if embed else None
+    trends = _follow_trends(store)
     svc = Services(
         store=store,
         pipeline=pipeline,
@@ -871,6 +999,7 @@ def serve_cmd(
         backend=backend,
         backend_mode=mode,
         vectors=vectors,
+        trends=trends,
         sources=sources,
         public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
     )
@@ -883,6 +1012,7 @@ def serve_cmd(
         if vectors is not None:
             vectors.close()
         pipeline.close()
+        trends.close()
         store.close()
 
 

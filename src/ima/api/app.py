@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ima.api import chat, errors, posts, responses, system
+from ima.api import chat, errors, posts, responses, system, trends
 from ima.api.service import Services
 from ima.sources import runner
 
@@ -68,6 +68,6 @@ def create_app(svc: Services) -> FastAPI:
         svc.metrics.requests.labels(path).observe(time.perf_counter() - started)
         return response
 
-    for module in (chat, responses, posts, system):
+    for module in (chat, responses, posts, trends, system):
         app.include_router(module.router)
     return app

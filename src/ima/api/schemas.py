@@ -228,3 +228,54 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+class StoryPost(BaseModel):
+    """A post as a story shows it; `number` is its citation number in the summary."""
+
+    number: int | None = None
+    post_id: str
+    url: str
+    author: str
+    author_name: str
+    created_at: str
+    lang: str
+    text: str
+
+
+class StorySentence(BaseModel):
+    text: str = Field(description="A sentence quoted from the cited post.")
+    citation: int = Field(description="The number of the post it quotes, in `citations`.")
+
+
+class TimelinePoint(BaseModel):
+    at: str
+    posts: int
+
+
+class StoryOut(BaseModel):
+    id: str
+    window: str
+    title: str = Field(description="Words of the story's own posts.")
+    headline: str = Field(description="The title in the requested voice.")
+    lang: str
+    summary: str = Field(description="Two or three quoted sentences, each cited [n].")
+    sentences: list[StorySentence]
+    citations: list[StoryPost]
+    top_posts: list[StoryPost]
+    items: list[str] = Field(description="The bursting words, strongest first.")
+    authors: int
+    posts: int
+    timeline: list[TimelinePoint]
+    languages: dict[str, int]
+    first_post_at: str
+    detected_at: str
+    updated_at: str
+    surprise: float = Field(description="-log10 of the chance of this burst at the usual rate.")
+
+
+class TrendsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    window: str
+    as_of: str | None
+    data: list[StoryOut]

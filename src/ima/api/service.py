@@ -71,6 +71,7 @@ class Services:
     backend: Any = None
     backend_mode: str = "rephrase"
     vectors: Any = None
+    trends: Any = None  # ima.trends.Trends, when running
     sources: list[Any] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     public_url: str = "http://127.0.0.1:8000"

@@ -238,6 +238,11 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
     return drafts
 
 
+def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Much the same words (most of the shorter one's)."""
+    return len(a & b) >= 0.6 * min(len(a), len(b))
+
+
 def _relevance(post: Post, weight: dict[str, float]) -> float:
     words = items_of(analysis.prepare(post.text))
     return sum(w for item, w in weight.items() if item in words)
@@ -249,7 +254,7 @@ def _engagement(post: Post) -> float:
 
 
 def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: str,
-         detected_us: int) -> Story:  # fmt: skip
+         detected_us: int, first_post_us: int | None = None) -> Story:  # fmt: skip
     """Write the story a draft is: title, cited summary, top posts, timeline."""
     weight = draft.weight
     total = sum(weight.values()) or 1.0
@@ -261,7 +266,7 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
     languages = Counter(p.lang for p in draft.posts)
     lang = "ja" if languages.get("ja", 0) > len(draft.posts) / 2 else "en"
     key = set(weight)
-    candidates: list[tuple[float, str, Post, set[str]]] = []
+    candidates: list[tuple[float, str, Post, frozenset[str]]] = []
     for post in ranked[:60]:
         for text in sentences(post.text):
             if text.rstrip().endswith(("?", "？")):
@@ -269,15 +274,15 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
             hit = items_of(analysis.prepare(text)) & key
             if hit:
                 score = sum(weight[i] for i in hit) / total + 0.05 * _engagement(post)
-                candidates.append((score, text, post, hit))
+                candidates.append((score, text, post, frozenset(analysis.terms(text))))
     candidates.sort(key=lambda c: c[0], reverse=True)
-    chosen: list[tuple[str, Post, set[str]]] = []
-    for _, text, post, hit in candidates:
+    chosen: list[tuple[str, Post, frozenset[str]]] = []
+    for _, text, post, words in candidates:
         if len(chosen) == 3:
             break
-        if any(p.author.handle == post.author.handle or t == text for t, p, _ in chosen):
-            continue
-        chosen.append((text, post, hit))
+        if any(p.author.handle == post.author.handle or _similar(w, words) for _, p, w in chosen):
+            continue  # a summary says three things, not one thing three times
+        chosen.append((text, post, words))
     title_source = next((t for t, p, _ in chosen if p.lang == lang), chosen[0][0]) if chosen else ""
     title = _title(title_source, key) if title_source else " ".join(draft.items[:3])
     created = sorted(to_us(p.created_at) for p in draft.posts)
@@ -299,7 +304,7 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
         posts=len(draft.posts),
         timeline=[(start + i * step, timeline.get(i, 0)) for i in range(TIMELINE_POINTS)],
         languages=dict(languages.most_common()),
-        first_post_us=created[0],
+        first_post_us=min(created[0], first_post_us or created[0]),
         detected_us=detected_us,
         updated_us=as_of_us,
         surprise=draft.surprise,

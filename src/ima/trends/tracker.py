@@ -60,7 +60,7 @@ def _same(story: Story, draft: Draft) -> bool:
     if set(story.items[:3]) & set(draft.items):
         return True
     shared = len(story.post_ids & {p.id for p in draft.posts})
-    return shared >= 0.3 * min(len(story.post_ids), len(draft.posts))
+    return shared > 0 and shared >= 0.3 * min(len(story.post_ids), len(draft.posts))
 
 
 def _signature(story: Story) -> tuple:
@@ -193,9 +193,9 @@ class Trends:
             return  # replaying what an earlier run recorded
         self.history.record(work.at_us, versions, work.mark)
         with self._cond:
-            for _, _, _, body in versions:
+            for _, _, ended, body in versions:
                 self.update_seq += 1
-                self.updates.append((self.update_seq, body))
+                self.updates.append((self.update_seq, {**body, "ended": ended}))
             self._cond.notify_all()
 
     def _match(
@@ -209,10 +209,10 @@ class Trends:
             known = next((s for s in unmatched.values() if _same(s, draft)), None)
             if known is not None:
                 del unmatched[known.id]
-                sid, detected = known.id, known.detected_us
+                sid, detected, first = known.id, known.detected_us, known.first_post_us
             else:
-                sid, detected = story_id(name, draft.items[0], at_us), at_us
-            story = tell(draft, name, span_us // MINUTE_US, at_us, sid, detected)
+                sid, detected, first = story_id(name, draft.items[0], at_us), at_us, None
+            story = tell(draft, name, span_us // MINUTE_US, at_us, sid, detected, first)
             book[sid] = story
             last = self._recorded.get(sid)
             signature = _signature(story)
