@@ -1016,6 +1016,33 @@ def serve_cmd(
         store.close()
 
 
+@bench.command("trends")
+@click.option("--rate", type=click.FloatRange(100, 50_000), default=5000, show_default=True,
+              help="Posts per second offered to ingest.")  # fmt: skip
+@click.option("--seconds", type=click.FloatRange(5, 600), default=60, show_default=True,
+              help="Length of each run.")  # fmt: skip
+@click.option("--pairs", type=click.IntRange(1, 10), default=2, show_default=True,
+              help="Runs without and with trends, alternating.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(0, 32), default=2, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
+def bench_trends(rate: float, seconds: float, pairs: int, workers: int, as_json: bool) -> None:
+    """What keeping trends up adds to ingest's CPU time at a given rate (README "Trends")."""
+    from ima.bench.trend_cost import run
+
+    figures = run(rate=rate, seconds=seconds, pairs=pairs, workers=workers,
+                  progress=lambda m: click.echo(f"… {m}", err=True))  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    for r in figures["runs"]:
+        label = "with trends   " if r["trends"] else "without trends"
+        click.echo(
+            f"{label}  {r['cpu_s']:>7.2f} CPU s for {r['posts']:,} posts "
+            f"({r['offered_per_s']:,}/s offered), {r['story_updates']} story updates"
+        )
+    click.echo(f"trends add {figures['overhead']:.1%} to ingest CPU at {rate:,.0f} posts/s")
+
+
 @bench.command("serve")
 @click.option("--duration", type=click.FloatRange(5, 3600), default=60, show_default=True)
 @click.option("--clients", type=click.IntRange(1, 500), default=50, show_default=True)
