@@ -919,6 +919,13 @@ def keys_revoke(settings: Settings, key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+NO_SOURCE_NOTICE = (
+    "No source was given, so ima follows Bluesky's public Jetstream (no account needed). "
+    'To follow something else: ima serve SOURCE… (README "Live sources"); '
+    "to try it offline: ima serve --demo."
+)
+
+
 @main.command("serve")
 @click.argument("specs", nargs=-1, metavar="[SOURCE]...")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -937,6 +944,9 @@ def keys_revoke(settings: Settings, key_id: str) -> None:
               help="Embed new posts in the background for answers.")  # fmt: skip
 @click.option("--public-url", help="This server's address as clients see it (for citations "
               "of posts without a URL). Default: http://HOST:PORT.")  # fmt: skip
+@click.option("--demo", is_flag=True, help="Replay a bundled, generated demo stream (offline).")
+@click.option("--default-source/--no-default-source", default=True, show_default=True,
+              help="With no source given, follow Bluesky's public Jetstream.")  # fmt: skip
 @click.pass_obj
 def serve_cmd(
     settings: Settings,
@@ -952,10 +962,15 @@ def serve_cmd(
     workers: int,
     embed: bool,
     public_url: str | None,
+    demo: bool,
+    default_source: bool,
 ) -> None:
-    """Run the sources into the store and serve the API (README "API").
+    """Run the sources into the store and serve the API and the web app (README "API",
+    "Web app").
 
-    OpenAI and xAI clients work by pointing base_url at http://HOST:PORT/v1.
+    OpenAI and xAI clients work by pointing base_url at http://HOST:PORT/v1; a browser
+    at http://HOST:PORT/. With no source given, it follows Bluesky's public Jetstream
+    (--no-default-source: none); --demo replays a generated stream instead.
     """
     import uvicorn
 
@@ -989,6 +1004,17 @@ def serve_cmd(
     ).start()
     vectors = _follow_with_vectors(store) if embed else None
     trends = _follow_trends(store)
+    notice = None
+    if demo:
+        from ima import demo as demo_stream
+
+        history, replay_source = demo_stream.prepare(settings.data_dir)
+        ingest(pipeline, history, source=demo_stream.SOURCE)
+        sources.append(replay_source)
+    elif not sources and default_source:
+        sources.append(spec_module.build(spec_module.parse("bluesky")))
+        notice = NO_SOURCE_NOTICE
+        click.echo(notice, err=True)
     svc = Services(
         store=store,
         pipeline=pipeline,
@@ -1002,10 +1028,12 @@ def serve_cmd(
         trends=trends,
         sources=sources,
         public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
+        demo=demo,
+        notice=notice,
     )
     mode_line = "no auth (local mode)" if no_auth else f"keys required, quotas in {limiter.name}"
-    click.echo(f"ima serving http://{host}:{port}/v1 · {mode_line} · {len(sources)} sources",
-               err=True)  # fmt: skip
+    click.echo(f"ima serving http://{host}:{port}/ (API at /v1) · {mode_line} · "
+               f"{len(sources)} sources{' · demo stream' if demo else ''}", err=True)  # fmt: skip
     try:
         uvicorn.run(create_app(svc), host=host, port=port, log_level="warning")
     finally:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ima import web
 from ima.api import chat, errors, posts, responses, system, trends
 from ima.api.service import Services
 from ima.sources import runner
@@ -70,4 +71,5 @@ def create_app(svc: Services) -> FastAPI:
 
     for module in (chat, responses, posts, trends, system):
         app.include_router(module.router)
+    web.install(app)
     return app

@@ -131,6 +131,11 @@ def chat_completions(
             return []
         return [svc.url_of(c.post) for c in answer.citations[: params.max_search_results]]
 
+    def cards(answer: Answer | None) -> list[dict[str, Any]]:
+        if answer is None or not params.return_citations:
+            return []
+        return [svc.card(c.post, c.number) for c in answer.citations[: params.max_search_results]]
+
     def usage(answer: Answer | None, text: str) -> dict[str, int]:
         prompt = sum(tokens(m.text()) for m in body.messages)
         sources = 0 if answer is None else len(answer.citations)
@@ -145,6 +150,7 @@ def chat_completions(
             id=completion_id, created=created, model=body.model,
             choices=[schemas.Choice(message=schemas.ChatMessageOut(content=text))],
             usage=schemas.Usage(**usage(answer, text)), citations=citations(answer),
+            citation_posts=cards(answer),
         )  # fmt: skip
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
@@ -173,7 +179,8 @@ def chat_completions(
                     sent.append(piece)
                     yield chunk({"content": piece})
             text = "".join(sent)
-        yield chunk({}, "stop", citations=citations(answer), usage=usage(answer, text))
+        yield chunk({}, "stop", citations=citations(answer), citation_posts=cards(answer),
+                    usage=usage(answer, text))  # fmt: skip
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")

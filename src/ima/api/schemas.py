@@ -86,6 +86,19 @@ class Usage(BaseModel):
     num_sources_used: int
 
 
+class StoryPost(BaseModel):
+    """A post as a story shows it; `number` is its citation number in the summary."""
+
+    number: int | None = None
+    post_id: str
+    url: str
+    author: str
+    author_name: str
+    created_at: str
+    lang: str
+    text: str
+
+
 class ChatResponse(BaseModel):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -94,6 +107,9 @@ class ChatResponse(BaseModel):
     choices: list[Choice]
     usage: Usage
     citations: list[str] = Field(description="URLs of the posts the answer cites, in order.")
+    citation_posts: list[StoryPost] = Field(
+        default_factory=list, description="ima's extension: the cited posts, as cards."
+    )
 
 
 class XSearchTool(BaseModel):
@@ -230,19 +246,6 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class StoryPost(BaseModel):
-    """A post as a story shows it; `number` is its citation number in the summary."""
-
-    number: int | None = None
-    post_id: str
-    url: str
-    author: str
-    author_name: str
-    created_at: str
-    lang: str
-    text: str
-
-
 class StorySentence(BaseModel):
     text: str = Field(description="A sentence quoted from the cited post.")
     citation: int = Field(description="The number of the post it quotes, in `citations`.")
@@ -279,3 +282,20 @@ class TrendsResponse(BaseModel):
     window: str
     as_of: str | None
     data: list[StoryOut]
+
+
+class SourceState(BaseModel):
+    name: str
+    connected: bool
+    last_error: str | None = None
+
+
+class Me(BaseModel):
+    """What the caller may do here, and what this server is following (for the web app)."""
+
+    tier: str
+    fun: bool = Field(description="Whether the caller's tier includes the fun voice.")
+    auth: bool = Field(description="False in --no-auth (local) mode.")
+    demo: bool = Field(description="True when the posts are a generated demo stream.")
+    notice: str | None = Field(default=None, description="What to tell a newcomer, if anything.")
+    sources: list[SourceState]

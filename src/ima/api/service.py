@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ima.answer.ask import ask
-from ima.answer.model import Answer
+from ima.answer.model import Answer, iso
 from ima.api.errors import ApiError
 from ima.api.gate import Busy, PriorityGate
 from ima.api.keys import KeyStore
@@ -72,6 +72,8 @@ class Services:
     backend_mode: str = "rephrase"
     vectors: Any = None
     trends: Any = None  # ima.trends.Trends, when running
+    demo: bool = False  # the posts are a generated demo stream (ima serve --demo)
+    notice: str | None = None  # what the web app tells a newcomer (e.g. the default source)
     sources: list[Any] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     public_url: str = "http://127.0.0.1:8000"
@@ -80,6 +82,13 @@ class Services:
     def url_of(self, post: Post) -> str:
         """Where a citation points: the post's own page, else this API's copy of it."""
         return post.url or f"{self.public_url}/v1/posts/{post.id}"
+
+    def card(self, post: Post, number: int | None = None) -> dict[str, Any]:
+        """A post as clients show it (`schemas.StoryPost`)."""
+        return {"number": number, "post_id": post.id, "url": self.url_of(post),
+                "author": post.author.handle, "author_name": post.author.name,
+                "created_at": iso(post.created_at), "lang": post.lang,
+                "text": post.text}  # fmt: skip
 
     def answer(
         self,

@@ -21,6 +21,19 @@ def list_models(who: Caller) -> schemas.ModelList:
     return schemas.ModelList(data=[schemas.ModelCard(id=m, created=_STARTED) for m in MODELS])
 
 
+@router.get("/v1/me", response_model=schemas.Me, responses={401: {"model": schemas.ErrorBody}})
+def me(request: Request, who: Caller) -> schemas.Me:
+    """The caller's tier and what it includes; the sources this server follows."""
+    svc = services(request)
+    states = []
+    for source in svc.sources:
+        health = source.health.snapshot()
+        states.append(schemas.SourceState(name=health["name"], connected=health["connected"],
+                                          last_error=health.get("last_error")))  # fmt: skip
+    return schemas.Me(tier=who.tier.name, fun=who.tier.fun, auth=not svc.no_auth,
+                      demo=svc.demo, notice=svc.notice, sources=states)  # fmt: skip
+
+
 @router.get("/healthz", response_model=schemas.Health)
 def health(request: Request) -> schemas.Health:
     """Liveness, with the store's size, index lag and each source's health."""

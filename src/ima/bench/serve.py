@@ -134,7 +134,7 @@ def run(
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port", str(port),
-             "--tiers", str(tiers), "--no-embed"],
+             "--tiers", str(tiers), "--no-embed", "--no-default-source"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"

@@ -7,7 +7,7 @@ languages, worded in many ways; and floods: one account posting hundreds of time
 and one text copied by hundreds of accounts (with trivial variations). It is fed
 through ingest with trends following, in stream order, and the stories recorded are
 scored: recall and precision against the planted events, detection delay (an
-event's first post → its first story, in stream time), floods that became stories,
+event's first post → the first story version about it, in stream time), floods that became stories,
 and whether every summary sentence and title holds up against the story's posts.
 """
 
@@ -232,31 +232,37 @@ def score(
         owner.update((i, f"event{index}") for i in planted.ids)
     for name, ids in generated.floods.items():
         owner.update((i, f"flood:{name}") for i in ids)
-    stories: dict[str, list[dict[str, Any]]] = {}
-    for body in versions:
-        stories.setdefault(body["id"], []).append(body)
-    verdicts = {}
-    for sid, bodies in stories.items():
+
+    def verdict(bodies: list[dict[str, Any]]) -> str:
+        """What most of these versions' cited and top posts belong to."""
         ids = {c["post_id"] for b in bodies for c in b["citations"]}
         ids |= {p["post_id"] for b in bodies for p in b["top_posts"]}
         owners = [owner.get(i.partition(":")[2], "chatter") for i in ids]
         top = max(set(owners), key=owners.count)
-        verdicts[sid] = top if owners.count(top) > len(owners) / 2 else "chatter"
+        return top if owners.count(top) > len(owners) / 2 else "chatter"
+
+    stories: dict[str, list[dict[str, Any]]] = {}
+    shown: dict[str, int] = {}  # event → when a version about it first appeared
+    for body in versions:
+        stories.setdefault(body["id"], []).append(body)
+        about = verdict([body])
+        at = to_us(_instant(body["updated_at"]))
+        shown[about] = min(shown.get(about, at), at)
+    verdicts = {sid: verdict(bodies) for sid, bodies in stories.items()}
     delays = []
     found_events = []
     per_event = []
     for index, planted in enumerate(generated.planted):
-        mine = [bodies for sid, bodies in stories.items() if verdicts[sid] == f"event{index}"]
+        label = f"event{index}"
         delay = None
-        if mine:
-            first = min(to_us(_instant(b[0]["detected_at"])) for b in mine)
-            delay = (first - planted.first_us) / 1e6
+        if label in shown:
+            delay = (shown[label] - planted.first_us) / 1e6
             delays.append(delay)
             found_events.append(index)
         per_event.append({"event": planted.event.name, "lang": planted.event.lang,
                           "posts": planted.size, "shape": planted.shape,
                           "delay_s": None if delay is None else round(delay, 1),
-                          "stories": len(mine)})  # fmt: skip
+                          "stories": sum(v == label for v in verdicts.values())})  # fmt: skip
     about_events = sum(v.startswith("event") for v in verdicts.values())
     final = [bodies[-1] for bodies in stories.values()]
     posts = lookup(sorted({c["post_id"] for s in final for c in s["citations"]}
