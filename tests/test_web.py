@@ -3,7 +3,10 @@ against the real app on loopback. Screenshots land in docs/screenshots/."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +19,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from api_server import serving
 from conftest import feed, post
+from ima import demo
+from ima.bench.serve import free_port, wait_until_up
 from ima.trends.tracker import Trends
 from test_trends import chatter, event
 
@@ -160,3 +165,54 @@ def test_no_serious_accessibility_violations(browser, site):
         serious = [v for v in results.response["violations"]
                    if v["impact"] in ("serious", "critical")]  # fmt: skip
         assert serious == [], [(v["id"], v["help"]) for v in serious]
+
+
+def test_serve_demo_replays_a_labelled_generated_stream(tmp_path: Path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ima", "--data-dir", str(tmp_path / "data"), "serve", "--demo",
+         "--no-auth", "--no-embed", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base}/healthz", server)
+        me = httpx.get(f"{base}/v1/me").json()
+        assert me["demo"] is True and me["auth"] is False and me["notice"] is None
+        assert [s["name"] for s in me["sources"]] == ["demo"]
+        assert httpx.get(f"{base}/healthz").json()["posts"] > 10_000  # the stored history
+        page = httpx.get(f"{base}/")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert '<main id="app"' in page.text
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def test_demo_history_is_past_and_the_rest_arrives_later(tmp_path: Path):
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    history, source = demo.prepare(tmp_path, now=now)
+    assert history and all(r["source"] == "demo" for r in history)
+    assert max(datetime.fromisoformat(r["created_at"]) for r in history) <= now
+    future = [json.loads(line) for line in source.path.read_text().splitlines()]
+    assert future and min(datetime.fromisoformat(r["created_at"]) for r in future) > now
+    assert source.speed == 1.0
+
+
+def test_with_no_source_serve_follows_jetstream_and_says_so(tmp_path: Path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ima", "--data-dir", str(tmp_path / "data"), "serve",
+         "--no-auth", "--no-embed", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base}/healthz", server)
+        me = httpx.get(f"{base}/v1/me").json()
+        assert "Bluesky's public Jetstream" in me["notice"] and "--demo" in me["notice"]
+        assert [s["name"] for s in me["sources"]] == ["bluesky"]
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    assert "Bluesky's public Jetstream" in err
