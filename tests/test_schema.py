@@ -45,11 +45,11 @@ def test_every_endpoint_conforms(app):
     assert {op.path for op in operations} >= {
         "/v1/chat/completions", "/v1/responses", "/v1/search", "/v1/posts",
         "/v1/posts/{post_id}", "/v1/models", "/healthz", "/metrics", "/v1/trends",
-        "/v1/trends/stream",
+        "/v1/trends/stream", "/v1/feed", "/v1/me",
     }  # fmt: skip
     for operation in operations:
-        if operation.path == "/v1/trends/stream":
-            continue  # a feed that never ends: tests/test_trends.py reads it over HTTP
+        if operation.path in ("/v1/trends/stream", "/v1/feed"):
+            continue  # feeds that never end: test_trends.py and test_web.py read them
 
         @given(case=operation.as_strategy())
         @settings(

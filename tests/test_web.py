@@ -199,7 +199,7 @@ def test_demo_history_is_past_and_the_rest_arrives_later(tmp_path: Path):
     assert source.speed == 1.0
 
 
-def test_with_no_source_serve_follows_jetstream_and_says_so(tmp_path: Path):
+def test_with_no_source_serve_follows_jetstream_and_says_so(browser, tmp_path: Path):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "ima", "--data-dir", str(tmp_path / "data"), "serve",
@@ -212,6 +212,18 @@ def test_with_no_source_serve_follows_jetstream_and_says_so(tmp_path: Path):
         me = httpx.get(f"{base}/v1/me").json()
         assert "Bluesky's public Jetstream" in me["notice"] and "--demo" in me["notice"]
         assert [s["name"] for s in me["sources"]] == ["bluesky"]
+        # this machine cannot reach it: the page says so, why, and what to do
+        deadline = time.monotonic() + 20
+        while not httpx.get(f"{base}/v1/me").json()["sources"][0]["last_error"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        page = browser.new_page()
+        page.goto(base + "/")
+        banner = page.locator("#banner")
+        expect(banner).to_contain_text("Bluesky's public Jetstream")
+        expect(banner).to_contain_text("Cannot reach bluesky")
+        expect(banner).to_contain_text("ima serve --demo")
+        page.close()
     finally:
         server.terminate()
         _, err = server.communicate(timeout=20)

@@ -17,6 +17,7 @@ const TEXT = {
     posts: (n) => `${n} posts`, authors: (n) => `${n} authors`, volume: "Volume over the window",
     askAbout: (t) => `What's happening with “${t}”?`, failed: "Something went wrong: ",
     original: "Original",
+    unreachable: (name, why) => `Cannot reach ${name} (${why}). Add a source with “ima serve SOURCE…”, or try “ima serve --demo”.`,
   },
   ja: {
     voice: "口調", regular: "ふつう", fun: "おもしろ", language: "言語", signOut: "サインアウト",
@@ -32,6 +33,7 @@ const TEXT = {
     posts: (n) => `${n}件の投稿`, authors: (n) => `${n}人`, volume: "期間内の投稿数の推移",
     askAbout: (t) => `「${t}」について、いま何が起きていますか？`, failed: "エラー：",
     original: "元の投稿",
+    unreachable: (name, why) => `${name} に接続できません（${why}）。「ima serve SOURCE…」でソースを追加するか、「ima serve --demo」をお試しください。`,
   },
 };
 
@@ -213,7 +215,7 @@ function showBanner() {
   if (state.me.demo) lines.push(t("demo"));
   if (state.me.notice) lines.push(state.me.notice);
   for (const source of state.me.sources) {
-    if (!source.connected && source.last_error) lines.push(`${source.name}: ${source.last_error}`);
+    if (!source.connected && source.last_error) lines.push(t("unreachable", source.name, source.last_error));
   }
   banner.textContent = lines.join(" · ");
   banner.hidden = lines.length === 0;
