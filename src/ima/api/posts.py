@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ima.answer.question import understand
-from ima.api import schemas
+from ima.api import feeds, schemas
 from ima.api.auth import Caller, services
 from ima.api.errors import ApiError
 from ima.normalize import JsonLine, RecordError
@@ -57,10 +56,6 @@ def search_posts(
     )
 
 
-FEED_POLL_S = 1.0
-FEED_KEEP_ALIVE_S = 15.0
-
-
 @router.get("/v1/feed", responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS})
 async def live_feed(
     request: Request,
@@ -76,28 +71,23 @@ async def live_feed(
         raise ApiError(400, "topic: no words to follow in it", param="topic")
     query = " OR ".join(f'"{w}"' for w in words)
     opened = datetime.now(UTC)
+    sent: set[str] = set()
+    seen_seq = [svc.store.log.last_seq]
 
-    async def events() -> AsyncIterator[str]:
-        yield f"event: topic\ndata: {json.dumps({'words': list(words)}, ensure_ascii=False)}\n\n"
-        sent: set[str] = set()
-        seen_seq, quiet_since = svc.store.log.last_seq, time.monotonic()
-        while not await request.is_disconnected():
-            if svc.store.log.last_seq != seen_seq:
-                seen_seq = svc.store.log.last_seq
-                result = await run_in_threadpool(search, svc.store, query, k=20)
-                fresh = [h.post for h in result.hits
-                         if h.post.ingested_at >= opened and h.post.id not in sent]  # fmt: skip
-                for post in sorted(fresh, key=lambda p: p.created_at):
-                    sent.add(post.id)
-                    card = json.dumps(svc.card(post), ensure_ascii=False)
-                    yield f"event: post\ndata: {card}\n\n"
-                    quiet_since = time.monotonic()
-            if time.monotonic() - quiet_since > FEED_KEEP_ALIVE_S:
-                yield ": keep-alive\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(FEED_POLL_S)
+    async def first() -> list[str]:
+        return [feeds.event("topic", {"words": list(words)})]
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    async def poll() -> list[str]:
+        if svc.store.log.last_seq == seen_seq[0]:
+            return []
+        seen_seq[0] = svc.store.log.last_seq
+        result = await run_in_threadpool(search, svc.store, query, k=20)
+        fresh = [h.post for h in result.hits
+                 if h.post.ingested_at >= opened and h.post.id not in sent]  # fmt: skip
+        sent.update(p.id for p in fresh)
+        return [feeds.event("post", svc.card(p)) for p in sorted(fresh, key=lambda p: p.created_at)]
+
+    return feeds.polled(request, first, poll)
 
 
 @router.get(

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -13,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ima.answer.model import iso
-from ima.api import schemas
+from ima.api import feeds, schemas
 from ima.api.auth import Caller, persona_for, services
 from ima.api.errors import ApiError
 from ima.api.service import Services
@@ -27,8 +23,6 @@ _ERRORS = {400: {"model": schemas.ErrorBody}, 401: {"model": schemas.ErrorBody},
            503: {"model": schemas.ErrorBody}}  # fmt: skip
 Window = Annotated[Literal["5m", "1h", "24h"], Query(description="The window to judge bursts in.")]
 Voice = Annotated[Literal["regular", "fun"], Query(description="The headline's voice.")]
-POLL_S = 1.0  # how often the feed looks for updates
-KEEP_ALIVE_S = 15.0
 
 
 def _trends(svc: Services) -> Any:
@@ -76,10 +70,6 @@ def current_trends(
     )
 
 
-def _event(name: str, data: Any) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
 @router.get(
     "/v1/trends/stream",
     responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
@@ -92,22 +82,19 @@ async def trend_updates(
     svc = services(request)
     voice = persona_for(voice, "", who)
     trends = _trends(svc)
+    seen = [trends.update_seq]
 
-    async def events() -> AsyncIterator[str]:
-        seen = trends.update_seq
+    async def first() -> list[str]:
         stories = await run_in_threadpool(trends.current, window)
-        yield _event("snapshot", [_story_out(s, voice, svc).model_dump() for s in stories])
-        quiet_since = time.monotonic()
-        while not await request.is_disconnected():
-            for seq, body in trends.updates_since(seen):
-                seen = seq
-                if body["window"] == window:
-                    name = "ended" if body.get("ended") else "story"
-                    yield _event(name, _story_out(body, voice, svc).model_dump())
-                    quiet_since = time.monotonic()
-            if time.monotonic() - quiet_since > KEEP_ALIVE_S:
-                yield ": keep-alive\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(POLL_S)
+        return [feeds.event("snapshot", [_story_out(s, voice, svc).model_dump() for s in stories])]
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    async def poll() -> list[str]:
+        out = []
+        for seq, body in trends.updates_since(seen[0]):
+            seen[0] = seq
+            if body["window"] == window:
+                name = "ended" if body.get("ended") else "story"
+                out.append(feeds.event(name, _story_out(body, voice, svc).model_dump()))
+        return out
+
+    return feeds.polled(request, first, poll)

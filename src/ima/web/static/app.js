@@ -140,8 +140,8 @@ function card(post) {
 
 // -- server-sent events over fetch (EventSource cannot send the key in a header) -------
 
-async function events(url, onEvent, signal) {
-  const response = await fetch(url, { headers: headers(false), signal });
+async function events(url, onEvent, init = {}) {
+  const response = await fetch(url, { headers: headers(Boolean(init.body)), ...init });
   if (!response.ok) throw new Error(await errorText(response));
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -240,35 +240,20 @@ async function ask(question) {
   let answer = "";
   let started = false;
   try {
-    const response = await fetch("/v1/chat/completions", {
-      method: "POST",
-      headers: headers(true),
-      body: JSON.stringify({ model: "ima", persona: voice(), stream: true, messages: state.history }),
-    });
-    if (!response.ok) throw new Error(await errorText(response));
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
     let cards = [];
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const line = buffer.slice(0, end).replace(/^data: /, "");
-        buffer = buffer.slice(end + 2);
-        if (line === "[DONE]") continue;
-        const chunk = JSON.parse(line);
-        const piece = chunk.choices?.[0]?.delta?.content;
-        if (piece) {
-          if (!started) text.textContent = "";
-          started = true;
-          answer += piece;
-          text.textContent = answer;
-        }
-        if (chunk.citation_posts) cards = chunk.citation_posts;
+    const body = JSON.stringify({ model: "ima", persona: voice(), stream: true, messages: state.history });
+    await events("/v1/chat/completions", (name, data) => {
+      if (data === "[DONE]") return;
+      const chunk = JSON.parse(data);
+      const piece = chunk.choices?.[0]?.delta?.content;
+      if (piece) {
+        if (!started) text.textContent = "";
+        started = true;
+        answer += piece;
+        text.textContent = answer;
       }
-    }
+      if (chunk.citation_posts) cards = chunk.citation_posts;
+    }, { method: "POST", body });
     state.history.push({ role: "assistant", content: answer });
     if (cards.length) {
       const newest = Math.max(...cards.map((c) => Date.parse(c.created_at)));
@@ -305,7 +290,7 @@ function follow(topic) {
         showPost(payload);
       }
     }
-  }, state.feed.signal).catch(() => {});
+  }, { signal: state.feed.signal }).catch(() => {});
 }
 
 function showPost(post) {
@@ -405,7 +390,7 @@ function watchStories() {
       state.stories.delete(payload.id);
     }
     renderStories();
-  }, state.trends.signal).catch(() => {});
+  }, { signal: state.trends.signal }).catch(() => {});
 }
 
 // -- start -----------------------------------------------------------------------------
