@@ -21,8 +21,10 @@ from ima.answer.verify import problems
 from ima.bench.synth import Stream as Chatter
 from ima.changes import Delete
 from ima.cli import main
-from ima.post import to_us
+from ima.normalize import normalize
+from ima.post import flatten, to_us
 from ima.store import Store
+from ima.store.log import Entry
 from ima.trends.bursts import surprise
 from ima.trends.stories import _fun_title
 from ima.trends.tracker import Trends
@@ -252,3 +254,26 @@ def test_eval_trends_meets_its_targets_on_a_generated_stream():
     assert report["citation_validity"] == 1.0
     assert report["recall"] >= 0.9 and report["precision"] >= 0.9, report
     assert report["median_delay_s"] <= 90, report
+
+
+def test_a_post_from_the_future_does_not_stop_the_clock(store):
+    """Live, each post arrives half a second after it is written; one author's clock is
+    nine minutes fast. Its post counts when it arrived, and time goes on."""
+    trends = Trends(store, background=False)
+
+    def arrival(n: int, created: datetime, received: datetime) -> tuple[int, Entry]:
+        record = post(n, f"post number {n} about nothing", _iso(created), author=f"u{n}")
+        flat = flatten(normalize(record, default_source="test", now=received))
+        return n, Entry(flat, analysis.prepare(record["text"]))
+
+    try:
+        for n in range(240):
+            created = START + timedelta(seconds=n)
+            received = created + timedelta(seconds=0.5)
+            if n == 60:
+                created += timedelta(minutes=9)
+            trends.offer([arrival(n, created, received)])
+        assert trends.ticks >= 22  # a tick every 10 s of the four minutes
+        assert trends.detector.minute == to_us(START + timedelta(seconds=239)) // 60_000_000
+    finally:
+        trends.close()

@@ -79,7 +79,7 @@ class Post:
 class Flat:
     """Positions in `flatten`'s tuple that the pipeline reads without rebuilding a Post."""
 
-    ID, SOURCE, HANDLE, TEXT, LANG, CREATED_US = 0, 1, 2, 5, 6, 7
+    ID, SOURCE, HANDLE, TEXT, LANG, CREATED_US, INGESTED_US = 0, 1, 2, 5, 6, 7, 8
     REPOST_OF, HASHTAGS, MENTIONS, METRICS, DUPLICATE_OF, SPAM = 12, 13, 14, slice(16, 20), 20, 21
 
 

@@ -278,13 +278,13 @@ class PostLog:
     def newest_created_us(self) -> int | None:
         return self._reader().execute("SELECT MAX(created_us) FROM posts").fetchone()[0]
 
-    def originals_since(self, created_us: int) -> Iterator[tuple[int, int, str, float, str]]:
-        """(seq, created_us, author, spam, indexed_text) of originals created at or after
-        `created_us`, in log order: what trend counting reads back after a restart."""
+    def originals_since(self, created_us: int) -> Iterator[tuple[int, int, int, str, float, str]]:
+        """(seq, created_us, ingested_us, author, spam, indexed_text) of originals created at
+        or after `created_us`, in log order: what trend counting reads back after a restart."""
         conn = self._connect()
         try:
             yield from conn.execute(
-                "SELECT seq, created_us, author, spam, indexed_text FROM posts "
+                "SELECT seq, created_us, ingested_us, author, spam, indexed_text FROM posts "
                 "WHERE created_us >= ? AND duplicate_of IS NULL ORDER BY seq",
                 (created_us,),
             )

@@ -29,7 +29,7 @@ from ima.store.plan import Terms
 from ima.trends.bursts import MINUTE_US, Burst, BurstDetector
 from ima.trends.history import LINGER_SPANS, History
 from ima.trends.items import items_of
-from ima.trends.stories import Draft, Story, group, story_id, summary_of, tell
+from ima.trends.stories import Draft, Fetch, Story, group, story_id, summary_of, tell
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,11 @@ class Trends:
         if newest is None:
             return 0
         since = newest - REBUILD_US
-        if self._mark:
-            since = min(since, self._recorded_until - REBUILD_US)
+        if self._mark:  # from before the last tick recorded, but never more than twice back
+            since = max(newest - 2 * REBUILD_US, min(since, self._recorded_until - REBUILD_US))
         seen = 0
-        for seq, created_us, author, spam, text in self.store.log.originals_since(since):
-            self._see(seq, created_us, author, spam, text)
+        for seq, created, ingested, author, spam, text in self.store.log.originals_since(since):
+            self._see(seq, min(created, ingested), author, spam, text)
             seen += 1
         return seen
 
@@ -125,17 +125,20 @@ class Trends:
         """Store listener: count newly committed originals."""
         for seq, entry in posts:
             flat = entry.flat
-            self._see(seq, flat[Flat.CREATED_US], flat[Flat.HANDLE], flat[Flat.SPAM], entry.text)
+            at = min(flat[Flat.CREATED_US], flat[Flat.INGESTED_US])
+            self._see(seq, at, flat[Flat.HANDLE], flat[Flat.SPAM], entry.text)
 
-    def _see(self, seq: int, created_us: int, author: str, spam: float, text: str) -> None:
+    def _see(self, seq: int, at_us: int, author: str, spam: float, text: str) -> None:
+        """Count one post at `at_us`: its `created_at`, unless its clock is ahead of ours
+        (then when it arrived), so that one post from the future cannot stop time."""
         if self._next_tick is None:
-            self._next_tick = (created_us // TICK_US + 1) * TICK_US
-        if created_us >= self._next_tick:
+            self._next_tick = (at_us // TICK_US + 1) * TICK_US
+        if at_us >= self._next_tick:
             self._tick(self._next_tick)
             # after a silence, the next tick is the first boundary past this post
-            self._next_tick = max(self._next_tick, created_us // TICK_US * TICK_US) + TICK_US
+            self._next_tick = max(self._next_tick, at_us // TICK_US * TICK_US) + TICK_US
         if spam < SPAM_LIMIT:
-            self.detector.add(created_us, author.lower(), items_of(text))
+            self.detector.add(at_us, author.lower(), items_of(text))
         self._mark = max(self._mark, seq)
 
     def _tick(self, at_us: int) -> None:
@@ -172,7 +175,7 @@ class Trends:
             except Exception:  # a failed tick must not stop trends; the next one retries
                 log.exception("building stories failed at tick %d", work.at_us)
 
-    def _fetch(self, span_us: int, at_us: int):
+    def _fetch(self, span_us: int, at_us: int) -> Fetch:
         def fetch(item: str) -> list[Post]:
             plan = _plan(item)
             if plan is None:
