@@ -167,7 +167,7 @@ def test_no_serious_accessibility_violations(browser, site):
         assert serious == [], [(v["id"], v["help"]) for v in serious]
 
 
-def test_serve_demo_replays_a_labelled_generated_stream(tmp_path: Path):
+def test_serve_demo_replays_a_labelled_generated_stream(browser, tmp_path: Path):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "ima", "--data-dir", str(tmp_path / "data"), "serve", "--demo",
@@ -183,7 +183,12 @@ def test_serve_demo_replays_a_labelled_generated_stream(tmp_path: Path):
         assert httpx.get(f"{base}/healthz").json()["posts"] > 10_000  # the stored history
         page = httpx.get(f"{base}/")
         assert "script-src 'self'" in page.headers["content-security-policy"]
-        assert '<main id="app"' in page.text
+        tab = browser.new_page()
+        tab.goto(base + "/")  # no sign-in in --no-auth mode, and the demo is labelled
+        expect(tab.locator("#app")).to_be_visible()
+        expect(tab.locator("#banner")).to_contain_text("generated stream, not real posts")
+        expect(tab.locator("#sign-out")).to_be_hidden()
+        tab.close()
     finally:
         server.terminate()
         server.wait(20)
