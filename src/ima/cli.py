@@ -1034,6 +1034,9 @@ def serve_cmd(
     mode_line = "no auth (local mode)" if no_auth else f"keys required, quotas in {limiter.name}"
     click.echo(f"ima serving http://{host}:{port}/ (API at /v1) · {mode_line} · "
                f"{len(sources)} sources{' · demo stream' if demo else ''}", err=True)  # fmt: skip
+    # Requests wait for the interpreter lock while ingest threads hold it; handing it
+    # over every 1 ms instead of 5 ms cut search p99 under ingest (README "API").
+    sys.setswitchinterval(0.001)
     try:
         uvicorn.run(create_app(svc), host=host, port=port, log_level="warning")
     finally:
