@@ -45,9 +45,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path):
     acks.touch()
     start = 0
     for _ in range(8):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(data), str(acks), str(start)])
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(data), str(acks), str(start)],
+                                 start_new_session=True)  # fmt: skip
         time.sleep(rng.uniform(1.5, 3.0))  # imports take ~1 s; then it ingests
-        os.kill(child.pid, signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)  # the process and its ingest workers
         child.wait()
         acked = [line for line in acks.read_text().splitlines() if line]
         store = Store(data)

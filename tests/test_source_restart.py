@@ -39,6 +39,7 @@ def _stream(data: Path, spec: str, env: dict | None = None) -> subprocess.Popen:
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # killed as a group: its ingest workers die with it
     )
 
 
@@ -54,7 +55,7 @@ def _kill_then_finish(data: Path, spec: str, done, *, kill_at: int, env=None) ->
     try:
         _wait(lambda: _count(data) >= kill_at, 60, f"{kill_at} posts before the kill")
     finally:
-        child.send_signal(signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)
         child.wait()
     assert not done(), "the stream finished before the kill; slow it down"
     child = _stream(data, spec, env)
