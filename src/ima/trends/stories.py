@@ -141,22 +141,16 @@ def _title(sentence: str, key: set[str]) -> str:
     """The span of `sentence` that names most key items, cut at word boundaries."""
     words = analysis.prepare(sentence).split()
     if sum(not w.isascii() for w in words) > len(words) / 2:  # Japanese: whole MeCab words
-        best = (0, 0)
+        spans = []
         for start in range(len(words)):
             length, hits, end = 0, 0, start
             while end < len(words) and length + len(words[end]) <= TITLE_CHARS_JA:
                 length += len(words[end])
                 hits += words[end].lower() in key
                 end += 1
-            best = max(best, (hits, -start))
-        start = -best[1]
-        title, length = "", 0
-        for word in words[start:]:
-            if length + len(word) > TITLE_CHARS_JA:
-                break
-            title += word
-            length += len(word)
-        return title.rstrip("。！？!?、")
+            spans.append((hits, -start, end))
+        hits, start, end = max(spans)
+        return "".join(words[-start:end]).rstrip("。！？!?、")
     raw = sentence.split()
     if len(raw) <= TITLE_WORDS:
         return sentence.rstrip(".!?;:,")
@@ -186,6 +180,7 @@ class Draft:
     posts: list[Post]
     weight: dict[str, float]
     surprise: float
+    words: dict[str, set[str]]  # post id → its items
 
 
 def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) -> list[Draft]:
@@ -199,7 +194,7 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
     fetches = 0
     for burst in top:
         have = inverted.get(burst.item, ())
-        if len(have) >= SHARED * burst.count or fetches >= MAX_FETCHES:
+        if len(have) >= ANCHOR * burst.count or fetches >= MAX_FETCHES:
             continue
         fetches += 1
         for post in fetch(burst.item):
@@ -233,7 +228,7 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
             continue
         weight = {b.item: b.surprise for b in cluster.bursts}
         drafts.append(Draft([b.item for b in cluster.bursts], story_posts, weight,
-                            cluster.bursts[0].surprise))  # fmt: skip
+                            cluster.bursts[0].surprise, terms))  # fmt: skip
     drafts.sort(key=lambda d: d.surprise, reverse=True)
     return drafts
 
@@ -243,8 +238,7 @@ def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
     return len(a & b) >= 0.6 * min(len(a), len(b))
 
 
-def _relevance(post: Post, weight: dict[str, float]) -> float:
-    words = items_of(analysis.prepare(post.text))
+def _relevance(words: set[str], weight: dict[str, float]) -> float:
     return sum(w for item, w in weight.items() if item in words)
 
 
@@ -260,7 +254,7 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
     total = sum(weight.values()) or 1.0
     ranked = sorted(
         draft.posts,
-        key=lambda p: (_relevance(p, weight) / total, _engagement(p), -to_us(p.created_at)),
+        key=lambda p: (_relevance(draft.words[p.id], weight), _engagement(p), -to_us(p.created_at)),
         reverse=True,
     )
     languages = Counter(p.lang for p in draft.posts)
