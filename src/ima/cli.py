@@ -727,9 +727,9 @@ def trends_cmd(
     trends = Trends(store, background=False)
     try:
         if store.writable:
-            read = trends.catch_up()
-            if read and not as_json:
-                click.echo(f"… read {read:,} posts for trends", err=True)
+            with tqdm(unit=" posts", desc="trends", file=sys.stderr, disable=as_json) as bar:
+                read = trends.catch_up(progress=lambda n: bar.update(n - bar.n))
+                bar.update(read - bar.n)
         at_us = to_us(instant) if instant else trends.history.state("tick_us")
         stories = trends.current(window, at_us)[:limit]
         warming = store.writable and trends.detector.warming_up(window)

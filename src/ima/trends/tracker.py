@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +108,9 @@ class Trends:
         self.catch_up()
         self.store.listeners.append(self.offer)
 
-    def catch_up(self) -> int:
-        """Read the log past the mark (and back over `REBUILD_US` to rebuild counts)."""
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Read the log past the mark (and back over `REBUILD_US` to rebuild counts);
+        `progress` hears how many posts have been read, every 10,000."""
         newest = self.store.log.newest_created_us()
         if newest is None:
             return 0
@@ -119,6 +121,8 @@ class Trends:
         for seq, created, ingested, author, spam, text in self.store.log.originals_since(since):
             self._see(seq, min(created, ingested), author, spam, text)
             seen += 1
+            if progress and seen % 10_000 == 0:
+                progress(seen)
         return seen
 
     def offer(self, posts: list[tuple[int, Entry]]) -> None:
@@ -149,9 +153,9 @@ class Trends:
             for name, every in self._every_us.items()
             if at_us % every == 0
         }
+        # windows with nothing bursting and no story to end are skipped, but the tick is
+        # still recorded: "as of" then says how recent the (empty) picture is
         due = {n: b for n, b in due.items() if b or self._books[n]}
-        if not due:
-            return
         work = _Work(at_us, due, self._mark)
         if self._thread is None:
             self._build(work)
