@@ -210,7 +210,7 @@ def test_trends_over_http_and_as_a_live_feed(tmp_path: Path):
         assert url.startswith(base) and httpx.get(url, headers=plus).status_code == 200
         free = {"Authorization": f"Bearer {free_key}"}
         refused = httpx.get(f"{base}/trends", params={"voice": "fun"}, headers=free)
-        assert refused.status_code == 403 and refused.json()["error"]["param"] == "persona"
+        assert refused.status_code == 403 and refused.json()["error"]["param"] == "voice"
         bad = httpx.get(f"{base}/trends", params={"window": "2h"}, headers=free)
         assert bad.status_code in (400, 422) and "window" in bad.text
         svc.trends.close()

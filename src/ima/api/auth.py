@@ -67,14 +67,17 @@ def principal(request: Request) -> Principal:
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def persona_for(requested: str | None, model: str, who: Principal) -> str:
-    """The persona a request asks for (field or `ima-fun` model), if its tier allows it."""
+def persona_for(
+    requested: str | None, model: str, who: Principal, *, field: str = "persona"
+) -> str:
+    """The persona a request asks for (its `field`, or the `ima-fun` model), if its tier
+    allows it."""
     persona = requested or ("fun" if model.endswith("-fun") else "regular")
     if persona == "fun" and not who.tier.fun:
         raise ApiError(
             403,
             f"The fun voice needs a tier that includes it; {who.tier.name} does not.",
-            param="persona" if requested else "model",
+            param=field if requested else "model",
             code="tier_lacks_fun",
         )
     return persona

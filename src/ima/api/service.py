@@ -80,8 +80,11 @@ class Services:
     gate: PriorityGate = field(default_factory=PriorityGate)
 
     def url_of(self, post: Post) -> str:
+        return self.link(post.id, post.url)
+
+    def link(self, post_id: str, url: str) -> str:
         """Where a citation points: the post's own page, else this API's copy of it."""
-        return post.url or f"{self.public_url}/v1/posts/{post.id}"
+        return url or f"{self.public_url}/v1/posts/{post_id}"
 
     def card(self, post: Post, number: int | None = None) -> dict[str, Any]:
         """A post as clients show it (`schemas.StoryPost`)."""

@@ -33,8 +33,7 @@ def _trends(svc: Services) -> Any:
 
 def _story_out(story: dict[str, Any], voice: str, svc: Services) -> schemas.StoryOut:
     def posts(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        base = f"{svc.public_url}/v1/posts/"
-        return [{**c, "url": c["url"] or base + c["post_id"]} for c in cards]
+        return [{**c, "url": svc.link(c["post_id"], c["url"])} for c in cards]
 
     fields = {k: v for k, v in story.items() if k not in ("fun_title", "ended")}
     fields["citations"] = posts(story["citations"])
@@ -55,7 +54,7 @@ def current_trends(
 ) -> schemas.TrendsResponse:
     """The stories bursting in `window` now, or as they stood at `as_of`."""
     svc = services(request)
-    voice = persona_for(voice, "", who)
+    voice = persona_for(voice, "", who, field="voice")
     trends = _trends(svc)
     try:
         instant = parse_as_of(as_of)
@@ -80,7 +79,7 @@ async def trend_updates(
     """Server-Sent Events: `snapshot` (the current stories) first, then `story` for each
     new or changed story and `ended` when one stops bursting."""
     svc = services(request)
-    voice = persona_for(voice, "", who)
+    voice = persona_for(voice, "", who, field="voice")
     trends = _trends(svc)
     seen = [trends.update_seq]
 
