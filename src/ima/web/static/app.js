@@ -37,6 +37,9 @@ const TEXT = {
   },
 };
 
+const HISTORY_TURNS = 20;
+const RETRY_MS = 3000; // a feed that drops (a restart, a network blip) is reopened after this
+
 const browserLang = (navigator.language || "en").toLowerCase().startsWith("ja") ? "ja" : "en";
 const state = {
   lang: localStorage.getItem("ima-lang") || browserLang,
@@ -164,6 +167,10 @@ async function events(url, onEvent, init = {}) {
   }
 }
 
+function retry(controller, reopen) {
+  if (!controller.signal.aborted) setTimeout(() => controller.signal.aborted || reopen(), RETRY_MS);
+}
+
 async function errorText(response) {
   try {
     const body = await response.json();
@@ -241,7 +248,9 @@ async function ask(question) {
   let started = false;
   try {
     let cards = [];
-    const body = JSON.stringify({ model: "ima", persona: voice(), stream: true, messages: state.history });
+    // the latest turns are context enough, and keep the request within the API's limits
+    const messages = state.history.slice(-HISTORY_TURNS);
+    const body = JSON.stringify({ model: "ima", persona: voice(), stream: true, messages });
     await events("/v1/chat/completions", (name, data) => {
       if (data === "[DONE]") return;
       const chunk = JSON.parse(data);
@@ -275,7 +284,7 @@ async function ask(question) {
 
 function follow(topic) {
   if (state.feed) state.feed.abort();
-  state.feed = new AbortController();
+  const controller = (state.feed = new AbortController());
   state.held = [];
   $("feed-posts").replaceChildren();
   const url = `/v1/feed?topic=${encodeURIComponent(topic)}`;
@@ -290,7 +299,7 @@ function follow(topic) {
         showPost(payload);
       }
     }
-  }, { signal: state.feed.signal }).catch(() => {});
+  }, { signal: controller.signal }).catch(() => {}).then(() => retry(controller, () => follow(topic)));
 }
 
 function showPost(post) {
@@ -376,7 +385,7 @@ function renderStories() {
 
 function watchStories() {
   if (state.trends) state.trends.abort();
-  state.trends = new AbortController();
+  const controller = (state.trends = new AbortController());
   state.stories.clear();
   const params = new URLSearchParams({ window: $("window").value, voice: voice() });
   events(`/v1/trends/stream?${params}`, (name, data) => {
@@ -390,7 +399,7 @@ function watchStories() {
       state.stories.delete(payload.id);
     }
     renderStories();
-  }, { signal: state.trends.signal }).catch(() => {});
+  }, { signal: controller.signal }).catch(() => {}).then(() => retry(controller, watchStories));
 }
 
 // -- start -----------------------------------------------------------------------------
