@@ -277,3 +277,37 @@ def test_a_post_from_the_future_does_not_stop_the_clock(store):
         assert trends.detector.minute == to_us(START + timedelta(seconds=239)) // 60_000_000
     finally:
         trends.close()
+
+
+def test_posts_committed_during_the_catch_up_count_exactly_once(tmp_path: Path, monkeypatch):
+    first, then = chatter(20), event(START + timedelta(minutes=21))
+    release = threading.Event()
+    reading = Trends.catch_up
+
+    def held_catch_up(self: Trends, *args: Any, **kwargs: Any) -> int:
+        release.wait(30)  # holds the read-back until the new posts are committed
+        return reading(self, *args, **kwargs)
+
+    counts = []
+    for background in (True, False):
+        store = Store(tmp_path / f"data-{background}", commit_interval=0.05)
+        feed(store, first)
+        if background:  # new posts are committed while the log is being read back
+            monkeypatch.setattr(Trends, "catch_up", held_catch_up)
+            trends = Trends(store)
+            trends.follow()
+            feed(store, then)
+            release.set()
+            assert trends.ready.wait(30)
+            monkeypatch.setattr(Trends, "catch_up", reading)
+        else:  # everything in the log first, read back in one go
+            feed(store, then)
+            trends = Trends(store, background=False)
+            trends.follow()
+        window = trends.detector.windows["5m"]
+        counts.append((dict(window.total), dict(trends.detector._counts), trends.dropped))
+        trends.close()
+        store.close()
+    assert counts[0] == counts[1]
+    assert counts[0][2] == 0
+    assert counts[0][0].get("kellerman", 0) + counts[0][1].get("kellerman", 0) >= 5

@@ -278,15 +278,18 @@ class PostLog:
     def newest_created_us(self) -> int | None:
         return self._reader().execute("SELECT MAX(created_us) FROM posts").fetchone()[0]
 
-    def originals_since(self, created_us: int) -> Iterator[tuple[int, int, int, str, float, str]]:
+    def originals_since(
+        self, created_us: int, upto_seq: int | None = None
+    ) -> Iterator[tuple[int, int, int, str, float, str]]:
         """(seq, created_us, ingested_us, author, spam, indexed_text) of originals created at
-        or after `created_us`, in log order: what trend counting reads back after a restart."""
+        or after `created_us` (up to `upto_seq`), in log order: what trend counting reads
+        back after a restart."""
         conn = self._connect()
         try:
             yield from conn.execute(
                 "SELECT seq, created_us, ingested_us, author, spam, indexed_text FROM posts "
-                "WHERE created_us >= ? AND duplicate_of IS NULL ORDER BY seq",
-                (created_us,),
+                "WHERE created_us >= ? AND seq <= ? AND duplicate_of IS NULL ORDER BY seq",
+                (created_us, self.last_seq if upto_seq is None else upto_seq),
             )
         finally:
             conn.close()

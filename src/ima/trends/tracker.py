@@ -8,8 +8,9 @@ never waits for it; when it falls behind, it skips to the newest tick. Stream ti
 the newest post's `created_at`, so a replayed stream is judged in its own time, and
 each tick only sees posts created before it: `as_of` holds.
 
-After a restart, the counts are rebuilt by reading the log back over `REBUILD`;
-versions already recorded are not recorded again.
+After a restart, the counts are rebuilt by reading the log back over `REBUILD_US`,
+on a thread of its own while new posts wait; versions already recorded are not
+recorded again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ TICK_US = 10_000_000  # stream time between looks at the shortest window
 REBUILD_US = 6 * 3600 * 1_000_000  # after a restart, counts are rebuilt from this much log
 FETCH = 300  # posts fetched per bursting item
 REFRESH_US = 60_000_000  # an unchanged story still gets a new version (volumes) this often
+BACKLOG_LIMIT = 200_000  # posts committed during the catch-up that wait to be counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,12 @@ class Trends:
         self.updates: deque[tuple[int, dict[str, Any]]] = deque(maxlen=1000)
         self.update_seq = 0
         self.ticks = 0
+        self._backlog_lock = threading.Lock()
+        self._backlog: list[list[tuple[int, Entry]]] | None = None
+        self._waiting = 0
+        self._catching_up: threading.Thread | None = None
+        self.ready = threading.Event()
+        self.dropped = 0  # posts not counted: they arrived while the backlog was full
         self._thread: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(target=self._loop, name="ima-trends", daemon=True)
@@ -104,13 +112,40 @@ class Trends:
     # -- counting (on the ingest path) --------------------------------------------------
 
     def follow(self) -> None:
-        """Catch up with the log, then count each batch the store commits."""
-        self.catch_up()
+        """Count each batch the store commits. What the log already has is read back
+        first; with a story thread, on a thread of its own too (a big log takes a while),
+        while new batches wait in a bounded backlog. `ready` is set once trends are
+        current."""
+        upto = self.store.log.last_seq
+        with self._backlog_lock:
+            self._backlog = []
         self.store.listeners.append(self.offer)
+        if self._thread is None:
+            self._catch_up_then_drain(upto)
+            return
+        self._catching_up = threading.Thread(
+            target=self._catch_up_then_drain, args=(upto,), name="ima-trends-catch-up",
+            daemon=True,
+        )  # fmt: skip
+        self._catching_up.start()
 
-    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
-        """Read the log past the mark (and back over `REBUILD_US` to rebuild counts);
-        `progress` hears how many posts have been read, every 10,000."""
+    def _catch_up_then_drain(self, upto: int) -> None:
+        self.catch_up(upto_seq=upto)
+        while not self._stopping:
+            with self._backlog_lock:
+                pending, self._backlog, self._waiting = self._backlog or [], [], 0
+                if not pending:
+                    self._backlog = None  # from now on, the listener counts directly
+                    break
+            for posts in pending:
+                self._count([(seq, entry) for seq, entry in posts if seq > upto])
+        self.ready.set()
+
+    def catch_up(
+        self, progress: Callable[[int], None] | None = None, upto_seq: int | None = None
+    ) -> int:
+        """Read the log past the mark (and back over `REBUILD_US` to rebuild counts), up
+        to `upto_seq`; `progress` hears how many posts have been read, every 10,000."""
         newest = self.store.log.newest_created_us()
         if newest is None:
             return 0
@@ -118,7 +153,11 @@ class Trends:
         if self._mark:  # from before the last tick recorded, but never more than twice back
             since = max(newest - 2 * REBUILD_US, min(since, self._recorded_until - REBUILD_US))
         seen = 0
-        for seq, created, ingested, author, spam, text in self.store.log.originals_since(since):
+        for seq, created, ingested, author, spam, text in self.store.log.originals_since(
+            since, upto_seq
+        ):
+            if self._stopping:
+                break
             self._see(seq, min(created, ingested), author, spam, text)
             seen += 1
             if progress and seen % 10_000 == 0:
@@ -126,7 +165,19 @@ class Trends:
         return seen
 
     def offer(self, posts: list[tuple[int, Entry]]) -> None:
-        """Store listener: count newly committed originals."""
+        """Store listener: count newly committed originals (or keep them for after the
+        catch-up; past `BACKLOG_LIMIT` waiting posts, further ones are not counted)."""
+        with self._backlog_lock:
+            if self._backlog is not None:
+                if self._waiting < BACKLOG_LIMIT:
+                    self._backlog.append(posts)
+                    self._waiting += len(posts)
+                else:
+                    self.dropped += len(posts)
+                return
+        self._count(posts)
+
+    def _count(self, posts: list[tuple[int, Entry]]) -> None:
         for seq, entry in posts:
             flat = entry.flat
             at = min(flat[Flat.CREATED_US], flat[Flat.INGESTED_US])
@@ -252,10 +303,12 @@ class Trends:
     def close(self) -> None:
         if self.offer in self.store.listeners:
             self.store.listeners.remove(self.offer)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._catching_up is not None:
+            self._catching_up.join()
         if self._thread is not None:
-            with self._cond:
-                self._stopping = True
-                self._cond.notify_all()
             self._thread.join()
         self.history.close()
 
