@@ -244,16 +244,26 @@ def test_ima_trends_reads_the_log_and_prints_cited_stories(trend_store: Path):
 
 
 def test_eval_trends_meets_its_targets_on_a_generated_stream():
-    import tempfile
-
-    from ima.bench.trending import run
-
-    with tempfile.TemporaryDirectory() as tmp:
-        report = run(lambda: Store(Path(tmp) / "data"), seed=11, hours=3)
+    shown = CliRunner().invoke(main, ["eval", "trends", "--seed", "11", "--hours", "3", "--json"])
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.stdout)
     assert report["flood_stories"] == 0
     assert report["citation_validity"] == 1.0
     assert report["recall"] >= 0.9 and report["precision"] >= 0.9, report
     assert report["median_delay_s"] <= 90, report
+
+
+def test_bench_trends_reports_the_cost_of_trends():
+    shown = CliRunner().invoke(
+        main, ["bench", "trends", "--rate", "1000", "--seconds", "5", "--pairs", "1", "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    figures = json.loads(shown.stdout)
+    assert [r["trends"] for r in figures["runs"]] == [False, True]
+    assert all(r["posts"] == 5000 and r["cpu_s"] > 0 for r in figures["runs"])
+    assert figures["overhead"] == pytest.approx(
+        figures["cpu_s_with"] / figures["cpu_s_without"] - 1, abs=0.01
+    )
 
 
 def test_a_post_from_the_future_does_not_stop_the_clock(store):
