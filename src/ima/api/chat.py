@@ -97,10 +97,8 @@ def _words(text: str) -> Iterator[str]:
 @router.post(
     "/v1/chat/completions",
     response_model=schemas.ChatResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 400: {"model": schemas.ErrorBody},
-               401: {"model": schemas.ErrorBody}, 403: {"model": schemas.ErrorBody},
-               404: {"model": schemas.ErrorBody}, 429: {"model": schemas.ErrorBody}},
-)  # fmt: skip
+    responses={**schemas.EVENT_STREAM, **schemas.errors(400, 401, 403, 404, 429)},
+)
 def chat_completions(
     body: schemas.ChatRequest,
     request: Request,

@@ -23,8 +23,7 @@ from ima.search import MAX_K, search
 router = APIRouter(tags=["posts"])
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ITEMS = 10_000
-_ERRORS = {400: {"model": schemas.ErrorBody}, 401: {"model": schemas.ErrorBody},
-           429: {"model": schemas.ErrorBody}}  # fmt: skip
+_ERRORS = schemas.errors(400, 401, 429)
 
 
 def _post_out(post: Any) -> schemas.PostOut:
@@ -56,7 +55,7 @@ def search_posts(
     )
 
 
-@router.get("/v1/feed", responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS})
+@router.get("/v1/feed", responses={**schemas.EVENT_STREAM, **_ERRORS})
 async def live_feed(
     request: Request,
     who: Caller,
@@ -93,7 +92,7 @@ async def live_feed(
 @router.get(
     "/v1/posts/{post_id:path}",
     response_model=schemas.PostOut,
-    responses={**_ERRORS, 404: {"model": schemas.ErrorBody}},
+    responses=schemas.errors(400, 401, 404, 429),
 )
 def get_post(
     post_id: Annotated[str, Path(max_length=300)],
@@ -124,7 +123,7 @@ def _records(raw: bytes, content_type: str) -> list[Any]:
 @router.post(
     "/v1/posts",
     response_model=schemas.IngestResponse,
-    responses={**_ERRORS, 413: {"model": schemas.ErrorBody}},
+    responses=schemas.errors(400, 401, 413, 429),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
         "application/x-ndjson": {"schema": {"type": "string"}},

@@ -64,10 +64,8 @@ def _question(body: schemas.ResponsesRequest) -> tuple[str, str]:
 @router.post(
     "/v1/responses",
     response_model=schemas.ResponsesResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 400: {"model": schemas.ErrorBody},
-               401: {"model": schemas.ErrorBody}, 403: {"model": schemas.ErrorBody},
-               404: {"model": schemas.ErrorBody}, 429: {"model": schemas.ErrorBody}},
-)  # fmt: skip
+    responses={**schemas.EVENT_STREAM, **schemas.errors(400, 401, 403, 404, 429)},
+)
 def create_response(body: schemas.ResponsesRequest, request: Request, who: Caller) -> Any:
     """Answer from live posts in the Responses shape, with url_citation annotations."""
     svc = services(request)

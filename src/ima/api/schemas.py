@@ -99,6 +99,15 @@ class StoryPost(BaseModel):
     text: str
 
 
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with an `ErrorBody`."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+#: OpenAPI `responses` for an operation that can answer as Server-Sent Events
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+
+
 class ChatResponse(BaseModel):
     id: str
     object: Literal["chat.completion"] = "chat.completion"

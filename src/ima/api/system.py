@@ -21,7 +21,7 @@ def list_models(who: Caller) -> schemas.ModelList:
     return schemas.ModelList(data=[schemas.ModelCard(id=m, created=_STARTED) for m in MODELS])
 
 
-@router.get("/v1/me", response_model=schemas.Me, responses={401: {"model": schemas.ErrorBody}})
+@router.get("/v1/me", response_model=schemas.Me, responses=schemas.errors(401))
 def me(request: Request, who: Caller) -> schemas.Me:
     """The caller's tier and what it includes; the sources this server follows."""
     svc = services(request)

@@ -18,9 +18,7 @@ from ima.post import from_us, to_us
 from ima.query import parse_as_of
 
 router = APIRouter(tags=["trends"])
-_ERRORS = {400: {"model": schemas.ErrorBody}, 401: {"model": schemas.ErrorBody},
-           403: {"model": schemas.ErrorBody}, 429: {"model": schemas.ErrorBody},
-           503: {"model": schemas.ErrorBody}}  # fmt: skip
+_ERRORS = schemas.errors(400, 401, 403, 429, 503)
 Window = Annotated[Literal["5m", "1h", "24h"], Query(description="The window to judge bursts in.")]
 Voice = Annotated[Literal["regular", "fun"], Query(description="The headline's voice.")]
 
@@ -71,7 +69,7 @@ def current_trends(
 
 @router.get(
     "/v1/trends/stream",
-    responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
+    responses={**schemas.EVENT_STREAM, **_ERRORS},
 )
 async def trend_updates(
     request: Request, who: Caller, window: Window = "5m", voice: Voice = "regular"
