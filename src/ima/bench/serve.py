@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import socket
 import subprocess
@@ -24,10 +25,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+import uvloop
 
 from ima.api.keys import KeyStore
+from ima.bench.http_client import Connection, HttpError
 from ima.bench.synth import Stream
 from ima.store.lexical import lower_priority
 
@@ -89,8 +93,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    """Poll `url` until it answers 200; fail early if `process` exits."""
+def wait_until_up(
+    url: str, process: subprocess.Popen, timeout: float = 60, log: Path | None = None
+) -> None:
+    """Poll `url` until it answers 200; fail early if `process` exits, with the end of
+    its stderr (piped, or written to `log`)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -99,7 +106,10 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> N
         except httpx.HTTPError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            stderr = process.stderr.read().decode()[-2000:] if process.stderr else ""
+            if process.stderr:
+                stderr = process.stderr.read().decode()[-2000:]
+            else:
+                stderr = log.read_text(errors="replace")[-2000:] if log else ""
             raise RuntimeError(f"{url} did not come up: {stderr}")
         time.sleep(0.2)
 
@@ -132,29 +142,58 @@ def run(
         keys = KeyStore(data / "keys.sqlite3")
         load_key, free_key = keys.create("load", "load")[1], keys.create("free", "free")[1]
         port = free_port()
+        log = Path(tmp) / "server.log"  # a file, not a pipe: a full pipe would stall it
         server = subprocess.Popen(
             [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port", str(port),
              "--tiers", str(tiers), "--no-embed", "--no-default-source"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=log.open("wb"),
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_up(f"{base}/healthz", server)
+            wait_until_up(f"{base}/healthz", server, log=log)
             say(f"{clients} clients for {duration:.0f}s while posting {rate:,.0f} posts/s")
             figures = _in_low_priority_thread(
-                lambda: asyncio.run(
-                    _load(base, stream, records, load_key, free_key, duration, clients, rate,
-                          think)
+                lambda: uvloop.run(
+                    _load(port, server.pid, stream, records, load_key, free_key, duration,
+                          clients, rate, think)
                 )
             )  # fmt: skip
         finally:
             server.terminate()
             server.wait(30)
+        # what went wrong inside the server counts too, not only what clients saw
+        failures = [line for line in log.read_text(errors="replace").splitlines()
+                    if line.startswith(("Traceback", "ERROR"))]  # fmt: skip
+        figures["server_errors"] = len(failures)
+        figures["server_log_tail"] = log.read_text(errors="replace")[-3000:] if failures else ""
     return figures
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by `pid` and its descendants (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        tree.add(current)
+        todo += [child for child, parent in parents.items() if parent == current]
+    return sum(used.get(member, 0.0) for member in tree)
+
+
 async def _load(
-    base: str,
+    port: int,
+    server_pid: int,
     stream: Stream,
     records: Any,
     load_key: str,
@@ -172,61 +211,74 @@ async def _load(
     statuses: dict[str, int] = {}
     errors: list[str] = []
     ingested = [0]
+    cpu: dict[str, float] = {}
     warm = time.monotonic() + WARM_UP_S  # threads, taggers and caches start cold
     end = warm + duration
-    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
 
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
-
-        async def client(number: int) -> None:
-            rng = random.Random(number)
-            key = free_key if number == 0 else load_key
-            headers = {"Authorization": f"Bearer {key}"}
-            while time.monotonic() < end:
-                chat = rng.random() < 0.3
-                started = time.perf_counter()
+    async def client(number: int) -> None:
+        rng = random.Random(number)
+        key = free_key if number == 0 else load_key
+        connection = Connection("127.0.0.1", port)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        while time.monotonic() < end:
+            chat = rng.random() < 0.3
+            started = time.perf_counter()
+            try:
                 if chat:
-                    body = {
-                        "model": "ima",
-                        "messages": [
-                            {"role": "user", "content": f"What's new about {rng.choice(words)}?"}
-                        ],
-                    }
-                    response = await http.post("/v1/chat/completions", json=body, headers=headers)
+                    question = f"What's new about {rng.choice(words)}?"
+                    body = {"model": "ima", "messages": [{"role": "user", "content": question}]}
+                    status, content = await connection.request(
+                        "POST", "/v1/chat/completions", headers, json.dumps(body).encode()
+                    )
                 else:
                     query = f"{rng.choice(words)} {rng.choice(words)} since:{since}"
-                    response = await http.get("/v1/search", params={"q": query}, headers=headers)
-                elapsed = (time.perf_counter() - started) * 1000
-                code = str(response.status_code)
-                statuses[code] = statuses.get(code, 0) + 1
-                if response.status_code == 200:
-                    if time.monotonic() > warm:
-                        (chat_ms if chat else search_ms).append(elapsed)
-                elif not (response.status_code == 429 and number == 0):
-                    errors.append(f"{code}: {response.text[:200]}")
-                await asyncio.sleep(max(think, 0.5 if response.status_code == 429 else 0))
+                    target = "/v1/search?" + urlencode({"q": query})
+                    status, content = await connection.request("GET", target, headers)
+            except HttpError as exc:
+                errors.append(str(exc))
+                await asyncio.sleep(think)
+                continue
+            elapsed = (time.perf_counter() - started) * 1000
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if status == 200:
+                if time.monotonic() > warm:
+                    (chat_ms if chat else search_ms).append(elapsed)
+            elif not (status == 429 and number == 0):
+                errors.append(f"{status}: {content[:200].decode(errors='replace')}")
+            await asyncio.sleep(max(think, 0.5 if status == 429 else 0))
+        await connection.close()
 
-        async def feeder() -> None:
-            batch = max(1, int(rate / 10))  # ten posts a second, each a batch
-            headers = {
-                "Authorization": f"Bearer {load_key}",
-                "Content-Type": "application/x-ndjson",
-            }
-            tick = time.monotonic()
-            while time.monotonic() < end:
-                payload = b"\n".join(json.dumps(next(records)).encode() for _ in range(batch))
-                started = time.perf_counter()
-                response = await http.post("/v1/posts", content=payload, headers=headers)
-                ingest_ms.append((time.perf_counter() - started) * 1000)
-                if response.status_code != 200:
-                    errors.append(f"ingest {response.status_code}: {response.text[:200]}")
-                elif time.monotonic() > warm:
-                    ingested[0] += batch
-                tick += 0.1
-                await asyncio.sleep(max(0.0, tick - time.monotonic()))
+    async def feeder() -> None:
+        batch = max(1, int(rate / 10))  # ten posts a second, each a batch
+        connection = Connection("127.0.0.1", port)
+        headers = {"Authorization": f"Bearer {load_key}", "Content-Type": "application/x-ndjson"}
+        tick = time.monotonic()
+        while time.monotonic() < end:
+            payload = b"\n".join(json.dumps(next(records)).encode() for _ in range(batch))
+            started = time.perf_counter()
+            try:
+                status, content = await connection.request("POST", "/v1/posts", headers, payload)
+            except HttpError as exc:
+                status, content = 0, str(exc).encode()
+            ingest_ms.append((time.perf_counter() - started) * 1000)
+            if status != 200:
+                errors.append(f"ingest {status}: {content[:200].decode(errors='replace')}")
+            elif time.monotonic() > warm:
+                ingested[0] += batch
+            tick += 0.1
+            await asyncio.sleep(max(0.0, tick - time.monotonic()))
+        await connection.close()
 
-        await asyncio.gather(feeder(), *(client(n) for n in range(clients)))
-        elapsed = time.monotonic() - warm
+    async def meter() -> None:
+        """CPU used by the server (with its worker processes) and by this load, measured."""
+        await asyncio.sleep(max(0.0, warm - time.monotonic()))
+        server, load = _cpu_seconds(server_pid), time.process_time()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        cpu["server"] = (_cpu_seconds(server_pid) - server) / duration
+        cpu["load"] = (time.process_time() - load) / duration
+
+    await asyncio.gather(meter(), feeder(), *(client(n) for n in range(clients)))
+    elapsed = time.monotonic() - warm
 
     return {
         "duration_s": round(elapsed, 1),
@@ -238,6 +290,8 @@ async def _load(
         "search": _summary(search_ms),
         "chat": _summary(chat_ms),
         "requests_per_s": round((len(search_ms) + len(chat_ms)) / elapsed, 1),
+        "server_cpu_cores": round(cpu.get("server", 0.0), 2),
+        "load_cpu_cores": round(cpu.get("load", 0.0), 2),
         "statuses": statuses,
         "intended_429": statuses.get("429", 0),
         "errors": len(errors),

@@ -8,7 +8,7 @@ once the lexical index has committed past all of them.
 
 from __future__ import annotations
 
-import threading
+import bisect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,68 +39,70 @@ class FreshDoc:
 class FreshSegment:
     """Posts committed to the log since about the last index commit, searchable in memory.
 
-    The pipeline thread appends; searches extend the postings over whatever was
-    appended since the last search (under a lock), so ingest pays nothing for
-    postings that no search needs, and a search pays only for the new posts.
+    One writer (the pipeline thread) appends and builds the postings as it goes, then
+    publishes how many docs they cover; searches read that prefix without a lock. A
+    search therefore never does ingest's work: built lazily instead, a search arriving
+    after a second of quiet paid ~20 ms indexing 2,000 new posts at 2,000 posts/s.
     """
 
     def __init__(self) -> None:
         self.docs: list[FreshDoc] = []
         self.max_seq = 0
         self.started = time.monotonic()
-        self._lock = threading.Lock()
+        self.covered = 0  # docs[:covered] are in the postings; readers look no further
         self._terms: list[list[str]] = []
         self.postings: dict[str, list[int]] = {}
 
-    def append(self, docs: Sequence[FreshDoc]) -> None:
-        self.docs.extend(docs)
-        self.max_seq = max(self.max_seq, docs[-1].seq)
+    @staticmethod
+    def analyze(docs: Sequence[FreshDoc]) -> list[list[str]]:
+        """The docs' terms, computed before `append` so that its caller may hold a lock
+        for less time."""
+        return [analysis.terms_of_prepared(doc.text) for doc in docs]
 
-    def _catch_up(self) -> int:
-        """Index appended docs; returns how many docs the postings cover."""
-        with self._lock:
-            postings, doc_terms = self.postings, self._terms
-            for i in range(len(doc_terms), len(self.docs)):
-                doc = self.docs[i]
-                terms = analysis.terms_of_prepared(doc.text)
-                doc_terms.append(terms)
-                for token in set(terms):
-                    postings.setdefault(token, []).append(i)
-                for value in doc.facets:
-                    postings.setdefault(value, []).append(i)
-            return len(doc_terms)
+    def append(self, docs: Sequence[FreshDoc], terms: Sequence[list[str]]) -> None:
+        """Add docs (with their `analyze`d terms); only the single writer calls this."""
+        postings = self.postings
+        for offset, (doc, doc_terms) in enumerate(zip(docs, terms, strict=True)):
+            i = len(self.docs) + offset
+            for token in set(doc_terms):
+                postings.setdefault(token, []).append(i)
+            for value in doc.facets:
+                postings.setdefault(value, []).append(i)
+        self.docs.extend(docs)
+        self._terms.extend(terms)
+        self.max_seq = max(self.max_seq, docs[-1].seq)
+        self.covered = len(self.docs)  # publish: the postings now hold all of these
 
     def doc_freq(self, token: str) -> int:
-        self._catch_up()  # postings are built lazily: count what was appended too
-        return len(self.postings.get(token, ()))
+        return bisect.bisect_left(self.postings.get(token, ()), self.covered)
 
-    def _match_terms(self, node: Terms) -> set[int]:
+    def _match_terms(self, node: Terms, covered: int) -> set[int]:
         first = self.postings.get(_key(node.field, node.tokens[0]))
         if not first:
             return set()
-        found = set(first)
+        found = set(first[: bisect.bisect_left(first, covered)])
         for token in node.tokens[1:]:
             found.intersection_update(self.postings.get(_key(node.field, token), ()))
         if len(node.tokens) == 1 or node.field != "text":
             return found
         return {i for i in found if _contains(self._terms[i], node.tokens)}
 
-    def _eval(self, node: Plan) -> set[int]:
+    def _eval(self, node: Plan, covered: int) -> set[int]:
         if isinstance(node, Terms):
-            return self._match_terms(node)
+            return self._match_terms(node, covered)
         if isinstance(node, AnyOf):
             out: set[int] = set()
             for child in node.children:
-                out |= self._eval(child)
+                out |= self._eval(child, covered)
             return out
         if node.must:
-            found = self._eval(node.must[0])
+            found = self._eval(node.must[0], covered)
             for child in node.must[1:]:
-                found &= self._eval(child)
+                found &= self._eval(child, covered)
         else:
-            found = set(range(len(self._terms)))
+            found = set(range(covered))
         for child in node.must_not:
-            found -= self._eval(child)
+            found -= self._eval(child, covered)
         return found
 
     def search(
@@ -109,8 +111,8 @@ class FreshSegment:
         """Docs past `after_seq` matching `node` with `low_us <= created_us <= high_us`."""
         if self.max_seq <= after_seq:
             return []
-        covered = self._catch_up()
-        hits = range(covered) if node is None else self._eval(node)
+        covered = self.covered
+        hits = range(covered) if node is None else self._eval(node, covered)
         low = -(2**63) if low_us is None else low_us
         return [
             doc

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ima import analysis
@@ -80,10 +80,14 @@ class StoredPost:
     seq: int
     post: Post
     indexed_text: str
+    _terms: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def terms(self) -> list[str]:
-        return analysis.terms_of_prepared(self.indexed_text)
+        """The indexed terms, analyzed once: ranking reads them several times."""
+        if self._terms is None:
+            self._terms = analysis.terms_of_prepared(self.indexed_text)
+        return self._terms
 
 
 @dataclass(slots=True)

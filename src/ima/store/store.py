@@ -119,7 +119,7 @@ class Store:
             ]
             if tail:
                 segment = FreshSegment()
-                segment.append(tail)
+                segment.append(tail, FreshSegment.analyze(tail))
                 self._fresh = (segment,)
             return
         self.lexical.forget_after(mark)
@@ -166,6 +166,7 @@ class Store:
             if e.flat[Flat.DUPLICATE_OF] is None
         ]
         if docs:
+            terms = FreshSegment.analyze(docs)
             with self._view_lock:
                 current = self._fresh[-1] if self._fresh else None
                 if current is None or (
@@ -174,7 +175,7 @@ class Store:
                 ):
                     current = FreshSegment()
                     self._fresh = (*self._fresh, current)
-                current.append(docs)
+                current.append(docs, terms)
             self._queue.put(docs)
         if self.listeners:  # now that the batch is searchable
             originals = [

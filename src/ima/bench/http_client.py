@@ -1,0 +1,78 @@
+"""A lean HTTP/1.1 client for load generation: one keep-alive connection per client.
+
+The load generator shares the machine's cores with the server it measures, so every
+millisecond it spends on itself is a millisecond the server waits for a core and a
+reply waits to be read. A general client (httpx) spent several times what this does
+per request. It speaks only what `ima serve` answers with: Content-Length or chunked
+bodies, keep-alive, plain HTTP on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class HttpError(Exception):
+    """The server broke the protocol or closed the connection mid-response."""
+
+
+class Connection:
+    def __init__(self, host: str, port: int, *, timeout: float = 30) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, bytes]:
+        """Send one request and read its whole response: (status, body)."""
+        try:
+            return await asyncio.wait_for(self._exchange(method, target, headers, body),
+                                          self.timeout)  # fmt: skip
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+            await self.close()
+            raise HttpError(f"{method} {target}: {exc!r}") from exc
+
+    async def _exchange(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}",
+                 f"Content-Length: {len(body)}"]  # fmt: skip
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        reader = self._reader
+        assert reader is not None
+        status_line = await reader.readline()
+        if not status_line:
+            raise HttpError("connection closed before a response")
+        status = int(status_line.split(b" ", 2)[1])
+        fields: dict[bytes, bytes] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip()
+        if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+            content = await self._chunked(reader)
+        else:
+            content = await reader.readexactly(int(fields.get(b"content-length", b"0")))
+        if fields.get(b"connection", b"").lower() == b"close":
+            await self.close()
+        return status, content
+
+    @staticmethod
+    async def _chunked(reader: asyncio.StreamReader) -> bytes:
+        parts = []
+        while size := int((await reader.readline()).split(b";")[0], 16):
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        await reader.readline()  # the blank line after the last chunk (no trailers sent)
+        return b"".join(parts)
+
+    async def close(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
