@@ -144,6 +144,18 @@ def test_errors_are_openai_shaped(api, tmp_path):
             model="ima", messages=[{"role": "user", "content": "x"}], temperature=7
         )
     assert bad.value.body["param"] == "temperature"
+    for day in ("2026-02-30", "0000-01-01"):  # the right shape, but no such day
+        with pytest.raises(openai.BadRequestError) as no_day:
+            _client(base, keys["premium_plus"]).chat.completions.create(
+                model="ima", messages=[{"role": "user", "content": "bridge?"}],
+                extra_body={"search_parameters": {"from_date": day}},
+            )  # fmt: skip
+        assert no_day.value.body["param"] == "search_parameters.from_date"
+    earliest = _client(base, keys["premium_plus"]).chat.completions.create(
+        model="ima", messages=[{"role": "user", "content": "Is the Harbour Bridge open?"}],
+        extra_body={"search_parameters": {"to_date": "0001-01-01"}},
+    )  # a window reaching back before year 1 is cut there, not an error  # fmt: skip
+    assert earliest.model_extra["citations"] == []
     with pytest.raises(openai.NotFoundError):
         _client(base, keys["premium_plus"]).chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "x"}]
@@ -180,8 +192,11 @@ def test_posts_search_and_metrics_over_http(api):
         f"{base}/posts", content=ndjson, headers={**auth, "content-type": "application/x-ndjson"}
     ).json()
     assert [i["status"] for i in result["items"]] == ["new", "error"]
-    found = httpx.get(f"{base}/search", params={"q": "ferry"}, headers=auth).json()
+    searched = httpx.get(f"{base}/search", params={"q": "ferry"}, headers=auth)
+    found = searched.json()
     assert {h["post"]["id"] for h in found["hits"]} == {"api:p1", "api:p3"}
+    timing = searched.headers["server-timing"]  # the server's own time, for clients
+    assert timing.startswith("app;dur=") and float(timing.split("=")[1]) >= found["took_ms"]
     one = httpx.get(f"{base}/posts/api:p1", headers=auth)
     assert one.status_code == 200 and one.json()["text"] == "Ferry timetable changes from Monday"
     assert httpx.get(f"{base}/posts/api:zzz", headers=auth).status_code == 404
@@ -239,5 +254,8 @@ def test_keys_commands_and_bench_serve(tmp_path):
          "--rate", "100", "--json"],
     )  # fmt: skip
     figures = json.loads(bench.stdout)
-    assert figures["errors"] == 0 and figures["search"]["requests"] > 0
+    assert figures["errors"] == 0 and figures["server_errors"] == 0
+    assert figures["search"]["requests"] > 0 and figures["search_server_side"]["requests"] > 0
+    assert figures["search_server_side"]["p50_ms"] <= figures["search"]["p50_ms"]
+    assert figures["server_cpu_cores"] > 0 and figures["load_cpu_cores"] > 0
     assert figures["chat"]["requests"] > 0 and figures["ingested_per_s"] > 0

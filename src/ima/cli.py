@@ -940,6 +940,9 @@ NO_SOURCE_NOTICE = (
 @_llm_options
 @click.option("--workers", type=click.IntRange(0, 32), default=1, show_default=True,
               help="Processes that prepare posts for ingest.")  # fmt: skip
+@click.option("--answerers", type=click.IntRange(0, 32), default=2, show_default=True,
+              help="Processes that compose answers without an LLM (0: in the server "
+              "process; with --llm, answers always run in the server's threads).")  # fmt: skip
 @click.option("--embed/--no-embed", default=True, show_default=True,
               help="Embed new posts in the background for answers.")  # fmt: skip
 @click.option("--public-url", help="This server's address as clients see it (for citations "
@@ -960,6 +963,7 @@ def serve_cmd(
     llm: str | None,
     llm_model: str,
     workers: int,
+    answerers: int,
     embed: bool,
     public_url: str | None,
     demo: bool,
@@ -976,6 +980,7 @@ def serve_cmd(
 
     from ima.api import tiers as tier_module
     from ima.api.app import create_app
+    from ima.api.gate import PriorityGate
     from ima.api.keys import KeyStore
     from ima.api.quota import RedisLimiter, SqliteLimiter
     from ima.api.service import Services
@@ -1015,6 +1020,11 @@ def serve_cmd(
         sources.append(spec_module.build(spec_module.parse("bluesky")))
         notice = NO_SOURCE_NOTICE
         click.echo(notice, err=True)
+    answer_pool = None
+    if answerers and backend is None:
+        from ima.answer.answerers import Answerers
+
+        answer_pool = Answerers(settings.data_dir, answerers, vectors=vectors is not None)
     svc = Services(
         store=store,
         pipeline=pipeline,
@@ -1030,6 +1040,9 @@ def serve_cmd(
         public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
         demo=demo,
         notice=notice,
+        answerers=answer_pool,
+        # the gate orders answers by tier: as many run at once as there are answerers
+        gate=PriorityGate(slots=answerers) if answer_pool else PriorityGate(),
     )
     mode_line = "no auth (local mode)" if no_auth else f"keys required, quotas in {limiter.name}"
     click.echo(f"ima serving http://{host}:{port}/ (API at /v1) · {mode_line} · "
@@ -1040,6 +1053,8 @@ def serve_cmd(
     try:
         uvicorn.run(create_app(svc), host=host, port=port, log_level="warning")
     finally:
+        if answer_pool is not None:
+            answer_pool.close()
         if vectors is not None:
             vectors.close()
         pipeline.close()

@@ -57,7 +57,8 @@ def retrieve(
     (`from:`, `-from:`, `min_faves:`, `source:`), and then vectors are not used."""
     if not question.words:
         return []
-    since = as_of - window
+    # a window reaching back before year 1 (an `as_of` early in it) starts there
+    since = as_of - min(window, as_of - datetime.min.replace(tzinfo=UTC))
     query = f"({question.query()}) since:{iso(since)} {restrict}".strip()
     lexical = [h.post for h in search(store, query, as_of=as_of, k=CANDIDATES).hits]
     lists = [lexical]

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_MESSAGES = 50
 MAX_CONTENT_CHARS = 8_000
-Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2026-11-22"])]
+
+
+def _calendar_day(value: str) -> str:
+    """A `YYYY-MM-DD` that names a real day (not 2026-02-30, not year 0)."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not a calendar day (YYYY-MM-DD)") from None
+    return value
+
+
+Date = Annotated[
+    str,
+    Field(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2026-11-22"]),
+    AfterValidator(_calendar_day),
+]
 Handle = Annotated[str, Field(pattern=r"^@?[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")]
 
 

@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 
 class HttpError(Exception):
     """The server broke the protocol or closed the connection mid-response."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: dict[bytes, bytes]  # names lower-cased
+    body: bytes
 
 
 class Connection:
@@ -25,8 +33,8 @@ class Connection:
 
     async def request(
         self, method: str, target: str, headers: dict[str, str], body: bytes = b""
-    ) -> tuple[int, bytes]:
-        """Send one request and read its whole response: (status, body)."""
+    ) -> Response:
+        """Send one request and read its whole response."""
         try:
             return await asyncio.wait_for(self._exchange(method, target, headers, body),
                                           self.timeout)  # fmt: skip
@@ -36,7 +44,7 @@ class Connection:
 
     async def _exchange(
         self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes]:
+    ) -> Response:
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}",
@@ -59,7 +67,7 @@ class Connection:
             content = await reader.readexactly(int(fields.get(b"content-length", b"0")))
         if fields.get(b"connection", b"").lower() == b"close":
             await self.close()
-        return status, content
+        return Response(status, fields, content)
 
     @staticmethod
     async def _chunked(reader: asyncio.StreamReader) -> bytes:

@@ -6,8 +6,13 @@ and chat questions for `duration` seconds (after 5 s of warm-up), each pausing
 `think` seconds between requests as a person would (0: back to back), while
 another task posts `rate` posts/s to `POST /v1/posts` (NDJSON, ten batches a
 second). One client uses a key of a small tier, so some 429s are intended; every
-other non-2xx response counts as an error. The clients run at nice 10: they stand
-in for machines elsewhere, but share this one's cores.
+other non-2xx response counts as an error, and so does every error the server logs.
+
+The clients stand in for machines elsewhere but share this one's cores, so they are
+kept lean (`ima.bench.http_client`) and run at the server's priority: run at a lower
+one, they measured their own wait for a core as server latency. Latencies are
+reported as the clients saw them and as the server accounts for them (its
+`Server-Timing` header), with the CPU both sides used.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +35,8 @@ import httpx
 import uvloop
 
 from ima.api.keys import KeyStore
-from ima.bench.http_client import Connection, HttpError
+from ima.bench.http_client import Connection, HttpError, Response
 from ima.bench.synth import Stream
-from ima.store.lexical import lower_priority
 
 WARM_UP_S = 5.0  # load runs this long before measuring starts
 
@@ -65,26 +68,6 @@ def _summary(values: list[float]) -> dict[str, float]:
         "p50_ms": round(_percentile(values, 50), 2),
         "p99_ms": round(_percentile(values, 99), 2),
     }
-
-
-def _in_low_priority_thread(work: Callable[[], Any]) -> Any:
-    """Run `work` in a thread at nice 10: the clients stand in for machines elsewhere,
-    so on a shared machine the server, not the load generator, comes first."""
-    outcome: list[Any] = []
-
-    def target() -> None:
-        lower_priority({threading.get_native_id()})
-        try:
-            outcome.append(work())
-        except BaseException as exc:  # re-raised in the caller's thread
-            outcome.append(exc)
-
-    thread = threading.Thread(target=target, name="ima-bench-load")
-    thread.start()
-    thread.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
 
 
 def free_port() -> int:
@@ -152,11 +135,9 @@ def run(
         try:
             wait_until_up(f"{base}/healthz", server, log=log)
             say(f"{clients} clients for {duration:.0f}s while posting {rate:,.0f} posts/s")
-            figures = _in_low_priority_thread(
-                lambda: uvloop.run(
-                    _load(port, server.pid, stream, records, load_key, free_key, duration,
-                          clients, rate, think)
-                )
+            figures = uvloop.run(
+                _load(port, server.pid, stream, records, load_key, free_key, duration, clients,
+                      rate, think)
             )  # fmt: skip
         finally:
             server.terminate()
@@ -167,6 +148,12 @@ def run(
         figures["server_errors"] = len(failures)
         figures["server_log_tail"] = log.read_text(errors="replace")[-3000:] if failures else ""
     return figures
+
+
+def _server_ms(response: Response) -> float:
+    """The server's time to the start of its response, from `Server-Timing: app;dur=MS`."""
+    timing = response.headers.get(b"server-timing", b"")
+    return float(timing.partition(b"dur=")[2] or 0)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -206,6 +193,7 @@ async def _load(
     words = stream.en_vocab[30:400]
     since = (stream.end - stream.duration / 2).strftime("%Y-%m-%dT%H:%M:%SZ")
     search_ms: list[float] = []
+    search_server_ms: list[float] = []  # the server's own account (Server-Timing)
     chat_ms: list[float] = []
     ingest_ms: list[float] = []
     statuses: dict[str, int] = {}
@@ -227,24 +215,27 @@ async def _load(
                 if chat:
                     question = f"What's new about {rng.choice(words)}?"
                     body = {"model": "ima", "messages": [{"role": "user", "content": question}]}
-                    status, content = await connection.request(
+                    response = await connection.request(
                         "POST", "/v1/chat/completions", headers, json.dumps(body).encode()
                     )
                 else:
                     query = f"{rng.choice(words)} {rng.choice(words)} since:{since}"
                     target = "/v1/search?" + urlencode({"q": query})
-                    status, content = await connection.request("GET", target, headers)
+                    response = await connection.request("GET", target, headers)
             except HttpError as exc:
                 errors.append(str(exc))
                 await asyncio.sleep(think)
                 continue
             elapsed = (time.perf_counter() - started) * 1000
+            status = response.status
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             if status == 200:
                 if time.monotonic() > warm:
                     (chat_ms if chat else search_ms).append(elapsed)
+                    if not chat:
+                        search_server_ms.append(_server_ms(response))
             elif not (status == 429 and number == 0):
-                errors.append(f"{status}: {content[:200].decode(errors='replace')}")
+                errors.append(f"{status}: {response.body[:200].decode(errors='replace')}")
             await asyncio.sleep(max(think, 0.5 if status == 429 else 0))
         await connection.close()
 
@@ -257,7 +248,8 @@ async def _load(
             payload = b"\n".join(json.dumps(next(records)).encode() for _ in range(batch))
             started = time.perf_counter()
             try:
-                status, content = await connection.request("POST", "/v1/posts", headers, payload)
+                response = await connection.request("POST", "/v1/posts", headers, payload)
+                status, content = response.status, response.body
             except HttpError as exc:
                 status, content = 0, str(exc).encode()
             ingest_ms.append((time.perf_counter() - started) * 1000)
@@ -288,6 +280,7 @@ async def _load(
         "ingested_per_s": round(ingested[0] / elapsed, 1),
         "ingest_batch": _summary(ingest_ms),
         "search": _summary(search_ms),
+        "search_server_side": _summary(search_server_ms),
         "chat": _summary(chat_ms),
         "requests_per_s": round((len(search_ms) + len(chat_ms)) / elapsed, 1),
         "server_cpu_cores": round(cpu.get("server", 0.0), 2),

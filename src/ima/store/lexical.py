@@ -78,7 +78,7 @@ class LexicalIndex:
             if "LockBusy" not in str(exc):
                 raise
             self.writer = None
-        self.committed_seq = self._read_mark()
+        self.committed_seq = self.read_mark()
         self.searcher = self.index.searcher()
 
     @property
@@ -90,7 +90,8 @@ class LexicalIndex:
             raise ReadOnlyIndexError("another process is writing this index")
         return self.writer
 
-    def _read_mark(self) -> int:
+    def read_mark(self) -> int:
+        """The last log seq the index has committed, as on disk (another process may write)."""
         try:
             return int((self.path / _MARK).read_text().strip() or 0)
         except FileNotFoundError:

@@ -118,9 +118,7 @@ class Store:
                 _fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text) for sp in self.log.scan(mark)
             ]
             if tail:
-                segment = FreshSegment()
-                segment.append(tail, FreshSegment.analyze(tail))
-                self._fresh = (segment,)
+                self._add_fresh(tail)
             return
         self.lexical.forget_after(mark)
         added = self.lexical.add(
@@ -166,16 +164,7 @@ class Store:
             if e.flat[Flat.DUPLICATE_OF] is None
         ]
         if docs:
-            terms = FreshSegment.analyze(docs)
-            with self._view_lock:
-                current = self._fresh[-1] if self._fresh else None
-                if current is None or (
-                    time.monotonic() - current.started > self.commit_interval
-                    or len(current.docs) >= _SEGMENT_DOCS
-                ):
-                    current = FreshSegment()
-                    self._fresh = (*self._fresh, current)
-                current.append(docs, terms)
+            self._add_fresh(docs)
             self._queue.put(docs)
         if self.listeners:  # now that the batch is searchable
             originals = [
@@ -184,6 +173,42 @@ class Store:
             for listener in self.listeners:
                 listener(originals)
         return list(range(first, first + len(entries)))
+
+    def _add_fresh(self, docs: list[FreshDoc]) -> None:
+        """Make docs searchable from memory (the caller is the store's one writer)."""
+        terms = FreshSegment.analyze(docs)
+        with self._view_lock:
+            current = self._fresh[-1] if self._fresh else None
+            if current is None or (
+                time.monotonic() - current.started > self.commit_interval
+                or len(current.docs) >= _SEGMENT_DOCS
+            ):
+                current = FreshSegment()
+                self._fresh = (*self._fresh, current)
+            current.append(docs, terms)
+
+    def refresh(self) -> None:
+        """Read-only: catch up with what the writing process has committed since, so a
+        store opened in another process (an answerer) searches the newest posts too.
+
+        Posts past our last look at the log join a fresh segment; when the writer's
+        index has committed further, the reader reloads and drops what it now covers.
+        Not thread-safe: one thread of the reading process calls it, between searches.
+        """
+        if self.writable:
+            return
+        mark = self.lexical.read_mark()
+        if mark != self._indexed_seq:
+            self.lexical.index.reload()  # after reading the mark: covers at least up to it
+            self.lexical.committed_seq = mark
+            self.lexical.searcher = self.lexical.index.searcher()
+            self._publish()
+        followed = max([self._indexed_seq, *(segment.max_seq for segment in self._fresh)])
+        docs = [
+            _fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text) for sp in self.log.scan(followed)
+        ]
+        if docs:
+            self._add_fresh(docs)
 
     def _start_indexer(self) -> threading.Thread:
         thread = threading.Thread(target=self._index_loop, name="ima-indexer", daemon=True)

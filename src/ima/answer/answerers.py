@@ -1,0 +1,105 @@
+"""Extractive answers computed in worker processes beside `ima serve`.
+
+An answer costs several times what a search does, all of it Python. In the server's
+own process every answer held the interpreter lock that searches and ingest also
+need, so under load a search waited behind answers. Each answerer is a process of
+its own with its own lock, at a lower scheduling priority than the server, so the
+operating system runs searches first when cores are short. Each opens the store
+read-only and catches up with what the server committed (`Store.refresh`) before
+every answer, so an answer sees every post acknowledged before it was asked.
+
+Answers voiced by an LLM stay in the server's threads (see `ima serve --answerers`):
+they mostly wait on the LLM, and they stream its sentences as they come.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ima.answer.ask import ask
+from ima.answer.model import Answer
+
+log = logging.getLogger(__name__)
+
+NICENESS = 5  # below the server (0): when cores are short, searches run first
+
+_store: Any = None
+_vectors: Any = None
+
+
+def _open(data_dir: str, vectors: bool) -> None:
+    """In each answerer: open the store read-only (and vectors, if the server embeds)."""
+    global _store, _vectors
+    from ima.store import Store
+
+    # not permitted, or not POSIX: run at the server's priority
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(NICENESS)
+    _store = Store(Path(data_dir))
+    if vectors:
+        from ima.vectors.embedder import default_embedder
+        from ima.vectors.semantic import Vectors
+
+        embedder = default_embedder()
+        _vectors = Vectors(_store, embedder) if embedder is not None else None
+
+
+def _answer(question: str, as_of: datetime, options: dict[str, Any]) -> Answer:
+    _store.refresh()
+    semantic = _vectors.semantic if _vectors is not None else None
+    return ask(_store, question, as_of=as_of, semantic=semantic, **options)
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+class Answerers:
+    """A pool of answerer processes over the store in `data_dir` (written by this one)."""
+
+    def __init__(self, data_dir: Path, processes: int, *, vectors: bool) -> None:
+        if processes < 1:
+            raise ValueError("answerers need at least one process")
+        self.processes = processes
+        self._args = (str(data_dir), vectors)
+        self._lock = threading.Lock()
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded server
+            initializer=_open,
+            initargs=self._args,
+        )
+        # spawn them all now, not on the first questions
+        for future in [pool.submit(_ready) for _ in range(self.processes)]:
+            future.result()
+        return pool
+
+    def answer(self, question: str, *, as_of: datetime, **options: Any) -> Answer:
+        """`ask` in an answerer; `options` are its keyword arguments but `semantic` and a
+        backend. Blocks the calling thread (not the interpreter lock) until it is done.
+        If an answerer died (killed, out of memory), the pool is started afresh once."""
+        pool = self._pool
+        try:
+            return pool.submit(_answer, question, as_of, options).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    log.warning("an answerer process died; starting the answerers again")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._start()
+            return self._pool.submit(_answer, question, as_of, options).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
