@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from conftest import feed, post
 from ima.answer.answerers import Answerers
+from ima.bench.serve import free_port, wait_until_up
 from ima.changes import Delete
 from ima.search import search
 from ima.store import Store
@@ -113,3 +116,46 @@ def test_answerers_come_back_after_one_is_killed(writer, caplog):
         assert "an answerer process died" in caplog.text
     finally:
         answerers.close()
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_answerers_do_not_outlive_the_server(tmp_path, how):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ima", "--data-dir", str(tmp_path / "data"), "serve",
+         "--no-auth", "--no-embed", "--no-default-source", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
+        children = _children(server.pid)
+        assert len(children) >= 2  # the answerers (and ingest's worker)
+        server.send_signal(how)
+        server.wait(20)
+        deadline = time.monotonic() + 10
+        while any(_alive(child) for child in children):
+            assert time.monotonic() < deadline, "a child of the server outlived it"
+            time.sleep(0.1)
+    finally:
+        if server.poll() is None:
+            server.kill()

@@ -30,6 +30,7 @@ from ima.post import Flat, to_us
 from ima.prepare import Prepared, prepare_batch
 from ima.store import Store
 from ima.store.log import Entry, Removals
+from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ def tune_gc() -> None:
     thresholds the collector rescans those ever more often, and at a million posts it
     costs a third of the throughput. Process-wide, so the program calls it, not a library."""
     gc.set_threshold(200_000, 50, 1000)
+
+
+def _start_worker() -> None:
+    tune_gc()
+    exit_with_parent()
 
 
 @dataclass(slots=True)
@@ -115,7 +121,7 @@ class Pipeline:
         self.dedup = dedup or DedupIndex()
         self._workers = (
             ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"), initializer=tune_gc
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
             )
             if workers > 0
             else None

@@ -27,6 +27,7 @@ from typing import Any
 
 from ima.answer.ask import ask
 from ima.answer.model import Answer
+from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def _open(data_dir: str, vectors: bool) -> None:
     # not permitted, or not POSIX: run at the server's priority
     with contextlib.suppress(OSError, AttributeError):
         os.nice(NICENESS)
+    exit_with_parent()
     _store = Store(Path(data_dir))
     if vectors:
         from ima.vectors.embedder import default_embedder

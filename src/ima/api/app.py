@@ -80,7 +80,10 @@ def create_app(svc: Services) -> FastAPI:
             stop.set()
             if task is not None:
                 await task
-            await asyncio.get_running_loop().run_in_executor(None, svc.pipeline.close)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, svc.pipeline.close)
+            if svc.answerers is not None:  # here: uvicorn may end the process on its signal
+                await loop.run_in_executor(None, svc.answerers.close)
 
     app = FastAPI(
         title="ima",
