@@ -6,12 +6,13 @@ with Jaccard similarity ≥ `min_similarity`; candidates come from MinHash bandi
 (LSH) and are then checked exactly. Posts whose numbers differ are never copies
 ("score 2-1" vs "score 3-1" is news, not a flood), and texts shorter than
 `MIN_TERMS` are left alone (a thousand people saying "good morning" are not a flood).
-Memory is bounded: two generations of at most `capacity / 2` originals each.
+Memory is bounded: eight generations of at most `capacity / 8` originals each.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -114,7 +115,16 @@ _Entry = tuple[int, int, bytes, str]
 
 
 class DedupIndex:
-    """Recent originals by exact key and by MinHash band; answers "copy of whom?"."""
+    """Recent originals by exact key and by MinHash band; answers "copy of whom?".
+
+    Remembers the last `capacity` originals, at least the last 7/8 of that: the tables
+    are eight generations, the oldest dropped whole when a new one starts. Eight small
+    tables rather than two large ones, because growing or freeing a table of 350k
+    entries held the interpreter lock for 20 to 40 ms, a pause for every request
+    of `ima serve`.
+    """
+
+    GENERATIONS = 8
 
     def __init__(self, capacity: int = 100_000, min_similarity: float = 0.8) -> None:
         self.capacity = capacity
@@ -124,16 +134,21 @@ class DedupIndex:
         # the garbage collector stops tracking tuples of plain values, and dicts of
         # those, instead of rescanning 100k instances; in `ima serve` those scans
         # paused every thread for up to 164 ms.
-        self._current: dict[int, _Entry] = {}
-        self._previous: dict[int, _Entry] = {}
+        self._tables: deque[dict[int, _Entry]] = deque([{}])  # newest first
+
+    def _find(self, key: int) -> _Entry | None:
+        for table in self._tables:
+            hit = table.get(key)
+            if hit is not None:
+                return hit
+        return None
 
     def original_of(self, fp: Fingerprint) -> str | None:
-        current, previous = self._current, self._previous
-        exact = current.get(fp.key) or previous.get(fp.key)
+        exact = self._find(fp.key)
         if exact is not None and exact[0] == fp.key:
             return exact[3]
         for band in fp.bands:
-            hit = current.get(band) or previous.get(band)
+            hit = self._find(band)
             if hit is None:
                 continue
             _key, numbers, shingles, post_id = hit
@@ -142,10 +157,13 @@ class DedupIndex:
         return None
 
     def remember(self, fp: Fingerprint, post_id: str) -> None:
-        if len(self._current) >= self.capacity // 2 * (1 + _BANDS):
-            self._previous, self._current = self._current, {}
+        tables = self._tables
+        if len(tables[0]) >= self.capacity // self.GENERATIONS * (1 + _BANDS):
+            tables.appendleft({})
+            if len(tables) > self.GENERATIONS:
+                tables.pop()
         entry = (fp.key, fp.numbers, fp.shingles, post_id)
-        current = self._current
+        current = tables[0]
         current[fp.key] = entry
         for band in fp.bands:
             current[band] = entry
