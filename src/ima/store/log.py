@@ -261,8 +261,10 @@ class PostLog:
         r = self._reader().execute(sql, (post_id,)).fetchone()
         return None if r is None else _from_row(r)
 
-    def scan(self, after_seq: int = 0) -> Iterator[StoredPost]:
-        """Originals (the indexed posts) in log order after `after_seq`, read in pages."""
+    def scan(self, after_seq: int = 0) -> Iterator[tuple[int, tuple, str]]:
+        """(seq, flat post, indexed text) of the originals (the indexed posts) in log
+        order after `after_seq`, read in pages; rows as stored, no `Post` objects built
+        (`ima.post.flatten`'s form: what the index and the fresh segment need)."""
         conn = self._connect()
         try:
             while True:
@@ -274,7 +276,7 @@ class PostLog:
                 if not page:
                     return
                 for r in page:
-                    yield _from_row(r)
+                    yield r[0], r[1:25], r[25]
                 after_seq = page[-1][0]
         finally:
             conn.close()

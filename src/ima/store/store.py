@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ima.post import Flat, flatten
+from ima.post import Flat
 from ima.store.fresh import FreshDoc, FreshSegment, facet
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
 from ima.store.log import Entry, PostLog, Removals, StoredPost
@@ -114,15 +114,13 @@ class Store:
         if self.log.last_seq <= mark:
             return
         if not self.lexical.writable:
-            tail = [
-                _fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text) for sp in self.log.scan(mark)
-            ]
+            tail = [_fresh_doc(seq, flat, text) for seq, flat, text in self.log.scan(mark)]
             if tail:
                 self._add_fresh(tail)
             return
         self.lexical.forget_after(mark)
         added = self.lexical.add(
-            _fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text) for sp in self.log.scan(mark)
+            _fresh_doc(seq, flat, text) for seq, flat, text in self.log.scan(mark)
         )
         self.lexical.commit(self.log.last_seq)
         self._publish()
@@ -204,9 +202,7 @@ class Store:
             self.lexical.searcher = self.lexical.index.searcher()
             self._publish()
         followed = max([self._indexed_seq, *(segment.max_seq for segment in self._fresh)])
-        docs = [
-            _fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text) for sp in self.log.scan(followed)
-        ]
+        docs = [_fresh_doc(seq, flat, text) for seq, flat, text in self.log.scan(followed)]
         if docs:
             self._add_fresh(docs)
 
@@ -276,8 +272,8 @@ class Store:
         self.lexical.clear()
         done = 0
         batch: list[FreshDoc] = []
-        for sp in self.log.scan(0):
-            batch.append(_fresh_doc(sp.seq, flatten(sp.post), sp.indexed_text))
+        for seq, flat, text in self.log.scan(0):
+            batch.append(_fresh_doc(seq, flat, text))
             if len(batch) >= 10_000:
                 done += self.lexical.add(batch)
                 batch.clear()
