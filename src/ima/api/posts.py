@@ -39,7 +39,7 @@ async def search_posts(
 ) -> Response:
     """Search posts with the X query syntax (README "Query syntax")."""
 
-    def answer() -> Response:
+    def respond() -> Response:
         principal(request)
         svc = services(request)
         try:
@@ -60,7 +60,7 @@ async def search_posts(
     # One trip to a worker thread for the key, the quota, the search and the JSON: each
     # trip between the event loop and a thread waits its turn for the interpreter lock,
     # and under ingest those waits, not the search, were most of a search's latency.
-    return await run_in_threadpool(answer)
+    return await run_in_threadpool(respond)
 
 
 @router.get("/v1/feed", responses={**schemas.EVENT_STREAM, **_ERRORS})

@@ -126,11 +126,12 @@ def run(
         load_key, free_key = keys.create("load", "load")[1], keys.create("free", "free")[1]
         port = free_port()
         log = Path(tmp) / "server.log"  # a file, not a pipe: a full pipe would stall it
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port", str(port),
-             "--tiers", str(tiers), "--no-embed", "--no-default-source"],
-            stdout=subprocess.DEVNULL, stderr=log.open("wb"),
-        )  # fmt: skip
+        with log.open("wb") as sink:  # the server keeps its own copy of the descriptor
+            server = subprocess.Popen(
+                [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port",
+                 str(port), "--tiers", str(tiers), "--no-embed", "--no-default-source"],
+                stdout=subprocess.DEVNULL, stderr=sink,
+            )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until_up(f"{base}/healthz", server, log=log)
