@@ -78,7 +78,7 @@ class LexicalIndex:
             if "LockBusy" not in str(exc):
                 raise
             self.writer = None
-        self.committed_seq = self.read_mark()
+        self.committed_seq = self._read_mark()
         self.searcher = self.index.searcher()
 
     @property
@@ -90,7 +90,7 @@ class LexicalIndex:
             raise ReadOnlyIndexError("another process is writing this index")
         return self.writer
 
-    def read_mark(self) -> int:
+    def _read_mark(self) -> int:
         """The last log seq the index has committed, as on disk (another process may write)."""
         try:
             return int((self.path / _MARK).read_text().strip() or 0)
@@ -136,7 +136,18 @@ class LexicalIndex:
         """Make everything added so far durable and visible; the mark follows."""
         self._w().commit()
         self._write_mark(upto_seq)
-        self.committed_seq = upto_seq
+        self._reload(upto_seq)
+
+    def follow(self) -> bool:
+        """Read-only: see the writing process's latest commit; False if there is none new."""
+        mark = self._read_mark()
+        if mark == self.committed_seq:
+            return False
+        self._reload(mark)  # after reading the mark, so the reader covers at least up to it
+        return True
+
+    def _reload(self, committed_seq: int) -> None:
+        self.committed_seq = committed_seq
         self.index.reload()
         self.searcher = self.index.searcher()
 

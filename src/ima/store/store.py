@@ -195,11 +195,7 @@ class Store:
         """
         if self.writable:
             return
-        mark = self.lexical.read_mark()
-        if mark != self._indexed_seq:
-            self.lexical.index.reload()  # after reading the mark: covers at least up to it
-            self.lexical.committed_seq = mark
-            self.lexical.searcher = self.lexical.index.searcher()
+        if self.lexical.follow():
             self._publish()
         followed = max([self._indexed_seq, *(segment.max_seq for segment in self._fresh)])
         docs = [_fresh_doc(seq, flat, text) for seq, flat, text in self.log.scan(followed)]
