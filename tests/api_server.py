@@ -19,6 +19,7 @@ from ima.api.tiers import DEFAULT_TIERS, Tier
 from ima.bench.serve import free_port
 from ima.ingest import Pipeline
 from ima.store import Store
+from ima.writer import InProcessWriter
 
 TEST_TIERS = {
     **DEFAULT_TIERS,
@@ -33,11 +34,10 @@ def serving(
 ) -> Iterator[tuple[str, Services]]:
     """Yields (base URL ending in /v1, the services) while the server runs."""
     store = Store(data, commit_interval=0.05)
-    pipeline = Pipeline(store).start()
     port = free_port()
     svc = Services(
         store=store,
-        pipeline=pipeline,
+        writer=InProcessWriter(Pipeline(store).start()),
         keys=KeyStore(data / "keys.sqlite3"),
         limiter=limiter or SqliteLimiter(data / "quota.sqlite3"),
         tiers=TEST_TIERS,

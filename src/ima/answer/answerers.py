@@ -48,11 +48,9 @@ def _open(data_dir: str, vectors: bool) -> None:
     exit_with_parent()
     _store = Store(Path(data_dir))
     if vectors:
-        from ima.vectors.embedder import default_embedder
         from ima.vectors.semantic import Vectors
 
-        embedder = default_embedder()
-        _vectors = Vectors(_store, embedder) if embedder is not None else None
+        _vectors = Vectors.open(_store)
 
 
 def _answer(question: str, as_of: datetime, options: dict[str, Any]) -> Answer:

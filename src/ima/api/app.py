@@ -1,8 +1,8 @@
-"""The FastAPI application: routers, errors, limits, metrics, and the sources it runs.
+"""The FastAPI application: routers, errors, limits, metrics, and the writer it runs.
 
-The app's lifespan runs the configured sources on the server's own event loop,
-into the same pipeline `POST /v1/posts` uses. On shutdown, sources stop reading,
-the batch in flight is committed, and only then does the process exit.
+The app's lifespan starts and stops the writer (`ima.writer`: the sources, and the
+ingest that `POST /v1/posts` also feeds). On shutdown, sources stop reading, the
+batch in flight is committed, and only then does the process exit.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ima import web
 from ima.api import chat, errors, posts, responses, system, trends
 from ima.api.service import Metrics, Services
-from ima.sources import runner
 
 MAX_REQUEST_BYTES = 1024 * 1024  # except POST /v1/posts, which has its own limit
 
@@ -62,26 +61,12 @@ class LimitsAndLatency:
 def create_app(svc: Services) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = None
-        if svc.sources:
-            task = asyncio.create_task(
-                runner.run(
-                    svc.sources,
-                    svc.pipeline,
-                    state_dir=svc.store.data_dir / "sources",
-                    stop=stop,
-                    until_stopped=True,
-                )
-            )
+        await svc.writer.start()
         try:
             yield
         finally:
-            stop.set()
-            if task is not None:
-                await task
+            await svc.writer.stop()
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, svc.pipeline.close)
             if svc.answerers is not None:  # here: uvicorn may end the process on its signal
                 await loop.run_in_executor(None, svc.answerers.close)
 

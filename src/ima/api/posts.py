@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from ima.api.errors import ApiError
 from ima.normalize import JsonLine, RecordError
 from ima.query import QuerySyntaxError, parse_as_of
 from ima.search import MAX_K, search
+from ima.writer import WriterUnavailable
 
 router = APIRouter(tags=["posts"])
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -131,7 +131,7 @@ def _records(raw: bytes, content_type: str) -> list[Any]:
 @router.post(
     "/v1/posts",
     response_model=schemas.IngestResponse,
-    responses=schemas.errors(400, 401, 413, 429),
+    responses=schemas.errors(400, 401, 413, 429, 503),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
         "application/x-ndjson": {"schema": {"type": "string"}},
@@ -157,18 +157,11 @@ async def ingest_posts(request: Request, who: Caller) -> Any:
     if len(records) > MAX_ITEMS:
         raise ApiError(413, f"{len(records)} records; at most {MAX_ITEMS} a request", param="body")
     received = time.perf_counter()
-    loop = asyncio.get_running_loop()
-    committed = loop.create_future()
-    results: list[tuple[str | None, str, str | None]] = []
-
-    def ack(post_id: str | None, status: str, error: str | None) -> None:
-        # acks come in submission order, from the pipeline thread, after the commit
-        results.append((post_id, status, error))
-        if len(results) == len(records):
-            loop.call_soon_threadsafe(committed.set_result, None)
-
-    await svc.pipeline.submit_async(records, ack, source="api")
-    await committed
+    try:
+        results = await svc.writer.write(records, source="api")
+    except WriterUnavailable:
+        raise ApiError(503, "Ingest is not running; retry later.", code="ingest_unavailable",
+                       headers={"Retry-After": "5"}) from None  # fmt: skip
     svc.metrics.freshness.observe(time.perf_counter() - received)
     items = [
         schemas.IngestItem(index=i, id=post_id, status=status, error=error)

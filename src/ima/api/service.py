@@ -19,9 +19,9 @@ from ima.api.gate import Busy, PriorityGate
 from ima.api.keys import KeyStore
 from ima.api.quota import Limiter
 from ima.api.tiers import Tier
-from ima.ingest import Pipeline
 from ima.post import Post
 from ima.store import Store
+from ima.writer import Writer
 
 
 class Metrics:
@@ -63,7 +63,8 @@ class Metrics:
 @dataclass
 class Services:
     store: Store
-    pipeline: Pipeline
+    #: the store's writing side: sources and ingest (`ima.writer`)
+    writer: Writer
     keys: KeyStore
     limiter: Limiter
     tiers: dict[str, Tier]
@@ -71,10 +72,9 @@ class Services:
     backend: Any = None
     backend_mode: str = "rephrase"
     vectors: Any = None
-    trends: Any = None  # ima.trends.Trends, when running
+    trends: Any = None  # ima.trends.view.StoryView (or the tracker itself), when running
     demo: bool = False  # the posts are a generated demo stream (ima serve --demo)
     notice: str | None = None  # what the web app tells a newcomer (e.g. the default source)
-    sources: list[Any] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     public_url: str = "http://127.0.0.1:8000"
     gate: PriorityGate = field(default_factory=PriorityGate)

@@ -26,8 +26,7 @@ def me(request: Request, who: Caller) -> schemas.Me:
     """The caller's tier and what it includes; the sources this server follows."""
     svc = services(request)
     states = []
-    for source in svc.sources:
-        health = source.health.snapshot()
+    for health in svc.writer.sources():
         states.append(schemas.SourceState(name=health["name"], connected=health["connected"],
                                           last_error=health.get("last_error")))  # fmt: skip
     return schemas.Me(tier=who.tier.name, fun=who.tier.fun, auth=not svc.no_auth,
@@ -43,7 +42,7 @@ def health(request: Request) -> schemas.Health:
         status="ok",
         posts=int(stats["posts"]),
         index_lag_posts=int(stats["index_lag_posts"]),
-        sources=[s.health.snapshot() for s in svc.sources],
+        sources=svc.writer.sources(),
     )
 
 

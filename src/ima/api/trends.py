@@ -79,7 +79,7 @@ async def trend_updates(
     svc = services(request)
     voice = persona_for(voice, "", who, field="voice")
     trends = _trends(svc)
-    seen = [trends.update_seq]
+    seen = [await run_in_threadpool(lambda: trends.update_seq)]
 
     async def first() -> list[str]:
         stories = await run_in_threadpool(trends.current, window)
@@ -87,7 +87,7 @@ async def trend_updates(
 
     async def poll() -> list[str]:
         out = []
-        for seq, body in trends.updates_since(seen[0]):
+        for seq, body in await run_in_threadpool(trends.updates_since, seen[0]):
             seen[0] = seq
             if body["window"] == window:
                 name = "ended" if body.get("ended") else "story"

@@ -66,8 +66,8 @@ def measure(rate: float, seconds: float, with_trends: bool, workers: int) -> dic
         pipeline.close()
         stories = 0
         if trends is not None:
-            trends.close()
             stories = trends.update_seq
+            trends.close()
         cpu = _cpu_s() - started_cpu
         store.close()
     return {"trends": with_trends, "posts": posts, "offered_per_s": round(posts / offered_for),

@@ -79,6 +79,20 @@ class History:
         stories.sort(key=lambda s: s["surprise"], reverse=True)
         return stories
 
+    def last_version(self) -> int:
+        """The row number of the newest version recorded; 0 if none."""
+        with self._lock:
+            return self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM versions").fetchone()[0]
+
+    def since(self, rowid: int, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+        """Versions recorded after row `rowid`, oldest first, each with its `ended` flag."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rowid, ended, body FROM versions WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (rowid, limit),
+            ).fetchall()
+        return [(n, {**json.loads(body), "ended": bool(ended)}) for n, ended, body in rows]
+
     def versions(self, window: str) -> list[dict[str, Any]]:
         """Every recorded version of `window`'s stories, oldest first (for evaluation)."""
         with self._lock:

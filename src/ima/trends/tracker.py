@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,13 +28,13 @@ from ima.store import Store
 from ima.store.log import Entry
 from ima.store.plan import Terms
 from ima.trends.bursts import MINUTE_US, Burst, BurstDetector
-from ima.trends.history import LINGER_SPANS, History
+from ima.trends.history import LINGER_SPANS
 from ima.trends.items import items_of
-from ima.trends.stories import Draft, Fetch, Story, group, story_id, summary_of, tell
+from ima.trends.stories import Draft, Fetch, Story, group, story_id, tell
+from ima.trends.view import StoryView
 
 log = logging.getLogger(__name__)
 
-FILE = "trends.sqlite3"
 TICK_US = 10_000_000  # stream time between looks at the shortest window
 REBUILD_US = 6 * 3600 * 1_000_000  # after a restart, counts are rebuilt from this much log
 FETCH = 300  # posts fetched per bursting item
@@ -70,7 +69,7 @@ def _signature(story: Story) -> tuple:
     return (story.title, story.sentences, tuple(story.items[:5]), story.authors // 5)
 
 
-class Trends:
+class Trends(StoryView):
     """Bursts and stories over a store; `current` reads them back at any instant."""
 
     def __init__(
@@ -80,10 +79,9 @@ class Trends:
         detector: BurstDetector | None = None,
         background: bool = True,
     ) -> None:
-        self.store = store
         self.detector = detector or BurstDetector()
-        self.history = History(store.data_dir / FILE)
-        self.spans_us = {n: w.span * MINUTE_US for n, w in self.detector.windows.items()}
+        windows = tuple((n, w.span, w.n) for n, w in self.detector.windows.items())
+        super().__init__(store, windows=windows)
         self._every_us = {
             n: max(TICK_US, s // 30 // TICK_US * TICK_US) for n, s in self.spans_us.items()
         }
@@ -95,8 +93,6 @@ class Trends:
         self._cond = threading.Condition()
         self._pending: _Work | None = None
         self._stopping = False
-        self.updates: deque[tuple[int, dict[str, Any]]] = deque(maxlen=1000)
-        self.update_seq = 0
         self.ticks = 0
         self._backlog_lock = threading.Lock()
         self._backlog: list[list[tuple[int, Entry]]] | None = None
@@ -250,11 +246,6 @@ class Trends:
         if work.at_us <= self._recorded_until:
             return  # replaying what an earlier run recorded
         self.history.record(work.at_us, versions, work.mark)
-        with self._cond:
-            for _, _, ended, body in versions:
-                self.update_seq += 1
-                self.updates.append((self.update_seq, {**body, "ended": ended}))
-            self._cond.notify_all()
 
     def _match(
         self, name: str, drafts: list[Draft], at_us: int
@@ -284,22 +275,6 @@ class Trends:
                 versions.append((story.id, name, True, story.to_json()))
         return versions
 
-    # -- reading -------------------------------------------------------------------------
-
-    def current(self, window: str, as_of_us: int | None = None) -> list[dict[str, Any]]:
-        """The stories of `window` as they stood at `as_of_us` (default: the last tick).
-        Posts deleted since are dropped from them, and so are the sentences quoting them."""
-        if window not in self.spans_us:
-            raise ValueError(f"unknown window {window!r}; one of {', '.join(self.spans_us)}")
-        if as_of_us is None:
-            as_of_us = self.history.state("tick_us")
-        stories = self.history.at(window, as_of_us, self.spans_us[window])
-        return [s for s in (_without_deleted(s, self.store) for s in stories) if s["citations"]]
-
-    def updates_since(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
-        with self._cond:
-            return [(n, body) for n, body in self.updates if n > seq]
-
     def close(self) -> None:
         if self.offer in self.store.listeners:
             self.store.listeners.remove(self.offer)
@@ -310,22 +285,4 @@ class Trends:
             self._catching_up.join()
         if self._thread is not None:
             self._thread.join()
-        self.history.close()
-
-
-def _without_deleted(story: dict[str, Any], store: Store) -> dict[str, Any]:
-    ids = [c["post_id"] for c in story["citations"]] + [p["post_id"] for p in story["top_posts"]]
-    present = store.log.existing(ids)
-    if len(present) == len(set(ids)):
-        return story
-    kept = [c for c in story["citations"] if c["post_id"] in present]
-    renumber = {c["number"]: n for n, c in enumerate(kept, 1)}
-    sentences = [(s["text"], renumber[s["citation"]]) for s in story["sentences"]
-                 if s["citation"] in renumber]  # fmt: skip
-    return {
-        **story,
-        "citations": [{**c, "number": renumber[c["number"]]} for c in kept],
-        "sentences": [{"text": t, "citation": n} for t, n in sentences],
-        "summary": summary_of(sentences, story["lang"]),
-        "top_posts": [p for p in story["top_posts"] if p["post_id"] in present],
-    }
+        super().close()

@@ -20,6 +20,15 @@ class Vectors:
         self.worker = EmbeddingWorker(self.index, embedder)
         self._following = False
 
+    @classmethod
+    def open(cls, store: Store) -> Vectors | None:
+        """The vectors another process embeds into `store`, to search (None if the
+        embedder does not load: answers then use lexical search only)."""
+        from ima.vectors.embedder import default_embedder
+
+        embedder = default_embedder()
+        return cls(store, embedder) if embedder is not None else None
+
     def follow(self) -> Vectors:
         """Embed new posts in the background from now on."""
         self.store.listeners.append(self._committed)

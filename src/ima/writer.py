@@ -1,0 +1,380 @@
+"""The writer: the store's writing side, which `ima serve` runs in a process of its own.
+
+The writer owns the sources, the ingest pipeline (and its preparing processes), the
+index commits, trends and embeddings. `ima serve`'s API process opens the same store
+read-only and catches up with it (`Store.refresh`) each time the writer says it
+committed. Searches then never wait for the interpreter lock behind a batch being
+written: the operating system decides who runs, and the writer runs at a lower
+priority (`NICENESS`), so when cores are short, queries go first and ingest queues
+(bounded: sources are pushed back, never memory grown).
+
+`POST /v1/posts` is forwarded to the writer, which acknowledges a request's records
+once their batch is committed; the API process catches up before it answers, so an
+acknowledged post is searchable by the very next request, as in one process.
+
+`InProcessWriter` offers the same face over a pipeline in the caller's own process
+(tests, and programs that embed the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from ima.config import Settings
+from ima.ingest import Ack, Pipeline, ingest, tune_gc
+from ima.sources import runner
+from ima.sources import spec as spec_module
+from ima.sources.base import Source
+from ima.store import Store
+from ima.worker_process import exit_with_parent
+
+log = logging.getLogger(__name__)
+
+NICENESS = 5  # below the API process (0): when cores are short, queries run first
+START_TIMEOUT_S = 600  # opening a big store, or storing the demo's history, takes a while
+
+#: One record's outcome, as `Ack` reports it: (post id or None, status, error or None)
+Outcome = tuple[str | None, str, str | None]
+
+
+class WriterUnavailable(RuntimeError):
+    """The writer cannot take records (it failed, or it is stopping)."""
+
+
+class Writer(Protocol):
+    """What the API needs of the store's writing side."""
+
+    async def start(self) -> None: ...
+
+    async def write(self, records: Sequence[Any], source: str) -> list[Outcome]:
+        """Ingest `records`; returns each one's outcome once all are committed, and
+        searchable by this process."""
+        ...
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Each source's health (`SourceHealth.snapshot`)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop the sources and commit everything received."""
+        ...
+
+
+def _collector(count: int, done: Callable[[list[Outcome]], None]) -> Ack:
+    """An ack for `count` records that calls `done` with their outcomes, in order, once
+    the last one is committed (the pipeline acknowledges in submission order)."""
+    outcomes: list[Outcome] = []
+
+    def ack(post_id: str | None, status: str, error: str | None) -> None:
+        outcomes.append((post_id, status, error))
+        if len(outcomes) == count:
+            done(outcomes)
+
+    return ack
+
+
+def _resolve(future: asyncio.Future, value: Any) -> None:
+    if not future.done():  # the request may have gone (its client disconnected)
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future, error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+class InProcessWriter:
+    """The pipeline and sources in this process, run on the API's event loop."""
+
+    def __init__(self, pipeline: Pipeline, sources: Sequence[Source] = ()) -> None:
+        self.pipeline = pipeline
+        self._sources = list(sources)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if self._sources:
+            self._task = asyncio.create_task(runner.run(
+                self._sources, self.pipeline, state_dir=self.pipeline.store.data_dir / "sources",
+                stop=self._stop, until_stopped=True,
+            ))  # fmt: skip
+
+    async def write(self, records: Sequence[Any], source: str) -> list[Outcome]:
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future = loop.create_future()
+        ack = _collector(
+            len(records), lambda outcomes: loop.call_soon_threadsafe(_resolve, committed, outcomes)
+        )
+        try:
+            await self.pipeline.submit_async(records, ack, source=source)
+        except RuntimeError as exc:
+            raise WriterUnavailable(str(exc)) from exc
+        return await committed
+
+    def sources(self) -> list[dict[str, Any]]:
+        return [s.health.snapshot() for s in self._sources]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        await asyncio.get_running_loop().run_in_executor(None, self.pipeline.close)
+
+
+@dataclass
+class WriterConfig:
+    """What the writer process is to run (everything here crosses a process boundary)."""
+
+    settings: Settings
+    specs: list[spec_module.SourceSpec] = field(default_factory=list)
+    workers: int = 1
+    embed: bool = True
+    demo: bool = False
+    log_level: int = logging.WARNING
+
+
+class WriterProcess:
+    """The writer in a child process; this process follows the store it writes."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_end = context.Pipe()
+        # not a daemon: it has processes of its own (ingest's preparers)
+        self._process = context.Process(
+            target=_writer_main, args=(child_end, config), name="ima-writer"
+        )
+        self._process.start()
+        child_end.close()
+        self._send_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
+        self._health: list[dict[str, Any]] = []
+        self._gone: str | None = None
+        self._store: Store | None = None
+        self._receiver = threading.Thread(target=self._receive, name="ima-writer-link", daemon=True)
+        self._await_ready(config)
+
+    def _await_ready(self, config: WriterConfig) -> None:
+        if not self._conn.poll(START_TIMEOUT_S):
+            self._process.kill()
+            raise WriterUnavailable(f"the writer did not start within {START_TIMEOUT_S} s")
+        try:
+            message = self._conn.recv()
+        except EOFError:
+            raise WriterUnavailable("the writer ended while starting (see its log above)") from None
+        if message[0] == "failed":
+            self._process.join()
+            raise WriterUnavailable(message[1])
+        self._health = message[1]
+        self._store = config.settings.open_store()
+        self._receiver.start()
+
+    @property
+    def store(self) -> Store:
+        """The store, read-only, kept up with the writer."""
+        assert self._store is not None
+        return self._store
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    async def start(self) -> None:
+        """Nothing to do: the writer runs from construction (it had to take the store)."""
+
+    def _send(self, message: tuple) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    async def write(self, records: Sequence[Any], source: str) -> list[Outcome]:
+        if self._gone is not None:
+            raise WriterUnavailable(self._gone)
+        loop = asyncio.get_running_loop()
+        number = next(self._ids)
+        done: asyncio.Future = loop.create_future()
+        self._pending[number] = (loop, done)
+        try:
+            # in a thread: when ingest pushes back, sending blocks, and it must not block
+            # the event loop
+            await loop.run_in_executor(None, self._send, ("write", number, records, source))
+            return await done
+        except (BrokenPipeError, OSError) as exc:
+            raise WriterUnavailable("the writer has stopped") from exc
+        finally:
+            self._pending.pop(number, None)
+
+    def _receive(self) -> None:
+        """Follows the writer: catches the store up after every message (each follows a
+        commit), then settles the requests it acknowledged."""
+        while True:
+            try:
+                messages = [self._conn.recv()]
+                while self._conn.poll():
+                    messages.append(self._conn.recv())
+            except (EOFError, OSError):
+                break
+            try:
+                self.store.refresh()
+            except Exception:  # a failed look is retried at the next commit
+                log.exception("could not catch up with the writer")
+            for message in messages:
+                self._settle(message)
+        self._gone = "the writer has stopped"
+        for loop, future in list(self._pending.values()):
+            loop.call_soon_threadsafe(_fail, future, WriterUnavailable(self._gone))
+
+    def _settle(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "status":
+            self._health = message[1]
+        elif kind in ("acked", "refused"):
+            waiting = self._pending.get(message[1])
+            if waiting is None:
+                return
+            loop, future = waiting
+            if kind == "acked":
+                loop.call_soon_threadsafe(_resolve, future, message[2])
+            else:
+                loop.call_soon_threadsafe(_fail, future, WriterUnavailable(message[2]))
+
+    def sources(self) -> list[dict[str, Any]]:
+        return self._health
+
+    async def stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def close(self) -> None:
+        """Ask the writer to finish (its sources stop, what it received is committed) and
+        wait for it; then close the store this process follows."""
+        with contextlib.suppress(OSError):
+            self._send(("stop",))
+        self._process.join(120)
+        if self._process.is_alive():
+            log.error("the writer did not stop within 120 s; killing it")
+            self._process.kill()
+            self._process.join()
+        self._receiver.join(5)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+# -- in the writer process ---------------------------------------------------------------
+
+
+def follow_with_vectors(store: Store) -> Any:
+    """Embed new posts as they are committed (and the last day's backlog), if the
+    embedder loads; otherwise answers use lexical search only."""
+    from ima.vectors.semantic import Vectors
+
+    vectors = Vectors.open(store)
+    if vectors is None:
+        return None
+    vectors.follow().backfill(20_000)
+    return vectors
+
+
+def follow_trends(store: Store) -> Any:
+    """Keep trends up as posts are committed, after reading back what they missed."""
+    from ima.trends.tracker import Trends
+
+    trends = Trends(store)
+    trends.follow()
+    return trends
+
+
+class _Link:
+    """The writer's end of the pipe; the pipeline, source and request threads all send."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, message: tuple) -> None:
+        with self._lock, contextlib.suppress(OSError):  # the API process is gone: we end too
+            self.conn.send(message)
+
+
+def _writer_main(conn: Connection, config: WriterConfig) -> None:
+    exit_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the API process, which stops us
+    with contextlib.suppress(OSError, AttributeError):  # not permitted, or not POSIX
+        os.nice(NICENESS)
+    tune_gc()
+    logging.basicConfig(level=config.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    link = _Link(conn)
+    store = config.settings.open_store()
+    if not store.writable:
+        store.close()
+        link.send(("failed", "another ima process is writing this data directory"))
+        return
+    settings = config.settings
+    pipeline = Pipeline(
+        store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=config.workers
+    ).start()
+    vectors = follow_with_vectors(store) if config.embed else None
+    trends = follow_trends(store)
+    try:
+        sources = [spec_module.build(spec) for spec in config.specs]
+        if config.demo:
+            from ima import demo as demo_stream
+
+            history, replay_source = demo_stream.prepare(settings.data_dir)
+            ingest(pipeline, history, source=demo_stream.SOURCE)
+            sources.append(replay_source)
+        store.listeners.append(lambda _originals: link.send(("committed",)))
+        link.send(("ready", [s.health.snapshot() for s in sources]))
+        asyncio.run(_run(link, pipeline, sources))
+    finally:
+        pipeline.close()
+        if vectors is not None:
+            vectors.close()
+        trends.close()
+        store.close()
+
+
+async def _run(link: _Link, pipeline: Pipeline, sources: list[Source]) -> None:
+    """Runs the sources until the API process says stop (or goes); a thread takes its
+    requests meanwhile."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    threading.Thread(
+        target=_take_requests, args=(link, pipeline, lambda: loop.call_soon_threadsafe(stop.set)),
+        name="ima-writer-requests", daemon=True,
+    ).start()  # fmt: skip
+    await runner.run(
+        sources, pipeline, state_dir=pipeline.store.data_dir / "sources", stop=stop,
+        on_status=lambda report: link.send(("status", report["sources"])), until_stopped=True,
+    )  # fmt: skip
+
+
+def _take_requests(link: _Link, pipeline: Pipeline, stop: Callable[[], None]) -> None:
+    while True:
+        try:
+            message = link.conn.recv()
+        except (EOFError, OSError):
+            break
+        if message[0] == "stop":
+            break
+        _, number, records, source = message
+
+        def acked(outcomes: list[Outcome], number: int = number) -> None:
+            link.send(("acked", number, outcomes))
+
+        try:  # blocks while ingest's queue is full: the API process waits, in a thread
+            pipeline.submit_many(records, _collector(len(records), acked), source=source)
+        except RuntimeError as exc:
+            link.send(("refused", number, str(exc)))
+    stop()
