@@ -50,6 +50,7 @@ def test_what_the_writer_acknowledges_is_searchable_here_at_once(tmp_path):
             ))  # fmt: skip
             assert outcomes == [(f"test:{n}", "new", None)]
             assert _ids(writer.store, f"number{n}") == [f"test:{n}"]  # no wait, no retry
+            assert writer.store.log.last_seq == n  # what live feeds watch for news
         bad = asyncio.run(writer.write([{"id": "x"}, post(9, "second tide reading")], "test"))
         assert [status for _, status, _ in bad] == ["error", "new"]
         assert "missing" in bad[0][2]

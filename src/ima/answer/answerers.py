@@ -31,7 +31,7 @@ from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
 
-NICENESS = 5  # below the server (0): when cores are short, searches run first
+NICENESS = 10  # below the server (0): when cores are short, searches run first
 
 _store: Any = None
 _vectors: Any = None

@@ -45,6 +45,8 @@ class Connection:
     async def _exchange(
         self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> Response:
+        if self._reader is not None and self._reader.at_eof():
+            await self.close()  # the server closed it while idle (its keep-alive timeout)
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}",

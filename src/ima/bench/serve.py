@@ -5,8 +5,9 @@ The server runs as its own process (as in production); this process is the load:
 and chat questions for `duration` seconds (after 5 s of warm-up), each pausing
 `think` seconds between requests as a person would (0: back to back), while
 another task posts `rate` posts/s to `POST /v1/posts` (NDJSON, ten batches a
-second). One client uses a key of a small tier, so some 429s are intended; every
-other non-2xx response counts as an error, and so does every error the server logs.
+second, each sent on time whether or not the one before was answered). One client
+uses a key of a small tier, so some 429s are intended; every other non-2xx response
+counts as an error, and so does every error the server logs.
 
 The clients stand in for machines elsewhere but share this one's cores, so they are
 kept lean (`ima.bench.http_client`) and run at the server's priority: run at a lower
@@ -39,6 +40,7 @@ from ima.bench.http_client import Connection, HttpError, Response
 from ima.bench.synth import Stream
 
 WARM_UP_S = 5.0  # load runs this long before measuring starts
+FEEDERS = 4  # ingest batches that may be unanswered at once
 
 _TIERS = """
 [tiers.load]
@@ -241,26 +243,44 @@ async def _load(
         await connection.close()
 
     async def feeder() -> None:
-        batch = max(1, int(rate / 10))  # ten posts a second, each a batch
-        connection = Connection("127.0.0.1", port)
+        """Open loop, as a producer sends: a batch leaves every 0.1 s whether or not the
+        ones before were answered yet (at most `FEEDERS` unanswered, one per connection);
+        waiting for each answer would make the offered rate depend on the latency."""
+        batch = max(1, int(rate / 10))  # ten batches a second
+        idle = [Connection("127.0.0.1", port) for _ in range(FEEDERS)]
+        slots = asyncio.Semaphore(FEEDERS)
         headers = {"Authorization": f"Bearer {load_key}", "Content-Type": "application/x-ndjson"}
-        tick = time.monotonic()
-        while time.monotonic() < end:
-            payload = b"\n".join(json.dumps(next(records)).encode() for _ in range(batch))
+
+        async def send(payload: bytes) -> None:
+            connection = idle.pop()
             started = time.perf_counter()
             try:
                 response = await connection.request("POST", "/v1/posts", headers, payload)
                 status, content = response.status, response.body
             except HttpError as exc:
                 status, content = 0, str(exc).encode()
+            finally:
+                idle.append(connection)
+                slots.release()
             ingest_ms.append((time.perf_counter() - started) * 1000)
             if status != 200:
                 errors.append(f"ingest {status}: {content[:200].decode(errors='replace')}")
-            elif time.monotonic() > warm:
+            elif warm < time.monotonic() <= end:
                 ingested[0] += batch
+
+        sending: set[asyncio.Task] = set()
+        tick = time.monotonic()
+        while time.monotonic() < end:
+            await slots.acquire()
+            payload = b"\n".join(json.dumps(next(records)).encode() for _ in range(batch))
+            task = asyncio.create_task(send(payload))
+            sending.add(task)
+            task.add_done_callback(sending.discard)
             tick += 0.1
             await asyncio.sleep(max(0.0, tick - time.monotonic()))
-        await connection.close()
+        await asyncio.gather(*sending)
+        for connection in idle:
+            await connection.close()
 
     async def meter() -> None:
         """CPU used by the server (with its worker processes) and by this load, measured."""

@@ -265,21 +265,22 @@ class PostLog:
         """(seq, flat post, indexed text) of the originals (the indexed posts) in log
         order after `after_seq`, read in pages; rows as stored, no `Post` objects built
         (`ima.post.flatten`'s form: what the index and the fresh segment need)."""
-        conn = self._connect()
-        try:
-            while True:
-                page = conn.execute(
-                    f"SELECT {_COLUMNS} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
-                    "ORDER BY seq LIMIT 5000",
-                    (after_seq,),
-                ).fetchall()
-                if not page:
-                    return
-                for r in page:
-                    yield r[0], r[1:25], r[25]
-                after_seq = page[-1][0]
-        finally:
-            conn.close()
+        conn = self._reader()  # pages are fetched whole: no read is left open between
+        while True:
+            page = conn.execute(
+                f"SELECT {_COLUMNS} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
+                "ORDER BY seq LIMIT 5000",
+                (after_seq,),
+            ).fetchall()
+            if not page:
+                return
+            for r in page:
+                yield r[0], r[1:25], r[25]
+            after_seq = page[-1][0]
+
+    def newest_seq(self) -> int:
+        """The last position in the log as stored (another process may be appending)."""
+        return self._reader().execute("SELECT COALESCE(MAX(seq), 0) FROM posts").fetchone()[0]
 
     def newest_created_us(self) -> int | None:
         return self._reader().execute("SELECT MAX(created_us) FROM posts").fetchone()[0]

@@ -197,10 +197,14 @@ class Store:
             return
         if self.lexical.follow():
             self._publish()
+        newest = self.log.newest_seq()
+        if newest == self.log.last_seq:
+            return
         followed = max([self._indexed_seq, *(segment.max_seq for segment in self._fresh)])
         docs = [_fresh_doc(seq, flat, text) for seq, flat, text in self.log.scan(followed)]
         if docs:
             self._add_fresh(docs)
+        self.log.last_seq = newest
 
     def _start_indexer(self) -> threading.Thread:
         thread = threading.Thread(target=self._index_loop, name="ima-indexer", daemon=True)
