@@ -88,38 +88,43 @@ def _bm25(
     return score
 
 
+_PARTS = ("relevance", "recency", "engagement", "author")
+
+
 def _rank(
     found: Candidates, wanted: list[str], as_of_us: int, ranking: Ranking
-) -> list[tuple[float, dict[str, float], StoredPost]]:
+) -> list[tuple[float, tuple[float, float, float, float], StoredPost]]:
+    """(score, its parts as in `_PARTS`, post), best first. The parts stay a tuple here:
+    only the hits kept are explained (`_explain`), and a search ranks many more."""
     posts = found.posts
     avg_len = max(1.0, sum(len(sp.terms) for sp in posts) / max(1, len(posts)))
     relevance = [_bm25(sp.terms, wanted, found.doc_freq, found.doc_count, avg_len) for sp in posts]
     best = max(relevance, default=0.0) or 1.0
     half_life_us = ranking.half_life.total_seconds() * 1e6
+    weights = (ranking.relevance, ranking.recency, ranking.engagement, ranking.author)
     ranked = []
     for sp, rel in zip(posts, relevance, strict=True):
         post = sp.post
         m = post.metrics
         age_us = max(0, as_of_us - to_us(post.created_at))
-        parts = {
-            "relevance": rel / best if wanted else 1.0,
-            "recency": 0.5 ** (age_us / half_life_us),
-            "engagement": min(
+        parts = (
+            rel / best if wanted else 1.0,
+            0.5 ** (age_us / half_life_us),
+            min(
                 1.0, math.log1p(m.likes + 2 * m.reposts + m.replies + post.copies) / math.log1p(1e5)
             ),
-            "author": min(1.0, math.log1p(post.author.followers or 0) / math.log1p(1e7)),
-        }
-        score = (
-            ranking.relevance * parts["relevance"]
-            + ranking.recency * parts["recency"]
-            + ranking.engagement * parts["engagement"]
-            + ranking.author * parts["author"]
-        ) * (1 - 0.5 * post.flags.spam_score)
-        parts = {name: round(value, 4) for name, value in parts.items()}
-        parts["spam_penalty"] = round(0.5 * post.flags.spam_score, 4)
-        ranked.append((score, parts, sp))
+            min(1.0, math.log1p(post.author.followers or 0) / math.log1p(1e7)),
+        )
+        score = sum(w * p for w, p in zip(weights, parts, strict=True))
+        ranked.append((score * (1 - 0.5 * post.flags.spam_score), parts, sp))
     ranked.sort(key=lambda r: (r[0], r[2].seq), reverse=True)
     return ranked
+
+
+def _explain(parts: tuple[float, ...], post: Post) -> dict[str, float]:
+    explained = {name: round(value, 4) for name, value in zip(_PARTS, parts, strict=True)}
+    explained["spam_penalty"] = round(0.5 * post.flags.spam_score, 4)
+    return explained
 
 
 def search(
@@ -167,7 +172,7 @@ def search(
         if key and key in seen_texts:
             continue
         seen_texts.add(key)
-        result.hits.append(Hit(sp.post, round(score, 6), parts))
+        result.hits.append(Hit(sp.post, round(score, 6), _explain(parts, sp.post)))
         if len(result.hits) >= k:
             break
     result.took_ms = (time.perf_counter() - started) * 1000
