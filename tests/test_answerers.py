@@ -150,13 +150,13 @@ def test_no_helper_process_outlives_the_server(tmp_path, how):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "ima", "--data-dir", str(tmp_path / "data"), "serve",
-         "--no-auth", "--no-embed", "--no-default-source", "--port", str(port)],
+         "--no-auth", "--no-embed", "--no-default-source", "--workers", "1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
         children = _descendants(server.pid)
-        assert len(children) >= 4  # the writer (and ingest's worker in it), the answerers
+        assert len(children) >= 4  # the writer and ingest's worker in it, the answerers
         server.send_signal(how)
         server.wait(20)
         deadline = time.monotonic() + 10

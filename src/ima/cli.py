@@ -908,8 +908,9 @@ NO_SOURCE_NOTICE = (
 @click.option("--tiers", "tiers_file", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="TOML file of tiers (default: the built-in ones).")  # fmt: skip
 @_llm_options
-@click.option("--workers", type=click.IntRange(0, 32), default=1, show_default=True,
-              help="Processes that prepare posts for ingest.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(0, 32),
+              help="Processes that prepare posts for ingest. Default: none on two cores or "
+              "fewer (the writer prepares them itself, cheaper there), else 1.")  # fmt: skip
 @click.option("--answerers", type=click.IntRange(0, 32), default=2, show_default=True,
               help="Processes that compose answers without an LLM (0: in the server "
               "process; with --llm, answers always run in the server's threads).")  # fmt: skip
@@ -932,7 +933,7 @@ def serve_cmd(
     tiers_file: Path | None,
     llm: str | None,
     llm_model: str,
-    workers: int,
+    workers: int | None,
     answerers: int,
     embed: bool,
     public_url: str | None,
@@ -981,6 +982,8 @@ def serve_cmd(
         declared.append(spec_module.parse("bluesky"))
         notice = NO_SOURCE_NOTICE
         click.echo(notice, err=True)
+    if workers is None:
+        workers = 0 if (os.cpu_count() or 1) <= 2 else 1
     config = WriterConfig(settings, declared, workers=workers, embed=embed, demo=demo,
                           log_level=logging.getLogger().level)  # fmt: skip
     if demo:
