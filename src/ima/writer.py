@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -312,6 +313,7 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
     with contextlib.suppress(OSError, AttributeError):  # not permitted, or not POSIX
         os.nice(NICENESS)
     tune_gc()
+    sys.setswitchinterval(0.0005)  # as `ima` itself: commits do not wait behind counting
     logging.basicConfig(level=config.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     link = _Link(conn)

@@ -1,17 +1,17 @@
-"""Trends, maintained as posts arrive: counting on the ingest path, stories beside it.
+"""Trends, maintained as posts arrive: counting and stories beside the ingest path.
 
-`Trends.follow` makes the tracker a store listener: each committed original is counted
-(cheap: its words and one set difference) and, when stream time passes a tick, the
-windows due are asked which items burst. Turning bursts into stories (searching their
-posts, grouping, writing titles and summaries) runs on a thread of its own, so ingest
-never waits for it; when it falls behind, it skips to the newest tick. Stream time is
-the newest post's `created_at`, so a replayed stream is judged in its own time, and
-each tick only sees posts created before it: `as_of` holds.
+`Trends.follow` makes the tracker a store listener: each committed batch is handed
+to a counting thread, which counts each original (its words and one set difference)
+and, when stream time passes a tick, asks the windows due which items burst (a tick's
+judgement can take a tenth of a second: on the ingest path, it held up commits).
+Turning bursts into stories (searching their posts, grouping, writing titles and
+summaries) runs on a thread of its own too; when it falls behind, it skips to the
+newest tick. Stream time is the newest post's `created_at`, so a replayed stream is
+judged in its own time, and each tick only sees posts created before it: `as_of` holds.
 
 After a restart, the counts are rebuilt by reading the log back over `REBUILD_US`,
-on a thread of its own while new posts wait; versions already recorded are not
-recorded again.
-"""
+on the counting thread while new posts wait; versions already recorded are not
+recorded again."""
 
 from __future__ import annotations
 
@@ -94,10 +94,10 @@ class Trends(StoryView):
         self._pending: _Work | None = None
         self._stopping = False
         self.ticks = 0
-        self._backlog_lock = threading.Lock()
-        self._backlog: list[list[tuple[int, Entry]]] | None = None
+        self._backlog_cond = threading.Condition()
+        self._backlog: list[list[tuple[int, Entry]]] = []
         self._waiting = 0
-        self._catching_up: threading.Thread | None = None
+        self._counting: threading.Thread | None = None
         self.ready = threading.Event()
         self.dropped = 0  # posts not counted: they arrived while the backlog was full
         self._thread: threading.Thread | None = None
@@ -105,37 +105,39 @@ class Trends(StoryView):
             self._thread = threading.Thread(target=self._loop, name="ima-trends", daemon=True)
             self._thread.start()
 
-    # -- counting (on the ingest path) --------------------------------------------------
+    # -- counting ---------------------------------------------------------------------
 
     def follow(self) -> None:
-        """Count each batch the store commits. What the log already has is read back
-        first; with a story thread, on a thread of its own too (a big log takes a while),
-        while new batches wait in a bounded backlog. `ready` is set once trends are
-        current."""
+        """Count each batch the store commits. With a story thread, counting has a
+        thread of its own too: it reads back what the log already has (a big log takes
+        a while), then counts each batch as committed, so that neither the catch-up nor
+        a tick's judgement (a tenth of a second at times) holds up ingest; batches wait
+        in a bounded backlog meanwhile. Without, the catch-up happens here and the
+        listener counts. `ready` is set once trends are current."""
         upto = self.store.log.last_seq
-        with self._backlog_lock:
-            self._backlog = []
-        self.store.listeners.append(self.offer)
         if self._thread is None:
-            self._catch_up_then_drain(upto)
+            self.catch_up(upto_seq=upto)
+            self.store.listeners.append(self.offer)
+            self.ready.set()
             return
-        self._catching_up = threading.Thread(
-            target=self._catch_up_then_drain, args=(upto,), name="ima-trends-catch-up",
-            daemon=True,
-        )  # fmt: skip
-        self._catching_up.start()
+        self.store.listeners.append(self.offer)
+        self._counting = threading.Thread(
+            target=self._count_behind, args=(upto,), name="ima-trends-count", daemon=True
+        )
+        self._counting.start()
 
-    def _catch_up_then_drain(self, upto: int) -> None:
+    def _count_behind(self, upto: int) -> None:
         self.catch_up(upto_seq=upto)
-        while not self._stopping:
-            with self._backlog_lock:
-                pending, self._backlog, self._waiting = self._backlog or [], [], 0
-                if not pending:
-                    self._backlog = None  # from now on, the listener counts directly
-                    break
+        while True:
+            with self._backlog_cond:
+                while not self._backlog and not self._stopping:
+                    self.ready.set()  # caught up with everything committed so far
+                    self._backlog_cond.wait()
+                if not self._backlog:  # stopping, and everything offered is counted
+                    return
+                pending, self._backlog, self._waiting = self._backlog, [], 0
             for posts in pending:
                 self._count([(seq, entry) for seq, entry in posts if seq > upto])
-        self.ready.set()
 
     def catch_up(
         self, progress: Callable[[int], None] | None = None, upto_seq: int | None = None
@@ -161,17 +163,19 @@ class Trends(StoryView):
         return seen
 
     def offer(self, posts: list[tuple[int, Entry]]) -> None:
-        """Store listener: count newly committed originals (or keep them for after the
-        catch-up; past `BACKLOG_LIMIT` waiting posts, further ones are not counted)."""
-        with self._backlog_lock:
-            if self._backlog is not None:
-                if self._waiting < BACKLOG_LIMIT:
-                    self._backlog.append(posts)
-                    self._waiting += len(posts)
-                else:
-                    self.dropped += len(posts)
-                return
-        self._count(posts)
+        """Store listener: hand newly committed originals to the counting thread (past
+        `BACKLOG_LIMIT` waiting posts, further ones are not counted); counts them here
+        when there is no thread for it."""
+        if self._thread is None:
+            self._count(posts)
+            return
+        with self._backlog_cond:
+            if self._waiting < BACKLOG_LIMIT:
+                self._backlog.append(posts)
+                self._waiting += len(posts)
+                self._backlog_cond.notify()
+            else:
+                self.dropped += len(posts)
 
     def _count(self, posts: list[tuple[int, Entry]]) -> None:
         for seq, entry in posts:
@@ -278,11 +282,13 @@ class Trends(StoryView):
     def close(self) -> None:
         if self.offer in self.store.listeners:
             self.store.listeners.remove(self.offer)
-        with self._cond:
+        with self._backlog_cond:
             self._stopping = True
+            self._backlog_cond.notify_all()
+        if self._counting is not None:
+            self._counting.join()  # counts what was offered first
+        with self._cond:
             self._cond.notify_all()
-        if self._catching_up is not None:
-            self._catching_up.join()
         if self._thread is not None:
             self._thread.join()
         super().close()
