@@ -520,13 +520,11 @@ def _backend(llm: str | None, model: str) -> tuple[Any, str]:
 
 def _vectors(store: Store) -> Any:
     """The store's vectors, when there are any and the embedder loads."""
-    from ima.vectors.embedder import default_embedder
     from ima.vectors.semantic import FILE, Vectors
 
     if not (store.data_dir / FILE).exists():
         return None
-    embedder = default_embedder()
-    return Vectors(store, embedder) if embedder is not None else None
+    return Vectors.open(store)
 
 
 def _llm_options(command: Callable) -> Callable:
