@@ -943,7 +943,8 @@ def serve_cmd(
 
     OpenAI and xAI clients work by pointing base_url at http://HOST:PORT/v1; a browser
     at http://HOST:PORT/. With no source given, it follows Bluesky's public Jetstream
-    (--no-default-source: none); --demo replays a generated stream instead.
+    (--no-default-source: none); --demo replays a generated stream instead. Sources and
+    ingest run in a writer process of its own; this one serves HTTP and follows the store.
     """
     import uvicorn
 
