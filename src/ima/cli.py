@@ -910,8 +910,8 @@ NO_SOURCE_NOTICE = (
               help="Processes that prepare posts for ingest. Default: none on two cores or "
               "fewer (the writer prepares them itself, cheaper there), else 1.")  # fmt: skip
 @click.option("--answerers", type=click.IntRange(0, 32), default=2, show_default=True,
-              help="Processes that compose answers without an LLM (0: in the server "
-              "process; with --llm, answers always run in the server's threads).")  # fmt: skip
+              help="Processes that compose answers without an LLM (0: in the API "
+              "process; with --llm, answers always run in its threads).")  # fmt: skip
 @click.option("--embed/--no-embed", default=True, show_default=True,
               help="Embed new posts in the background for answers.")  # fmt: skip
 @click.option("--public-url", help="This server's address as clients see it (for citations "

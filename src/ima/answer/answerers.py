@@ -1,14 +1,14 @@
 """Extractive answers computed in worker processes beside `ima serve`.
 
-An answer costs several times what a search does, all of it Python. In the server's
-own process every answer held the interpreter lock that searches and ingest also
-need, so under load a search waited behind answers. Each answerer is a process of
-its own with its own lock, at a lower scheduling priority than the server, so the
-operating system runs searches first when cores are short. Each opens the store
-read-only and catches up with what the server committed (`Store.refresh`) before
-every answer, so an answer sees every post acknowledged before it was asked.
+An answer costs several times what a search does, all of it Python. In the API
+process every answer held the interpreter lock that searches also need, so under
+load a search waited behind answers. Each answerer is a process of its own with its
+own lock, at a lower scheduling priority than the API process and the writer, so the
+operating system runs searches, then ingest, first when cores are short. Each opens
+the store read-only and catches up with what the writer committed (`Store.refresh`)
+before every answer, so an answer sees every post acknowledged before it was asked.
 
-Answers voiced by an LLM stay in the server's threads (see `ima serve --answerers`):
+Answers voiced by an LLM stay in the API process's threads (see `ima serve --answerers`):
 they mostly wait on the LLM, and they stream its sentences as they come.
 """
 
@@ -31,18 +31,18 @@ from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
 
-NICENESS = 10  # below the server (0): when cores are short, searches run first
+NICENESS = 10  # below the API (0) and the writer (5): searches, then ingest, come first
 
 _store: Any = None
 _vectors: Any = None
 
 
 def _open(data_dir: str, vectors: bool) -> None:
-    """In each answerer: open the store read-only (and vectors, if the server embeds)."""
+    """In each answerer: open the store read-only (and vectors, if the writer embeds)."""
     global _store, _vectors
     from ima.store import Store
 
-    # not permitted, or not POSIX: run at the server's priority
+    # not permitted, or not POSIX: run at the API process's priority
     with contextlib.suppress(OSError, AttributeError):
         os.nice(NICENESS)
     exit_with_parent()
@@ -64,7 +64,7 @@ def _ready() -> int:
 
 
 class Answerers:
-    """A pool of answerer processes over the store in `data_dir` (written by this one)."""
+    """A pool of answerer processes over the store in `data_dir` (written by another)."""
 
     def __init__(self, data_dir: Path, processes: int, *, vectors: bool) -> None:
         if processes < 1:
