@@ -13,7 +13,7 @@ once their batch is committed; the API process catches up before it answers, so 
 acknowledged post is searchable by the very next request, as in one process.
 
 `InProcessWriter` offers the same face over a pipeline in the caller's own process
-(tests, and programs that embed the API).
+(tests, and programs that embed the API and run their own sources).
 """
 
 from __future__ import annotations
@@ -96,20 +96,14 @@ def _fail(future: asyncio.Future, error: BaseException) -> None:
 
 
 class InProcessWriter:
-    """The pipeline and sources in this process, run on the API's event loop."""
+    """Ingest through a pipeline in this process: for tests, and for programs that embed
+    the API and feed the pipeline themselves (it runs no sources)."""
 
-    def __init__(self, pipeline: Pipeline, sources: Sequence[Source] = ()) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        self._sources = list(sources)
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        if self._sources:
-            self._task = asyncio.create_task(runner.run(
-                self._sources, self.pipeline, state_dir=self.pipeline.store.data_dir / "sources",
-                stop=self._stop, until_stopped=True,
-            ))  # fmt: skip
+        """Nothing to start: the pipeline is running."""
 
     async def write(self, records: Sequence[Any], source: str) -> list[Outcome]:
         loop = asyncio.get_running_loop()
@@ -124,12 +118,9 @@ class InProcessWriter:
         return await committed
 
     def sources(self) -> list[dict[str, Any]]:
-        return [s.health.snapshot() for s in self._sources]
+        return []
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
         await asyncio.get_running_loop().run_in_executor(None, self.pipeline.close)
 
 
