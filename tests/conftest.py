@@ -79,3 +79,11 @@ def stream_until(
     with pipeline:
         asyncio.run(main())
     return pipeline
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 15) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)

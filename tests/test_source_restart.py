@@ -11,10 +11,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
+from conftest import wait_for
 from ima.store import Store
 from servers import Jetstream, jetstream_like, jetstream_post
 from test_source_nats import _consumer_state, _drop_stream, _publish
@@ -43,24 +43,17 @@ def _stream(data: Path, spec: str, env: dict | None = None) -> subprocess.Popen:
     )
 
 
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def _kill_then_finish(data: Path, spec: str, done, *, kill_at: int, env=None) -> None:
     child = _stream(data, spec, env)
     try:
-        _wait(lambda: _count(data) >= kill_at, 60, f"{kill_at} posts before the kill")
+        wait_for(lambda: _count(data) >= kill_at, f"{kill_at} posts before the kill", 60)
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
     assert not done(), "the stream finished before the kill; slow it down"
     child = _stream(data, spec, env)
     try:
-        _wait(done, 60, "the restarted stream to catch up")
+        wait_for(done, "the restarted stream to catch up", 60)
     finally:
         child.send_signal(signal.SIGTERM)  # a clean stop this time
         assert child.wait(30) == 0, child.stderr.read().decode()[-2000:]

@@ -8,13 +8,12 @@ import asyncio
 import json
 import os
 import signal
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from conftest import post
+from conftest import post, wait_for
 from ima.config import Settings
 from ima.search import search
 from ima.sources.spec import SourceSpec
@@ -31,13 +30,6 @@ def _config(data: Path, **options) -> WriterConfig:
 
 def _ids(store: Store, query: str) -> list[str]:
     return sorted(h.post.id for h in search(store, query, as_of=NOW).hits)
-
-
-def _until(condition, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def test_what_the_writer_acknowledges_is_searchable_here_at_once(tmp_path):
@@ -72,12 +64,12 @@ def test_sources_run_in_the_writer_and_report_their_health(tmp_path):
     spec = SourceSpec("file", "archive", str(records))
     writer = WriterProcess(_config(tmp_path / "data", specs=[spec]))
     try:
-        _until(lambda: writer.store.log.counts()["posts"] == 20, "the file was not ingested")
+        wait_for(lambda: writer.store.log.counts()["posts"] == 20, "the file to be stored")
         # searchable here too, not only stored: this process followed the writer's commits
-        _until(lambda: all(len(_ids(writer.store, f"w{n}a")) == 1 for n in range(1, 21)),
-               "the file's posts did not become searchable")  # fmt: skip
-        _until(lambda: writer.sources() and writer.sources()[0]["events"] == 20,
-               "the writer never reported the source's health")  # fmt: skip
+        wait_for(lambda: all(len(_ids(writer.store, f"w{n}a")) == 1 for n in range(1, 21)),
+                 "the file's posts to become searchable")  # fmt: skip
+        wait_for(lambda: writer.sources() and writer.sources()[0]["events"] == 20,
+                 "the writer to report the source's health")  # fmt: skip
         assert writer.sources()[0]["name"] == "archive"
     finally:
         writer.close()
