@@ -5,6 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from ima.bench import realtext
 from ima.bench.temporal import generate, run
 from ima.cli import main
 from ima.store import Store
@@ -72,3 +73,46 @@ def test_embed_command_fills_the_vector_share(tmp_path: Path):
     assert stats["embedded_share"] == 1.0
     again = runner.invoke(main, [*data, "embed"])
     assert "embedded 0 posts" in again.stdout  # nothing left to do
+
+
+REAL = [
+    {"kind": "post", "id": "p1", "author": "cityhall", "created_at": "2026-03-02T09:00:00Z",
+     "text": "The mayor of Springfield, Ana Ruiz, opened the new Elm Street bridge on Monday."},
+    {"kind": "post", "id": "p2", "author": "weather_desk", "created_at": "2026-03-02T10:00:00Z",
+     "text": "Heavy snow is expected in Springfield tonight. Schools will open late."},
+    {"kind": "post", "id": "p3", "author": "later_news", "created_at": "2026-03-09T10:00:00Z",
+     "text": "The Elm Street bridge closed again for repairs, said Ana Ruiz."},
+    {"kind": "question", "question": "who opened the elm street bridge?",
+     "as_of": "2026-03-02T12:00:00Z", "answers": ["Ana Ruiz"], "support": ["p1"]},
+    {"kind": "question", "question": "what is expected in springfield tonight?",
+     "as_of": "2026-03-02T12:00:00Z", "answers": ["heavy snow"], "support": ["p2"]},
+    {"kind": "question", "question": "who won the chess olympiad final?",
+     "as_of": "2026-03-02T12:00:00Z", "answers": [], "support": []},
+]  # fmt: skip
+
+
+def test_real_text_mode_scores_the_answers_beside_the_baseline(tmp_path: Path):
+    data = tmp_path / "real.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in REAL))
+    report = realtext.run(lambda: Store(tmp_path / "data"), data)
+    assert (report["known"], report["unknown"]) == (2, 1)
+    ours, base = report["composer"], report["baseline"]
+    assert ours["evidence_recall"] == 1.0 and ours["answer_named"] == 1.0
+    assert ours["citation_validity"] == 1.0 and ours["nothing_found_when_unknown"] == 1.0
+    assert ours["future_leaks"] == 0 and base["future_leaks"] == 0  # p3 is after every as_of
+    assert base["evidence_recall"] == 1.0
+    assert all("p3" not in case["baseline_top"] for case in report["cases"])
+    table = "\n".join(realtext.table(report))
+    assert "BM25+recency top 5" in table and "evidence recall" in table
+
+
+def test_real_text_mode_names_a_bad_line(tmp_path: Path):
+    data = tmp_path / "real.jsonl"
+    data.write_text('{"kind": "post"}\n{"kind": "question", "question": "x"}\n')
+    result = CliRunner().invoke(main, ["eval", "--real", str(data), "--no-vectors"])
+    assert result.exit_code == 2 and "real.jsonl:2" in result.output
+
+
+def test_answer_named_compares_words_not_punctuation():
+    assert realtext.named(["mr. alcohol"], "with “Mr Alcohol” [1]")
+    assert not realtext.named(["ruiz"], "Ana Ruizova [1]")

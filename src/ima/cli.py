@@ -368,21 +368,36 @@ def search_cmd(
 
 @main.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--dead", "dead", type=click.IntRange(0, 1000), default=0, metavar="N",
+              help="Also show the newest N refused records (dead letters) with their raw "
+                   "bytes.")  # fmt: skip
 @click.pass_obj
-def stats_cmd(settings: Settings, as_json: bool) -> None:
-    """Posts stored, index lag, disk use, rejected records by kind, and the health of
-    the sources `ima stream` ran last (as of its last report)."""
+def stats_cmd(settings: Settings, as_json: bool, dead: int) -> None:
+    """Posts stored, index lag, disk use, rejected records by kind (and fields dropped
+    from stored ones, such as `url_not_http`), the refused records kept, and the health
+    of the sources `ima stream` ran last (as of its last report)."""
+    from ima.post import from_us
     from ima.vectors.index import VectorIndex
     from ima.vectors.semantic import FILE
 
     store = settings.open_store()
     try:
         figures = store.stats()
+        letters = store.log.dead_letters(dead) if dead else []
     finally:
         store.close()
     figures["data_dir"] = str(settings.data_dir)
+    figures["dead_letter_records"] = [
+        {"at": from_us(d.at_us).isoformat(), "source": d.source, "kind": d.kind,
+         "reason": d.reason, "raw": d.raw.decode("utf-8", "replace")}
+        for d in letters
+    ]  # fmt: skip
     vector_file = settings.data_dir / FILE
-    vectors = VectorIndex(vector_file, 0).count() if vector_file.exists() else 0
+    vectors = 0
+    if vector_file.exists():
+        index = VectorIndex(vector_file, 0)
+        vectors = index.count()
+        index.close()
     figures["embedded_posts"] = vectors
     figures["embedded_share"] = (
         round(vectors / figures["originals"], 4) if figures["originals"] else 0.0
@@ -403,8 +418,12 @@ def stats_cmd(settings: Settings, as_json: bool) -> None:
         ("disk", f"{figures['disk_bytes'] / 1e6:,.1f} MB"),
     ]
     errors: dict[str, int] = figures["errors"]  # type: ignore[assignment]
-    rows.append(("rejected records", f"{sum(errors.values()):,}"))
+    rows.append(("rejected records (and fields dropped)", f"{sum(errors.values()):,}"))
     rows += [(f"  {kind}", f"{count:,}") for kind, count in errors.items()]
+    rows.append(("refused records kept (--dead N)", f"{figures['dead_letters']:,}"))
+    for letter in figures["dead_letter_records"]:
+        raw = letter["raw"][:120].replace("\n", " ")
+        rows.append((f"  {letter['at'][:19]} {letter['kind']}", f"{letter['reason']} | {raw}"))
     if status:
         age = _age(datetime.fromtimestamp(status["at"], UTC), datetime.now(UTC))
         rows.append(("sources (last report)", age))
@@ -732,6 +751,9 @@ def trends_cmd(
 @main.group("eval", invoke_without_command=True)
 @click.option("--seed", type=int, default=7, show_default=True, help="Stream generator seed.")
 @click.option("--vectors/--no-vectors", default=True, show_default=True)
+@click.option("--real", "real", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSONL of real posts and questions a person wrote (README \"Evaluation\"; "
+                   "`python -m ima.bench.tweetqa` builds one): scored beside BM25+recency.")
 @_answer_options
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.pass_context
@@ -740,6 +762,7 @@ def eval_cmd(
     seed: int,
     persona: str,
     vectors: bool,
+    real: Path | None,
     llm: str | None,
     llm_model: str,
     as_json: bool,
@@ -748,6 +771,7 @@ def eval_cmd(
 
     Reports accuracy, use of the newest evidence, citation validity, "nothing
     found" where nothing is known, and future leaks. Uses a temporary store.
+    With --real, answers real questions over real posts instead.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -756,6 +780,21 @@ def eval_cmd(
     from ima.bench.temporal import run
     from ima.vectors.embedder import default_embedder
 
+    if real is not None:
+        from ima.bench import realtext
+
+        with tempfile.TemporaryDirectory(prefix="ima-eval-") as tmp:
+            try:
+                report = realtext.run(
+                    lambda: Store(Path(tmp) / "data"), real, persona=persona,
+                    embedder=default_embedder() if vectors else None,
+                    progress=lambda m: click.echo(f"… {m}", err=True),
+                )  # fmt: skip
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--real") from None
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json
+                   else "\n".join(realtext.table(report)))  # fmt: skip
+        return
     backend, _mode = _backend(llm, llm_model)
     with tempfile.TemporaryDirectory(prefix="ima-eval-") as tmp:
         report = run(
@@ -885,6 +924,43 @@ def keys_revoke(settings: Settings, key_id: str) -> None:
     if not _key_store(settings).revoke(key_id):
         raise click.ClickException(f"no active key {key_id!r}")
     click.echo(f"revoked {key_id}")
+
+
+@keys_group.command("grant")
+@click.argument("key_id")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="A source the key's posts may claim besides its own (repeatable).")  # fmt: skip
+@click.pass_obj
+def keys_grant(settings: Settings, key_id: str, sources: tuple[str, ...]) -> None:
+    """Let a key send posts (POST /v1/posts). Its posts belong to the source
+    `api-KEY_ID`; with --source they may also claim NAME (their counts then change
+    those of NAME's posts). Granting again replaces the sources."""
+    from ima.api import grants
+    from ima.normalize import RecordError, normalize
+
+    store = _key_store(settings)
+    if not any(k.id == key_id and not k.revoked for k in store.list()):
+        raise click.ClickException(f"no active key {key_id!r}")
+    for name in sources:
+        try:  # the same rule a record's source must pass
+            normalize({"id": "x", "text": "", "created_at": 0, "author": "a", "source": name})
+        except RecordError as exc:
+            raise click.BadParameter(str(exc), param_hint="--source") from None
+    grants.grant(store.path, key_id, list(sources))
+    also = f", and may claim {', '.join(sources)}" if sources else ""
+    click.echo(f"key {key_id} may send posts as {grants.own_source(key_id)}{also}")
+
+
+@keys_group.command("ungrant")
+@click.argument("key_id")
+@click.pass_obj
+def keys_ungrant(settings: Settings, key_id: str) -> None:
+    """Take back a key's grant to send posts."""
+    from ima.api import grants
+
+    if not grants.revoke(_key_store(settings).path, key_id):
+        raise click.ClickException(f"key {key_id!r} has no grant")
+    click.echo(f"key {key_id} may no longer send posts (unless its tier includes ingest)")
 
 
 NO_SOURCE_NOTICE = (
