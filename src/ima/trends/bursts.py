@@ -25,6 +25,8 @@ from dataclasses import dataclass
 PRIOR_COUNT = 0.01  # the Gamma prior: this many author-minutes ...
 PRIOR_MINUTES = 0.5  # ... over this many minutes (weak: a day's history outweighs it)
 MINUTE_US = 60_000_000
+ANYONE = ""  # counted once per author-minute for every post: how many are posting
+COLD_SHARE = 0.05  # in a cold window, a burst is said by this share of those posting
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +68,31 @@ class Window:
         self.buckets: deque[tuple[int, Counter[str]]] = deque()
         self.total: Counter[str] = Counter()
         self._seen: dict[str, tuple[float, int]] = {}  # item → (weighted count, at bucket)
-        self._first: int | None = None  # the first bucket to have left the window
-        self._last_left = -1
+        self._first: int | None = None  # the first bucket the stream was listened to
         self.minute = -1
+
+    def listen_from(self, minute: int) -> None:
+        """The stream was being listened to from `minute` on, posts or not: a quiet
+        stretch is history (nothing was said), not a cold start."""
+        bucket = minute // self.width
+        self._first = bucket if self._first is None else min(self._first, bucket)
+
+    @property
+    def _oldest(self) -> int:
+        """The oldest bucket still in the window."""
+        return self.minute // self.width - self.n + 1
 
     @property
     def history(self) -> int:
-        """Buckets the baseline has seen."""
-        return 0 if self._first is None else self._last_left - self._first + 1
+        """Buckets the baseline has seen, quiet ones included."""
+        return 0 if self._first is None else max(0, self._oldest - self._first)
 
     def add(self, minute: int, counts: Counter[str]) -> None:
         """A closed minute's author-minute counts."""
         self.minute = max(self.minute, minute)
         bucket = minute // self.width
+        if self._first is None:
+            self._first = bucket
         if not self.buckets or self.buckets[-1][0] < bucket:
             self.buckets.append((bucket, Counter()))
         self.buckets[-1][1].update(counts)
@@ -88,7 +102,7 @@ class Window:
     def advance(self, minute: int) -> None:
         """Let buckets older than the window leave it, into the baseline."""
         self.minute = max(self.minute, minute)
-        oldest = self.minute // self.width - self.n + 1
+        oldest = self._oldest
         while self.buckets and self.buckets[0][0] < oldest:
             bucket, counts = self.buckets.popleft()
             self.total.subtract(counts)
@@ -98,9 +112,6 @@ class Window:
             self._leave(bucket, counts)
 
     def _leave(self, bucket: int, counts: Counter[str]) -> None:
-        if self._first is None:
-            self._first = bucket
-        self._last_left = bucket
         decay, seen = self.decay, self._seen
         for item, count in counts.items():
             weighted, at = seen.get(item, (0.0, bucket))
@@ -112,9 +123,10 @@ class Window:
 
     def baseline(self, item: str) -> tuple[float, float]:
         """(weighted author-minutes, weighted minutes) of `item` before the window."""
-        weighted, at = self._seen.get(item, (0.0, self._last_left))
+        last_left = self._oldest - 1
+        weighted, at = self._seen.get(item, (0.0, last_left))
         exposure = self.width * (1 - self.decay**self.history) / (1 - self.decay)
-        return weighted * self.decay ** (self._last_left - at), exposure
+        return weighted * self.decay ** (last_left - at), exposure
 
     def covered_minutes(self) -> int:
         """How many minutes the window's buckets cover now (the newest is partial)."""
@@ -125,7 +137,13 @@ DEFAULT_WINDOWS = (("5m", 5, 5), ("1h", 60, 5), ("24h", 1440, 5))
 
 
 class BurstDetector:
-    """Counts items as posts arrive; says which burst in each window."""
+    """Counts items as posts arrive; says which burst in each window.
+
+    A window that has not yet seen `warm_up_spans` of history is *cold* (a stream just
+    started): its law is widened as if the item had been quiet for only one span, and
+    an item must be said by `cold_authors` authors who are `COLD_SHARE` of everyone
+    posting, so that a topic many independent people are on still shows while the
+    words of ordinary chatter, all new to a new stream, do not."""
 
     def __init__(
         self,
@@ -134,14 +152,21 @@ class BurstDetector:
         min_authors: int = 5,
         min_surprise: float = 6.0,
         warm_up_spans: float = 2.0,
+        cold_authors: int = 50,
     ) -> None:
         self.windows = {name: Window(name, span, buckets) for name, span, buckets in windows}
         self.min_authors = min_authors
         self.min_surprise = min_surprise
         self.warm_up_spans = warm_up_spans
+        self.cold_authors = cold_authors
         self.minute = -1
         self._counts: Counter[str] = Counter()  # the current minute's author-minutes
         self._seen: dict[str, set[str]] = {}  # author → items counted this minute
+
+    def listen_from(self, minute: int) -> None:
+        """The stream was listened to from `minute` on (see `Window.listen_from`)."""
+        for window in self.windows.values():
+            window.listen_from(minute)
 
     def add(self, created_us: int, author: str, items: set[str]) -> None:
         """Count one post. Posts from before the current minute count in it (late
@@ -151,8 +176,9 @@ class BurstDetector:
             self.advance(minute)
         seen = self._seen.get(author)
         if seen is None:
-            self._seen[author] = set(items)
+            self._seen[author] = {ANYONE, *items}
             self._counts.update(items)
+            self._counts[ANYONE] += 1
         else:
             new = items - seen
             seen |= new
@@ -177,16 +203,23 @@ class BurstDetector:
     def bursts(self, name: str) -> list[Burst]:
         """Items bursting in window `name` now, most surprising first."""
         window = self.windows[name]
-        if self.warming_up(name):
-            return []
+        cold = self.warming_up(name)
         current = self._counts
         minutes = window.covered_minutes()
+        least = self.min_authors
+        if cold:
+            everyone = window.total[ANYONE] + current[ANYONE]
+            least = max(self.cold_authors, math.ceil(COLD_SHARE * everyone))
         found = []
-        for item in {i for i, c in current.items() if c + window.total[i] >= self.min_authors} | {
-            i for i, c in window.total.items() if c + current[i] >= self.min_authors
+        for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
+            i for i, c in window.total.items() if c + current[i] >= least
         }:
+            if item == ANYONE:
+                continue
             count = window.total[item] + current[item]
             seen, exposure = window.baseline(item)
+            if cold:
+                exposure = max(exposure, float(window.span))
             score = surprise(count, seen, exposure, minutes)
             if score >= self.min_surprise:
                 expected = (PRIOR_COUNT + seen) / (PRIOR_MINUTES + exposure) * minutes

@@ -3,7 +3,10 @@
 Each material change of a story is a version row (its JSON as the API shows it); a
 story that stops bursting gets a last version marked ended. The stories at instant T
 are each story's newest version at or before T, unless that one ended it. The file
-also keeps how far into the log trends have read (`mark`) and the last tick.
+also keeps how far into the log trends have read (`mark`), each tick (when, and how far
+into the log it had read), and the answers computed from the log for instants no tick
+covered (`ima.trends.instant`): all of it a cache of what the log says, so pruning it
+never makes an instant unanswerable.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE INDEX IF NOT EXISTS versions_by_time ON versions (window, at_us);
 CREATE INDEX IF NOT EXISTS versions_by_story ON versions (story, at_us);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ticks (at_us INTEGER PRIMARY KEY, mark INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (
+    window TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    mark INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (window, at_us)
+);
 """
 _SET = "INSERT INTO state VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 RETENTION_US = 7 * 24 * 3600 * 1_000_000  # versions older than this (stream time) go
@@ -58,11 +69,60 @@ class History:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?)", rows)
             self._db.executemany(_SET, [("mark", mark), ("tick_us", at_us)])
+            self._db.execute("INSERT OR REPLACE INTO ticks VALUES (?, ?)", (at_us, mark))
             hour = at_us // 3_600_000_000
             if hour != self._state("pruned_hour"):
-                self._db.execute("DELETE FROM versions WHERE at_us < ?", (at_us - RETENTION_US,))
+                for table in ("versions", "ticks", "answers"):
+                    self._db.execute(f"DELETE FROM {table} WHERE at_us < ?",
+                                     (at_us - RETENTION_US,))  # fmt: skip
                 self._db.execute(_SET, ("pruned_hour", hour))
             self._db.execute("COMMIT")
+
+    def tick_near(self, at_us: int, within_us: int) -> tuple[int, int] | None:
+        """(at_us, mark) of the newest tick in (at_us - within_us, at_us], if any."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT at_us, mark FROM ticks WHERE at_us <= ? AND at_us > ? "
+                "ORDER BY at_us DESC LIMIT 1",
+                (at_us, at_us - within_us),
+            ).fetchone()
+
+    def record_answer(
+        self, at_us: int, mark: int, stories: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        """Each window's stories at `at_us`, computed from the log up to seq `mark`."""
+        rows = [(w, at_us, mark, json.dumps(b, ensure_ascii=False)) for w, b in stories.items()]
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", rows)
+
+    def answer(self, window: str, at_us: int) -> tuple[int, list[dict[str, Any]]] | None:
+        """(mark, stories) computed for `window` at exactly `at_us`, if recorded."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT mark, body FROM answers WHERE window = ? AND at_us = ?", (window, at_us)
+            ).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def story(self, story_id: str) -> dict[str, Any] | None:
+        """A story's newest version, recorded live or computed, by its id."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM versions WHERE story = ? AND ended = 0 "
+                "ORDER BY at_us DESC LIMIT 1",
+                (story_id,),
+            ).fetchone()
+            if row is not None:
+                return json.loads(row[0])
+            window = story_id.split("-", 1)[0]
+            for (body,) in self._db.execute(
+                "SELECT body FROM answers WHERE window = ? AND body LIKE ? "
+                "ORDER BY at_us DESC LIMIT 1",
+                (window, f'%"{story_id}"%'),
+            ):
+                found = next((s for s in json.loads(body) if s["id"] == story_id), None)
+                if found is not None:
+                    return found
+        return None
 
     def at(self, window: str, as_of_us: int, span_us: int) -> list[dict[str, Any]]:
         """The stories of `window` as they stood at `as_of_us`, strongest first."""

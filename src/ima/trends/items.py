@@ -2,8 +2,11 @@
 
 Read from the post's prepared text (`ima.analysis.prepare`: NFKC, links gone, Japanese
 already split into words by MeCab), lowercased, without stemming, so that a trend's
-words are the posts' own. Function words, numbers, one-letter words and Japanese words
-written only in hiragana (particles, endings) are left out: they are never news.
+words are the posts' own. Function words (English, Japanese, Spanish, Portuguese,
+Italian, French, Tagalog), numbers, one-letter words and Japanese words written only
+in hiragana (particles, endings) are left out: they are never news. So are the pieces
+of real tweets that are not words: the retweet prefix, @handles, and what is left of
+links once a client has cut them short ("http://t.co/Ab…", "bit.ly/x", "http…").
 """
 
 from __future__ import annotations
@@ -11,9 +14,20 @@ from __future__ import annotations
 import re
 
 from ima.answer.question import STOP_WORDS
+from ima.copies import manual_retweet, own_words
+
+COPY_WORDS = 12  # a text's first words say which text it is
 
 _WORD = re.compile(r"#?[^\W_][^\W_'’-]*(?:['’-][^\W_]+)*")
 _MEANINGFUL_CJK = re.compile(r"[\u3005\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+_JAPANESE = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+# @handles, and links a full URL pattern misses: cut short, without a scheme, or a bare
+# scheme left by a truncated post
+_NOT_WORDS = re.compile(
+    r"@\w+|\S*(?:https?:|www\.|\b[a-z0-9-]+\.(?:co|ly|com|gl|me|be|org|net|us|it|io)/)\S*"
+    r"|\b(?:h|ht|htt|http|https)(?:…|\.\.\.)",
+    re.IGNORECASE,
+)
 _EXTRA_STOP = frozenset(
     """the be to of and a in that have it for not on with he as you do at this but his by
     from they we say her she or an will my one all would there their what so up out if
@@ -22,16 +36,34 @@ _EXTRA_STOP = frozenset(
     back after use two how our work first well way even new want because any these give
     day most us is are was were been has had did got am im i'm it's don't can't yes
     really much many very lol omg oh ok okay too here more still just being going every
-    never always thing things something someone anyone nothing everything""".split()
+    never always thing things something someone anyone nothing everything
+    rt via amp http https htt www com html php""".split()
 )
-STOP = STOP_WORDS | _EXTRA_STOP
+# the commonest function words of the other languages real streams bring
+_OTHER_STOP = frozenset(
+    """de la que el en los del las por con para una uno unos unas est esta este esto estos
+    estas son fue han hay más mas pero sus como sobre entre sin desde hasta muy ya le les
+    lo se su al es ni nos mi tu te yo él ella ellos cuando donde porque todo todos todas
+    otro otra hoy así tras según durante ante bajo
+    não nao com uma um os as do da dos das no na nos nas em por para pelo pela mais mas
+    foi são ser tem ter seu sua seus suas ele ela eles isso isto esse essa este esta
+    il lo gli le un una di da in con su per tra fra che non più sono è era del della dei
+    delle degli al allo alla ai agli alle dal dalla nel nella sul sulla anche come dopo
+    ci si ha hanno questo questa quello quella
+    le la les des du de et un une est sont dans pour par sur pas plus avec ce cette qui
+    ang ng sa mga na ay si ni kay at ito iyan iyon mo ko ka siya sila kami tayo natin
+    namin nila niya lang po pa din rin hindi may wala para nang naman""".split()
+)
+STOP = STOP_WORDS | _EXTRA_STOP | _OTHER_STOP
 
 
 def items_of(prepared: str) -> set[str]:
     """The distinct trend items of one post's prepared text."""
     out = set()
+    if "@" in prepared or "/" in prepared or "…" in prepared or "..." in prepared:
+        prepared = _NOT_WORDS.sub(" ", prepared)
     for word in _WORD.findall(prepared.lower()):
-        if word.isascii():
+        if word.isascii() or not _JAPANESE.search(word):  # words of spaced scripts
             bare = word.lstrip("#")
             if len(bare) < 3 or bare in STOP or bare.isdigit():
                 continue
@@ -39,3 +71,34 @@ def items_of(prepared: str) -> set[str]:
             continue
         out.add(word)
     return out
+
+
+def copy_key(text: str) -> int:
+    """What a post says, for telling copies apart: its first words without the retweet
+    prefix, handles and links (a retweet is often cut short, and its link shortened)."""
+    words = _WORD.findall(_NOT_WORDS.sub(" ", own_words(text)).lower())
+    return hash(" ".join(words[:COPY_WORDS]))
+
+
+class Tellings:
+    """Whom a post counts for. A manual retweet ("RT @x: …") is a copy: the first one
+    seen of a text counts once, for the author it credits, and later ones (or ones of a
+    text already posted) not at all. Remembers the last `limit` texts or so."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._new: set[int] = set()
+        self._old: set[int] = set()
+
+    def author_of(self, text: str, author: str) -> str | None:
+        """The author `text` counts for, or None when it is a copy of one counted."""
+        retweet = manual_retweet(text)
+        key = copy_key(text)
+        seen = key in self._new or key in self._old
+        if not seen:
+            if len(self._new) >= self.limit:
+                self._old, self._new = self._new, set()
+            self._new.add(key)
+        if retweet is None:
+            return author
+        return None if seen else retweet.handle.lower()

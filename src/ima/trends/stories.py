@@ -22,9 +22,11 @@ from ima.answer import voice
 from ima.answer.compose import SPAM_LIMIT, sentences
 from ima.answer.model import iso
 from ima.answer.question import understand
+from ima.copies import manual_retweet, own_words
 from ima.post import Post, from_us, to_us
 from ima.trends.bursts import MINUTE_US, Burst
-from ima.trends.items import items_of
+from ima.trends.entities import entities
+from ima.trends.items import copy_key, items_of
 
 MAX_ITEMS = 200  # bursting items considered per window and tick, most surprising first
 MAX_FETCHES = 20  # searches for their posts per window and tick
@@ -36,6 +38,10 @@ MAX_AUTHOR_SHARE = 0.5  # no single author may say more than this share of a sto
 TITLE_WORDS = 12
 TITLE_CHARS_JA = 40
 TIMELINE_POINTS = 10
+POST_IDS = 100  # the posts behind a story, as listed
+MIN_LANG_POSTS = 3  # a language with this many of a story's posts gets a summary sentence
+DISCLAIMER = ("This story is a summary of posts and may evolve over time; "
+              "verify it against the cited posts.")  # fmt: skip
 
 Fetch = Callable[[str], list[Post]]
 
@@ -62,6 +68,7 @@ class Story:
     updated_us: int
     surprise: float
     post_ids: frozenset[str] = field(default_factory=frozenset)
+    entities: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:
@@ -74,6 +81,7 @@ class Story:
                    "lang": post.lang, "text": post.text}  # fmt: skip
             return out if number is None else {"number": number, **out}
 
+        leads = {p.id for p in [*self.cited, *self.top]}
         return {
             "id": self.id,
             "window": self.window,
@@ -93,6 +101,13 @@ class Story:
             "detected_at": iso(from_us(self.detected_us)),
             "updated_at": iso(from_us(self.updated_us)),
             "surprise": round(self.surprise, 1),
+            # the news-story shape (X's /2/news): why it matters now, in one cited sentence
+            "hook": summary_of(self.sentences[:1], self.lang),
+            "keywords": self.items[:10],
+            "entities": self.entities,
+            "post_ids": sorted(self.post_ids, key=lambda i: (i not in leads, i))[:POST_IDS],
+            "last_updated_at_ms": self.updated_us // 1000,
+            "disclaimer": DISCLAIMER,
         }
 
 
@@ -127,8 +142,14 @@ def _usable(post: Post, as_of_us: int) -> bool:
     )
 
 
+def teller(post: Post) -> str:
+    """Whose words a post carries: a manual retweet's are those of the account it credits."""
+    retweet = manual_retweet(post.text)
+    return (retweet.handle if retweet else post.author.handle).lower()
+
+
 def _independent(posts: list[Post], min_authors: int) -> bool:
-    authors = Counter(p.author.handle.lower() for p in posts)
+    authors = Counter(teller(p) for p in posts)
     texts = {" ".join(analysis.terms(p.text)) for p in posts}
     return (
         len(authors) >= min_authors
@@ -191,6 +212,7 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
     posts: dict[str, Post] = {}
     terms: dict[str, set[str]] = {}  # post id → its items
     inverted: dict[str, set[str]] = {}  # item → ids of fetched posts that contain it
+    told: set[int] = set()  # what the posts fetched say: a retweet of one is no news
     fetches = 0
     for burst in top:
         have = inverted.get(burst.item, ())
@@ -200,6 +222,10 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
         for post in fetch(burst.item):
             if post.id in terms or not _usable(post, as_of_us):
                 continue
+            key = copy_key(post.text)
+            if key in told:
+                continue
+            told.add(key)
             posts[post.id] = post
             terms[post.id] = items_of(analysis.prepare(post.text))
             for item in terms[post.id]:
@@ -258,11 +284,12 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
         reverse=True,
     )
     languages = Counter(p.lang for p in draft.posts)
-    lang = "ja" if languages.get("ja", 0) > len(draft.posts) / 2 else "en"
+    known = [lang for lang, _ in languages.most_common() if lang != "und"]
+    lang = "ja" if languages.get("ja", 0) > len(draft.posts) / 2 else (known or ["en"])[0]
     key = set(weight)
     candidates: list[tuple[float, str, Post, frozenset[str]]] = []
     for post in ranked[:60]:
-        for text in sentences(post.text):
+        for text in sentences(own_words(post.text)):
             if text.rstrip().endswith(("?", "？")):
                 continue
             hit = items_of(analysis.prepare(text)) & key
@@ -270,20 +297,26 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
                 score = sum(weight[i] for i in hit) / total + 0.05 * _engagement(post)
                 candidates.append((score, text, post, frozenset(analysis.terms(text))))
     candidates.sort(key=lambda c: c[0], reverse=True)
+    # the two languages most of its posts are in each get a say first (when they have a
+    # few posts), so an event told in Spanish and English is summarized in both
+    spoken = [lang for lang, n in languages.most_common(2) if n >= MIN_LANG_POSTS]
     chosen: list[tuple[str, Post, frozenset[str]]] = []
-    for _, text, post, words in candidates:
-        if len(chosen) == 3:
-            break
-        if any(p.author.handle == post.author.handle or _similar(w, words) for _, p, w in chosen):
-            continue  # a summary says three things, not one thing three times
-        chosen.append((text, post, words))
+    for wanted in [*spoken, None]:
+        for _, text, post, words in candidates:
+            if len(chosen) == 3 or (wanted is not None and len(chosen) > spoken.index(wanted)):
+                break
+            if wanted is not None and post.lang != wanted:
+                continue
+            if any(teller(p) == teller(post) or _similar(w, words) for _, p, w in chosen):
+                continue  # a summary says three things, not one thing three times
+            chosen.append((text, post, words))
     title_source = next((t for t, p, _ in chosen if p.lang == lang), chosen[0][0]) if chosen else ""
     title = _title(title_source, key) if title_source else " ".join(draft.items[:3])
     created = sorted(to_us(p.created_at) for p in draft.posts)
     step = max(1, span_minutes * MINUTE_US // TIMELINE_POINTS)
     start = as_of_us - step * TIMELINE_POINTS
     timeline = Counter((c - start) // step for c in created if c > start)
-    authors = {p.author.handle.lower() for p in draft.posts}
+    authors = {teller(p) for p in draft.posts}
     return Story(
         id=story_id,
         window=window,
@@ -303,6 +336,7 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
         updated_us=as_of_us,
         surprise=draft.surprise,
         post_ids=frozenset(p.id for p in draft.posts),
+        entities=entities(p.text for p in ranked[:60]),
     )
 
 

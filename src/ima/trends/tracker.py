@@ -21,23 +21,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ima import analysis
 from ima.answer.compose import SPAM_LIMIT
-from ima.post import Flat, Post
+from ima.post import Flat
 from ima.store import Store
 from ima.store.log import Entry
-from ima.store.plan import Terms
 from ima.trends.bursts import MINUTE_US, Burst, BurstDetector
 from ima.trends.history import LINGER_SPANS
-from ima.trends.items import items_of
-from ima.trends.stories import Draft, Fetch, Story, group, story_id, tell
-from ima.trends.view import StoryView
+from ima.trends.instant import fetcher
+from ima.trends.items import Tellings, items_of
+from ima.trends.stories import Draft, Story, group, story_id, tell
+from ima.trends.view import TICK_US, StoryView
 
 log = logging.getLogger(__name__)
 
-TICK_US = 10_000_000  # stream time between looks at the shortest window
 REBUILD_US = 6 * 3600 * 1_000_000  # after a restart, counts are rebuilt from this much log
-FETCH = 300  # posts fetched per bursting item
 REFRESH_US = 60_000_000  # an unchanged story still gets a new version (volumes) this often
 BACKLOG_LIMIT = 200_000  # posts committed during the catch-up that wait to be counted
 
@@ -47,13 +44,6 @@ class _Work:
     at_us: int
     bursts: dict[str, list[Burst]]
     mark: int
-
-
-def _plan(item: str) -> Terms | None:
-    if item.startswith("#"):
-        return Terms("tags", (analysis.fold(item[1:]),))
-    tokens = tuple(analysis.terms(item))
-    return Terms("text", tokens) if tokens else None
 
 
 def _same(story: Story, draft: Draft) -> bool:
@@ -82,9 +72,7 @@ class Trends(StoryView):
         self.detector = detector or BurstDetector()
         windows = tuple((n, w.span, w.n) for n, w in self.detector.windows.items())
         super().__init__(store, windows=windows)
-        self._every_us = {
-            n: max(TICK_US, s // 30 // TICK_US * TICK_US) for n, s in self.spans_us.items()
-        }
+        self._tellings = Tellings()
         self._books: dict[str, dict[str, Story]] = {n: {} for n in self.detector.windows}
         self._recorded: dict[str, tuple[int, tuple]] = {}  # story → (at_us, signature)
         self._mark = self.history.state("mark")
@@ -192,8 +180,8 @@ class Trends(StoryView):
             self._tick(self._next_tick)
             # after a silence, the next tick is the first boundary past this post
             self._next_tick = max(self._next_tick, at_us // TICK_US * TICK_US) + TICK_US
-        if spam < SPAM_LIMIT:
-            self.detector.add(at_us, author.lower(), items_of(text))
+        if spam < SPAM_LIMIT and (teller := self._tellings.author_of(text, author.lower())):
+            self.detector.add(at_us, teller, items_of(text))
         self._mark = max(self._mark, seq)
 
     def _tick(self, at_us: int) -> None:
@@ -201,7 +189,7 @@ class Trends(StoryView):
         self.ticks += 1
         due = {
             name: self.detector.bursts(name)
-            for name, every in self._every_us.items()
+            for name, every in self.every_us.items()
             if at_us % every == 0
         }
         # windows with nothing bursting and no story to end are skipped, but the tick is
@@ -230,21 +218,11 @@ class Trends(StoryView):
             except Exception:  # a failed tick must not stop trends; the next one retries
                 log.exception("building stories failed at tick %d", work.at_us)
 
-    def _fetch(self, span_us: int, at_us: int) -> Fetch:
-        def fetch(item: str) -> list[Post]:
-            plan = _plan(item)
-            if plan is None:
-                return []
-            found = self.store.candidates(plan, at_us - span_us, at_us, FETCH)
-            return [sp.post for sp in found.posts]
-
-        return fetch
-
     def _build(self, work: _Work) -> None:
         versions: list[tuple[str, str, bool, dict[str, Any]]] = []
         for name, bursts in work.bursts.items():
             span_us = self.spans_us[name]
-            fetch = self._fetch(span_us, work.at_us)
+            fetch = fetcher(self.store, work.at_us - span_us, work.at_us)
             drafts = group(bursts, fetch, work.at_us, self.detector.min_authors)
             versions += self._match(name, drafts, work.at_us)
         if work.at_us <= self._recorded_until:

@@ -1,0 +1,115 @@
+"""The stories at any instant, computed from the log: what trends are, whatever filled it.
+
+Recorded history (what `ima serve` and `ima stream` keep up as posts arrive) is a cache
+of this answer. Where it does not cover an instant T (never computed, pruned, or
+computed before a late post arrived), the posts created in the `LOOKBACK_US` before T
+are read back, counted in time order as they would have been live, and judged once, at
+T: the windows before T are the baseline. A stretch with no posts is history (nothing
+was said), not a cold start, as long as the log holds posts from before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ima import analysis
+from ima.answer.compose import SPAM_LIMIT
+from ima.post import Flat, Post
+from ima.store import Store
+from ima.store.plan import Terms
+from ima.trends.bursts import MINUTE_US, BurstDetector
+from ima.trends.items import Tellings, items_of
+from ima.trends.stories import Fetch, group, story_id, tell
+
+HOUR_US = 3600 * 1_000_000
+LOOKBACK_US = 48 * HOUR_US  # the longest window, and one day before it to learn from
+MAX_POSTS = 3_000_000  # posts held at once; past it, the oldest of the lookback go first
+FETCH = 300  # posts fetched per bursting item
+LATE_SCAN = 100_000  # posts after an answer's mark looked at for one created before it
+
+
+def _plan(item: str) -> Terms | None:
+    if item.startswith("#"):
+        return Terms("tags", (analysis.fold(item[1:]),))
+    tokens = tuple(analysis.terms(item))
+    return Terms("text", tokens) if tokens else None
+
+
+def fetcher(store: Store, low_us: int, high_us: int) -> Fetch:
+    """The posts created in [low_us, high_us] that carry an item, as stories read them."""
+
+    def fetch(item: str) -> list[Post]:
+        plan = _plan(item)
+        if plan is None:
+            return []
+        return [sp.post for sp in store.candidates(plan, low_us, high_us, FETCH).posts]
+
+    return fetch
+
+
+def arrived_late(store: Store, mark: int, at_us: int) -> bool:
+    """Has a post created at or before `at_us` been logged after seq `mark`? (Looks at
+    the first `LATE_SCAN` posts after it: the work stays bounded on a long log.)"""
+    for n, (_, flat, _) in enumerate(store.log.scan(mark)):
+        if flat[Flat.CREATED_US] <= at_us:
+            return True
+        if n >= LATE_SCAN:
+            return False
+    return False
+
+
+def _read(store: Store, low_us: int, high_us: int,
+          progress: Callable[[int], None] | None) -> list[tuple[int, str, str]]:  # fmt: skip
+    """(created_us, author, prepared text) of the originals created in [low_us, high_us],
+    in time order, spam left out; at most `MAX_POSTS`, the newest."""
+    rows: list[tuple[int, str, str]] = []
+    read = 0
+    for _, created, _, author, spam, text in store.log.originals_since(low_us):
+        read += 1
+        if progress and read % 10_000 == 0:
+            progress(read)
+        if created > high_us or spam >= SPAM_LIMIT:
+            continue
+        rows.append((created, author, text))
+        if len(rows) >= 2 * MAX_POSTS:
+            rows.sort(key=lambda r: r[0])
+            del rows[:-MAX_POSTS]
+    if progress:
+        progress(read)
+    rows.sort(key=lambda r: r[0])
+    return rows[-MAX_POSTS:]
+
+
+def compute(
+    store: Store,
+    at_us: int,
+    windows: tuple[tuple[str, int, int], ...],
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Each window's stories at `at_us`, from the log alone, strongest first."""
+    low_us = at_us - LOOKBACK_US
+    rows = _read(store, low_us, at_us, progress)
+    detector = BurstDetector(windows, warm_up_spans=1.0)
+    first = next(store.log.scan(0), None)
+    oldest = min([r[0] for r in rows[:1]] + ([first[1][Flat.CREATED_US]] if first else []),
+                 default=at_us)  # fmt: skip
+    detector.listen_from(max(low_us, oldest) // MINUTE_US)
+    tellings = Tellings()
+    for created, author, text in rows:
+        if teller := tellings.author_of(text, author.lower()):
+            detector.add(created, teller, items_of(text))
+    detector.advance(at_us // MINUTE_US)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, span, _ in windows:
+        span_us = span * MINUTE_US
+        drafts = group(detector.bursts(name), fetcher(store, at_us - span_us, at_us), at_us,
+                       detector.min_authors)  # fmt: skip
+        stories = []
+        for draft in drafts:
+            first_us = min(p.created_at for p in draft.posts)
+            # the same story asked about at another instant keeps its id
+            sid = story_id(name, draft.items[0], int(first_us.timestamp()) // 3600)
+            stories.append(tell(draft, name, span, at_us, sid, at_us).to_json())
+        out[name] = stories
+    return out
