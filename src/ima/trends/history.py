@@ -103,6 +103,26 @@ class History:
             ).fetchone()
         return None if row is None else (row[0], json.loads(row[1]))
 
+    def recent(self, low_us: int, high_us: int, limit: int = 500) -> list[dict[str, Any]]:
+        """The newest version of each story updated in [low_us, high_us] (recorded live or
+        computed), newest first, at most `limit` rows read of each kind."""
+        with self._lock:
+            live = self._db.execute(
+                "SELECT body FROM versions WHERE at_us BETWEEN ? AND ? AND ended = 0 "
+                "ORDER BY at_us DESC LIMIT ?",
+                (low_us, high_us, limit),
+            ).fetchall()
+            computed = self._db.execute(
+                "SELECT body FROM answers WHERE at_us BETWEEN ? AND ? ORDER BY at_us DESC LIMIT ?",
+                (low_us, high_us, limit),
+            ).fetchall()
+        found: dict[str, dict[str, Any]] = {}
+        bodies = [json.loads(b) for (b,) in live]
+        bodies += [s for (b,) in computed for s in json.loads(b)]
+        for body in sorted(bodies, key=lambda b: b["updated_at"], reverse=True):
+            found.setdefault(body["id"], body)
+        return list(found.values())
+
     def story(self, story_id: str) -> dict[str, Any] | None:
         """A story's newest version, recorded live or computed, by its id."""
         with self._lock:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ima import analysis
 from ima.store import Store
 from ima.trends.bursts import DEFAULT_WINDOWS, MINUTE_US
 from ima.trends.history import History
@@ -81,6 +82,20 @@ class StoryView:
         found.sort(key=lambda s: s["surprise"], reverse=True)
         return found
 
+    def search(
+        self, words: list[str], max_age_us: int, limit: int, as_of_us: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stories updated within `max_age_us` of now whose title, key words, summary or
+        names carry every one of `words` (analyzed terms), strongest first."""
+        now = self.now() if as_of_us is None else as_of_us
+        found = {s["id"]: s for s in self.history.recent(now - max_age_us, now)}
+        found.update((s["id"], s) for s in self.across(now))
+        wanted = set(words)
+        hits = [s for s in found.values() if wanted <= _terms_of(s)]
+        hits = [s for s in (_without_deleted(s, self.store) for s in hits) if s["citations"]]
+        hits.sort(key=lambda s: s["surprise"], reverse=True)
+        return hits[:limit]
+
     def story(self, story_id: str) -> dict[str, Any] | None:
         """A story by id, as last recorded or computed (posts deleted since dropped)."""
         found = self.history.story(story_id)
@@ -123,6 +138,12 @@ class StoryView:
 
     def close(self) -> None:
         self.history.close()
+
+
+def _terms_of(story: dict[str, Any]) -> set[str]:
+    names = [n for kind in story.get("entities", {}).values() for n in kind]
+    text = " ".join([story["title"], story["summary"], *story["items"], *names])
+    return set(analysis.terms(text))
 
 
 def _same_story(a: dict[str, Any], b: dict[str, Any]) -> bool:
