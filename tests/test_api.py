@@ -10,6 +10,7 @@ import pytest
 
 from api_server import serving
 from conftest import feed, post
+from ima.api import grants
 from ima.api.keys import KeyStore
 
 NOW_POSTS = [
@@ -174,8 +175,11 @@ def test_errors_are_openai_shaped(api, tmp_path):
 
 
 def test_posts_search_and_metrics_over_http(api):
-    base, _svc, keys = api
+    base, svc, keys = api
     auth = {"Authorization": f"Bearer {keys['premium_plus']}"}
+    key_id = keys["premium_plus"].split("-")[1]
+    grants.grant(svc.keys.path, key_id, [])  # no tier includes ingest by default
+    source = grants.own_source(key_id)
     records = [
         {"id": "p1", "text": "Ferry timetable changes from Monday", "created_at": 1795300000,
          "author": "port"},
@@ -183,7 +187,8 @@ def test_posts_search_and_metrics_over_http(api):
     ]  # fmt: skip
     result = httpx.post(f"{base}/posts", json=records, headers=auth).json()
     assert result["accepted"] == 1 and result["rejected"] == 1
-    assert result["items"][0] == {"index": 0, "id": "api:p1", "status": "new", "error": None}
+    assert result["items"][0] == {"index": 0, "id": f"{source}:p1", "status": "new",
+                                  "error": None}  # fmt: skip
     assert "created_at" in result["items"][1]["error"]
     ndjson = (
         b'{"id": "p3", "text": "Ferry fares rise", "created_at": 1795300000, "author": "a"}\n{bad\n'
@@ -194,10 +199,10 @@ def test_posts_search_and_metrics_over_http(api):
     assert [i["status"] for i in result["items"]] == ["new", "error"]
     searched = httpx.get(f"{base}/search", params={"q": "ferry"}, headers=auth)
     found = searched.json()
-    assert {h["post"]["id"] for h in found["hits"]} == {"api:p1", "api:p3"}
+    assert {h["post"]["id"] for h in found["hits"]} == {f"{source}:p1", f"{source}:p3"}
     timing = searched.headers["server-timing"]  # the server's own time, for clients
     assert timing.startswith("app;dur=") and float(timing.split("=")[1]) >= found["took_ms"]
-    one = httpx.get(f"{base}/posts/api:p1", headers=auth)
+    one = httpx.get(f"{base}/posts/{source}:p1", headers=auth)
     assert one.status_code == 200 and one.json()["text"] == "Ferry timetable changes from Monday"
     assert httpx.get(f"{base}/posts/api:zzz", headers=auth).status_code == 404
     bad_query = httpx.get(f"{base}/search", params={"q": '"unclosed'}, headers=auth)

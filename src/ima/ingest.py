@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import multiprocessing
 import queue
@@ -19,17 +20,18 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ima.changes import Cursor, Delete, Edit, Engagement
 from ima.dedup import DedupIndex, fingerprints
-from ima.normalize import RecordError
+from ima.normalize import JsonLine, RecordError
 from ima.post import Flat, to_us
-from ima.prepare import Prepared, prepare_batch
+from ima.prepare import Payload, Prepared, prepare_batch
 from ima.store import Store
-from ima.store.log import Entry, Removals
+from ima.store.log import DEAD_LETTER_BYTES, DeadLetter, Entry, Removals
 from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,20 @@ class _Item:
     record: Any
     ack: Ack | None
     default_source: str
+    allowed_sources: frozenset[str] | None = None
+
+    def payload(self) -> Payload:
+        return (self.record, self.default_source, self.allowed_sources)
+
+    def raw(self) -> bytes:
+        """The record as received, for the dead-letter table: bytes kept as they came."""
+        record = self.record.record if isinstance(self.record, Edit) else self.record
+        if isinstance(record, JsonLine):
+            return record.data[:DEAD_LETTER_BYTES]
+        try:
+            return json.dumps(record, default=repr)[:DEAD_LETTER_BYTES].encode()
+        except (ValueError, TypeError, RecursionError):
+            return repr(record)[:DEAD_LETTER_BYTES].encode("utf-8", "replace")
 
 
 class Pipeline:
@@ -140,6 +156,11 @@ class Pipeline:
             if fp is not None:
                 self.dedup.remember(fp, sp.post.id)
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the pipeline thread (never a record: the store, or a bug)."""
+        return self._failure
+
     def start(self) -> Pipeline:
         if self._workers is not None:  # start the processes now, not under the first batch
             now = datetime.now(UTC)
@@ -162,10 +183,16 @@ class Pipeline:
         self.submit_many([record], ack, source=source)
 
     def submit_many(
-        self, records: Sequence[Any], ack: Ack | None = None, *, source: str = "file"
+        self,
+        records: Sequence[Any],
+        ack: Ack | None = None,
+        *,
+        source: str = "file",
+        allowed_sources: frozenset[str] | None = None,
     ) -> None:
-        """Queue records that are all at hand at once; cheaper per record than `submit`."""
-        items = [_Item(record, ack, source) for record in records]
+        """Queue records that are all at hand at once; cheaper per record than `submit`.
+        With `allowed_sources`, a record may claim only `source` or one of those."""
+        items = [_Item(record, ack, source, allowed_sources) for record in records]
         while True:
             if self._failure is not None:
                 raise RuntimeError("ingest pipeline failed") from self._failure
@@ -176,10 +203,15 @@ class Pipeline:
                 continue
 
     async def submit_async(
-        self, records: Sequence[Any], ack: Ack | None = None, *, source: str = "file"
+        self,
+        records: Sequence[Any],
+        ack: Ack | None = None,
+        *,
+        source: str = "file",
+        allowed_sources: frozenset[str] | None = None,
     ) -> None:
         """Like `submit_many`, but waits without blocking the event loop."""
-        item = [_Item(record, ack, source) for record in records]
+        item = [_Item(record, ack, source, allowed_sources) for record in records]
         delay = 0.0005
         while True:
             if self._failure is not None:
@@ -232,7 +264,7 @@ class Pipeline:
         return batch, False
 
     def _run(self) -> None:
-        inflight: deque[tuple[list[_Item], Future | list]] = deque()
+        inflight: deque[tuple[list[_Item], Future | None, datetime]] = deque()
         try:
             stopping = False
             while not (stopping and not inflight):
@@ -240,23 +272,67 @@ class Pipeline:
                 if not stopping:
                     batch, stopping = self._collect(block=not inflight)
                 if batch:
-                    payload = [(item.record, item.default_source) for item in batch]
                     now = datetime.now(UTC)
-                    if self._workers is None:
-                        inflight.append((batch, prepare_batch(payload, now)))
-                    else:
-                        inflight.append((batch, self._workers.submit(prepare_batch, payload, now)))
+                    future = None
+                    if self._workers is not None:
+                        payload = [item.payload() for item in batch]
+                        future = self._workers.submit(prepare_batch, payload, now)
+                    inflight.append((batch, future, now))
                 if inflight and (not batch or len(inflight) > self._depth):
-                    done, prepared = inflight.popleft()
-                    self._commit(
-                        done, prepared if isinstance(prepared, list) else prepared.result()
-                    )
+                    done, prepared, now = inflight.popleft()
+                    self._commit_each(done, self._prepared(done, prepared, now))
         except BaseException as exc:  # keep the reason; submit() and close() report it
             self._failure = exc
             log.exception("ingest pipeline failed")
         finally:
             if self._workers is not None:
                 self._workers.shutdown(cancel_futures=True)
+
+    def _prepared(self, batch: list[_Item], future: Future | None, now: datetime) -> list:
+        """A batch's prepared records (from a preparing process, or made here). Should
+        preparing fail as a whole (a preparing process died), each record is prepared
+        alone, so whatever broke it is refused by itself."""
+        try:
+            if future is None:
+                return prepare_batch([item.payload() for item in batch], now)
+            return future.result()
+        except BrokenProcessPool:
+            log.exception("a preparing process died; starting them again")
+            assert self._workers is not None
+            self._workers.shutdown(wait=False, cancel_futures=True)
+            self._workers = ProcessPoolExecutor(
+                self._worker_count, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+            )  # fmt: skip
+        except Exception:
+            log.exception("a batch could not be prepared; preparing its records one by one")
+        out: list = []
+        for item in batch:
+            try:
+                out += prepare_batch([item.payload()], now)
+            except Exception as exc:
+                out.append(RecordError("unprocessable", f"record: {type(exc).__name__}"))
+        return out
+
+    def _commit_each(self, batch: list[_Item], prepared: list) -> None:
+        """Commit a batch; if that fails, commit its records one by one so that the one
+        that cannot be stored is refused alone (a dead letter) and the rest are kept.
+        Only when no record can be committed is the store itself broken: that is fatal."""
+        try:
+            self._commit(batch, prepared)
+            return
+        except Exception:
+            log.exception("a batch failed to commit; committing its records one by one")
+        failed = 0
+        for item, one in zip(batch, prepared, strict=True):
+            try:
+                self._commit([item], [one])
+            except Exception:
+                failed += 1
+                reason = RecordError("unstorable", "record: could not be stored")
+                self._commit([item], [reason])  # raises if even a dead letter cannot be
+        if failed == len(batch) > 1:
+            raise RuntimeError("the store refuses every record")
 
     def _commit(
         self,
@@ -271,11 +347,15 @@ class Pipeline:
         deleted: dict[str, None] = {}
         engaged: dict[str, list[int]] = {}
         cursors: dict[str, str] = {}
+        letters: list[DeadLetter] = []
+        now_us = to_us(datetime.now(UTC))
         for source_item, item in zip(batch, prepared, strict=True):
             if isinstance(item, RecordError):
                 errors[item.kind] += 1
                 stats.recent_errors.append(f"{item.kind}: {item}")
                 outcomes.append((None, "error", str(item)))
+                letters.append(DeadLetter(now_us, source_item.default_source, item.kind,
+                                          str(item), source_item.raw()))  # fmt: skip
             elif isinstance(item, Delete):
                 earlier = latest.pop(item.post_id, None)
                 if earlier is not None:
@@ -292,6 +372,7 @@ class Pipeline:
                 counts[2] += item.replies
                 outcomes.append((item.post_id, "engaged", None))
             else:
+                errors.update(item.dropped)
                 post_id = item.flat[Flat.ID]
                 if post_id in deleted:
                     outcomes.append((post_id, "deleted", None))
@@ -341,7 +422,7 @@ class Pipeline:
         )
         engagements = [(*counts, post_id) for post_id, counts in engaged.items()]
         self.store.write(
-            entries, metric_updates, copy_counts, errors, removals, engagements, cursors
+            entries, metric_updates, copy_counts, errors, removals, engagements, cursors, letters
         )
         stats.batches += 1
         stats.errors.update(errors)
@@ -350,7 +431,10 @@ class Pipeline:
         stats.outcomes.update(counted)
         for source_item, (post_id, status, error) in zip(batch, outcomes, strict=True):
             if source_item.ack is not None:
-                source_item.ack(post_id, status, error)
+                try:  # committed: a failing acknowledgement must not undo or redo that
+                    source_item.ack(post_id, status, error)
+                except Exception:
+                    log.exception("an acknowledgement failed")
 
     def _original_of(self, item: Prepared) -> str | None:
         """The post `item` copies (a repost's original, or an earlier near-identical text)."""
@@ -361,6 +445,8 @@ class Pipeline:
         if fp is None:
             return None
         original = self.dedup.original_of(fp)
+        if original == item.flat[Flat.ID]:  # remembered by a batch that failed to commit
+            return None
         if original is None:
             self.dedup.remember(fp, item.flat[Flat.ID])
         return original

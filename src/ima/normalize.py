@@ -22,6 +22,9 @@ from ima.post import Author, Flags, Metrics, Post
 MAX_TEXT_CHARS = 25_000
 MAX_FIELD_CHARS = 2_048
 MAX_FUTURE_SKEW = timedelta(minutes=10)
+#: no post is older than the Unix epoch; earlier instants are refused, not wrapped around
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_NESTING = 64  # JSON deeper than this is refused before it is parsed
 
 _URL = re.compile(r"https?://[^\s<>\"'）」]+", re.IGNORECASE)
 _HASHTAG = re.compile(r"(?:^|(?<=[^\w&/]))[#＃]([^\W_][\w]{0,99})")
@@ -29,6 +32,7 @@ _MENTION = re.compile(r"(?:^|(?<=[^\w/]))@([A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}[A-Z
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # keeps \t \n \r
 _EPOCH_STRING = re.compile(r"\s*-?\d+(\.\d+)?\s*")
 _SOURCE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
+_WEB_URL = re.compile(r"https?://[^\s\x00-\x1f]+\Z", re.IGNORECASE)
 
 
 class RecordError(ValueError):
@@ -55,15 +59,49 @@ class JsonLine(NamedTuple):
             raise RecordError(
                 "invalid_utf8", f"line {self.number}: invalid UTF-8 at byte {exc.start}"
             ) from None
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RecordError(
-                "invalid_json", f"line {self.number}: {exc.msg} at column {exc.colno}"
-            ) from None
+        record = loads(text, f"line {self.number}")
         if not isinstance(record, dict):
             raise RecordError("bad_type", f"line {self.number}: expected a JSON object")
         return record
+
+
+def nesting_depth(text: str | bytes) -> int:
+    """How deep brackets nest in JSON text (strings skipped), counted without recursion:
+    `json.loads` recurses per level, and a line nested 100,000 deep must be refused
+    before it can exhaust the stack."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if data.count(b"[") + data.count(b"{") <= MAX_NESTING:
+        return 0  # cannot be deep: the common case costs two counts
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def loads(text: str | bytes, where: str) -> Any:
+    """`json.loads` that refuses deep nesting and never raises anything but `RecordError`."""
+    if nesting_depth(text) > MAX_NESTING:
+        raise RecordError("too_deep", f"{where}: JSON nested deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError("invalid_json", f"{where}: {exc.msg} at column {exc.colno}") from None
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise RecordError("invalid_json", f"{where}: {type(exc).__name__}") from None
 
 
 def _aliases(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
@@ -165,7 +203,10 @@ def parse_instant(value: Any, field: str = "created_at") -> datetime:
         raise RecordError("bad_timestamp", f"{field}: {value[:40]!r} is not ISO 8601") from None
     if instant.tzinfo is None:
         return instant.replace(tzinfo=UTC)
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+12:00 is in year 0, which has no datetime
+        raise RecordError("bad_timestamp", f"{field}: {value[:40]!r} is out of range") from None
 
 
 def _prefixed(source: str, native: Any, field: str) -> str:
@@ -226,8 +267,29 @@ def _clean_text(raw: Any) -> str:
     return _CONTROL.sub("", unicodedata.normalize("NFC", text))
 
 
-def normalize(record: Any, *, default_source: str = "file", now: datetime | None = None) -> Post:
-    """Build a `Post` from one record; raises `RecordError` on anything invalid."""
+def _web_url(value: Any) -> str:
+    """A post's link, only if it is http(s): a `javascript:` or `data:` URL from a post
+    would otherwise reach clients as a citation's link."""
+    if value is None or value == "":
+        return ""
+    url = _string(value, "url").strip()
+    return url if _WEB_URL.match(url) else ""
+
+
+def normalize(
+    record: Any,
+    *,
+    default_source: str = "file",
+    now: datetime | None = None,
+    allowed_sources: frozenset[str] | None = None,
+    dropped: list[str] | None = None,
+) -> Post:
+    """Build a `Post` from one record; raises `RecordError` on anything invalid.
+
+    `allowed_sources`, when given, are the sources besides `default_source` a record may
+    claim (records sent over HTTP belong to their key's own source unless it was granted
+    others): a post cannot pass itself off as another source's, nor change its counts.
+    Fields left out of an otherwise good record are named in `dropped` (`url_not_http`)."""
     if isinstance(record, JsonLine):
         record = record.parse()
     if not isinstance(record, dict):
@@ -237,12 +299,16 @@ def normalize(record: Any, *, default_source: str = "file", now: datetime | None
     source = _string(record.get("source") or default_source, "source", 32).strip().lower()
     if not _SOURCE.match(source):
         raise RecordError("bad_value", f"source: {source[:32]!r} is not a short lowercase name")
+    if allowed_sources is not None and source != default_source and source not in allowed_sources:
+        raise RecordError("source_not_granted", f"source: {source!r} is not granted to this sender")
     native_id, created_raw = record.get("id"), record.get("created_at")
     if native_id is None or native_id == "":
         raise RecordError("missing_field", "id: missing")
     if created_raw is None or created_raw == "":
         raise RecordError("missing_field", "created_at: missing")
     created_at = parse_instant(created_raw)
+    if created_at < EARLIEST:
+        raise RecordError("bad_timestamp", f"created_at: {created_at.date()} is before 1970")
     if created_at > now + MAX_FUTURE_SKEW:
         raise RecordError(
             "future_timestamp",
@@ -264,7 +330,9 @@ def normalize(record: Any, *, default_source: str = "file", now: datetime | None
     declared = record.get("lang")
     if isinstance(declared, list):
         declared = declared[0] if declared else None
-    url = record.get("url")
+    url = _web_url(record.get("url"))
+    if dropped is not None and not url and record.get("url"):
+        dropped.append("url_not_http")
     ids = {
         name: None if value is None or value == "" else _prefixed(source, value, name)
         for name, value in links.items()
@@ -277,7 +345,7 @@ def normalize(record: Any, *, default_source: str = "file", now: datetime | None
         lang=lang.normalize_tag(_string(declared, "lang", 35)) if declared else lang.detect(text),
         created_at=created_at,
         ingested_at=now,
-        url="" if url is None else _string(url, "url"),
+        url=url,
         reply_to=ids["reply_to"],
         quote_of=ids["quote_of"],
         repost_of=ids["repost_of"],

@@ -8,6 +8,7 @@ pickles itself compactly), because pickling nested objects costs more than it sa
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,46 +19,70 @@ from ima.dedup import Fingerprint, fingerprints
 from ima.normalize import RecordError, normalize
 from ima.post import flatten
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(slots=True)
 class Prepared:
     flat: tuple  # the post, as `ima.post.flatten` gives it: what the log stores
     text: str  # as the index sees it (`analysis.prepare`)
     fingerprint: Fingerprint | None
+    dropped: tuple[str, ...] = ()  # fields left out of the record (`normalize`'s `dropped`)
 
     def __reduce__(self) -> tuple:
         fp = self.fingerprint
         wire = None if fp is None else (fp.key, fp.numbers, fp.shingles, fp.bands)
-        return (_rebuild, (self.flat, self.text, wire))
+        return (_rebuild, (self.flat, self.text, wire, self.dropped))
 
 
-def _rebuild(flat: tuple, text: str, wire: tuple | None) -> Prepared:
-    return Prepared(flat, text, None if wire is None else Fingerprint(*wire))
+def _rebuild(flat: tuple, text: str, wire: tuple | None, dropped: tuple[str, ...]) -> Prepared:
+    return Prepared(flat, text, None if wire is None else Fingerprint(*wire), dropped)
+
+
+#: a record to prepare: (record, default source, other sources it may claim or None for any)
+Payload = tuple[Any, str, frozenset[str] | None]
+
+
+def prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: datetime) -> (
+    Prepared | RecordError
+):  # fmt: skip
+    """One record → a post and its indexed text, or the reason it cannot be one.
+
+    Whatever the record holds, the answer is one of those two: a failure that is not a
+    `RecordError` (a bug meeting odd input) is logged and refuses this record alone."""
+    try:
+        if isinstance(record, RecordError):
+            return record
+        dropped: list[str] = []
+        post = normalize(
+            record, default_source=source, now=now, allowed_sources=allowed, dropped=dropped
+        )
+        text = analysis.prepare(post.text)
+        return Prepared(flatten(post), text, None, tuple(dropped))
+    except RecordError as exc:
+        return exc
+    except Exception as exc:  # RecursionError, OverflowError, MemoryError...
+        log.exception("a record could not be prepared")
+        return RecordError("unprocessable", f"record: cannot be processed ({type(exc).__name__})")
 
 
 def prepare_batch(
-    records: list[tuple[Any, str]], now: datetime
+    records: list[Payload], now: datetime
 ) -> list[Prepared | RecordError | Delete | Engagement | Cursor]:
-    """Normalize and analyze `(record, default source)` pairs; errors come back in place,
-    and so do deletes and engagement counts, which need no preparing."""
+    """Normalize and analyze records; errors come back in place, and so do deletes and
+    engagement counts, which need no preparing."""
     out: list[Prepared | RecordError | Delete | Engagement | Cursor] = []
     texts: list[str] = []
-    for record, source in records:
+    for record, source, allowed in records:
         if isinstance(record, Delete | Engagement | Cursor):
             out.append(record)
             continue
-        if isinstance(record, Edit):
-            record = record.record
-        try:
-            if isinstance(record, RecordError):
-                raise record
-            post = normalize(record, default_source=source, now=now)
-        except RecordError as exc:
-            out.append(exc)
-            continue
-        text = analysis.prepare(post.text)
-        texts.append(text)
-        out.append(Prepared(flatten(post), text, None))
+        prepared = prepare_one(
+            record.record if isinstance(record, Edit) else record, source, allowed, now
+        )
+        if isinstance(prepared, Prepared):
+            texts.append(prepared.text)
+        out.append(prepared)
     prints = iter(fingerprints(texts))
     for item in out:
         if isinstance(item, Prepared):

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ima.normalize import RecordError, parse_instant
+from ima.normalize import EARLIEST, MAX_FUTURE_SKEW, RecordError, parse_instant
 from ima.post import to_us
 
 MAX_QUERY_CHARS = 1_000
@@ -131,6 +131,7 @@ class _Parser:
         self.pos = 0
         self.query = query
         self.clauses = 0
+        self.punctuation: list[_Token] = []
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -203,6 +204,9 @@ class _Parser:
                 return Term("tag", word[1:].lower())
             if word.startswith("@") and len(word) > 1:
                 return Term("mention", word[1:].lower())
+            if not any(ch.isalnum() for ch in word):
+                self.punctuation.append(token)  # nothing in it can match: not a filter
+                return None
             return Term("word", word)
         name, value = op.group(1).lower(), op.group(2)
         if not value:
@@ -243,6 +247,10 @@ def parse(text: str) -> Query:
     leftover = parser.peek()
     if leftover is not None:
         raise QuerySyntaxError("')' without a matching '('", leftover.column)
+    filtered = query.since_us is not None or query.until_us is not None
+    filtered = filtered or query.min_faves > 0 or query.min_reposts > 0
+    if query.root is None and parser.punctuation and not filtered:
+        raise QuerySyntaxError("no words to search for", parser.punctuation[0].column)
     if (
         query.since_us is not None
         and query.until_us is not None
@@ -252,8 +260,18 @@ def parse(text: str) -> Query:
     return query
 
 
+def clamp_instant(instant: datetime) -> datetime:
+    """`instant` moved into the span any post can have: not before 1970, not after a
+    little past now. Nothing lies outside it, so the answer is the same, and no later
+    arithmetic on the instant (a window before it, hours to scan) can overflow or run
+    over millennia."""
+    latest = datetime.now(UTC) + MAX_FUTURE_SKEW
+    return min(max(instant, EARLIEST), latest)
+
+
 def parse_as_of(value: str | None) -> datetime | None:
-    """`--as-of` and `as_of` values: ISO 8601 or epoch seconds, UTC when no zone."""
+    """`--as-of` and `as_of` values: ISO 8601 or epoch seconds, UTC when no zone;
+    clamped into the span posts can have (`clamp_instant`)."""
     if value is None:
         return None
-    return parse_instant(value, "as_of").astimezone(UTC)
+    return clamp_instant(parse_instant(value, "as_of"))

@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -43,6 +44,7 @@ from ima.worker_process import exit_with_parent
 log = logging.getLogger(__name__)
 
 NICENESS = 5  # below the API process (0): when cores are short, queries run first
+RESTART_MAX_WAIT_S = 30.0  # a writer that keeps dying is started again at most this often
 START_TIMEOUT_S = 600  # opening a big store, or storing the demo's history, takes a while
 
 #: One record's outcome, as `Ack` reports it: (post id or None, status, error or None)
@@ -58,13 +60,20 @@ class Writer(Protocol):
 
     async def start(self) -> None: ...
 
-    async def write(self, records: Sequence[Any], source: str) -> list[Outcome]:
-        """Ingest `records`; returns each one's outcome once all are committed, and
-        searchable by this process."""
+    async def write(
+        self, records: Sequence[Any], source: str, allowed: frozenset[str] | None = None
+    ) -> list[Outcome]:
+        """Ingest `records` as `source` (records may claim only it and `allowed`, when
+        given); returns each one's outcome once all are committed, and searchable by
+        this process."""
         ...
 
     def sources(self) -> list[dict[str, Any]]:
         """Each source's health (`SourceHealth.snapshot`)."""
+        ...
+
+    def down(self) -> str | None:
+        """Why the writer cannot take records now, or None when it can."""
         ...
 
     async def stop(self) -> None:
@@ -105,20 +114,26 @@ class InProcessWriter:
     async def start(self) -> None:
         """Nothing to start: the pipeline is running."""
 
-    async def write(self, records: Sequence[Any], source: str) -> list[Outcome]:
+    async def write(
+        self, records: Sequence[Any], source: str, allowed: frozenset[str] | None = None
+    ) -> list[Outcome]:
         loop = asyncio.get_running_loop()
         committed: asyncio.Future = loop.create_future()
         ack = _collector(
             len(records), lambda outcomes: loop.call_soon_threadsafe(_resolve, committed, outcomes)
         )
         try:
-            await self.pipeline.submit_async(records, ack, source=source)
+            await self.pipeline.submit_async(records, ack, source=source, allowed_sources=allowed)
         except RuntimeError as exc:
             raise WriterUnavailable(str(exc)) from exc
         return await committed
 
     def sources(self) -> list[dict[str, Any]]:
         return []
+
+    def down(self) -> str | None:
+        failure = self.pipeline.failure
+        return None if failure is None else f"ingest failed: {type(failure).__name__}"
 
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.pipeline.close)
@@ -137,40 +152,51 @@ class WriterConfig:
 
 
 class WriterProcess:
-    """The writer in a child process; this process follows the store it writes."""
+    """The writer in a child process; this process follows the store it writes.
+
+    Should the writer die (killed, out of memory, a store it cannot write), requests in
+    flight are refused with `WriterUnavailable`, `down` says why, and the writer is
+    started again (after 1 s, doubling up to `RESTART_MAX_WAIT_S` while it keeps failing)."""
 
     def __init__(self, config: WriterConfig) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_end = context.Pipe()
-        # not a daemon: it has processes of its own (ingest's preparers)
-        self._process = context.Process(
-            target=_writer_main, args=(child_end, config), name="ima-writer"
-        )
-        self._process.start()
-        child_end.close()
+        self._config = config
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
         self._health: list[dict[str, Any]] = []
         self._gone: str | None = None
-        self._store: Store | None = None
+        self._closing = threading.Event()
+        self.restarts = 0
+        self._conn, self._process = self._launch()
+        self._store: Store | None = config.settings.open_store()
         self._receiver = threading.Thread(target=self._receive, name="ima-writer-link", daemon=True)
-        self._await_ready(config)
+        self._receiver.start()
 
-    def _await_ready(self, config: WriterConfig) -> None:
-        if not self._conn.poll(START_TIMEOUT_S):
-            self._process.kill()
+    def _launch(self) -> tuple[Connection, multiprocessing.process.BaseProcess]:
+        """Start a writer process and wait until it has the store and runs."""
+        context = multiprocessing.get_context("spawn")
+        conn, child_end = context.Pipe()
+        # not a daemon: it has processes of its own (ingest's preparers)
+        process = context.Process(
+            target=_writer_main, args=(child_end, self._config), name="ima-writer"
+        )
+        process.start()
+        child_end.close()
+        if not conn.poll(START_TIMEOUT_S):
+            process.kill()
             raise WriterUnavailable(f"the writer did not start within {START_TIMEOUT_S} s")
         try:
-            message = self._conn.recv()
+            message = conn.recv()
         except EOFError:
-            raise WriterUnavailable("the writer ended while starting (see its log above)") from None
+            process.join()
+            raise WriterUnavailable(
+                f"the writer ended while starting (exit code {process.exitcode}; see its log)"
+            ) from None
         if message[0] == "failed":
-            self._process.join()
+            process.join()
             raise WriterUnavailable(message[1])
         self._health = message[1]
-        self._store = config.settings.open_store()
-        self._receiver.start()
+        return conn, process
 
     @property
     def store(self) -> Store:
@@ -189,7 +215,9 @@ class WriterProcess:
         with self._send_lock:
             self._conn.send(message)
 
-    async def write(self, records: Sequence[Any], source: str) -> list[Outcome]:
+    async def write(
+        self, records: Sequence[Any], source: str, allowed: frozenset[str] | None = None
+    ) -> list[Outcome]:
         if self._gone is not None:
             raise WriterUnavailable(self._gone)
         loop = asyncio.get_running_loop()
@@ -199,32 +227,67 @@ class WriterProcess:
         try:
             # in a thread: when ingest pushes back, sending blocks, and it must not block
             # the event loop
-            await loop.run_in_executor(None, self._send, ("write", number, records, source))
+            message = ("write", number, records, source, allowed)
+            await loop.run_in_executor(None, self._send, message)
             return await done
         except (BrokenPipeError, OSError) as exc:
             raise WriterUnavailable("the writer has stopped") from exc
         finally:
             self._pending.pop(number, None)
 
+    def down(self) -> str | None:
+        return self._gone
+
     def _receive(self) -> None:
-        """Follows the writer: catches the store up after every message (each follows a
-        commit), then settles the requests it acknowledged."""
+        """Follows the writer, and starts it again whenever it dies."""
+        wait = 1.0
+        while True:
+            started = time.monotonic()
+            self._follow()
+            self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+            self._gone = f"the writer stopped (exit code {self._process.exitcode}); restarting"
+            for loop, future in list(self._pending.values()):
+                loop.call_soon_threadsafe(_fail, future, WriterUnavailable(self._gone))
+            if self._closing.is_set():
+                self._gone = "the writer has stopped"
+                return
+            log.error("%s", self._gone)
+            wait = 1.0 if time.monotonic() - started > 60 else min(wait * 2, RESTART_MAX_WAIT_S)
+            while not self._closing.wait(wait):
+                try:
+                    conn, process = self._launch()
+                except WriterUnavailable as exc:
+                    self._gone = f"{exc}; retrying"
+                    log.error("could not restart the writer: %s", exc)
+                    wait = min(wait * 2, RESTART_MAX_WAIT_S)
+                    continue
+                with self._send_lock:
+                    self._conn, self._process = conn, process
+                self.restarts += 1
+                self._gone = None
+                log.warning("the writer was restarted")
+                break
+
+    def _follow(self) -> None:
+        """Catches the store up after every message from the writer (each follows a
+        commit), then settles the requests it acknowledged; returns when it ends."""
+        conn = self._conn
         while True:
             try:
-                messages = [self._conn.recv()]
-                while self._conn.poll():
-                    messages.append(self._conn.recv())
+                messages = [conn.recv()]
+                while conn.poll():
+                    messages.append(conn.recv())
             except (EOFError, OSError):
-                break
+                return
             try:
                 self.store.refresh()
             except Exception:  # a failed look is retried at the next commit
                 log.exception("could not catch up with the writer")
             for message in messages:
                 self._settle(message)
-        self._gone = "the writer has stopped"
-        for loop, future in list(self._pending.values()):
-            loop.call_soon_threadsafe(_fail, future, WriterUnavailable(self._gone))
 
     def _settle(self, message: tuple) -> None:
         kind = message[0]
@@ -249,6 +312,7 @@ class WriterProcess:
     def close(self) -> None:
         """Ask the writer to finish (its sources stop, what it received is committed) and
         wait for it; then close the store this process follows."""
+        self._closing.set()
         with contextlib.suppress(OSError):
             self._send(("stop",))
         self._process.join(120)
@@ -331,7 +395,10 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
         link.send(("ready", [s.health.snapshot() for s in sources]))
         asyncio.run(_run(link, pipeline, sources))
     finally:
-        pipeline.close()
+        try:
+            pipeline.close()
+        except RuntimeError as exc:  # the store failed: the API process starts us again
+            log.error("%s", exc)
         if vectors is not None:
             vectors.close()
         trends.close()
@@ -361,13 +428,16 @@ def _take_requests(link: _Link, pipeline: Pipeline, stop: Callable[[], None]) ->
             break
         if message[0] == "stop":
             break
-        _, number, records, source = message
+        _, number, records, source, allowed = message
 
         def acked(outcomes: list[Outcome], number: int = number) -> None:
             link.send(("acked", number, outcomes))
 
         try:  # blocks while ingest's queue is full: the API process waits, in a thread
-            pipeline.submit_many(records, _collector(len(records), acked), source=source)
-        except RuntimeError as exc:
+            pipeline.submit_many(
+                records, _collector(len(records), acked), source=source, allowed_sources=allowed
+            )
+        except RuntimeError as exc:  # the store failed: end, and be started again
             link.send(("refused", number, str(exc)))
+            break
     stop()

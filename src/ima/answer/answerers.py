@@ -18,6 +18,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -32,6 +33,12 @@ from ima.worker_process import exit_with_parent
 log = logging.getLogger(__name__)
 
 NICENESS = 10  # below the API (0) and the writer (5): searches, then ingest, come first
+DEADLINE_S = 20.0  # an answer still working after this long is stopped
+
+
+class AnswerFailed(RuntimeError):
+    """An answer was stopped: past its deadline, or it took its answerer down twice."""
+
 
 _store: Any = None
 _vectors: Any = None
@@ -46,6 +53,7 @@ def _open(data_dir: str, vectors: bool) -> None:
     with contextlib.suppress(OSError, AttributeError):
         os.nice(NICENESS)
     exit_with_parent()
+    signal.signal(signal.SIGALRM, _past_deadline)
     _store = Store(Path(data_dir))
     if vectors:
         from ima.vectors.semantic import Vectors
@@ -53,10 +61,20 @@ def _open(data_dir: str, vectors: bool) -> None:
         _vectors = Vectors.open(_store)
 
 
+def _past_deadline(_signum: int, _frame: Any) -> None:
+    raise AnswerFailed(f"the answer took longer than {DEADLINE_S:g} s and was stopped")
+
+
 def _answer(question: str, as_of: datetime, options: dict[str, Any]) -> Answer:
-    _store.refresh()
-    semantic = _vectors.semantic if _vectors is not None else None
-    return ask(_store, question, as_of=as_of, semantic=semantic, **options)
+    """In an answerer, within `DEADLINE_S`: the timer interrupts the work wherever it is
+    (between two bytecodes), so no request can hold an answerer for longer."""
+    signal.setitimer(signal.ITIMER_REAL, DEADLINE_S)
+    try:
+        _store.refresh()
+        semantic = _vectors.semantic if _vectors is not None else None
+        return ask(_store, question, as_of=as_of, semantic=semantic, **options)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _ready() -> int:
@@ -88,18 +106,31 @@ class Answerers:
 
     def answer(self, question: str, *, as_of: datetime, **options: Any) -> Answer:
         """`ask` in an answerer; `options` are its keyword arguments but `semantic` and a
-        backend. Blocks the calling thread (not the interpreter lock) until it is done.
-        If an answerer died (killed, out of memory), the pool is started afresh once."""
+        backend. Blocks the calling thread (not the interpreter lock) until it is done;
+        raises `AnswerFailed` past the deadline. If an answerer died (killed, out of
+        memory), the pool is started afresh and the question asked once more; a question
+        that takes an answerer down a second time is not asked again."""
+        for _ in range(2):
+            answer = self._once(question, as_of, options)
+            if answer is not None:
+                return answer
+        raise AnswerFailed("answering this stopped an answerer twice")
+
+    def _once(self, question: str, as_of: datetime, options: dict[str, Any]) -> Answer | None:
+        """The answer, or None when the answerer died under it (the pool is restarted)."""
         pool = self._pool
         try:
             return pool.submit(_answer, question, as_of, options).result()
         except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    log.warning("an answerer process died; starting the answerers again")
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool = self._start()
-            return self._pool.submit(_answer, question, as_of, options).result()
+            self._restart(pool)
+            return None
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:  # not already restarted by another request
+                log.warning("an answerer process died; starting the answerers again")
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._start()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -12,10 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from ima.answer.question import understand
-from ima.api import feeds, schemas
-from ima.api.auth import Caller, principal, services
+from ima.api import feeds, grants, schemas
+from ima.api.auth import Caller, Principal, principal, services
 from ima.api.errors import ApiError
-from ima.normalize import JsonLine, RecordError
+from ima.api.service import Services
+from ima.normalize import JsonLine, RecordError, loads
 from ima.query import QuerySyntaxError, parse_as_of
 from ima.search import MAX_K, search
 from ima.writer import WriterUnavailable
@@ -118,9 +118,9 @@ def _records(raw: bytes, content_type: str) -> list[Any]:
     if "ndjson" in content_type or "jsonl" in content_type:
         return [JsonLine(n, line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "body: not JSON (send an array, or NDJSON)", param="body") from None
+        data = loads(raw, "body")
+    except RecordError as exc:
+        raise ApiError(400, f"{exc} (send an array, or NDJSON)", param="body") from None
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -128,10 +128,26 @@ def _records(raw: bytes, content_type: str) -> list[Any]:
     return data
 
 
+def _ingest_rights(svc: Services, who: Principal) -> tuple[str, frozenset[str] | None]:
+    """The source a caller's posts belong to, and the other sources they may claim
+    (None: any, in local mode); 403 for a key that may not ingest."""
+    if svc.no_auth:
+        return "api", None
+    sources = grants.granted(svc.keys.path, who.key_id)
+    if sources is None and not who.tier.ingest:
+        raise ApiError(
+            403,
+            f"This key may not send posts: the {who.tier.name} tier does not include "
+            "ingest (an operator can grant it: ima keys grant KEY_ID).",
+            code="ingest_not_permitted",
+        )
+    return grants.own_source(who.key_id), sources or frozenset()
+
+
 @router.post(
     "/v1/posts",
     response_model=schemas.IngestResponse,
-    responses=schemas.errors(400, 401, 413, 429, 503),
+    responses=schemas.errors(400, 401, 403, 413, 429, 503),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
         "application/x-ndjson": {"schema": {"type": "string"}},
@@ -139,8 +155,11 @@ def _records(raw: bytes, content_type: str) -> list[Any]:
 )  # fmt: skip
 async def ingest_posts(request: Request, who: Caller) -> Any:
     """Ingest post records (README "Post records"): a JSON array, one object, or NDJSON.
-    Answers after the batch is committed, with each item's outcome."""
+    Answers after the batch is committed, with each item's outcome. Needs a key whose
+    tier includes ingest or that was granted it; its posts belong to the source
+    `api-<key id>` unless it was granted named sources (README "Ingest over HTTP")."""
     svc = services(request)
+    source, allowed = await run_in_threadpool(_ingest_rights, svc, who)
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_BODY_BYTES:
         raise ApiError(413, f"body over {MAX_BODY_BYTES} bytes", param="body")
@@ -158,7 +177,7 @@ async def ingest_posts(request: Request, who: Caller) -> Any:
         raise ApiError(413, f"{len(records)} records; at most {MAX_ITEMS} a request", param="body")
     received = time.perf_counter()
     try:
-        results = await svc.writer.write(records, source="api")
+        results = await svc.writer.write(records, source=source, allowed=allowed)
     except WriterUnavailable:
         raise ApiError(503, "Ingest is not running; retry later.", code="ingest_unavailable",
                        headers={"Retry-After": "5"}) from None  # fmt: skip

@@ -254,9 +254,12 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "down"]
+    reason: str | None = Field(None, description="Why the writer is down, when it is.")
     posts: int
     index_lag_posts: int
+    rejected_records: int = Field(0, description="Records refused at ingest, ever.")
+    dead_letters: int = Field(0, description="Refused records kept (`ima stats --dead`).")
     sources: list[dict[str, Any]]
 
 

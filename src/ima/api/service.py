@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ima.answer.answerers import AnswerFailed
 from ima.answer.ask import ask
 from ima.answer.model import Answer, iso
 from ima.api.errors import ApiError
@@ -20,6 +21,7 @@ from ima.api.keys import KeyStore
 from ima.api.quota import Limiter
 from ima.api.tiers import Tier
 from ima.post import Post
+from ima.query import clamp_instant
 from ima.store import Store
 from ima.writer import Writer
 
@@ -54,10 +56,31 @@ class Metrics:
             registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        self.rejected = Gauge(
+            "ima_rejected_records", "Records refused at ingest, by kind (in the store)",
+            ["kind"], registry=self.registry,
+        )  # fmt: skip
+        self.dead_letters = Gauge(
+            "ima_dead_letters", "Refused records kept with their raw bytes",
+            registry=self.registry,
+        )  # fmt: skip
+        self.writer_up = Gauge(
+            "ima_writer_up", "1 while the writer (sources and ingest) runs, else 0",
+            registry=self.registry,
+        )  # fmt: skip
         self.llm_fallbacks = Counter(
             "ima_llm_fallbacks_total", "LLM answers replaced by the extractive one",
             registry=self.registry,
         )  # fmt: skip
+
+
+    def observe_store(self, stats: dict[str, Any], writer_down: str | None) -> None:
+        """Gauges read from the store at scrape time."""
+        self.index_lag.set(stats["index_lag_posts"])
+        for kind, count in stats["errors"].items():
+            self.rejected.labels(kind).set(count)
+        self.dead_letters.set(stats["dead_letters"])
+        self.writer_up.set(0 if writer_down else 1)
 
 
 @dataclass
@@ -118,6 +141,9 @@ class Services:
                 503, "Busy answering others; retry shortly.", code="overloaded",
                 headers={"Retry-After": "2"},
             ) from None  # fmt: skip
+        except AnswerFailed as exc:
+            raise ApiError(503, f"No answer: {exc}.", code="answer_failed",
+                           headers={"Retry-After": "5"}) from None  # fmt: skip
 
     def _answer(
         self,
@@ -163,14 +189,17 @@ class Services:
 def day_bounds(
     from_date: str | None, to_date: str | None
 ) -> tuple[datetime | None, datetime | None]:
-    """`YYYY-MM-DD` bounds → [start of from_date, end of to_date] in UTC."""
-    since = datetime.fromisoformat(from_date).replace(tzinfo=UTC) if from_date else None
-    until = (
-        datetime.fromisoformat(to_date).replace(tzinfo=UTC) + timedelta(days=1, microseconds=-1)
-        if to_date
-        else None
-    )
-    return since, until
+    """`YYYY-MM-DD` bounds → [start of from_date, end of to_date] in UTC, clamped into the
+    span posts can have (`clamp_instant`): a range from year 1 costs what one from 1970
+    does, and a date in year 9999 does not overflow."""
+    try:
+        since = datetime.fromisoformat(from_date).replace(tzinfo=UTC) if from_date else None
+        until = datetime.fromisoformat(to_date).replace(tzinfo=UTC) if to_date else None
+    except ValueError as exc:
+        raise ApiError(400, f"from_date/to_date: {exc}", code="invalid_value") from None
+    if until is not None:
+        until = clamp_instant(until) + timedelta(days=1, microseconds=-1)
+    return (None if since is None else clamp_instant(since)), until
 
 
 def restriction(

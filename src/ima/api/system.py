@@ -33,22 +33,29 @@ def me(request: Request, who: Caller) -> schemas.Me:
                       demo=svc.demo, notice=svc.notice, sources=states)  # fmt: skip
 
 
-@router.get("/healthz", response_model=schemas.Health)
-def health(request: Request) -> schemas.Health:
-    """Liveness, with the store's size, index lag and each source's health."""
+@router.get("/healthz", response_model=schemas.Health, responses={503: {"model": schemas.Health}})
+def health(request: Request) -> Response:
+    """Liveness, with the store's size, index lag and each source's health; 503 with the
+    reason while the writer (sources and ingest) is down."""
     svc = services(request)
     stats = svc.store.stats()
-    return schemas.Health(
-        status="ok",
+    down = svc.writer.down()
+    report = schemas.Health(
+        status="ok" if down is None else "down",
+        reason=down,
         posts=int(stats["posts"]),
         index_lag_posts=int(stats["index_lag_posts"]),
+        rejected_records=int(sum(stats["errors"].values())),  # type: ignore[attr-defined]
+        dead_letters=int(stats["dead_letters"]),  # type: ignore[call-overload]
         sources=svc.writer.sources(),
     )
+    return Response(report.model_dump_json(), 200 if down is None else 503,
+                    media_type="application/json")  # fmt: skip
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request) -> Response:
     """Prometheus metrics: ingest, index lag, freshness, request latency, quota rejections."""
     svc = services(request)
-    svc.metrics.index_lag.set(svc.store.stats()["index_lag_posts"])
+    svc.metrics.observe_store(svc.store.stats(), svc.writer.down())
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,7 @@ requests_per_minute = 5
 requests_per_day = 100
 fun = false
 priority = 0
+ingest = false   # optional: may POST /v1/posts (default false)
 ```
 """
 
@@ -23,6 +24,7 @@ class Tier:
     requests_per_day: int
     fun: bool  # may use the fun persona
     priority: int  # higher goes first when the server is busy
+    ingest: bool = False  # may POST /v1/posts (else only keys granted it: `ima keys grant`)
 
 
 DEFAULT_TIERS = {
@@ -31,7 +33,8 @@ DEFAULT_TIERS = {
     "premium_plus": Tier("premium_plus", 300, 50_000, True, 2),
 }
 #: `--no-auth`: one local user, every feature, no limits worth hitting
-LOCAL = Tier("local", 1_000_000, 1_000_000_000, True, 2)
+LOCAL = Tier("local", 1_000_000, 1_000_000_000, True, 2, ingest=True)
+_OPTIONAL = frozenset({"ingest"})
 
 
 def load(path: Path | None) -> dict[str, Tier]:
@@ -46,10 +49,14 @@ def load(path: Path | None) -> dict[str, Tier]:
     if not isinstance(tables, dict) or not tables:
         raise ValueError(f"{path}: declare at least one [tiers.NAME] table")
     names = {f.name for f in fields(Tier)} - {"name"}
+    required = names - _OPTIONAL
     tiers = {}
     for name, table in tables.items():
-        if not isinstance(table, dict) or set(table) != names:
-            raise ValueError(f"{path}: [tiers.{name}] needs exactly {', '.join(sorted(names))}")
+        if not isinstance(table, dict) or not required <= set(table) <= names:
+            raise ValueError(
+                f"{path}: [tiers.{name}] needs {', '.join(sorted(required))} "
+                f"(and may set {', '.join(sorted(_OPTIONAL))})"
+            )
         tiers[name] = Tier(name=name, **table)
         if tiers[name].requests_per_minute < 1 or tiers[name].requests_per_day < 1:
             raise ValueError(f"{path}: [tiers.{name}] limits must be at least 1")

@@ -48,6 +48,7 @@ requests_per_minute = 1000000
 requests_per_day = 100000000
 fun = true
 priority = 2
+ingest = true
 
 [tiers.free]
 requests_per_minute = 5

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ima import analysis
 from ima.post import Post, unflatten
+from ima.sqlite_pool import ConnectionPool
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -56,7 +56,19 @@ CREATE TABLE IF NOT EXISTS errors (kind TEXT PRIMARY KEY, count INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, deleted_us INTEGER NOT NULL)
     WITHOUT ROWID;
+-- records refused at ingest, with their raw bytes (cut at DEAD_LETTER_BYTES), newest kept
+CREATE TABLE IF NOT EXISTS dead_letters (
+    n INTEGER PRIMARY KEY,
+    at_us INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
 """
+DEAD_LETTERS_KEPT = 10_000
+DEAD_LETTER_BYTES = 64 * 1024
+_IDLE_READERS = 8  # reader connections kept open for reuse; more are closed after use
 
 _COLUMNS = (
     "seq, id, source, author, author_name, followers, text, lang, created_us, ingested_us, "
@@ -100,6 +112,17 @@ class Removals:
     deleted_us: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record ingest refused: why, and its raw bytes (for an operator to look at)."""
+
+    at_us: int
+    source: str
+    kind: str
+    reason: str
+    raw: bytes
+
+
 @dataclass(slots=True)
 class Entry:
     """A post on its way into the log, flat (`ima.post.flatten`); `text` is its prepared
@@ -123,7 +146,8 @@ class PostLog:
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self.path = path
         self._synchronous = synchronous
-        self._local = threading.local()
+        self._readers = ConnectionPool(self._reader, _IDLE_READERS)
+        self._read = self._readers.rows
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
         # Checkpoints (copying the WAL into the database, with an fsync) would otherwise
@@ -145,10 +169,8 @@ class PostLog:
         return conn
 
     def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-            conn.execute("PRAGMA query_only=1")
+        conn = self._connect()
+        conn.execute("PRAGMA query_only=1")
         return conn
 
     def _lookup(self, sql: str, ids: Iterable[str]) -> list[tuple]:
@@ -192,6 +214,7 @@ class PostLog:
         removals: Removals | None = None,
         engagements: Sequence[tuple[int, int, int, str]] = (),
         cursors: dict[str, str] | None = None,
+        dead_letters: Sequence[DeadLetter] = (),
     ) -> list[int]:
         """Write one batch in one transaction: all of it is durable, or none of it.
         Removals go first (a replaced post is inserted again); returns removed seqs."""
@@ -225,6 +248,8 @@ class PostLog:
                     "ON CONFLICT(kind) DO UPDATE SET count = count + excluded.count",
                     list(errors.items()),
                 )
+            if dead_letters:
+                self._keep_dead_letters(conn, dead_letters)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -232,6 +257,18 @@ class PostLog:
         if entries:
             self.last_seq = max(self.last_seq, first_seq + len(entries) - 1)
         return removed
+
+    @staticmethod
+    def _keep_dead_letters(conn: sqlite3.Connection, letters: Sequence[DeadLetter]) -> None:
+        conn.executemany(
+            "INSERT INTO dead_letters(at_us, source, kind, reason, raw) VALUES (?, ?, ?, ?, ?)",
+            [(d.at_us, d.source, d.kind, d.reason[:500], d.raw[:DEAD_LETTER_BYTES])
+             for d in letters[-DEAD_LETTERS_KEPT:]],
+        )  # fmt: skip
+        conn.execute(
+            "DELETE FROM dead_letters WHERE n <= (SELECT MAX(n) FROM dead_letters) - ?",
+            (DEAD_LETTERS_KEPT,),
+        )
 
     def checkpoint(self, min_wal_bytes: int = 64 * 1024 * 1024) -> None:
         """Copy committed WAL pages into the database once the WAL has grown past
@@ -247,31 +284,29 @@ class PostLog:
 
     def fetch(self, seqs: Sequence[int]) -> dict[int, StoredPost]:
         out: dict[int, StoredPost] = {}
-        conn = self._reader()
         for i in range(0, len(seqs), _LOOKUP_CHUNK):
             chunk = seqs[i : i + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT {_COLUMNS} FROM posts WHERE seq IN ({marks})"
-            for r in conn.execute(sql, chunk):
+            for r in self._read(sql, chunk):
                 out[r[0]] = _from_row(r)
         return out
 
     def get(self, post_id: str) -> StoredPost | None:
         sql = f"SELECT {_COLUMNS} FROM posts WHERE id = ?"
-        r = self._reader().execute(sql, (post_id,)).fetchone()
-        return None if r is None else _from_row(r)
+        rows = self._read(sql, (post_id,))
+        return _from_row(rows[0]) if rows else None
 
     def scan(self, after_seq: int = 0) -> Iterator[tuple[int, tuple, str]]:
         """(seq, flat post, indexed text) of the originals (the indexed posts) in log
         order after `after_seq`, read in pages; rows as stored, no `Post` objects built
         (`ima.post.flatten`'s form: what the index and the fresh segment need)."""
-        conn = self._reader()  # pages are fetched whole: no read is left open between
-        while True:
-            page = conn.execute(
+        while True:  # pages are fetched whole: no read is left open between them
+            page = self._read(
                 f"SELECT {_COLUMNS} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
                 "ORDER BY seq LIMIT 5000",
                 (after_seq,),
-            ).fetchall()
+            )
             if not page:
                 return
             for r in page:
@@ -280,10 +315,10 @@ class PostLog:
 
     def newest_seq(self) -> int:
         """The last position in the log as stored (another process may be appending)."""
-        return self._reader().execute("SELECT COALESCE(MAX(seq), 0) FROM posts").fetchone()[0]
+        return self._read("SELECT COALESCE(MAX(seq), 0) FROM posts")[0][0]
 
     def newest_created_us(self) -> int | None:
-        return self._reader().execute("SELECT MAX(created_us) FROM posts").fetchone()[0]
+        return self._read("SELECT MAX(created_us) FROM posts")[0][0]
 
     def originals_since(
         self, created_us: int, upto_seq: int | None = None
@@ -303,26 +338,31 @@ class PostLog:
 
     def recent_originals(self, limit: int) -> list[StoredPost]:
         sql = f"SELECT {_COLUMNS} FROM posts WHERE duplicate_of IS NULL ORDER BY seq DESC LIMIT ?"
-        return [_from_row(r) for r in self._reader().execute(sql, (limit,))][::-1]
+        return [_from_row(r) for r in self._read(sql, (limit,))][::-1]
 
     def counts(self) -> dict[str, int]:
-        conn = self._reader()
-        total, copies = conn.execute("SELECT COUNT(*), COUNT(duplicate_of) FROM posts").fetchone()
+        total, copies = self._read("SELECT COUNT(*), COUNT(duplicate_of) FROM posts")[0]
         return {"posts": total, "copies": copies, "originals": total - copies}
 
     def cursor(self, source: str) -> str | None:
         """The position `source` had reached as of the last committed batch."""
-        row = (
-            self._reader()
-            .execute("SELECT value FROM cursors WHERE source = ?", (source,))
-            .fetchone()
-        )
-        return None if row is None else row[0]
+        rows = self._read("SELECT value FROM cursors WHERE source = ?", (source,))
+        return rows[0][0] if rows else None
 
     def error_counts(self) -> dict[str, int]:
-        return dict(self._reader().execute("SELECT kind, count FROM errors ORDER BY kind"))
+        return dict(self._read("SELECT kind, count FROM errors ORDER BY kind"))
+
+    def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
+        """The newest records ingest refused, newest first."""
+        sql = "SELECT at_us, source, kind, reason, raw FROM dead_letters ORDER BY n DESC LIMIT ?"
+        return [DeadLetter(*row) for row in self._read(sql, (limit,))]
+
+    def dead_letter_count(self) -> int:
+        """Refused records kept now (at most `DEAD_LETTERS_KEPT`)."""
+        return self._read("SELECT COUNT(*) FROM dead_letters")[0][0]
 
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.close()
+        self._readers.close()
         self._writer.close()

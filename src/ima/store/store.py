@@ -20,7 +20,7 @@ from pathlib import Path
 from ima.post import Flat
 from ima.store.fresh import FreshDoc, FreshSegment, facet
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
-from ima.store.log import Entry, PostLog, Removals, StoredPost
+from ima.store.log import DeadLetter, Entry, PostLog, Removals, StoredPost
 from ima.store.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ class Store:
         removals: Removals | None = None,
         engagements: Sequence[tuple[int, int, int, str]] = (),
         cursors: dict[str, str] | None = None,
+        dead_letters: Sequence[DeadLetter] = (),
     ) -> list[int]:
         """Commit one batch to the log, then make its originals searchable; returns seqs.
 
@@ -153,6 +154,7 @@ class Store:
             removals,
             engagements,
             cursors,
+            dead_letters,
         )
         if removed:
             self._queue.put(_Forget(removed))
@@ -169,7 +171,10 @@ class Store:
                 (first + i, e) for i, e in enumerate(entries) if e.flat[Flat.DUPLICATE_OF] is None
             ]
             for listener in self.listeners:
-                listener(originals)
+                try:  # a follower's failure (trends, vectors) must not stop ingest
+                    listener(originals)
+                except Exception:
+                    log.exception("a listener failed on a committed batch")
         return list(range(first, first + len(entries)))
 
     def _add_fresh(self, docs: list[FreshDoc]) -> None:
@@ -350,4 +355,5 @@ class Store:
             "index_commits": self.index_commits,
             "disk_bytes": disk,
             "errors": self.log.error_counts(),
+            "dead_letters": self.log.dead_letter_count(),
         }

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ima.sqlite_pool import ConnectionPool
+
 _HOUR_US = 3_600_000_000
 
 
@@ -31,21 +33,20 @@ class VectorIndex:
     def __init__(self, path: Path, dim: int) -> None:
         self.path = path
         self.dim = dim
-        self._local = threading.local()
         self._partitions: dict[int, _Partition] = {}
         self._lock = threading.Lock()
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS vectors (seq INTEGER PRIMARY KEY, "
-                "hour INTEGER NOT NULL, created_us INTEGER NOT NULL, vec BLOB NOT NULL)"
-            )
-            db.execute("CREATE INDEX IF NOT EXISTS vectors_hour ON vectors(hour)")
+        self._writer = self._connect()
+        self._writer.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (seq INTEGER PRIMARY KEY, "
+            "hour INTEGER NOT NULL, created_us INTEGER NOT NULL, vec BLOB NOT NULL)"
+        )
+        self._writer.execute("CREATE INDEX IF NOT EXISTS vectors_hour ON vectors(hour)")
+        self._read = ConnectionPool(self._connect, idle=4)
 
-    def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = sqlite3.connect(self.path, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False,
+                               isolation_level=None)  # fmt: skip
+        conn.execute("PRAGMA journal_mode=WAL")
         return conn
 
     def add(self, seqs: list[int], created_us: list[int], vectors: np.ndarray) -> None:
@@ -53,32 +54,32 @@ class VectorIndex:
             (seq, created // _HOUR_US, created, vec.astype(np.float32).tobytes())
             for seq, created, vec in zip(seqs, created_us, vectors, strict=True)
         ]
-        with self._db() as db:
-            db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+        with self._lock:  # one writing connection, shared by the embedding threads
+            self._writer.execute("BEGIN")
+            self._writer.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+            self._writer.execute("COMMIT")
 
     def count(self) -> int:
-        return self._db().execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        return self._read.rows("SELECT COUNT(*) FROM vectors")[0][0]
 
     def embedded(self, seqs: list[int]) -> set[int]:
         found: set[int] = set()
         for i in range(0, len(seqs), 500):
             chunk = seqs[i : i + 500]
             sql = f"SELECT seq FROM vectors WHERE seq IN ({','.join('?' * len(chunk))})"
-            found.update(r[0] for r in self._db().execute(sql, chunk))
+            found.update(r[0] for r in self._read.rows(sql, chunk))
         return found
 
-    def _partition(self, hour: int) -> _Partition | None:
-        db = self._db()
-        rows = db.execute("SELECT COUNT(*) FROM vectors WHERE hour = ?", (hour,)).fetchone()[0]
-        if rows == 0:
-            return None
+    def close(self) -> None:
+        self._read.close()
+        self._writer.close()
+
+    def _partition(self, hour: int, rows: int) -> _Partition:
         with self._lock:
             cached = self._partitions.get(hour)
         if cached is not None and cached.rows == rows:
             return cached
-        data = db.execute(
-            "SELECT seq, created_us, vec FROM vectors WHERE hour = ?", (hour,)
-        ).fetchall()
+        data = self._read.rows("SELECT seq, created_us, vec FROM vectors WHERE hour = ?", (hour,))
         partition = _Partition(
             len(data),
             np.array([r[0] for r in data], dtype=np.int64),
@@ -94,10 +95,13 @@ class VectorIndex:
     def search(self, query: np.ndarray, low_us: int, high_us: int, k: int) -> list[int]:
         """Seqs of the `k` most similar vectors created in [low_us, high_us]."""
         best: list[tuple[float, int]] = []
-        for hour in range(low_us // _HOUR_US, high_us // _HOUR_US + 1):
-            part = self._partition(hour)
-            if part is None:
-                continue
+        # only the hours that hold vectors: a range of centuries costs what its data does
+        hours = self._read.rows(
+            "SELECT hour, COUNT(*) FROM vectors WHERE hour BETWEEN ? AND ? GROUP BY hour",
+            (low_us // _HOUR_US, high_us // _HOUR_US),
+        )
+        for hour, rows in hours:
+            part = self._partition(hour, rows)
             scores = part.matrix @ query
             scores[(part.created < low_us) | (part.created > high_us)] = -np.inf
             top = np.argsort(scores)[::-1][:k]

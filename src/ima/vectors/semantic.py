@@ -69,3 +69,4 @@ class Vectors:
         if self._following:
             self.store.listeners.remove(self._committed)
             self.worker.stop()
+        self.index.close()
