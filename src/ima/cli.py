@@ -1029,8 +1029,7 @@ def serve_cmd(
     (--no-default-source: none); --demo replays a generated stream instead. Sources and
     ingest run in a writer process of its own; this one serves HTTP and follows the store.
     """
-    import uvicorn
-
+    from ima.api import server
     from ima.api import tiers as tier_module
     from ima.api.app import create_app
     from ima.api.gate import PriorityGate
@@ -1106,8 +1105,9 @@ def serve_cmd(
     # Requests wait for the interpreter lock while other threads hold it; handing it
     # over every 1 ms instead of 5 ms cut search p99 under ingest (README "API").
     sys.setswitchinterval(0.001)
-    try:
-        uvicorn.run(create_app(svc), host=host, port=port, log_level="warning")
+    app = create_app(svc)
+    try:  # with bounded request heads; on SIGTERM the live feeds end and the app stops
+        server.serve(app, host, port, on_exit=app.state.feeds.close_all)
     finally:  # the app's shutdown stops the writer and the answerers; here, if it never ran
         if answer_pool is not None:
             answer_pool.close()

@@ -26,6 +26,11 @@ def _env_float(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
+#: posts, keys and quota counts are nobody else's business: directories ima creates are
+#: 0700 and files 0600 (SQLite gives a database's journal and WAL the database's mode)
+PRIVATE_UMASK = 0o077
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob, with its environment variable in the README's settings table."""
@@ -39,6 +44,8 @@ class Settings:
 
     @classmethod
     def load(cls, data_dir: str | Path | None = None) -> Settings:
+        """The settings of this process, which from now on creates files for its user only."""
+        os.umask(PRIVATE_UMASK)
         chosen = data_dir or os.environ.get("IMA_DATA_DIR") or platformdirs.user_data_dir("ima")
         synchronous = os.environ.get("IMA_SYNCHRONOUS", "NORMAL").upper()
         if synchronous not in ("NORMAL", "FULL"):

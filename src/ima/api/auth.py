@@ -19,6 +19,17 @@ class Principal:
     tier: Tier
 
 
+def missing_key() -> ApiError:
+    return ApiError(401, "Missing API key: send 'Authorization: Bearer <key>' (ima keys create).",
+                    code="missing_api_key")  # fmt: skip
+
+
+def bearer(header: str) -> str | None:
+    """The key an `Authorization` header presents, if it presents one."""
+    scheme, _, presented = header.partition(" ")
+    return (presented.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def services(request: Request) -> Services:
     return request.app.state.services
 
@@ -31,16 +42,12 @@ def principal(request: Request) -> Principal:
     """
     svc = services(request)
     if svc.no_auth:
-        return Principal("local", LOCAL)
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        raise ApiError(
-            401,
-            "Missing API key: send 'Authorization: Bearer <key>' (ima keys create).",
-            code="missing_api_key",
-        )
-    key = svc.keys.verify(presented.strip())
+        who = request.state.principal = Principal("local", LOCAL)
+        return who
+    presented = bearer(request.headers.get("authorization", ""))
+    if presented is None:
+        raise missing_key()
+    key = svc.keys.verify(presented)
     if key is None:
         raise ApiError(401, "Invalid or revoked API key.", code="invalid_api_key")
     tier = svc.tiers.get(key.tier)
@@ -60,7 +67,8 @@ def principal(request: Request) -> Principal:
                 "x-ratelimit-limit-requests": str(tier.requests_per_minute),
             },
         )
-    return Principal(key.id, tier)
+    who = request.state.principal = Principal(key.id, tier)  # feeds count theirs by key
+    return who
 
 
 #: a handler parameter that authenticates the caller and spends one request of its budget

@@ -8,6 +8,8 @@ that says nothing of the internals (the details go to the log).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,20 +54,54 @@ def body(status: int, message: str, param: str | None = None, code: str | None =
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
+def response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(
+        body(exc.status, exc.message, exc.param, exc.code), exc.status, headers=exc.headers
+    )
+
+
+def json_path(location: Sequence[str | int], sent: Any, kind: str) -> str | None:
+    """The field an error is about, as a JSON path of what the client sent
+    (`messages[14].content`), not pydantic's location: that also names the union
+    members it tried (`constrained-str`, `list[ContentPart]`), which are no field of
+    the request. A name absent from what was sent is kept only as the missing field."""
+    path, here = "", sent
+    for depth, part in enumerate(location):
+        if isinstance(part, int):
+            path += f"[{part}]"
+            here = here[part] if isinstance(here, list) and -len(here) <= part < len(here) else None
+        elif isinstance(here, dict) and part in here:
+            path += f".{part}" if path else part
+            here = here[part]
+        elif kind == "missing" and depth == len(location) - 1:
+            path += f".{part}" if path else part
+    return path or None
+
+
+def _invalid(exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    kind, location = first.get("type", ""), tuple(first.get("loc", ()))
+    if kind == "json_invalid":  # its location is an offset into the body, not a field
+        return JSONResponse(body(400, "body: not valid JSON", "body", "invalid_json"), 400)
+    where, rest = (location[0], location[1:]) if location else ("body", ())
+    if where == "body":
+        param = json_path(rest, exc.body, kind) or "body"
+    else:  # a query, path or header parameter: a flat name
+        param = str(rest[0]) if rest else None
+    message = first.get("msg", "invalid")
+    return JSONResponse(
+        body(400, f"{param}: {message}" if param else message, param, "invalid_value"), 400
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            body(exc.status, exc.message, exc.param, exc.code), exc.status, headers=exc.headers
-        )
+        return response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
-        param = ".".join(location) or None
-        message = f"{param}: {first.get('msg', 'invalid')}" if param else first.get("msg", "")
-        return JSONResponse(body(400, message or "invalid request", param, "invalid_value"), 400)
+        return _invalid(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

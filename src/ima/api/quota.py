@@ -37,36 +37,39 @@ class Limiter(Protocol):
 
     def admit(self, key_id: str, tier: Tier) -> Decision: ...
 
+    def close(self) -> None: ...
+
 
 class SqliteLimiter:
     name = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        # one connection, which threads take in turn (they would queue for SQLite's
+        # write lock anyway); one per thread left file descriptors behind each thread
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
         self._turn = threading.Lock()
-        self._db().executescript(
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # no fsync per request: a crash may forget the last moment's counts, never more
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(
             "CREATE TABLE IF NOT EXISTS buckets "
             "(key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL);"
             "CREATE TABLE IF NOT EXISTS daily (key TEXT NOT NULL, day TEXT NOT NULL, "
             "count INTEGER NOT NULL, PRIMARY KEY (key, day));"
         )
 
-    def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # no fsync per request: a crash may forget the last moment's counts, never more
-            conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
-
     def admit(self, key_id: str, tier: Tier) -> Decision:
         with self._turn:  # threads of this process queue here, not in SQLite's busy loop
             return self._admit(key_id, tier)
 
+    def close(self) -> None:
+        with self._turn:
+            self._db.close()
+
     def _admit(self, key_id: str, tier: Tier) -> Decision:
-        db = self._db()
+        db = self._db
         db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and spend together
         try:
             now = time.time()
@@ -138,6 +141,9 @@ class RedisLimiter:
         self.client.ping()  # fail at start, not on the first request
         self.prefix = prefix
         self._script = self.client.register_script(_SCRIPT)
+
+    def close(self) -> None:
+        self.client.close()
 
     def admit(self, key_id: str, tier: Tier) -> Decision:
         allowed, value, reason = self._script(

@@ -1,0 +1,116 @@
+"""The HTTP server under the API: uvicorn, with the limits a public port needs.
+
+A request's head (request line and headers) may take at most `MAX_HEAD_BYTES` and
+must arrive within `HEAD_TIMEOUT_S` of the connection opening or of the previous
+response, or the connection is refused (431) or closed (408): uvicorn's httptools
+protocol bounds neither, so an 8 MB header was read whole and slow-header clients
+held their connections for as long as they liked.
+
+On SIGTERM (or Ctrl-C) live feeds end at once, requests still running after
+`GRACE_S` are cancelled, and the app's shutdown stops the writer; a second signal
+stops waiting for anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from types import FrameType
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ima.api import errors
+
+MAX_HEAD_BYTES = 32 * 1024
+HEAD_TIMEOUT_S = 10.0
+GRACE_S = 5.0
+
+
+class BoundedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bounded request head, in size and in time."""
+
+    _head_bytes = 0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def _await_head(self) -> None:
+        self._head_bytes = 0
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
+
+    def _head_arrived(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:  # still reading a head: count it up to its end
+            end = data.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else end + 4
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._head_arrived()
+                self._refuse(431, f"request head over {MAX_HEAD_BYTES} bytes", "headers")
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._head_arrived()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        queued = bool(self.pipeline)  # a request already read starts now: no head to wait for
+        super().on_response_complete()
+        if not queued and not self.transport.is_closing():
+            self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_arrived()
+        super().connection_lost(exc)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is running (its head came with a pipelined one)
+        self._refuse(408, f"request head not received within {HEAD_TIMEOUT_S:g} s", None)
+
+    def _refuse(self, status: int, message: str, param: str | None) -> None:
+        """Answer with an error of the API's shape and close: what else the client
+        sends is not read."""
+        if self.transport.is_closing():
+            return
+        content = json.dumps(errors.body(status, message, param)).encode()
+        head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(content)}\r\n"
+                "connection: close\r\n\r\n")  # fmt: skip
+        self.transport.write(head.encode() + content)
+        self.transport.close()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, which tells the app's feeds to end when a signal asks it to
+    stop, and gives up waiting on a second signal (uvicorn does only on Ctrl-C)."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        super().handle_exit(sig, frame)
+        self.on_exit()
+
+
+def config(app: object, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", http=BoundedHttpTools,
+                          timeout_graceful_shutdown=GRACE_S)  # fmt: skip
+
+
+def serve(app: object, host: str, port: int, on_exit: Callable[[], None]) -> None:
+    """Serve `app` until a signal; `on_exit` is called on each one."""
+    Server(config(app, host, port), on_exit).run()
