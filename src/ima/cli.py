@@ -842,17 +842,33 @@ def eval_cmd(
 @click.option("--seed", type=int, default=7, show_default=True, help="Stream generator seed.")
 @click.option("--hours", type=click.FloatRange(2, 24), default=5, show_default=True,
               help="Stream time to generate.")  # fmt: skip
+@click.option("--real", "real", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Score a real stream instead: JSONL of posts with `event` labels (`python "
+                   "-m ima.bench.crisis_stream` builds one), stored by `ima ingest` alone and "
+                   "asked for stories an hour after each event's 50th post.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def eval_trends(seed: int, hours: float, as_json: bool) -> None:
-    """Trend detection on a generated stream with planted events, floods and chatter
-    (README "Trends"): recall, precision, detection delay, floods, citation validity."""
+def eval_trends(seed: int, hours: float, real: Path | None, as_json: bool) -> None:
+    """Trend detection on a generated stream with planted events, floods and chatter, or
+    on a real labelled stream (README "Trends"): recall, precision, delay, floods,
+    citation validity."""
     import tempfile
 
     from ima.bench.trending import run
 
+
+    def progress(message: str) -> None:
+        click.echo(f"… {message}", err=True)
+
+    if real is not None:
+        from ima.bench import real_trends
+
+        found = real_trends.run(real, progress=progress)
+        as_text = json.dumps(found, ensure_ascii=False, indent=2) if as_json else None
+        click.echo(as_text or "\n".join(real_trends.lines(found)))
+        return
     with tempfile.TemporaryDirectory(prefix="ima-eval-") as tmp:
         report = run(lambda: Store(Path(tmp) / "data"), seed=seed, hours=hours,
-                     progress=lambda m: click.echo(f"… {m}", err=True))  # fmt: skip
+                     progress=progress)  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return

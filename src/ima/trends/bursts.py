@@ -26,7 +26,8 @@ PRIOR_COUNT = 0.01  # the Gamma prior: this many author-minutes ...
 PRIOR_MINUTES = 0.5  # ... over this many minutes (weak: a day's history outweighs it)
 MINUTE_US = 60_000_000
 ANYONE = ""  # counted once per author-minute for every post: how many are posting
-COLD_SHARE = 0.05  # in a cold window, a burst is said by this share of those posting
+COLD_SHARE = 0.05  # in a cold window, `cold_authors` who are this share of those posting,
+COLD_MOST = 0.2  # or half as many who are this share, say a burst
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +143,9 @@ class BurstDetector:
     A window that has not yet seen `warm_up_spans` of history is *cold* (a stream just
     started): its law is widened as if the item had been quiet for only one span, and
     an item must be said by `cold_authors` authors who are `COLD_SHARE` of everyone
-    posting, so that a topic many independent people are on still shows while the
-    words of ordinary chatter, all new to a new stream, do not."""
+    posting (or half as many who are `COLD_MOST` of them), so that a topic many
+    independent people are on still shows while the words of ordinary chatter, all new
+    to a new stream, do not."""
 
     def __init__(
         self,
@@ -207,9 +209,10 @@ class BurstDetector:
         current = self._counts
         minutes = window.covered_minutes()
         least = self.min_authors
-        if cold:
-            everyone = window.total[ANYONE] + current[ANYONE]
-            least = max(self.cold_authors, math.ceil(COLD_SHARE * everyone))
+        everyone = window.total[ANYONE] + current[ANYONE]
+        if cold:  # many authors and a good share of everyone, or most of everyone
+            least = min(max(self.cold_authors, math.ceil(COLD_SHARE * everyone)),
+                        max(self.cold_authors // 2, math.ceil(COLD_MOST * everyone)))  # fmt: skip
         found = []
         for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
             i for i, c in window.total.items() if c + current[i] >= least
