@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import feed, post
-from ima.answer.answerers import Answerers
+from ima.answer.answerers import Answerers, AnswerFailed
 from ima.bench.serve import free_port, wait_until_up
 from ima.changes import Delete
 from ima.search import search
@@ -116,6 +116,18 @@ def test_answerers_come_back_after_one_is_killed(writer, caplog):
         assert "an answerer process died" in caplog.text
     finally:
         answerers.close()
+
+
+def test_an_answer_past_its_deadline_is_stopped_and_the_answerer_goes_on(writer):
+    feed(writer, [post(1, "Lighthouse lamp replaced on the north cape", author="coast")])
+    hasty = Answerers(writer.data_dir, 1, vectors=False, deadline_s=0.000_001)
+    try:
+        with pytest.raises(AnswerFailed, match="longer than"):
+            hasty.answer("What about the lighthouse lamp?", as_of=NOW, persona="regular")
+        with pytest.raises(AnswerFailed):  # the same process takes the next one
+            hasty.answer("And the lamp?", as_of=NOW, persona="regular")
+    finally:
+        hasty.close()
 
 
 def _children(pid: int) -> set[int]:

@@ -84,13 +84,20 @@ def test_a_second_writer_on_the_same_store_is_refused_plainly(tmp_path):
         holder.close()
 
 
-def test_when_the_writer_dies_writes_are_refused_and_reads_go_on(tmp_path):
+def test_when_the_writer_dies_writes_are_refused_reads_go_on_and_it_comes_back(tmp_path):
     writer = WriterProcess(_config(tmp_path / "data"))
     try:
         asyncio.run(writer.write([post(1, "aurora visible tonight in the north")], "test"))
-        os.kill(writer.pid, signal.SIGKILL)
+        first = writer.pid
+        os.kill(first, signal.SIGKILL)
         with pytest.raises(WriterUnavailable):
             asyncio.run(writer.write([post(2, "aurora again")], "test"))
+        assert "exit code -9" in (writer.down() or "")  # what /healthz reports meanwhile
         assert _ids(writer.store, "aurora") == ["test:1"]
+        wait_for(lambda: writer.down() is None, "the writer to be started again", timeout=30)
+        assert writer.pid != first and writer.restarts == 1
+        again = asyncio.run(writer.write([post(2, "aurora again")], "test"))
+        assert again == [("test:2", "new", None)]
+        assert _ids(writer.store, "aurora") == ["test:1", "test:2"]
     finally:
         writer.close()

@@ -33,7 +33,7 @@ from ima.worker_process import exit_with_parent
 log = logging.getLogger(__name__)
 
 NICENESS = 10  # below the API (0) and the writer (5): searches, then ingest, come first
-DEADLINE_S = 20.0  # an answer still working after this long is stopped
+DEADLINE_S = 20.0  # by default, an answer still working after this long is stopped
 
 
 class AnswerFailed(RuntimeError):
@@ -42,11 +42,13 @@ class AnswerFailed(RuntimeError):
 
 _store: Any = None
 _vectors: Any = None
+_deadline_s = DEADLINE_S
 
 
-def _open(data_dir: str, vectors: bool) -> None:
+def _open(data_dir: str, vectors: bool, deadline_s: float) -> None:
     """In each answerer: open the store read-only (and vectors, if the writer embeds)."""
-    global _store, _vectors
+    global _store, _vectors, _deadline_s
+    _deadline_s = deadline_s
     from ima.store import Store
 
     # not permitted, or not POSIX: run at the API process's priority
@@ -62,13 +64,13 @@ def _open(data_dir: str, vectors: bool) -> None:
 
 
 def _past_deadline(_signum: int, _frame: Any) -> None:
-    raise AnswerFailed(f"the answer took longer than {DEADLINE_S:g} s and was stopped")
+    raise AnswerFailed(f"the answer took longer than {_deadline_s:g} s and was stopped")
 
 
 def _answer(question: str, as_of: datetime, options: dict[str, Any]) -> Answer:
-    """In an answerer, within `DEADLINE_S`: the timer interrupts the work wherever it is
+    """In an answerer, within its deadline: the timer interrupts the work wherever it is
     (between two bytecodes), so no request can hold an answerer for longer."""
-    signal.setitimer(signal.ITIMER_REAL, DEADLINE_S)
+    signal.setitimer(signal.ITIMER_REAL, _deadline_s)
     try:
         _store.refresh()
         semantic = _vectors.semantic if _vectors is not None else None
@@ -84,11 +86,13 @@ def _ready() -> int:
 class Answerers:
     """A pool of answerer processes over the store in `data_dir` (written by another)."""
 
-    def __init__(self, data_dir: Path, processes: int, *, vectors: bool) -> None:
+    def __init__(
+        self, data_dir: Path, processes: int, *, vectors: bool, deadline_s: float = DEADLINE_S
+    ) -> None:
         if processes < 1:
             raise ValueError("answerers need at least one process")
         self.processes = processes
-        self._args = (str(data_dir), vectors)
+        self._args = (str(data_dir), vectors, deadline_s)
         self._lock = threading.Lock()
         self._pool = self._start()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -108,8 +109,11 @@ class Services:
         return self.link(post.id, post.url)
 
     def link(self, post_id: str, url: str) -> str:
-        """Where a citation points: the post's own page, else this API's copy of it."""
-        return url or f"{self.public_url}/v1/posts/{post_id}"
+        """Where a citation points: the post's own web page, else this API's copy of it
+        (a stored link that is not http(s), from before ingest dropped those, never)."""
+        if url.lower().startswith(("https://", "http://")):
+            return url
+        return f"{self.public_url}/v1/posts/{quote(post_id, safe=':/@')}"
 
     def card(self, post: Post, number: int | None = None) -> dict[str, Any]:
         """A post as clients show it (`schemas.StoryPost`)."""
