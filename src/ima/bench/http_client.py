@@ -25,6 +25,68 @@ class Response:
     body: bytes
 
 
+async def read_head(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes]]:
+    """A response's status and header fields (names lower-cased)."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise HttpError("connection closed before a response")
+    status = int(status_line.split(b" ", 2)[1])
+    fields: dict[bytes, bytes] = {}
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower()] = value.strip()
+    return status, fields
+
+
+async def read_response(reader: asyncio.StreamReader) -> Response:
+    status, fields = await read_head(reader)
+    if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+        parts = []
+        while size := int((await reader.readline()).split(b";")[0], 16):
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        await reader.readline()  # the blank line after the last chunk (no trailers sent)
+        content = b"".join(parts)
+    else:
+        content = await reader.readexactly(int(fields.get(b"content-length", b"0")))
+    return Response(status, fields, content)
+
+
+async def send_chunked(
+    host: str, port: int, target: str, headers: dict[str, str], chunk: bytes, count: int,
+    *, timeout: float = 30,
+) -> tuple[Response, int]:
+    """POST a body of `count` × `chunk` with chunked transfer encoding on a connection of
+    its own, reading the answer while sending: a server that refuses the body answers
+    and closes before the body ends. Returns the response and the bytes sent."""
+    reader, writer = await asyncio.open_connection(host, port)
+    lines = [f"POST {target} HTTP/1.1", f"Host: {host}:{port}", "Transfer-Encoding: chunked"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    answer = asyncio.create_task(read_response(reader))
+    sent = 0
+    try:
+        framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        for _ in range(count):
+            if answer.done():
+                break
+            writer.write(framed)
+            await writer.drain()
+            sent += len(chunk)
+        else:
+            writer.write(b"0\r\n\r\n")
+        return await asyncio.wait_for(answer, timeout), sent
+    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+        if answer.done() and answer.exception() is None:  # answered, then reset: fine
+            return answer.result(), sent
+        raise HttpError(f"chunked POST {target}: {exc!r}") from exc
+    finally:
+        answer.cancel()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
 class Connection:
     def __init__(self, host: str, port: int, *, timeout: float = 30) -> None:
         self.host, self.port, self.timeout = host, port, timeout
@@ -53,32 +115,11 @@ class Connection:
                  f"Content-Length: {len(body)}"]  # fmt: skip
         lines += [f"{name}: {value}" for name, value in headers.items()]
         self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        reader = self._reader
-        assert reader is not None
-        status_line = await reader.readline()
-        if not status_line:
-            raise HttpError("connection closed before a response")
-        status = int(status_line.split(b" ", 2)[1])
-        fields: dict[bytes, bytes] = {}
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.partition(b":")
-            fields[name.strip().lower()] = value.strip()
-        if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
-            content = await self._chunked(reader)
-        else:
-            content = await reader.readexactly(int(fields.get(b"content-length", b"0")))
-        if fields.get(b"connection", b"").lower() == b"close":
+        assert self._reader is not None
+        response = await read_response(self._reader)
+        if response.headers.get(b"connection", b"").lower() == b"close":
             await self.close()
-        return Response(status, fields, content)
-
-    @staticmethod
-    async def _chunked(reader: asyncio.StreamReader) -> bytes:
-        parts = []
-        while size := int((await reader.readline()).split(b";")[0], 16):
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-        await reader.readline()  # the blank line after the last chunk (no trailers sent)
-        return b"".join(parts)
+        return response
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None

@@ -19,6 +19,7 @@ reported as the clients saw them and as the server accounts for them (its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -27,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -100,6 +102,62 @@ def wait_until_up(
         time.sleep(0.2)
 
 
+def seed(data: Path, tmp: Path, records: Iterator[dict[str, Any]], posts: int) -> None:
+    """Store the next `posts` of `records` in `data` with `ima ingest`, as an operator would."""
+    seed_file = tmp / "seed.jsonl"
+    with open(seed_file, "w") as fh:
+        for _ in range(posts):
+            fh.write(json.dumps(next(records)) + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "ima", "--data-dir", str(data), "ingest", str(seed_file)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A running `ima serve` process and the file its log goes to."""
+
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def failures(self) -> list[str]:
+        """Lines of its log that say something broke: tracebacks and errors."""
+        return [line for line in self.log_text().splitlines()
+                if line.startswith(("Traceback", "ERROR")) or " ERROR " in line]  # fmt: skip
+
+
+@contextlib.contextmanager
+def served(data: Path, tmp: Path, *options: str) -> Iterator[Served]:
+    """A real `ima serve` over `data` on a free loopback port, with the bench's tiers
+    (`load`: unlimited, with ingest; `free`), no embedder and no source, until the block
+    ends (then SIGTERM)."""
+    tiers = tmp / "tiers.toml"
+    tiers.write_text(_TIERS)
+    port = free_port()
+    log = tmp / "server.log"  # a file, not a pipe: a full pipe would stall it
+    with log.open("wb") as sink:  # the server keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port", str(port),
+             "--tiers", str(tiers), "--no-embed", "--no-default-source", *options],
+            stdout=subprocess.DEVNULL, stderr=sink,
+        )  # fmt: skip
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process, log=log)
+        yield Served(process, port, log)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def run(
     *,
     duration: float = 60,
@@ -116,48 +174,26 @@ def run(
         batches = int((WARM_UP_S + duration) * 10) + FEEDERS
         stream = Stream(posts + batch * batches, seed=5)
         records = iter(stream)
-        seed_file = Path(tmp) / "seed.jsonl"
-        with open(seed_file, "w") as fh:
-            for _ in range(posts):
-                fh.write(json.dumps(next(records)) + "\n")
         say(f"ingesting {posts:,} posts to search over")
-        subprocess.run(
-            [sys.executable, "-m", "ima", "--data-dir", str(data), "ingest", str(seed_file)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        seed(data, Path(tmp), records, posts)
         # made now, not during the run: generating and encoding posts cost the load more
         # CPU than all its HTTP, and the producers it stands for run elsewhere
         say(f"preparing {batch * batches:,} posts to send")
         payloads = [b"\n".join(json.dumps(next(records)).encode() for _ in range(batch))
                     for _ in range(batches if rate else 0)]  # fmt: skip
-        tiers = Path(tmp) / "tiers.toml"
-        tiers.write_text(_TIERS)
         keys = KeyStore(data / "keys.sqlite3")
         load_key, free_key = keys.create("load", "load")[1], keys.create("free", "free")[1]
-        port = free_port()
-        log = Path(tmp) / "server.log"  # a file, not a pipe: a full pipe would stall it
-        with log.open("wb") as sink:  # the server keeps its own copy of the descriptor
-            server = subprocess.Popen(
-                [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port",
-                 str(port), "--tiers", str(tiers), "--no-embed", "--no-default-source"],
-                stdout=subprocess.DEVNULL, stderr=sink,
-            )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(f"{base}/healthz", server, log=log)
+        keys.close()
+        with served(data, Path(tmp)) as server:
             say(f"{clients} clients for {duration:.0f}s while posting {rate:,.0f} posts/s")
             figures = uvloop.run(
-                _load(port, server.pid, stream, payloads, load_key, free_key, duration, clients,
-                      rate, think)
+                _load(server.port, server.process.pid, stream, payloads, load_key, free_key,
+                      duration, clients, rate, think)
             )  # fmt: skip
-        finally:
-            server.terminate()
-            server.wait(30)
         # what went wrong inside the server counts too, not only what clients saw
-        failures = [line for line in log.read_text(errors="replace").splitlines()
-                    if line.startswith(("Traceback", "ERROR"))]  # fmt: skip
+        failures = server.failures()
         figures["server_errors"] = len(failures)
-        figures["server_log_tail"] = log.read_text(errors="replace")[-3000:] if failures else ""
+        figures["server_log_tail"] = server.log_text()[-3000:] if failures else ""
     return figures
 
 
@@ -167,26 +203,34 @@ def _server_ms(response: Response) -> float:
     return float(timing.partition(b"dur=")[2] or 0)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU seconds used so far by `pid` and its descendants (Linux /proc; 0 elsewhere)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
+def processes() -> dict[int, list[str]]:
+    """Every process's fields of /proc/PID/stat after its name (Linux; none elsewhere)."""
+    found = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
+                    found[int(entry)] = fh.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            parents[int(entry)] = int(fields[1])
-            used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def process_tree(pid: int, table: dict[int, list[str]]) -> set[int]:
+    """`pid` and its descendants, in a `processes()` table."""
     tree, todo = set(), [pid]
     while todo:
         current = todo.pop()
         tree.add(current)
-        todo += [child for child, parent in parents.items() if parent == current]
-    return sum(used.get(member, 0.0) for member in tree)
+        todo += [child for child, fields in table.items() if int(fields[1]) == current]
+    return tree & table.keys()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by `pid` and its descendants (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = processes()
+    return sum((int(table[p][11]) + int(table[p][12])) / tick for p in process_tree(pid, table))
 
 
 async def _load(
