@@ -30,8 +30,8 @@ from ima.dedup import DedupIndex, fingerprints
 from ima.normalize import JsonLine, RecordError
 from ima.post import Flat, to_us
 from ima.prepare import Payload, Prepared, prepare_batch
-from ima.store import Store
-from ima.store.log import DEAD_LETTER_BYTES, DeadLetter, Entry, Removals
+from ima.store import Batch, DeadLetter, Entry, Removals, Store
+from ima.store.log import DEAD_LETTER_BYTES
 from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class Pipeline:
 
     def _warm_dedup(self, limit: int = 50_000) -> None:
         """After a restart, recent originals are still originals for copies to collapse onto."""
-        recent = self.store.log.recent_originals(limit)
+        recent = self.store.recent_originals(limit)
         for sp, fp in zip(recent, fingerprints([sp.indexed_text for sp in recent]), strict=True):
             if fp is not None:
                 self.dedup.remember(fp, sp.post.id)
@@ -385,8 +385,8 @@ class Pipeline:
                 latest[post_id] = (item, len(outcomes), edit)
                 outcomes.append((post_id, "new", None))
 
-        existing = self.store.log.existing(latest)
-        gone = self.store.log.tombstoned(latest.keys() - existing.keys())
+        existing = self.store.existing(latest)
+        gone = self.store.tombstoned(latest.keys() - existing.keys())
         metric_updates = []
         replaced: list[str] = []
         entries: list[Entry] = []
@@ -421,9 +421,11 @@ class Pipeline:
             else None
         )
         engagements = [(*counts, post_id) for post_id, counts in engaged.items()]
-        self.store.write(
-            entries, metric_updates, copy_counts, errors, removals, engagements, cursors, letters
-        )
+        self.store.write(Batch(
+            entries=entries, metric_updates=metric_updates, copy_counts=dict(copy_counts),
+            engagements=engagements, removals=removals, cursors=cursors, errors=dict(errors),
+            dead_letters=letters,
+        ))  # fmt: skip
         stats.batches += 1
         stats.errors.update(errors)
         counted = [status for _, status, _ in outcomes if status != "cursor"]  # not events

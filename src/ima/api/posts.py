@@ -79,15 +79,15 @@ async def live_feed(
     query = " OR ".join(f'"{w}"' for w in words)
     opened = datetime.now(UTC)
     sent: set[str] = set()
-    seen_seq = [svc.store.log.last_seq]
+    seen_seq = [svc.store.last_seq]
 
     async def first() -> list[str]:
         return [feeds.event("topic", {"words": list(words)})]
 
     async def poll() -> list[str]:
-        if svc.store.log.last_seq == seen_seq[0]:
+        if svc.store.last_seq == seen_seq[0]:
             return []
-        seen_seq[0] = svc.store.log.last_seq
+        seen_seq[0] = svc.store.last_seq
         result = await run_in_threadpool(search, svc.store, query, k=20)
         fresh = [h.post for h in result.hits
                  if h.post.ingested_at >= opened and h.post.id not in sent]  # fmt: skip

@@ -153,7 +153,7 @@ class Sink:
 
     def cursor(self, source_name: str) -> str | None:
         """Where the named source had got to, as of the last committed batch."""
-        return self.pipeline.store.log.cursor(source_name)
+        return self.pipeline.store.cursor(source_name)
 
 
 class Source(ABC):

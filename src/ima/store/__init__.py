@@ -1,6 +1,15 @@
-"""The store stage: the durable log, the lexical index and the fresh segment."""
+"""The store stage: the durable log, the lexical index and the fresh segment.
 
+Other stages go through this face: `Store` (write a `Batch`, read candidates, posts,
+cursors and changes) and the batch types; nothing outside this package reaches into
+the log or the index."""
+
+from ima.store.batch import Batch, Commit, DeadLetter, Entry, Removals
 from ima.store.lexical import ReadOnlyIndexError
+from ima.store.log import StoredPost
 from ima.store.store import Candidates, Store
 
-__all__ = ["Candidates", "ReadOnlyIndexError", "Store"]
+__all__ = [
+    "Batch", "Candidates", "Commit", "DeadLetter", "Entry", "ReadOnlyIndexError", "Removals",
+    "Store", "StoredPost",
+]  # fmt: skip

@@ -17,6 +17,7 @@ from pathlib import Path
 from ima import analysis
 from ima.post import Post, unflatten
 from ima.sqlite_pool import ConnectionPool
+from ima.store.batch import Batch, DeadLetter, Entry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -102,36 +103,6 @@ class StoredPost:
         return self._terms
 
 
-@dataclass(slots=True)
-class Removals:
-    """Posts leaving the log in a batch: `deleted` at their source (tombstoned), or
-    `replaced` by a new version in the same batch."""
-
-    deleted: Sequence[str] = ()
-    replaced: Sequence[str] = ()
-    deleted_us: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A record ingest refused: why, and its raw bytes (for an operator to look at)."""
-
-    at_us: int
-    source: str
-    kind: str
-    reason: str
-    raw: bytes
-
-
-@dataclass(slots=True)
-class Entry:
-    """A post on its way into the log, flat (`ima.post.flatten`); `text` is its prepared
-    text, '' for a copy."""
-
-    flat: tuple
-    text: str
-
-
 def _row_values(seq: int, entry: Entry) -> tuple:
     return (seq, *entry.flat, entry.text)
 
@@ -204,24 +175,14 @@ class PostLog:
                 conn.execute("UPDATE posts SET copies = MAX(0, copies - 1) WHERE id=?", (row[1],))
         return removed
 
-    def append(
-        self,
-        first_seq: int,
-        entries: Sequence[Entry],
-        metric_updates: Sequence[tuple[int, int, int, int, str]],
-        copy_counts: dict[str, int],
-        errors: dict[str, int],
-        removals: Removals | None = None,
-        engagements: Sequence[tuple[int, int, int, str]] = (),
-        cursors: dict[str, str] | None = None,
-        dead_letters: Sequence[DeadLetter] = (),
-    ) -> list[int]:
+    def append(self, first_seq: int, batch: Batch) -> list[int]:
         """Write one batch in one transaction: all of it is durable, or none of it.
         Removals go first (a replaced post is inserted again); returns removed seqs."""
         conn = self._writer
         removed: list[int] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
+            removals = batch.removals
             if removals is not None:
                 removed = self._remove(conn, [*removals.deleted, *removals.replaced])
                 conn.executemany(
@@ -229,33 +190,33 @@ class PostLog:
                     [(pid, removals.deleted_us) for pid in removals.deleted],
                 )
             conn.executemany(
-                _INSERT, [_row_values(first_seq + i, e) for i, e in enumerate(entries)]
+                _INSERT, [_row_values(first_seq + i, e) for i, e in enumerate(batch.entries)]
             )
-            if metric_updates:
-                conn.executemany(_UPDATE_METRICS, metric_updates)
-            if copy_counts:
-                conn.executemany(_ADD_COPIES, [(n, pid) for pid, n in copy_counts.items()])
-            if engagements:
-                conn.executemany(_ADD_ENGAGEMENT, engagements)
-            if cursors:
+            if batch.metric_updates:
+                conn.executemany(_UPDATE_METRICS, batch.metric_updates)
+            if batch.copy_counts:
+                conn.executemany(_ADD_COPIES, [(n, p) for p, n in batch.copy_counts.items()])
+            if batch.engagements:
+                conn.executemany(_ADD_ENGAGEMENT, batch.engagements)
+            if batch.cursors:
                 conn.executemany(
                     "INSERT OR REPLACE INTO cursors(source, value) VALUES (?, ?)",
-                    list(cursors.items()),
+                    list(batch.cursors.items()),
                 )
-            if errors:
+            if batch.errors:
                 conn.executemany(
                     "INSERT INTO errors(kind, count) VALUES (?, ?) "
                     "ON CONFLICT(kind) DO UPDATE SET count = count + excluded.count",
-                    list(errors.items()),
+                    list(batch.errors.items()),
                 )
-            if dead_letters:
-                self._keep_dead_letters(conn, dead_letters)
+            if batch.dead_letters:
+                self._keep_dead_letters(conn, batch.dead_letters)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        if entries:
-            self.last_seq = max(self.last_seq, first_seq + len(entries) - 1)
+        if batch.entries:
+            self.last_seq = max(self.last_seq, first_seq + len(batch.entries) - 1)
         return removed
 
     @staticmethod

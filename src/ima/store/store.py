@@ -13,14 +13,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ima.post import Flat
+from ima.store.batch import Batch, Commit, DeadLetter, Entry
 from ima.store.fresh import FreshDoc, FreshSegment, facet
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
-from ima.store.log import DeadLetter, Entry, PostLog, Removals, StoredPost
+from ima.store.log import PostLog, StoredPost
 from ima.store.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -126,18 +127,8 @@ class Store:
         self._publish()
         log.info("index caught up with the log: %d posts after seq %d", added, mark)
 
-    def write(
-        self,
-        entries: Sequence[Entry],
-        metric_updates: Sequence[tuple[int, int, int, int, str]] = (),
-        copy_counts: dict[str, int] | None = None,
-        errors: dict[str, int] | None = None,
-        removals: Removals | None = None,
-        engagements: Sequence[tuple[int, int, int, str]] = (),
-        cursors: dict[str, str] | None = None,
-        dead_letters: Sequence[DeadLetter] = (),
-    ) -> list[int]:
-        """Commit one batch to the log, then make its originals searchable; returns seqs.
+    def write(self, batch: Batch) -> Commit:
+        """Commit one batch to the log, then make its originals searchable.
 
         Removed posts leave search with this commit: reads go through the log, which no
         longer has them; the index forgets them at its next commit.
@@ -145,17 +136,8 @@ class Store:
         if not self.writable:
             raise ReadOnlyIndexError("another process is writing this store")
         first = self.log.last_seq + 1
-        removed = self.log.append(
-            first,
-            entries,
-            metric_updates,
-            copy_counts or {},
-            errors or {},
-            removals,
-            engagements,
-            cursors,
-            dead_letters,
-        )
+        entries = batch.entries
+        removed = self.log.append(first, batch)
         if removed:
             self._queue.put(_Forget(removed))
         docs = [
@@ -175,7 +157,7 @@ class Store:
                     listener(originals)
                 except Exception:
                     log.exception("a listener failed on a committed batch")
-        return list(range(first, first + len(entries)))
+        return Commit(first, len(entries), removed)
 
     def _add_fresh(self, docs: list[FreshDoc]) -> None:
         """Make docs searchable from memory (the caller is the store's one writer)."""
@@ -340,6 +322,58 @@ class Store:
 
     def get(self, post_id: str) -> StoredPost | None:
         return self.log.get(post_id)
+
+    def fetch(self, seqs: Sequence[int]) -> dict[int, StoredPost]:
+        """Posts by log position (those still stored)."""
+        return self.log.fetch(seqs)
+
+    @property
+    def last_seq(self) -> int:
+        """The newest log position this store has written or followed."""
+        return self.log.last_seq
+
+    def newest_seq(self) -> int:
+        """The newest log position as stored now (another process may be appending)."""
+        return self.log.newest_seq()
+
+    def newest_created_us(self) -> int | None:
+        return self.log.newest_created_us()
+
+    def existing(self, ids: Iterable[str]) -> dict[str, int]:
+        """The given ids already stored, with their log positions."""
+        return self.log.existing(ids)
+
+    def tombstoned(self, ids: Iterable[str]) -> set[str]:
+        """Those of the given ids that were deleted at their source."""
+        return self.log.tombstoned(ids)
+
+    def recent_originals(self, limit: int) -> list[StoredPost]:
+        """The newest `limit` originals, oldest first (what warms dedup and vectors)."""
+        return self.log.recent_originals(limit)
+
+    def changes_since(self, seq: int) -> Iterator[tuple[int, tuple, str]]:
+        """(seq, flat post, indexed text) of the originals after `seq`, in log order:
+        what followers (trends, vectors, readers in other processes) catch up with."""
+        return self.log.scan(seq)
+
+    def originals_since(
+        self, created_us: int, upto_seq: int | None = None
+    ) -> Iterator[tuple[int, int, int, str, float, str]]:
+        """(seq, created_us, ingested_us, author, spam, indexed text) of originals created
+        at or after `created_us`, in log order: what trends count from the log."""
+        return self.log.originals_since(created_us, upto_seq)
+
+    def cursor(self, source: str) -> str | None:
+        """Where `source` had reached in its stream as of the last committed batch."""
+        return self.log.cursor(source)
+
+    def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
+        """The newest records ingest refused, newest first."""
+        return self.log.dead_letters(limit)
+
+    def counts(self) -> dict[str, int]:
+        """Posts, originals and copies stored (cheaper than `stats`)."""
+        return self.log.counts()
 
     def stats(self) -> dict[str, object]:
         with self._view_lock:

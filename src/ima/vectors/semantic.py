@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ima.post import Flat, Post
-from ima.store import Store
-from ima.store.log import Entry
+from ima.store import Entry, Store
 from ima.vectors.embedder import Embedder
 from ima.vectors.index import VectorIndex
 from ima.vectors.worker import EmbeddingWorker
@@ -44,7 +43,7 @@ class Vectors:
 
     def backfill(self, limit: int) -> int:
         """Queue the newest `limit` stored originals not embedded yet; returns how many."""
-        recent = self.store.log.recent_originals(limit)
+        recent = self.store.recent_originals(limit)
         done = self.index.embedded([sp.seq for sp in recent])
         todo = [
             (sp.seq, int(sp.post.created_at.timestamp() * 1e6), sp.post.text,
@@ -58,11 +57,11 @@ class Vectors:
     def semantic(self, question: str, low_us: int, high_us: int, k: int) -> list[Post]:
         """Posts in the window nearest to the question in meaning, nearest first."""
         seqs = self.index.search(self.embedder.query(question), low_us, high_us, k)
-        found = self.store.log.fetch(seqs)
+        found = self.store.fetch(seqs)
         return [found[s].post for s in seqs if s in found]
 
     def share_embedded(self) -> float:
-        originals = self.store.log.counts()["originals"]
+        originals = self.store.counts()["originals"]
         return self.index.count() / originals if originals else 0.0
 
     def close(self) -> None:
