@@ -51,6 +51,69 @@ START_TIMEOUT_S = 600  # opening a big store, or storing the demo's history, tak
 Outcome = tuple[str | None, str, str | None]
 
 
+# -- the messages between the API process and the writer (pickled over a pipe) -----------
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """To the writer: ingest `records` as `source` (and the other sources `allowed`)."""
+
+    number: int
+    records: Sequence[Any]
+    source: str
+    allowed: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """To the writer: stop the sources, commit what was received, and end."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """From the writer: it holds the store and runs; each source's health."""
+
+    sources: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """From the writer: it could not start, and why."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """From the writer: a batch was committed (catch up with the store)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """From the writer, every second: each source's health."""
+
+    sources: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """From the writer: write request `number` is committed, with each record's outcome."""
+
+    number: int
+    outcomes: list[Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """From the writer: write request `number` was not taken, and why."""
+
+    number: int
+    reason: str
+
+
+FromWriter = Ready | Failed | Committed | Status | Acked | Refused
+
+
 class WriterUnavailable(RuntimeError):
     """The writer cannot take records (it failed, or it is stopping)."""
 
@@ -192,10 +255,10 @@ class WriterProcess:
             raise WriterUnavailable(
                 f"the writer ended while starting (exit code {process.exitcode}; see its log)"
             ) from None
-        if message[0] == "failed":
+        if isinstance(message, Failed):
             process.join()
-            raise WriterUnavailable(message[1])
-        self._health = message[1]
+            raise WriterUnavailable(message.reason)
+        self._health = message.sources
         return conn, process
 
     @property
@@ -211,7 +274,7 @@ class WriterProcess:
     async def start(self) -> None:
         """Nothing to do: the writer runs from construction (it had to take the store)."""
 
-    def _send(self, message: tuple) -> None:
+    def _send(self, message: Write | Stop) -> None:
         with self._send_lock:
             self._conn.send(message)
 
@@ -227,7 +290,7 @@ class WriterProcess:
         try:
             # in a thread: when ingest pushes back, sending blocks, and it must not block
             # the event loop
-            message = ("write", number, records, source, allowed)
+            message = Write(number, records, source, allowed)
             await loop.run_in_executor(None, self._send, message)
             return await done
         except (BrokenPipeError, OSError) as exc:
@@ -289,19 +352,19 @@ class WriterProcess:
             for message in messages:
                 self._settle(message)
 
-    def _settle(self, message: tuple) -> None:
-        kind = message[0]
-        if kind == "status":
-            self._health = message[1]
-        elif kind in ("acked", "refused"):
-            waiting = self._pending.get(message[1])
+    def _settle(self, message: FromWriter) -> None:
+        if isinstance(message, Status):
+            self._health = message.sources
+        elif isinstance(message, Acked | Refused):
+            waiting = self._pending.get(message.number)
             if waiting is None:
                 return
             loop, future = waiting
-            if kind == "acked":
-                loop.call_soon_threadsafe(_resolve, future, message[2])
+            if isinstance(message, Acked):
+                loop.call_soon_threadsafe(_resolve, future, message.outcomes)
             else:
-                loop.call_soon_threadsafe(_fail, future, WriterUnavailable(message[2]))
+                error = WriterUnavailable(message.reason)
+                loop.call_soon_threadsafe(_fail, future, error)
 
     def sources(self) -> list[dict[str, Any]]:
         return self._health
@@ -314,7 +377,7 @@ class WriterProcess:
         wait for it; then close the store this process follows."""
         self._closing.set()
         with contextlib.suppress(OSError):
-            self._send(("stop",))
+            self._send(Stop())
         self._process.join(120)
         if self._process.is_alive():
             log.error("the writer did not stop within 120 s; killing it")
@@ -357,7 +420,7 @@ class _Link:
         self.conn = conn
         self._lock = threading.Lock()
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: FromWriter) -> None:
         with self._lock, contextlib.suppress(OSError):  # the API process is gone: we end too
             self.conn.send(message)
 
@@ -375,7 +438,7 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
     store = config.settings.open_store()
     if not store.writable:
         store.close()
-        link.send(("failed", "another ima process is writing this data directory"))
+        link.send(Failed("another ima process is writing this data directory"))
         return
     settings = config.settings
     pipeline = Pipeline(
@@ -391,8 +454,8 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
             history, replay_source = demo_stream.prepare(settings.data_dir)
             ingest(pipeline, history, source=demo_stream.SOURCE)
             sources.append(replay_source)
-        store.listeners.append(lambda _originals: link.send(("committed",)))
-        link.send(("ready", [s.health.snapshot() for s in sources]))
+        store.listeners.append(lambda _originals: link.send(Committed()))
+        link.send(Ready([s.health.snapshot() for s in sources]))
         asyncio.run(_run(link, pipeline, sources))
     finally:
         try:
@@ -416,7 +479,7 @@ async def _run(link: _Link, pipeline: Pipeline, sources: list[Source]) -> None:
     ).start()  # fmt: skip
     await runner.run(
         sources, pipeline, state_dir=pipeline.store.data_dir / "sources", stop=stop,
-        on_status=lambda report: link.send(("status", report["sources"])), until_stopped=True,
+        on_status=lambda report: link.send(Status(report["sources"])), until_stopped=True,
     )  # fmt: skip
 
 
@@ -426,18 +489,18 @@ def _take_requests(link: _Link, pipeline: Pipeline, stop: Callable[[], None]) ->
             message = link.conn.recv()
         except (EOFError, OSError):
             break
-        if message[0] == "stop":
+        if not isinstance(message, Write):
             break
-        _, number, records, source, allowed = message
 
-        def acked(outcomes: list[Outcome], number: int = number) -> None:
-            link.send(("acked", number, outcomes))
+        def acked(outcomes: list[Outcome], number: int = message.number) -> None:
+            link.send(Acked(number, outcomes))
 
         try:  # blocks while ingest's queue is full: the API process waits, in a thread
+            ack = _collector(len(message.records), acked)
             pipeline.submit_many(
-                records, _collector(len(records), acked), source=source, allowed_sources=allowed
+                message.records, ack, source=message.source, allowed_sources=message.allowed
             )
         except RuntimeError as exc:  # the store failed: end, and be started again
-            link.send(("refused", number, str(exc)))
+            link.send(Refused(message.number, str(exc)))
             break
     stop()
