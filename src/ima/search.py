@@ -17,11 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from ima import analysis
+from ima.planner import plan
 from ima.post import Post, to_us
 from ima.query import Query, parse
-from ima.store import Candidates
-from ima.store.log import StoredPost
-from ima.store.plan import Plan, plan
+from ima.store import Candidates, Plan, StoredPost
 
 MAX_K = 100
 _K1, _B = 1.2, 0.75

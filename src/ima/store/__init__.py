@@ -7,9 +7,10 @@ the log or the index."""
 from ima.store.batch import Batch, Commit, DeadLetter, Entry, Removals
 from ima.store.lexical import ReadOnlyIndexError
 from ima.store.log import StoredPost
+from ima.store.plan import AllOf, AnyOf, Plan, Terms
 from ima.store.store import Candidates, Store
 
 __all__ = [
-    "Batch", "Candidates", "Commit", "DeadLetter", "Entry", "ReadOnlyIndexError", "Removals",
-    "Store", "StoredPost",
+    "AllOf", "AnyOf", "Batch", "Candidates", "Commit", "DeadLetter", "Entry", "Plan",
+    "ReadOnlyIndexError", "Removals", "Store", "StoredPost", "Terms",
 ]  # fmt: skip
