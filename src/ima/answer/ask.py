@@ -1,10 +1,12 @@
 """Answering a question: retrieve, compose, optionally voice through an LLM, verify.
 
 Retrieval runs the question's key words as a search over its time window (widened
-to a week when the window holds nothing), fused with vector neighbours when an
-index of them is at hand. The extractive composer always runs: it is the answer
-when there is no LLM, the input an LLM rephrases, and the fallback whenever an
-LLM's citations do not hold (the reason is logged and reported).
+to a week when the window holds nothing, and, when the question names no time, to
+every post before `as_of`: old news is still news, and the answer says how old),
+fused with vector neighbours when an index of them is at hand. The extractive
+composer always runs: it is the answer when there is no LLM, the input an LLM
+rephrases, and the fallback whenever an LLM's citations do not hold (the reason is
+logged and reported).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ima.search import PostStore, search
 log = logging.getLogger(__name__)
 
 WIDEST_WINDOW = timedelta(days=7)
+ALL_TIME = timedelta(days=36525)  # "any time before as_of" for a question that names no time
 CANDIDATES = 30
 #: given the question, its window's bounds (µs) and a count: posts by similarity
 Semantic = Callable[[str, int, int, int], list[Post]]
@@ -106,19 +109,22 @@ def ask(
     question = understand(text)
     if context and not question.entities:
         followed = understand(f"{context}\n{text}")
-        question = Question(
-            text, question.lang, followed.words, followed.terms, followed.entities,
-            question.window,
-        )  # fmt: skip
+        question = replace(
+            question, words=followed.words, terms=followed.terms, entities=followed.entities
+        )
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     window = question.window if since is None else max(as_of - since, timedelta(0))
     weights = key_weights(question, *store.term_stats(question.terms))
     posts = retrieve(store, question, as_of, window, semantic, restrict)
     composition = compose(question, posts, as_of, weights)
-    if composition.lead is None and window < WIDEST_WINDOW and since is None:
-        window = WIDEST_WINDOW
-        posts = retrieve(store, question, as_of, window, semantic, restrict)
-        composition = compose(question, posts, as_of, weights)
+    wider = [WIDEST_WINDOW] + ([] if question.timed else [ALL_TIME])
+    for widened in wider if since is None else []:
+        if composition.lead is not None:
+            break
+        if widened > window:
+            window = widened
+            posts = retrieve(store, question, as_of, window, semantic, restrict)
+            composition = compose(question, posts, as_of, weights)
     retrieved = time.perf_counter()
     answer = Answer(
         question=text,

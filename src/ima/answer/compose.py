@@ -1,11 +1,15 @@
 """The extractive composer: an answer made only of sentences the posts say, each cited.
 
-Candidate posts are split into sentences; a sentence is relevant when it (and its
-post) share the question's key words. Each is scored on that overlap, on agreement
-(how many other authors say much the same), on recency and on engagement. The lead
-is the newest of the best-supported statements, so when posts conflict the newer
-one leads and the older is reported as what was said earlier. Nothing is invented:
-every statement is a post's own sentence, quoted, with the post's number.
+Candidate posts are split into whole sentences (`sentences.split`); a sentence is
+relevant when it (and its post) share the question's key words, and more so when it
+fills the question's gap (a name for "who", a number for "how many"…) with words the
+question does not already hold. The best sentence of a post is quoted with its
+neighbours, up to a short passage. Each statement is scored on that overlap, on
+agreement (how many other authors say much the same), on recency and on engagement.
+A manual retweet or a later copy counts at the time of the earliest copy present. The
+lead is the newest of the best-supported statements, so when posts conflict the
+newer one leads and the older is reported as what was said earlier. Nothing is
+invented: every statement is a passage of a post's own words, quoted, with its number.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ima import analysis
+from ima.answer import sentences as segmenter
 from ima.answer.question import Question
+from ima.copies import manual_retweet
 from ima.post import Post, to_us
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])|\n+")
-_URL = re.compile(r"https?://\S+")
+_EDGE_URLS = re.compile(r"^(?:\s*https?://\S+)+|(?:\s*https?://\S+)+\s*$")
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
-MAX_SENTENCE_CHARS = 280
-MIN_POST_OVERLAP = 0.5  # share of the key terms' weight a post must contain
+MAX_SENTENCE_CHARS = 600  # a longer "sentence" is a run-on paragraph: cut at a word
+MAX_PASSAGE_CHARS = 320  # the best sentence and its neighbours, up to this length
+MIN_POST_OVERLAP = 0.35  # share of the key terms' weight a post must contain
+MIN_KEY_TERMS = 2  # and this many of the question's key terms (all, when it has fewer):
+# one shared word is a coincidence, not evidence
 SPAM_LIMIT = 0.6
 MAX_STATEMENTS = 40
 EARLIER_BY = timedelta(minutes=5)  # "earlier posts said" is for news that has moved on
@@ -38,6 +46,7 @@ class Statement:
     terms: frozenset[str]
     overlap: float
     score: float
+    at: datetime  # when the news was first posted: a copy's original time
 
     @property
     def numbers(self) -> frozenset[str]:
@@ -58,16 +67,78 @@ class Composition:
 
 
 def sentences(text: str) -> list[str]:
-    """A post's sentences, links removed, long ones cut at a word boundary."""
+    """A post's whole sentences, links at their edges removed, run-ons cut at a word."""
     out = []
-    for part in _SENTENCE_END.split(_URL.sub("", text)):
-        part = part.strip(" \t-–—|")
+    for part in segmenter.split(text):
+        part = _EDGE_URLS.sub("", part).strip(" \t-–—|")
         if len(part) < 6:
             continue
         if len(part) > MAX_SENTENCE_CHARS:
             part = part[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + "…"
         out.append(part)
     return out
+
+
+def _passage(text: str, parts: list[str], best: int) -> str:
+    """`parts[best]` with its neighbours while the whole stays short, as `text` has them
+    (so the quote is the post's own words, spacing aside)."""
+    low = high = best
+    while True:
+        grown = False
+        for lo, hi in ((low, high + 1), (low - 1, high)):
+            if (
+                lo >= 0
+                and hi < len(parts)
+                and sum(len(p) for p in parts[lo : hi + 1]) <= (MAX_PASSAGE_CHARS)
+            ):
+                low, high, grown = lo, hi, True
+                break
+        if not grown:
+            break
+    if low == high:
+        return parts[best]
+    start = text.find(parts[low])
+    end = text.find(parts[high], max(start, 0))
+    if start < 0 or end < 0:
+        return parts[best]
+    return " ".join(text[start : end + len(parts[high])].split())
+
+
+_FILLERS: dict[str, re.Pattern[str]] = {
+    "number": re.compile(
+        r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|"
+        r"hundreds?|thousands?|millions?|billions?)\b|[一二三四五六七八九十百千万億]+[人件回本点歳度%％]",
+        re.IGNORECASE,
+    ),
+    "time": re.compile(
+        r"\b(january|february|march|april|may|june|july|august|september|october|november|"
+        r"december|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec|monday|tuesday|wednesday|"
+        r"thursday|friday|saturday|sunday|today|tonight|tomorrow|yesterday|morning|evening|"
+        r"noon|midnight|[ap]\.?m\.?)\b|\b\d{1,2}:\d{2}\b|\b(1[89]|20)\d{2}\b|\d+\s*(月|日|時)|"
+        r"今日|明日|昨日|午前|午後",
+        re.IGNORECASE,
+    ),
+    # a name: a capitalized word past a sentence's start, a handle, a hashtag, all caps
+    "person": re.compile(
+        r"(?<=[\w,;:] )[A-Z][\w'’.-]+|@\w+|#\w+|\b[A-Z]{2,}\b|[\u30a0-\u30ff]{2,}"
+    ),
+}
+_FILLERS["place"] = _FILLERS["name"] = _FILLERS["person"]
+GAP_FILLED, GAP_OPEN = 1.3, 0.8  # a sentence that fills the question's gap beats one that echoes it
+
+
+def fills(question: Question, text: str, terms: frozenset[str]) -> float:
+    """A factor for how `text` meets the question's gap: above 1 when it holds words of
+    the asked kind (a name for "who", a number for "how many") that the question does
+    not already hold, below 1 when it only restates the question."""
+    pattern = _FILLERS.get(question.gap)
+    if pattern is None:
+        return 1.0
+    for match in pattern.finditer(text):
+        found = set(analysis.terms(match.group()))
+        if found and not found <= question.terms:
+            return GAP_FILLED
+    return GAP_OPEN
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -81,35 +152,88 @@ def _weighted(terms: frozenset[str], weights: dict[str, float]) -> float:
 
 def key_weights(question: Question, doc_count: int, doc_freq: dict[str, int]) -> dict[str, float]:
     """Each key term's weight by inverse document frequency, names counted double: a
-    rare name must weigh more than a common word. A common word no post contains (a
-    question's own phrasing) is left out; a name no post contains stays, and so no
-    post can match it."""
+    rare name must weigh more than a common word. A word no post contains (a question's
+    own phrasing, a name spelled otherwise: "Nicolas" for Nicolás) is left out, except
+    when no name of the question is found at all: then its names stay, and no post
+    can match them."""
+    known_name = any(doc_freq.get(t, 0) for t in question.entities)
     idf = {}
     for term in question.terms:
         df = doc_freq.get(term, 0)
         named = term in question.entities
-        if df == 0 and not named:
+        if df == 0 and (known_name or not named):
             continue
         idf[term] = math.log(1 + (doc_count + 1) / (df + 1)) * (2 if named else 1)
     total = sum(idf.values()) or 1.0
     return {t: v / total for t, v in idf.items()}
 
 
-def _names_match(question: Question, terms: frozenset[str]) -> bool:
-    """A post must name what the question names: all of one or two names, or two thirds."""
-    names = question.entities
+def _names_match(question: Question, terms: frozenset[str], weights: dict[str, float]) -> bool:
+    """A post must name what the question names (a name is all its terms): all of one or
+    two names, or two thirds. Names `key_weights` left out (spelled otherwise in every
+    post) cannot veto."""
+    names = [n for n in question.names if n <= weights.keys()]
     if not names:
         return True
-    present = len(names & terms)
+    present = sum(n <= terms for n in names)
     return present == len(names) if len(names) <= 2 else present >= 2 * len(names) / 3
+
+
+def _first_seen(posts: list[Post]) -> dict[str, datetime]:
+    """The earliest time each post's own words were posted among `posts`: a manual
+    retweet or a later copy carries old news, and counts at the time of what it copies.
+    A retweet whose original is not here counts as older than anything present."""
+    earliest: dict[str, datetime] = {}
+    keys = {}
+    for post in posts:
+        retweet = manual_retweet(post.text)
+        key = " ".join(analysis.terms(retweet.text if retweet else post.text))
+        keys[post.id] = key
+        if retweet is None and (key not in earliest or post.created_at < earliest[key]):
+            earliest[key] = post.created_at
+    oldest = min((p.created_at for p in posts), default=None)
+    out = {}
+    for post in posts:
+        seen = earliest.get(keys[post.id])
+        if seen is None:  # a retweet of something not retrieved: older than all of it
+            seen = oldest if manual_retweet(post.text) else post.created_at
+        out[post.id] = min(seen, post.created_at)
+    return out
+
+
+def _best_passage(
+    question: Question, post: Post, weights: dict[str, float]
+) -> tuple[str, frozenset[str], float] | None:
+    """The post's passage that best answers: (text, its terms, sentence overlap)."""
+    retweet = manual_retweet(post.text)
+    text = retweet.text if retweet else post.text
+    parts = sentences(text)
+    best, best_score, best_terms = -1, 0.0, frozenset[str]()
+    for i, part in enumerate(parts):
+        if part.rstrip().endswith(("?", "？")):
+            continue  # a question states nothing
+        terms = frozenset(analysis.terms(part))
+        if not terms:
+            continue
+        score = _weighted(terms, weights) * fills(question, part, terms)
+        if best < 0 or score > best_score:
+            best, best_score, best_terms = i, score, terms
+    if best < 0:
+        return None
+    passage = _passage(text, parts, best)
+    terms = best_terms if passage == parts[best] else frozenset(analysis.terms(passage))
+    return passage, terms, best_score
 
 
 def _statements(
     question: Question, posts: list[Post], as_of: datetime, weights: dict[str, float]
 ) -> list[Statement]:
     key = question.terms
+    # a common noun no post holds (運行 in a small store) is phrasing, not a missing topic
+    needed = min(MIN_KEY_TERMS, len(key - (question.common - weights.keys())))
     as_of_us = to_us(as_of)
     horizon_us = max(question.window.total_seconds() * 1e6, 1.0)
+    first_seen = _first_seen(posts)
     raw: list[tuple[str, Post, frozenset[str], float]] = []
     for post in posts:
         if post.flags.injection_suspect or post.flags.spam_score >= SPAM_LIMIT:
@@ -118,14 +242,16 @@ def _statements(
             continue  # never: but the cut is cheap to check twice
         post_terms = frozenset(analysis.terms(post.text))
         post_overlap = _weighted(post_terms, weights)
-        if post_overlap < MIN_POST_OVERLAP or not _names_match(question, post_terms):
+        if (
+            post_overlap < MIN_POST_OVERLAP
+            or len(post_terms & key) < needed
+            or not _names_match(question, post_terms, weights)
+        ):
             continue
-        for text in sentences(post.text):
-            terms = frozenset(analysis.terms(text))
-            if not terms or text.rstrip().endswith(("?", "？")):
-                continue  # a question states nothing
-            overlap = 0.6 * _weighted(terms, weights) + 0.4 * post_overlap
-            raw.append((text, post, terms, overlap))
+        found = _best_passage(question, post, weights)
+        if found is not None:
+            text, terms, overlap = found
+            raw.append((text, post, terms, 0.6 * overlap + 0.4 * post_overlap))
     raw.sort(key=lambda r: r[3], reverse=True)
     raw = raw[:MAX_STATEMENTS]  # agreement compares every pair: keep the most relevant
     claims = [(post.author.handle, terms - key) for _, post, terms, _ in raw]
@@ -137,7 +263,8 @@ def _statements(
             for handle, other in claims
             if handle != post.author.handle and _jaccard(claim, other) >= 0.5
         }
-        age_us = max(0, as_of_us - to_us(post.created_at))
+        at = first_seen[post.id]
+        age_us = max(0, as_of_us - to_us(at))
         recency = 0.5 ** (age_us / (horizon_us / 4))
         m = post.metrics
         engagement = math.log1p(m.likes + 2 * m.reposts + post.copies) / math.log1p(1e5)
@@ -145,7 +272,7 @@ def _statements(
         score += 0.1 * min(1.0, engagement)
         handle = post.author.handle
         if handle not in scored or score > scored[handle].score:
-            scored[handle] = Statement(text, post, terms, overlap, score)
+            scored[handle] = Statement(text, post, terms, overlap, score, at)
     return list(scored.values())
 
 
@@ -162,7 +289,7 @@ def compose(
     as_of: datetime,
     weights: dict[str, float],
     *,
-    max_also: int = 1,
+    max_also: int = 2,
 ) -> Composition:
     """Choose what to say from `posts` (all created at or before `as_of`), given the
     key terms' `weights` (`key_weights`)."""
@@ -171,7 +298,7 @@ def compose(
         return Composition(None)
     best = max(s.score for s in statements)
     contenders = [s for s in statements if s.score >= 0.75 * best]
-    lead = max(contenders, key=lambda s: (s.post.created_at, s.score))
+    lead = max(contenders, key=lambda s: (s.at, s.score))
     key = question.terms
     chosen = [lead]
     also: list[Statement] = []
@@ -183,7 +310,7 @@ def compose(
             _jaccard(s.terms, c.terms) >= 0.6 or s.text == c.text for c in chosen
         ):
             continue
-        older = s.post.created_at < lead.post.created_at - EARLIER_BY
+        older = s.at < lead.at - EARLIER_BY
         if older and _conflicts(s, lead, key):
             if not earlier:
                 earlier.append(s)

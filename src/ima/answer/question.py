@@ -61,6 +61,25 @@ _WINDOWS: list[tuple[re.Pattern[str], timedelta]] = [
 ]  # fmt: skip
 DEFAULT_WINDOW = timedelta(hours=24)
 
+#: (pattern, gap): what kind of words the answer must hold, by the question's wh-word
+_GAPS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bhow (many|much|old|far|long|tall|big|high|fast)\b|"
+                r"\bwhat (percentage|number|score|age|price)\b|"
+                r"何人|何件|いくつ|いくら|何回|何本|何点|何歳|何度"), "number"),
+    (re.compile(r"\bwhen\b|\bwhat (time|day|date|year|month)\b|いつ|何時|何日|何月|何年"), "time"),
+    (re.compile(r"\b(who|whom|whose)\b|誰|だれ"), "person"),
+    (re.compile(r"\bwhere\b|どこ"), "place"),
+    (re.compile(r"\bwhich\b|\bwhat (is|was) the name\b|\bname the\b|どの|どれ|何という"), "name"),
+]  # fmt: skip
+#: phrases of quizzes and conversation that say nothing about the topic
+_BOILERPLATE = re.compile(
+    r"\b(which|what) of the following( is| are| was| were)?\b|\baccording to( reports)?\b|"
+    r"\bwhat(?:'s| is| was) the name of\b|\b(is|are|was|were) (considered|known|said|reported)"
+    r"( to be| as)?\b|\bamong the\b|\bthis (week|month|year)\b|\bdo you know\b|"
+    r"\bcan you tell me\b|\bi (want|would like) to know\b|\bany idea\b",
+    re.IGNORECASE,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Question:
@@ -70,6 +89,10 @@ class Question:
     terms: frozenset[str]  # the same words as the index's terms (for overlap)
     entities: frozenset[str]  # terms of names (capitalized words, proper nouns): must match
     window: timedelta
+    timed: bool = False  # the question names a time ("today", "this week", 今)
+    gap: str = ""  # what the answer must hold: person, place, time, number, name, or ""
+    common: frozenset[str] = frozenset()  # terms of common nouns (運行): phrasing, not topic
+    names: tuple[frozenset[str], ...] = ()  # each name's terms (東海道新幹線: 3 terms, 1 name)
 
     def query(self) -> str:
         """The search for its key words, any of them (ranking prefers posts with more).
@@ -77,12 +100,18 @@ class Question:
         return " OR ".join(f'"{word}"' for word in self.words)
 
 
-def _window(text: str) -> timedelta:
+def _window(text: str) -> tuple[timedelta, bool]:
+    """How far back to look, and whether the question said so."""
     lowered = text.lower()
     for pattern, window in _WINDOWS:
         if pattern.search(lowered):
-            return window
-    return DEFAULT_WINDOW
+            return window, True
+    return DEFAULT_WINDOW, False
+
+
+def _gap(text: str) -> str:
+    lowered = text.lower()
+    return next((gap for pattern, gap in _GAPS if pattern.search(lowered)), "")
 
 
 def _candidates(text: str) -> list[tuple[str, bool]]:
@@ -93,15 +122,37 @@ def _candidates(text: str) -> list[tuple[str, bool]]:
     for run in _SCRIPT_RUN.finditer(unicodedata.normalize("NFKC", text)):
         chunk = run.group()
         if _JAPANESE.search(chunk):
-            for token in _tagger()(chunk):
-                if token.feature.pos1 == "名詞" and _CONTENT_JA.search(token.surface):
-                    out.append((token.surface, token.feature.pos2 == "固有名詞"))
+            out.extend(_compounds(chunk))
             continue
         for position, word in enumerate(_LATIN_WORD.findall(chunk)):
             named = (position > 0 and word[:1].isupper()) or (
                 len(word) > 1 and (word.isupper() or any(c.isdigit() for c in word))
             )
             out.append((word, named))
+    return out
+
+
+def _compounds(chunk: str) -> list[tuple[str, bool]]:
+    """Japanese nouns with their prefixes and suffixes, kept whole: 新幹線 is one word
+    (MeCab says 新 + 幹線), as is 山手線. A compound or a proper noun is a name; a lone
+    common noun (運行) is not. Stop words break a compound (運行状況 → 運行)."""
+    out: list[tuple[str, bool]] = []
+    run: list[tuple[str, str, str]] = []
+
+    def close() -> None:
+        nouns = [pos2 for _, pos1, pos2 in run if pos1 == "名詞"]
+        word = "".join(surface for surface, _, _ in run)
+        if nouns and _CONTENT_JA.search(word):
+            out.append((word, len(run) > 1 or "固有名詞" in nouns))
+        run.clear()
+
+    for token in _tagger()(chunk):
+        pos1, pos2 = token.feature.pos1, token.feature.pos2
+        if pos1 in ("名詞", "接頭辞", "接尾辞") and token.surface not in STOP_WORDS:
+            run.append((token.surface, pos1, pos2))
+        else:
+            close()
+    close()
     return out
 
 
@@ -122,7 +173,8 @@ def understand(text: str) -> Question:
     lang = "ja" if _JAPANESE.search(text) else "en"
     words: list[str] = []
     entities: list[str] = []
-    for word, entity in _candidates(text):
+    common: list[str] = []
+    for word, entity in _candidates(_BOILERPLATE.sub(" ", text)):
         word = word.strip("'’-#@")
         folded = word.lower()
         if len(folded) < 2 or folded in STOP_WORDS:
@@ -130,7 +182,22 @@ def understand(text: str) -> Question:
         words.append(word)
         if entity:
             entities.append(word)
+        elif _JAPANESE.search(word):
+            common.append(word)
     words = list(dict.fromkeys(words))[:12]
-    terms = frozenset(t for w in words for t in analysis.terms(w))
-    entity_terms = frozenset(t for w in entities if w in words for t in analysis.terms(w))
-    return Question(text, lang, tuple(words), terms, entity_terms, _window(text))
+    # a one-letter Latin term (the "s" of "Campbell's") matches any post; 線 does not
+    terms = frozenset(
+        t for w in words for t in analysis.terms(w) if len(t) > 1 or not t.isascii()
+    )
+    entity_terms = frozenset(t for w in entities if w in words for t in analysis.terms(w)) & terms
+    common_terms = frozenset(t for w in common if w in words for t in analysis.terms(w)) & terms
+    names = tuple(
+        name
+        for w in dict.fromkeys(entities)
+        if w in words and (name := frozenset(analysis.terms(w)) & terms)
+    )
+    window, timed = _window(text)
+    return Question(
+        text, lang, tuple(words), terms, entity_terms, window, timed, _gap(text), common_terms,
+        names,
+    )  # fmt: skip

@@ -28,8 +28,29 @@ _SPLIT = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 MIN_KEY_WORDS_PRESENT = 0.6
 
 
+#: quotation marks as `voice.quoted` may have swapped them, folded to one form each
+_QUOTE_MARKS = str.maketrans({"“": '"', "”": '"', "「": "『", "」": "』"})
+
+
 def _fold(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).lower().replace("…", " ").split())
+    folded = unicodedata.normalize("NFKC", text).lower().translate(_QUOTE_MARKS)
+    return " ".join(folded.replace("…", " ").split())
+
+
+def _sentences(text: str) -> list[str]:
+    """`text` split into sentences, a quotation kept whole: a quoted passage of several
+    sentences is one claim, with the citation after it."""
+    quotes: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        quotes.append(match.group())
+        return f"\x00{len(quotes) - 1}\x00"
+
+    hidden = _QUOTED.sub(hide, text)
+    return [
+        re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece)
+        for piece in _SPLIT.split(hidden)
+    ]
 
 
 def _content(text: str) -> set[str]:
@@ -52,7 +73,7 @@ def problems(text: str, posts: list[Post], as_of: datetime) -> list[str]:
     # "As of 14:32 UTC" frames a statement with a post's time (or as_of's): not a claim
     framing = {p.created_at.strftime("%H:%M") for p in posts} | {as_of.strftime("%H:%M")}
     framing |= {t.lstrip("0") for t in framing}
-    for sentence in _SPLIT.split(text):
+    for sentence in _sentences(text):
         if not sentence.strip():
             continue
         markers = [int(n) for group in _MARKER.findall(sentence) for n in group.split(",")]

@@ -16,6 +16,8 @@ from ima.answer.compose import Composition, Statement
 from ima.answer.question import Question
 
 PERSONAS = ("regular", "fun")
+OLD_AFTER = timedelta(days=7)  # evidence older than this is introduced with its age
+ANY_TIME = timedelta(days=3650)  # a window this wide is "any post"
 
 _TRAGEDY = re.compile(
     r"\b(dead|deaths?|died|dies|killed|kills|fatal\w*|victims?|casualt\w+|injur\w+|"
@@ -159,19 +161,54 @@ def _when(instant: datetime, as_of: datetime, lang: str) -> str:
 def _span(window: timedelta, lang: str) -> str:
     hours = window.total_seconds() / 3600
     if lang == "ja":
+        if window >= ANY_TIME:
+            return "これまで"
         return f"過去{hours:g}時間" if hours < 48 else f"過去{hours / 24:g}日間"
+    if window >= ANY_TIME:
+        return "at all"
     if hours < 48:
-        return f"the last {hours:g} hour" + ("" if hours == 1 else "s")
-    return f"the last {hours / 24:g} days"
+        return f"in the last {hours:g} hour" + ("" if hours == 1 else "s")
+    return f"in the last {hours / 24:g} days"
 
 
 def nothing_found(question: Question, window: timedelta, as_of: datetime) -> str:
-    words = ", ".join(question.words) or question.text[:80]
+    """Says what was looked for as the asker wrote it (「山手線」「運行」, “Ginza line”)."""
     when = _when(as_of, as_of, question.lang)
     if question.lang == "ja":
+        words = "".join(f"「{w}」" for w in question.words) or f"「{question.text[:80]}」"
         span = _span(window, "ja")
-        return f"{span}（{when}まで）の投稿に、「{words}」についての情報は見つかりませんでした。"
-    return f"I found no posts about {words} in {_span(window, 'en')} (up to {when})."
+        return f"{span}（{when}まで）の投稿に、{words}についての情報は見つかりませんでした。"
+    words = " ".join(question.words) or question.text[:80]
+    return f"I found no posts about “{words}” {_span(window, 'en')} (up to {when})."
+
+
+#: brackets become full-width and inner quote marks plain, so a post's "[2]" or
+#: "[x](javascript:…)" can never read as a citation or a link, nor end the quote early
+_QUOTE_SAFE = {
+    "en": str.maketrans({"[": "［", "]": "］", "“": '"', "”": '"'}),
+    "ja": str.maketrans({"[": "［", "]": "］", "「": "『", "」": "』"}),
+}
+
+
+def quoted(text: str, lang: str) -> str:
+    """`text` in quotation marks, made safe to show (`verify` folds it back to the post's)."""
+    safe = text.translate(_QUOTE_SAFE[lang])
+    return f"「{safe}」" if lang == "ja" else f"“{safe}”"
+
+
+def _ago(age: timedelta, lang: str) -> str:
+    days = age.days
+    for size, en, ja in ((365, "year", "年"), (30, "month", "か月"), (7, "week", "週間")):
+        if days >= 2 * size:
+            n = days // size
+            return f"{n}{ja}前" if lang == "ja" else f"{n} {en}s ago"
+    return f"{days}日前" if lang == "ja" else f"{days} days ago"
+
+
+def _date(instant: datetime, lang: str) -> str:
+    if lang == "ja":
+        return f"{instant.year}年{instant.month}月{instant.day}日"
+    return f"{instant.day} {instant.strftime('%B')} {instant.year}"
 
 
 def say(
@@ -184,21 +221,33 @@ def say(
     lines = []
     if persona == "fun":
         lines.append(quip(question, composition.statements))
-    ja = question.lang == "ja"
-    when = _when(lead.post.created_at, as_of, question.lang)
-    if ja:
-        lines.append(f"{when}時点の投稿によると、「{lead.text}」[1]")
+    lang = question.lang
+    ja = lang == "ja"
+    when = _when(lead.at, as_of, lang)
+    if as_of - lead.at > OLD_AFTER:  # old news: say plainly how old
+        date, ago = _date(lead.at, lang), _ago(as_of - lead.at, lang)
+        if ja:
+            lines.append(
+                f"この件の最新の投稿は{date}（{ago}）のものです：{quoted(lead.text, lang)}[1]"
+            )
+        else:
+            lines.append(
+                f"The newest posts on this are from {date}, {ago}: {quoted(lead.text, lang)} [1]"
+            )
+    elif ja:
+        lines.append(f"{when}時点の投稿によると、{quoted(lead.text, lang)}[1]")
     else:
-        lines.append(f"As of {when}, a post says: “{lead.text}” [1]")
+        lines.append(f"As of {when}, a post says: {quoted(lead.text, lang)} [1]")
     number = 2
     for s in composition.also:
-        lines.append(f"ほかに「{s.text}」[{number}]" if ja else f"Also: “{s.text}” [{number}]")
+        text = quoted(s.text, lang)
+        lines.append(f"ほかに{text}[{number}]" if ja else f"Also: {text} [{number}]")
         number += 1
     for s in composition.earlier:
-        when = _when(s.post.created_at, as_of, question.lang)
+        when, text = _when(s.at, as_of, lang), quoted(s.text, lang)
         if ja:
-            lines.append(f"それ以前（{when}）の投稿では「{s.text}」[{number}]")
+            lines.append(f"それ以前（{when}）の投稿では{text}[{number}]")
         else:
-            lines.append(f"Earlier ({when}), posts said: “{s.text}” [{number}]")
+            lines.append(f"Earlier ({when}), posts said: {text} [{number}]")
         number += 1
     return "\n".join(lines), ordered

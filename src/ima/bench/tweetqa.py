@@ -13,7 +13,9 @@ Its files are not part of `ima`: this module turns a copy of them (the original
   them rare in the store) and an accepted answer is in the tweet but not in the
   question. The selection reads only the question, its tweet and its answers.
 - Unknown questions: test questions, whose tweets are not in the store, asked on
-  their tweet's day; the accepted answer there is "nothing found".
+  their tweet's day, kept when no post of the store up to then shares two of their
+  key words (as `ima.answer.question.understand` reads them): nothing in the store
+  is about them, and the accepted answer is "nothing found".
 
 Run: `python -m ima.bench.tweetqa DIR OUT.jsonl`.
 """
@@ -29,6 +31,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from ima import analysis
+from ima.answer.question import understand
 
 _SIGNATURE = re.compile(r"\(@(\w{1,50})\)\s*([A-Z][a-z]+ \d{1,2}, \d{4})\s*$")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -103,15 +108,20 @@ def build(folder: Path) -> Iterator[dict[str, Any]]:
                "as_of": _iso(posts[tweet][1] + ASKED_AFTER), "answers": named,
                "support": [_post_id(tweet)]}  # fmt: skip
     unknown = 0
+    words = [(at, set(analysis.terms(tweet))) for tweet, (_, at) in posts.items()]
     for row in test:
         dated = _dated(row["Tweet"])
-        if dated is None or row["Tweet"] in posts or len(_content(row["Question"])) < 2:
+        asked = understand(row["Question"]).terms
+        if dated is None or row["Tweet"] in posts or len(asked) < 2:
+            continue
+        as_of = dated[1] + ASKED_AFTER
+        if any(len(asked & content) >= 2 for at, content in words if at <= as_of):
             continue
         unknown += 1
         if unknown > UNKNOWN:
             break
         yield {"kind": "question", "id": row["qid"], "question": row["Question"],
-               "as_of": _iso(dated[1] + ASKED_AFTER), "answers": [], "support": []}  # fmt: skip
+               "as_of": _iso(as_of), "answers": [], "support": []}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
