@@ -27,6 +27,7 @@ from typing import Any
 
 from ima.changes import Cursor, Delete, Edit, Engagement
 from ima.dedup import DedupIndex, fingerprints
+from ima.errors import Unavailable
 from ima.normalize import JsonLine, RecordError
 from ima.post import Flat, to_us
 from ima.prepare import Payload, Prepared, prepare_batch
@@ -195,7 +196,7 @@ class Pipeline:
         items = [_Item(record, ack, source, allowed_sources) for record in records]
         while True:
             if self._failure is not None:
-                raise RuntimeError("ingest pipeline failed") from self._failure
+                raise Unavailable("ingest pipeline failed") from self._failure
             try:
                 self._queue.put(items, timeout=0.1)
                 return
@@ -215,7 +216,7 @@ class Pipeline:
         delay = 0.0005
         while True:
             if self._failure is not None:
-                raise RuntimeError("ingest pipeline failed") from self._failure
+                raise Unavailable("ingest pipeline failed") from self._failure
             try:
                 self._queue.put_nowait(item)
                 return
@@ -234,7 +235,7 @@ class Pipeline:
         if self._thread.ident is not None:
             self._thread.join()
         if self._failure is not None:
-            raise RuntimeError("ingest pipeline failed") from self._failure
+            raise Unavailable("ingest pipeline failed") from self._failure
 
     # -- the pipeline thread -----------------------------------------------------------
 
@@ -332,7 +333,7 @@ class Pipeline:
                 reason = RecordError("unstorable", "record: could not be stored")
                 self._commit([item], [reason])  # raises if even a dead letter cannot be
         if failed == len(batch) > 1:
-            raise RuntimeError("the store refuses every record")
+            raise Unavailable("the store refuses every record")
 
     def _commit(
         self,

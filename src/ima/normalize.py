@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from ima import flags, lang
+from ima.errors import BadInput
 from ima.post import Author, Flags, Metrics, Post
 
 MAX_TEXT_CHARS = 25_000
@@ -35,7 +36,7 @@ _SOURCE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 _WEB_URL = re.compile(r"https?://[^\s\x00-\x1f]+\Z", re.IGNORECASE)
 
 
-class RecordError(ValueError):
+class RecordError(BadInput):
     """A record that cannot become a post; `kind` is a short stable name for counting."""
 
     def __init__(self, kind: str, message: str) -> None:

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ima.errors import BadInput
 from ima.normalize import EARLIEST, MAX_FUTURE_SKEW, RecordError, parse_instant
 from ima.post import to_us
 
@@ -27,7 +28,7 @@ _GLOBAL_OPERATORS = ("since", "until", "min_faves", "min_reposts")
 _OPERATOR = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(BadInput):
     """An invalid query; `column` is 1-based, pointing at the offending token."""
 
     def __init__(self, message: str, column: int) -> None:

@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from ima.config import Settings
+from ima.errors import Unavailable
 from ima.ingest import Ack, Pipeline, ingest, tune_gc
 from ima.sources import runner
 from ima.sources import spec as spec_module
@@ -114,7 +115,7 @@ class Refused:
 FromWriter = Ready | Failed | Committed | Status | Acked | Refused
 
 
-class WriterUnavailable(RuntimeError):
+class WriterUnavailable(Unavailable):
     """The writer cannot take records (it failed, or it is stopping)."""
 
 

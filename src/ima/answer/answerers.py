@@ -28,6 +28,7 @@ from typing import Any
 
 from ima.answer.ask import ask
 from ima.answer.model import Answer
+from ima.errors import Unavailable
 from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ NICENESS = 10  # below the API (0) and the writer (5): searches, then ingest, co
 DEADLINE_S = 20.0  # by default, an answer still working after this long is stopped
 
 
-class AnswerFailed(RuntimeError):
+class AnswerFailed(Unavailable):
     """An answer was stopped: past its deadline, or it took its answerer down twice."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ima.errors import BadInput
 from ima.ingest import Ack, Pipeline
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 1024 * 1024
 
 
-class FrameError(ValueError):
+class FrameError(BadInput):
     """A frame that carries nothing usable; `kind` names why, for counting."""
 
     def __init__(self, kind: str, message: str = "") -> None:

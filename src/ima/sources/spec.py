@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ima.errors import BadInput
 from ima.sources import jetstream, mastodon, nats, replay, rss, xapi
 from ima.sources.base import Source
 
@@ -82,7 +83,7 @@ _TOKEN_ENV = {"mastodon": "IMA_MASTODON_TOKEN", "x": "IMA_X_BEARER_TOKEN"}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
-class SpecError(ValueError):
+class SpecError(BadInput):
     """A source spec or config entry that cannot be run, with what to fix."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import tantivy
 
 from ima import analysis
+from ima.errors import Unavailable
 from ima.store.fresh import FreshDoc, facet
 from ima.store.plan import AnyOf, Plan, Terms
 
@@ -40,7 +41,7 @@ def lower_priority(thread_ids: set[int]) -> None:
             return
 
 
-class ReadOnlyIndexError(RuntimeError):
+class ReadOnlyIndexError(Unavailable):
     """A write was attempted on an index another process is writing."""
 
 
