@@ -26,8 +26,7 @@ PRIOR_COUNT = 0.01  # the Gamma prior: this many author-minutes ...
 PRIOR_MINUTES = 0.5  # ... over this many minutes (weak: a day's history outweighs it)
 MINUTE_US = 60_000_000
 ANYONE = ""  # counted once per author-minute for every post: how many are posting
-COLD_SHARE = 0.05  # in a cold window, `cold_authors` who are this share of those posting,
-COLD_MOST = 0.2  # or half as many who are this share, say a burst
+COLD_SHARE = 0.2  # in a cold window, a burst is said by this share of those posting
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +142,9 @@ class BurstDetector:
     A window that has not yet seen `warm_up_spans` of history is *cold* (a stream just
     started): its law is widened as if the item had been quiet for only one span, and
     an item must be said by `cold_authors` authors who are `COLD_SHARE` of everyone
-    posting (or half as many who are `COLD_MOST` of them), so that a topic many
-    independent people are on still shows while the words of ordinary chatter, all new
-    to a new stream, do not."""
+    posting, so that a topic many of the stream's independent authors are on still
+    shows while the words of ordinary chatter, all new to a new stream, do not (on a
+    busy stream they are a few percent of it each; a crisis is a fifth or more)."""
 
     def __init__(
         self,
@@ -154,7 +153,7 @@ class BurstDetector:
         min_authors: int = 5,
         min_surprise: float = 6.0,
         warm_up_spans: float = 2.0,
-        cold_authors: int = 50,
+        cold_authors: int = 25,
     ) -> None:
         self.windows = {name: Window(name, span, buckets) for name, span, buckets in windows}
         self.min_authors = min_authors
@@ -210,9 +209,8 @@ class BurstDetector:
         minutes = window.covered_minutes()
         least = self.min_authors
         everyone = window.total[ANYONE] + current[ANYONE]
-        if cold:  # many authors and a good share of everyone, or most of everyone
-            least = min(max(self.cold_authors, math.ceil(COLD_SHARE * everyone)),
-                        max(self.cold_authors // 2, math.ceil(COLD_MOST * everyone)))  # fmt: skip
+        if cold:
+            least = max(self.cold_authors, math.ceil(COLD_SHARE * everyone))
         found = []
         for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
             i for i, c in window.total.items() if c + current[i] >= least

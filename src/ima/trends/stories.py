@@ -26,7 +26,7 @@ from ima.copies import manual_retweet, own_words
 from ima.post import Post, from_us, to_us
 from ima.trends.bursts import MINUTE_US, Burst
 from ima.trends.entities import entities
-from ima.trends.items import copy_key, items_of
+from ima.trends.items import Tellings, items_of
 
 MAX_ITEMS = 200  # bursting items considered per window and tick, most surprising first
 MAX_FETCHES = 20  # searches for their posts per window and tick
@@ -212,7 +212,7 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
     posts: dict[str, Post] = {}
     terms: dict[str, set[str]] = {}  # post id → its items
     inverted: dict[str, set[str]] = {}  # item → ids of fetched posts that contain it
-    told: set[int] = set()  # what the posts fetched say: a retweet of one is no news
+    tellings = Tellings()  # a retweet of a post fetched is no news of its own
     fetches = 0
     for burst in top:
         have = inverted.get(burst.item, ())
@@ -222,10 +222,8 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
         for post in fetch(burst.item):
             if post.id in terms or not _usable(post, as_of_us):
                 continue
-            key = copy_key(post.text)
-            if key in told:
+            if tellings.author_of(post.text, post.author.handle) is None:
                 continue
-            told.add(key)
             posts[post.id] = post
             terms[post.id] = items_of(analysis.prepare(post.text))
             for item in terms[post.id]:

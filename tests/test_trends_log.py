@@ -1,0 +1,246 @@
+"""Trends as a question over the log: any instant, however the store was filled; cold
+and quiet streams; real tweets (retweets, handles, cut links, several languages); the
+X-compatible news endpoints."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from api_server import serving
+from conftest import feed, post
+from ima import analysis
+from ima.answer.verify import problems
+from ima.cli import main
+from ima.post import to_us
+from ima.store import Store
+from ima.trends import history
+from ima.trends.items import Tellings, items_of
+from ima.trends.tracker import Trends
+from ima.trends.view import StoryView
+from test_trends import START, _iso, chatter, event
+
+QUIET_START = datetime(2014, 4, 1, 0, 0, tzinfo=UTC)
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _cards(story: dict) -> list[dict]:
+    return story["citations"] + story["top_posts"]
+
+
+def _chile(at: datetime, people: int = 40) -> list[dict]:
+    """An earthquake told in Spanish and in English by different people over an hour."""
+    spanish = (
+        "Fuerte terremoto en Iquique, Chile: {d}",
+        "Terremoto de 8,2 en el norte de Chile, Iquique sin luz y {d}",
+        "Alerta de tsunami en Chile tras el terremoto, {d}",
+    )
+    english = (
+        "Huge earthquake hits Iquique in northern Chile, {d}",
+        "Magnitude 8.2 quake off Chile near Iquique: {d}",
+        "Tsunami warning for Chile after the Iquique earthquake, {d}",
+    )
+    details_es = ("evacuan la costa", "cinco muertos", "cortes de luz", "la gente en la calle")
+    details_en = ("coast evacuated", "five dead", "power is out", "people in the streets")
+    out = []
+    for k in range(people):
+        lines, details, lang = ((spanish, details_es, "es") if k % 2 else
+                                (english, details_en, "en"))  # fmt: skip
+        text = lines[k % 3].format(d=details[k % 4]) + f" #{k % 5}"
+        out.append(post(f"q{k}", text, _iso(at + timedelta(seconds=k * 3600 / people)),
+                        author=f"witness{k}", lang=lang))  # fmt: skip
+    return out
+
+
+def _long_ago() -> list[dict]:
+    """A few posts weeks before anything happens: the stream was on, and quiet."""
+    return [post(f"old{k}", f"Quiet day number {k} at the harbour",
+                 _iso(QUIET_START - timedelta(days=20, minutes=k)), author=f"old{k}")
+            for k in range(5)]  # fmt: skip
+
+
+def test_items_are_words_not_retweet_prefixes_handles_or_cut_links():
+    text = "RT @NWS_PTWC: Tsunami warning for #Chile http://t.co/F4… via @reuters bit.ly/2xYz htt…"
+    assert items_of(analysis.prepare(text)) == {"tsunami", "warning", "#chile"}
+    spanish = "Víctimas del terremoto en Perú según el gobierno"
+    assert items_of(analysis.prepare(spanish)) == {"víctimas", "terremoto", "perú", "gobierno"}
+
+
+def test_a_retweet_counts_once_for_the_author_it_credits():
+    tellings = Tellings()
+    original = "Bridge collapsed on the Napa road, avoid the area http://t.co/abc"
+    assert tellings.author_of(original, "reporter") == "reporter"
+    assert tellings.author_of(f"RT @reporter: {original}", "fan1") is None
+    first = "RT @mayor: Shelters open at the Napa high school gym tonight http://t.co/x…"
+    assert tellings.author_of(first, "fan2") == "mayor"  # the original never came by
+    assert tellings.author_of("RT @mayor: Shelters open at the Napa high school gym tonight",
+                              "fan3") is None  # fmt: skip
+
+
+def test_retweets_of_one_post_are_not_a_story(tmp_path: Path):
+    """Sixty accounts retweeting one post are one telling, not sixty authors."""
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    at = START + timedelta(minutes=25)
+    copied = "Zentrix coin to the moon, huge airdrop announced for holders tonight"
+    retweets = [post(f"rt{k}", f"RT @zentrix_official: {copied} http://t.co/{k}a",
+                     _iso(at + timedelta(seconds=k * 3)), author=f"fan{k}")
+                for k in range(60)]  # fmt: skip
+    feed(store, sorted(chatter(35) + retweets, key=lambda r: r["created_at"]))
+    view = StoryView(store)
+    try:
+        found = [s for w in ("5m", "1h") for s in view.current(w, to_us(at + timedelta(minutes=4)))]
+    finally:
+        view.close()
+        store.close()
+    assert found == []
+
+
+def test_trends_after_ima_ingest_alone(tmp_path: Path):
+    """A store filled by `ima ingest` only: `ima trends --as-of` computes the stories
+    from the log, records them, and never shows a post from after the instant."""
+    data = tmp_path / "data"
+    posts = tmp_path / "posts.jsonl"
+    records = sorted(chatter(35) + event(START + timedelta(minutes=25)),
+                     key=lambda r: r["created_at"])  # fmt: skip
+    posts.write_text("".join(json.dumps(r) + "\n" for r in records))
+    env = {"IMA_DATA_DIR": str(data)}
+    ingested = CliRunner().invoke(main, ["ingest", str(posts), "--workers", "0"], env=env)
+    assert ingested.exit_code == 0, ingested.output
+    as_of = START + timedelta(minutes=27)
+    shown = CliRunner().invoke(main, ["trends", "--as-of", _iso(as_of), "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    stories = json.loads(shown.stdout)["stories"]
+    assert stories and "kellerman" in stories[0]["items"]
+    assert stories[0]["window"] in ("5m", "1h")
+    assert all(_at(c["created_at"]) <= as_of for s in stories for c in _cards(s))
+    store = Store(data)
+    view = StoryView(store)
+    try:
+        assert view.history.answer("5m", to_us(as_of)) is not None  # recorded for next time
+        cited = [store.get(c["post_id"]).post for c in stories[0]["citations"]]
+        assert problems(stories[0]["summary"], cited, as_of) == []
+    finally:
+        view.close()
+        store.close()
+    text = CliRunner().invoke(main, ["trends", "--as-of", _iso(as_of)], env=env)
+    assert "window ·" in text.output and "Kellerman" in text.output
+
+
+def test_an_instant_older_than_any_recorded_history(tmp_path: Path, monkeypatch):
+    """Live trends recorded a story, then retention pruned it: asked about that instant,
+    the story is computed again from the log. A post created before an answered instant
+    but logged after it makes the answer be computed again."""
+    monkeypatch.setattr(history, "RETENTION_US", 10 * 60 * 1_000_000)
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    burst_at = START + timedelta(minutes=25)
+    trends = Trends(store, background=False)
+    trends.follow()
+    feed(store, sorted(chatter(70) + event(burst_at), key=lambda r: r["created_at"]))
+    at = to_us(burst_at + timedelta(minutes=3))
+    try:
+        assert trends.history.tick_near(at, 60_000_000) is None  # pruned
+        assert trends.history.versions("5m") == []
+        story = trends.current("5m", at)[0]
+        assert "kellerman" in story["items"]
+        late = post("late1", "Kellerman Street water main: the whole block is flooded now",
+                    _iso(burst_at + timedelta(minutes=1)), author="latecomer")  # fmt: skip
+        feed(store, [late])
+        again = trends.current("5m", at)
+        assert {c["post_id"] for c in _cards(again[0])} != set() and again[0]["id"] == story["id"]
+        assert trends.history.answer("5m", at)[0] == store.log.newest_seq()  # recomputed
+    finally:
+        trends.close()
+        store.close()
+
+
+def test_a_cold_start_shows_a_topic_most_people_are_on(tmp_path: Path):
+    """A stream that starts with a crisis (no baseline at all) still has its story; a
+    stream that starts with ordinary chatter has none."""
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    start = QUIET_START
+    feed(store, _chile(start, people=60))
+    view = StoryView(store)
+    try:
+        cold = view.across(to_us(start + timedelta(minutes=59)))
+    finally:
+        view.close()
+        store.close()
+    assert cold and {"chile", "iquique"} & set(cold[0]["items"])
+    store = Store(tmp_path / "chatter", commit_interval=0.05)
+    feed(store, chatter(20))
+    view = StoryView(store)
+    try:
+        assert view.across(to_us(START + timedelta(minutes=19))) == []
+    finally:
+        view.close()
+        store.close()
+
+
+def test_after_days_of_quiet_an_event_told_in_two_languages(tmp_path: Path):
+    """Weeks of silence since the last post are history, not a cold start; the summary
+    quotes both languages the event is told in, in their own words."""
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    quake = QUIET_START + timedelta(hours=3)
+    feed(store, _long_ago() + _chile(quake, people=24))
+    view = StoryView(store)
+    try:
+        stories = view.current("1h", to_us(quake + timedelta(minutes=59)))
+    finally:
+        view.close()
+        store.close()
+    assert stories
+    story = stories[0]
+    assert {c["lang"] for c in story["citations"]} >= {"es", "en"}
+    words = {t for c in _cards(story) for t in analysis.terms(c["text"])}
+    assert set(analysis.terms(story["title"])) <= words
+    assert story["hook"] and story["hook"] in story["summary"]
+    assert "Iquique" in story["entities"]["places"] or "Chile" in story["entities"]["places"]
+
+
+def test_news_endpoints_in_the_shape_of_x(tmp_path: Path):
+    """`/2/news/search` and `/2/news/{id}` over a store no live trends ever ran on."""
+    quake = QUIET_START + timedelta(hours=3)
+    with serving(tmp_path / "data", no_auth=True) as (base, svc):
+        feed(svc.store, _long_ago() + _chile(quake, people=24))
+        svc.trends = StoryView(svc.store)
+        root = base.removesuffix("/v1")
+        as_of = _iso(quake + timedelta(minutes=59))
+        listed = httpx.get(f"{base}/trends", params={"as_of": as_of}).json()
+        assert listed["window"] is None and listed["data"]
+        assert {s["window"] for s in listed["data"]} <= {"5m", "1h", "24h"}
+        found = httpx.get(f"{root}/2/news/search", params={"query": "Iquique earthquake",
+                                                           "max_age_hours": 48}).json()  # fmt: skip
+        assert found["meta"]["result_count"] == len(found["data"]) >= 1
+        news = found["data"][0]
+        assert news["name"] and news["hook"] and news["summary"].startswith(news["hook"])
+        assert set(news["contexts"]["entities"]) == {"people", "organizations", "places"}
+        assert "verify" in news["disclaimer"]
+        assert int(news["last_updated_at_ms"]) <= to_us(_at(as_of)) // 1000
+        posts = {p["post_id"] for p in news["cluster_posts_results"]}
+        assert posts and all(svc.store.get(p) is not None for p in posts)
+        one = httpx.get(f"{root}/2/news/{news['id']}").json()["data"]
+        assert one["id"] == news["id"] and one["name"] == news["name"]
+        assert httpx.get(f"{root}/2/news/1h-000000000000").status_code == 404
+        nothing = httpx.get(f"{root}/2/news/search", params={"query": "volcano"}).json()
+        assert nothing["data"] == []
+        for bad in ({"query": "!!"}, {"query": "quake", "max_results": 500}, {}):
+            refused = httpx.get(f"{root}/2/news/search", params=bad)
+            assert refused.status_code in (400, 422), (bad, refused.text)
+        svc.trends.close()
+
+
+@pytest.mark.parametrize("as_of", ["2026-13-01", "soon"])
+def test_bad_instants_are_refused_with_a_clear_error(tmp_path: Path, as_of: str):
+    with serving(tmp_path / "data", no_auth=True) as (base, svc):
+        svc.trends = StoryView(svc.store)
+        refused = httpx.get(f"{base}/trends", params={"as_of": as_of})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "as_of"
+        svc.trends.close()
