@@ -29,7 +29,7 @@ _EDGE_URLS = re.compile(r"^(?:\s*https?://\S+)+|(?:\s*https?://\S+)+\s*$")
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
 MAX_SENTENCE_CHARS = 600  # a longer "sentence" is a run-on paragraph: cut at a word
 MAX_PASSAGE_CHARS = 320  # the best sentence and its neighbours, up to this length
-MIN_POST_OVERLAP = 0.35  # share of the key terms' weight a post must contain
+MIN_POST_OVERLAP = 0.3  # share of the key terms' weight a post must contain
 MIN_KEY_TERMS = 2  # and this many of the question's key terms (all, when it has fewer):
 # one shared word is a coincidence, not evidence
 SPAM_LIMIT = 0.6
@@ -315,7 +315,9 @@ def compose(
             if not earlier:
                 earlier.append(s)
                 chosen.append(s)
-        elif s.score >= 0.5 * best and len(also) < max_also and not _conflicts(s, lead, key):
+        elif s.score >= 0.5 * best and len(also) < max_also:
+            # another source: one that agrees, or one as recent as the lead that tells
+            # it otherwise (both are quoted, each with its citation)
             also.append(s)
             chosen.append(s)
     return Composition(lead, tuple(also), tuple(earlier))

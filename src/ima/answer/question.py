@@ -46,6 +46,14 @@ _STOP_JA = frozenset(
 )
 
 STOP_WORDS = _STOP_EN | _STOP_JA
+#: words a question is phrased with that say nothing of its topic (not stop words for
+#: trends, which count what posts say)
+_ASKING = frozenset(
+    """many much made make makes making went go goes get gets got getting use used using
+    against didn't doesn't don't isn't wasn't aren't weren't won't can't did does do
+    someone something thing things way ways kind type sort really actually""".split()
+)
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
 #: (pattern, window): the first that matches sets how far back to look
 _WINDOWS: list[tuple[re.Pattern[str], timedelta]] = [
@@ -117,7 +125,7 @@ def _gap(text: str) -> str:
 def _candidates(text: str) -> list[tuple[str, bool]]:
     """(word, is a name) for the content words of `text`: Japanese nouns by MeCab's
     part of speech (proper nouns are names), Latin words by shape (capitalized past the
-    first word, all-caps or with digits are names)."""
+    first word, all-caps or mixing letters and digits are names)."""
     out: list[tuple[str, bool]] = []
     for run in _SCRIPT_RUN.finditer(unicodedata.normalize("NFKC", text)):
         chunk = run.group()
@@ -125,8 +133,11 @@ def _candidates(text: str) -> list[tuple[str, bool]]:
             out.extend(_compounds(chunk))
             continue
         for position, word in enumerate(_LATIN_WORD.findall(chunk)):
+            # a bare number is no name: "37" must not veto "37pts"
             named = (position > 0 and word[:1].isupper()) or (
-                len(word) > 1 and (word.isupper() or any(c.isdigit() for c in word))
+                len(word) > 1
+                and not word.isdigit()
+                and (word.isupper() or any(c.isdigit() for c in word))
             )
             out.append((word, named))
     return out
@@ -175,9 +186,9 @@ def understand(text: str) -> Question:
     entities: list[str] = []
     common: list[str] = []
     for word, entity in _candidates(_BOILERPLATE.sub(" ", text)):
-        word = word.strip("'’-#@")
+        word = _POSSESSIVE.sub("", word.strip("'’-#@"))
         folded = word.lower()
-        if len(folded) < 2 or folded in STOP_WORDS:
+        if len(folded) < 2 or folded in STOP_WORDS or folded in _ASKING:
             continue
         words.append(word)
         if entity:
@@ -186,9 +197,7 @@ def understand(text: str) -> Question:
             common.append(word)
     words = list(dict.fromkeys(words))[:12]
     # a one-letter Latin term (the "s" of "Campbell's") matches any post; 線 does not
-    terms = frozenset(
-        t for w in words for t in analysis.terms(w) if len(t) > 1 or not t.isascii()
-    )
+    terms = frozenset(t for w in words for t in analysis.terms(w) if len(t) > 1 or not t.isascii())
     entity_terms = frozenset(t for w in entities if w in words for t in analysis.terms(w)) & terms
     common_terms = frozenset(t for w in common if w in words for t in analysis.terms(w)) & terms
     names = tuple(
