@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from ima import analysis
 from ima.answer import sentences as segmenter
-from ima.answer.question import Question
+from ima.answer.question import STOP_WORDS, Question
 from ima.copies import manual_retweet
 from ima.post import Post, to_us
 
@@ -47,6 +47,7 @@ class Statement:
     overlap: float
     score: float
     at: datetime  # when the news was first posted: a copy's original time
+    filled: bool = False  # it holds words of the kind the question asks for
 
     @property
     def numbers(self) -> frozenset[str]:
@@ -118,16 +119,14 @@ _FILLERS: dict[str, re.Pattern[str]] = {
         r"今日|明日|昨日|午前|午後",
         re.IGNORECASE,
     ),
-    # a name: a capitalized word past a sentence's start, a handle, a hashtag, all caps
-    "person": re.compile(
-        r"(?<=[\w,;:] )[A-Z][\w'’.-]+|@\w+|#\w+|\b[A-Z]{2,}\b|[\u30a0-\u30ff]{2,}"
-    ),
+    # a name: a capitalized word (not a stop word: "The"), a handle, a hashtag, katakana
+    "person": re.compile(r"\b[A-Z][\w'’.-]+|@\w+|#\w+|[\u30a0-\u30ff]{2,}"),
 }
 _FILLERS["place"] = _FILLERS["name"] = _FILLERS["person"]
 GAP_FILLED, GAP_OPEN = 1.3, 0.8  # a sentence that fills the question's gap beats one that echoes it
 
 
-def fills(question: Question, text: str, terms: frozenset[str]) -> float:
+def fills(question: Question, text: str) -> float:
     """A factor for how `text` meets the question's gap: above 1 when it holds words of
     the asked kind (a name for "who", a number for "how many") that the question does
     not already hold, below 1 when it only restates the question."""
@@ -135,7 +134,7 @@ def fills(question: Question, text: str, terms: frozenset[str]) -> float:
     if pattern is None:
         return 1.0
     for match in pattern.finditer(text):
-        found = set(analysis.terms(match.group()))
+        found = set(analysis.terms(match.group())) - STOP_WORDS
         if found and not found <= question.terms:
             return GAP_FILLED
     return GAP_OPEN
@@ -203,26 +202,27 @@ def _first_seen(posts: list[Post]) -> dict[str, datetime]:
 
 def _best_passage(
     question: Question, post: Post, weights: dict[str, float]
-) -> tuple[str, frozenset[str], float] | None:
-    """The post's passage that best answers: (text, its terms, sentence overlap)."""
+) -> tuple[str, frozenset[str], float, float] | None:
+    """The post's passage that best answers: (text, its terms, its sentence's overlap
+    with the key terms, how it fills the question's gap)."""
     retweet = manual_retweet(post.text)
     text = retweet.text if retweet else post.text
     parts = sentences(text)
-    best, best_score, best_terms = -1, 0.0, frozenset[str]()
+    ranked = []
     for i, part in enumerate(parts):
         if part.rstrip().endswith(("?", "？")):
             continue  # a question states nothing
         terms = frozenset(analysis.terms(part))
-        if not terms:
-            continue
-        score = _weighted(terms, weights) * fills(question, part, terms)
-        if best < 0 or score > best_score:
-            best, best_score, best_terms = i, score, terms
-    if best < 0:
+        if terms:
+            overlap, fill = _weighted(terms, weights), fills(question, part)
+            ranked.append((overlap * fill, -i, overlap, fill, terms))
+    if not ranked:
         return None
-    passage = _passage(text, parts, best)
-    terms = best_terms if passage == parts[best] else frozenset(analysis.terms(passage))
-    return passage, terms, best_score
+    _, at, overlap, fill, terms = max(ranked)
+    passage = _passage(text, parts, -at)
+    if passage != parts[-at]:
+        terms = frozenset(analysis.terms(passage))
+    return passage, terms, overlap, fill
 
 
 def _statements(
@@ -234,7 +234,7 @@ def _statements(
     as_of_us = to_us(as_of)
     horizon_us = max(question.window.total_seconds() * 1e6, 1.0)
     first_seen = _first_seen(posts)
-    raw: list[tuple[str, Post, frozenset[str], float]] = []
+    raw: list[tuple[str, Post, frozenset[str], float, bool]] = []
     for post in posts:
         if post.flags.injection_suspect or post.flags.spam_score >= SPAM_LIMIT:
             continue
@@ -250,13 +250,14 @@ def _statements(
             continue
         found = _best_passage(question, post, weights)
         if found is not None:
-            text, terms, overlap = found
-            raw.append((text, post, terms, 0.6 * overlap + 0.4 * post_overlap))
+            text, terms, overlap, fill = found
+            overlap = (0.6 * overlap + 0.4 * post_overlap) * fill
+            raw.append((text, post, terms, overlap, fill > 1))
     raw.sort(key=lambda r: r[3], reverse=True)
     raw = raw[:MAX_STATEMENTS]  # agreement compares every pair: keep the most relevant
-    claims = [(post.author.handle, terms - key) for _, post, terms, _ in raw]
+    claims = [(post.author.handle, terms - key) for _, post, terms, _, _ in raw]
     scored: dict[str, Statement] = {}  # an author counts once: their best statement
-    for text, post, terms, overlap in raw:
+    for text, post, terms, overlap, filled in raw:
         claim = terms - key
         agreeing = {
             handle
@@ -272,7 +273,7 @@ def _statements(
         score += 0.1 * min(1.0, engagement)
         handle = post.author.handle
         if handle not in scored or score > scored[handle].score:
-            scored[handle] = Statement(text, post, terms, overlap, score, at)
+            scored[handle] = Statement(text, post, terms, overlap, score, at, filled)
     return list(scored.values())
 
 
@@ -296,8 +297,11 @@ def compose(
     statements = _statements(question, posts, as_of, weights)
     if not statements:
         return Composition(None)
+    # the lead fills the question's gap when any statement does: an answer beats an echo
+    pool = [s for s in statements if s.filled] or statements
+    top = max(s.score for s in pool)
+    contenders = [s for s in pool if s.score >= 0.75 * top]
     best = max(s.score for s in statements)
-    contenders = [s for s in statements if s.score >= 0.75 * best]
     lead = max(contenders, key=lambda s: (s.at, s.score))
     key = question.terms
     chosen = [lead]

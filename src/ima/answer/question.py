@@ -60,7 +60,8 @@ _WINDOWS: list[tuple[re.Pattern[str], timedelta]] = [
     (re.compile(r"\b(just now|last hour|past hour|this hour)\b|さっき|先ほど|この1時間|直近"),
      timedelta(hours=1)),
     (re.compile(r"\b(right now|now|currently|at the moment|latest)\b"
-                r"|今(?![週日朝夜晩年月回度])|いま|現在|最新"), timedelta(hours=6)),
+                r"|今(?![週日朝夜晩年月回度])|(?<![てで])いま(?![すしせ])|現在|最新"),
+     timedelta(hours=6)),
     (re.compile(r"\b(today|tonight|this morning|this evening)\b|今日|本日|今朝|今夜|今晩"),
      timedelta(hours=24)),
     (re.compile(r"\b(yesterday|last night)\b|昨日|昨夜"), timedelta(hours=48)),
@@ -81,9 +82,9 @@ _GAPS: list[tuple[re.Pattern[str], str]] = [
 ]  # fmt: skip
 #: phrases of quizzes and conversation that say nothing about the topic
 _BOILERPLATE = re.compile(
-    r"\b(which|what) of the following( is| are| was| were)?\b|\baccording to( reports)?\b|"
-    r"\bwhat(?:'s| is| was) the name of\b|\b(is|are|was|were) (considered|known|said|reported)"
-    r"( to be| as)?\b|\bamong the\b|\bthis (week|month|year)\b|\bdo you know\b|"
+    r"\b(which|what) of the following\b|\baccording to( reports)?\b|"
+    r"\bwhat(?:'s| is| was) the name of\b|\b(considered|regarded|reportedly)( to be| as)?\b|"
+    r"\bamong( the)?\b|\bthis (week|month|year)\b|\bdo you know\b|"
     r"\bcan you tell me\b|\bi (want|would like) to know\b|\bany idea\b",
     re.IGNORECASE,
 )

@@ -1,0 +1,149 @@
+"""The shapes real questions over real posts take, each on a small real store: evidence that
+fills the question's gap beats an echo of it, quiz phrasing is no key word, whole
+sentences, several sources, retweets carry old news, old evidence with its age, Japanese
+compounds, and post text that can never pose as a citation or a link."""
+
+import re
+from datetime import UTC, datetime
+
+from conftest import feed, post
+from ima.answer import verify
+from ima.answer.ask import ask
+from ima.answer.question import understand
+
+AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def _ids(answer) -> list[str]:
+    return [c.post.id for c in answer.citations]
+
+
+def _holds(answer) -> None:
+    assert verify.problems(answer.text, [c.post for c in answer.citations], answer.as_of) == []
+
+
+def test_the_sentence_that_fills_the_gap_leads_not_the_one_that_echoes_the_question(store):
+    feed(store, [
+        post("echo", "Nominations for the 2026 Emmys are out, and one show received the most "
+             "nominations with 25.", "2026-11-22T10:00:00Z", author="tv_desk"),
+        post("fill", "Severance received the most nominations for the 2026 Emmys.",
+             "2026-11-22T09:58:00Z", author="critic"),
+        post("count_echo", "How many people were evacuated near the dam is still unclear, "
+             "officials at the dam said.", "2026-11-22T11:00:00Z", author="river_news"),
+        post("count", "About 188,000 people near the dam were evacuated overnight.",
+             "2026-11-22T10:59:00Z", author="state_police"),
+    ])  # fmt: skip
+    which = ask(store, "Which show received the most nominations for the 2026 Emmys?", as_of=AT)
+    assert _ids(which)[0] == "test:fill" and "Severance" in which.text.splitlines()[0]
+    many = ask(store, "How many people near the dam were evacuated?", as_of=AT)
+    assert _ids(many)[0] == "test:count" and "188,000" in many.text.splitlines()[0]
+    _holds(which)
+    _holds(many)
+
+
+def test_quiz_and_conversational_phrasing_is_no_key_word(store):
+    q = understand("Which of the following are considered among the highest honors in the "
+                   "culinary world according to critics this week?")  # fmt: skip
+    assert not {"following", "considered", "among", "according"} & {w.lower() for w in q.words}
+    feed(store, [post("m", "Michelin stars remain the highest honors in the culinary world.",
+                      "2026-11-21T10:00:00Z", author="food_news")])  # fmt: skip
+    answer = ask(store, "Which of the following are considered among the highest honors in "
+                 "the culinary world?", as_of=AT)  # fmt: skip
+    assert answer.found and "Michelin" in answer.text
+
+
+def test_quotes_are_whole_sentences_with_their_abbreviations(store):
+    feed(store, [
+        post("m", "The raid led to the capture of President Nicolás Maduro on Jan. 3 in Caracas. "
+             "Officials confirmed it on Sunday.", "2026-11-22T10:00:00Z", author="wire"),
+        post("j", "「今日は運休します。」とJR東日本が発表しました。振替輸送を実施中です。",
+             "2026-11-22T10:00:00Z", author="jr_info"),
+    ])  # fmt: skip
+    answer = ask(store, "When was Nicolas Maduro captured?", as_of=AT)
+    assert "Maduro on Jan. 3 in Caracas." in answer.text  # "Nicolas" vetoes nothing
+    japanese = ask(store, "JR東日本は何を発表しましたか？", as_of=AT)
+    # the post's own 「」 become 『』 inside ima's 「」 quote
+    assert "「『今日は運休します。』とJR東日本が発表しました。" in japanese.text
+    _holds(answer)
+    _holds(japanese)
+
+
+def test_agreeing_independent_sources_are_all_cited(store):
+    feed(store, [
+        post("a", "The Elm Street bridge reopened to traffic this morning.",
+             "2026-11-22T09:00:00Z", author="city_hall"),
+        post("b", "Elm Street bridge is open again, traffic moving.", "2026-11-22T09:02:00Z",
+             author="traffic_cam"),
+        post("c", "Drove over the Elm Street bridge, it has reopened.", "2026-11-22T09:04:00Z",
+             author="commuter"),
+    ])  # fmt: skip
+    answer = ask(store, "Is the Elm Street bridge open?", as_of=AT)
+    assert len(answer.citations) == 3
+    assert len({c.post.author.handle for c in answer.citations}) == 3
+    assert "[3]" in answer.text
+    _holds(answer)
+
+
+def test_a_manual_retweet_carries_old_news_and_a_genuine_update_leads(store):
+    feed(store, [
+        post("old", "The Miyajima ferry is cancelled because of strong winds.",
+             "2026-11-22T07:00:00Z", author="port_news"),
+        post("new", "The Miyajima ferry resumed service at 11:00.", "2026-11-22T11:00:00Z",
+             author="ferry_co"),
+        post("rt", "RT @port_news: The Miyajima ferry is cancelled because of strong winds.",
+             "2026-11-22T11:30:00Z", author="late_sharer"),
+        post("rt_only", "RT @somebody: The Miyajima aquarium is closed for repairs.",
+             "2026-11-22T11:40:00Z", author="sharer"),
+    ])  # fmt: skip
+    answer = ask(store, "Is the Miyajima ferry running?", as_of=AT)
+    assert _ids(answer)[0] == "test:new"
+    assert "RT @" not in answer.text
+    aquarium = ask(store, "Is the Miyajima aquarium open?", as_of=AT)
+    assert aquarium.found and "RT @" not in aquarium.text  # the copied words, not the prefix
+    _holds(answer)
+
+
+def test_old_but_only_evidence_is_given_with_its_age_unless_a_time_was_asked(store):
+    feed(store, [
+        post("old", "The Lindenfeld observatory closed for renovation.", "2026-03-14T10:00:00Z",
+             author="astro_news"),
+        post("old_ja", "リンデンフェルト天文台は改修のため閉館しました。", "2026-03-14T11:00:00Z",
+             author="tenmon"),
+    ])  # fmt: skip
+    answer = ask(store, "Is the Lindenfeld observatory open?", as_of=AT)
+    assert answer.found and _ids(answer) == ["test:old"]
+    assert answer.text.startswith("The newest posts on this are from 14 March 2026, 8 months ago:")
+    _holds(answer)
+    today = ask(store, "Is the Lindenfeld observatory open today?", as_of=AT)
+    assert not today.found and "7 days" in today.text
+    japanese = ask(store, "リンデンフェルト天文台は開いていますか？", as_of=AT)
+    assert japanese.found and "2026年3月14日（8か月前）" in japanese.text
+
+
+def test_japanese_compounds_stay_whole(store):
+    q = understand("新幹線は動いていますか？")
+    assert q.words == ("新幹線",)
+    feed(store, [
+        post("road", "幹線道路が渋滞しています。", "2026-11-22T11:00:00Z", author="road_info"),
+        post("train", "新幹線は平常通り運転しています。", "2026-11-22T10:00:00Z", author="jr"),
+    ])  # fmt: skip
+    answer = ask(store, "新幹線は動いていますか？", as_of=AT)
+    assert _ids(answer) == ["test:train"]
+    nothing = ask(store, "山手線の運行状況は？", as_of=AT)
+    assert not nothing.found and "「山手線」「運行」" in nothing.text
+
+
+def test_post_text_never_poses_as_a_citation_or_a_link(store):
+    feed(store, [
+        post("h", "Harbor bridge closed [2] see [details](javascript:alert(1)) and [99] now.",
+             "2026-11-22T11:00:00Z", author="prankster"),
+        post("h2", "The harbor bridge is closed for the regatta.", "2026-11-22T11:05:00Z",
+             author="harbor_office"),
+    ])  # fmt: skip
+    for persona in ("regular", "fun"):
+        answer = ask(store, "Is the harbor bridge closed?", as_of=AT, persona=persona)
+        markers = re.findall(r"\[(\d+)\]", answer.text)
+        assert markers == [str(c.number) for c in answer.citations]  # only ima's own
+        assert "](" not in answer.text and "[details]" not in answer.text
+        assert "［99］" in answer.text or "test:h" not in _ids(answer)
+        _holds(answer)
