@@ -10,6 +10,7 @@ was said), not a cold start, as long as the log holds posts from before it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +23,11 @@ from ima.trends.bursts import MINUTE_US, BurstDetector
 from ima.trends.items import Tellings, items_of
 from ima.trends.stories import Fetch, group, story_id, tell
 
+log = logging.getLogger(__name__)
+
 HOUR_US = 3600 * 1_000_000
 LOOKBACK_US = 48 * HOUR_US  # the longest window, and one day before it to learn from
-MAX_POSTS = 3_000_000  # posts held at once; past it, the oldest of the lookback go first
+MAX_POSTS = 1_000_000  # posts held at once; past it, a sample of them (see `_read`)
 FETCH = 300  # posts fetched per bursting item
 LATE_SCAN = 100_000  # posts after an answer's mark looked at for one created before it
 
@@ -59,26 +62,33 @@ def arrived_late(store: Store, mark: int, at_us: int) -> bool:
     return False
 
 
-def _read(store: Store, low_us: int, high_us: int,
-          progress: Callable[[int], None] | None) -> list[tuple[int, str, str]]:  # fmt: skip
-    """(created_us, author, prepared text) of the originals created in [low_us, high_us],
-    in time order, spam left out; at most `MAX_POSTS`, the newest."""
-    rows: list[tuple[int, str, str]] = []
+Row = tuple[int, int, str, str]  # created_us, seq, author, prepared text
+
+
+def _read(
+    store: Store, low_us: int, high_us: int, progress: Callable[[int], None] | None
+) -> tuple[list[Row], int]:
+    """(created_us, seq, author, prepared text) of the originals created in [low_us,
+    high_us], in time order, spam left out, and the stride they were sampled at: past
+    `MAX_POSTS`, only every `stride`-th post (by log position) is kept, the stride
+    doubling as needed, so that the work held stays bounded however busy the stream."""
+    rows: list[Row] = []
+    stride = 1
     read = 0
-    for _, created, _, author, spam, text in store.log.originals_since(low_us):
+    for seq, created, _, author, spam, text in store.log.originals_since(low_us):
         read += 1
         if progress and read % 10_000 == 0:
             progress(read)
-        if created > high_us or spam >= SPAM_LIMIT:
+        if seq % stride or created > high_us or spam >= SPAM_LIMIT:
             continue
-        rows.append((created, author, text))
-        if len(rows) >= 2 * MAX_POSTS:
-            rows.sort(key=lambda r: r[0])
-            del rows[:-MAX_POSTS]
+        rows.append((created, seq, author, text))
+        if len(rows) > MAX_POSTS:
+            stride *= 2
+            rows = [r for r in rows if r[1] % stride == 0]
     if progress:
         progress(read)
-    rows.sort(key=lambda r: r[0])
-    return rows[-MAX_POSTS:]
+    rows.sort()
+    return rows, stride
 
 
 def compute(
@@ -89,14 +99,17 @@ def compute(
 ) -> dict[str, list[dict[str, Any]]]:
     """Each window's stories at `at_us`, from the log alone, strongest first."""
     low_us = at_us - LOOKBACK_US
-    rows = _read(store, low_us, at_us, progress)
+    rows, stride = _read(store, low_us, at_us, progress)
+    if stride > 1:
+        log.info("trends at %d computed from 1 in %d posts of the %d h before", at_us, stride,
+                 LOOKBACK_US // HOUR_US)  # fmt: skip
     detector = BurstDetector(windows, warm_up_spans=1.0)
     first = next(store.log.scan(0), None)
     oldest = min([r[0] for r in rows[:1]] + ([first[1][Flat.CREATED_US]] if first else []),
                  default=at_us)  # fmt: skip
     detector.listen_from(max(low_us, oldest) // MINUTE_US)
     tellings = Tellings()
-    for created, author, text in rows:
+    for created, _, author, text in rows:
         if teller := tellings.author_of(text, author.lower()):
             detector.add(created, teller, items_of(text))
     detector.advance(at_us // MINUTE_US)

@@ -21,13 +21,10 @@ COPY_WORDS = 12  # a text's first words say which text it is
 _WORD = re.compile(r"#?[^\W_][^\W_'’-]*(?:['’-][^\W_]+)*")
 _MEANINGFUL_CJK = re.compile(r"[\u3005\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _JAPANESE = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
-# @handles, and links a full URL pattern misses: cut short, without a scheme, or a bare
-# scheme left by a truncated post
-_NOT_WORDS = re.compile(
-    r"@\w+|\S*(?:https?:|www\.|\b[a-z0-9-]+\.(?:co|ly|com|gl|me|be|org|net|us|it|io)/)\S*"
-    r"|\b(?:h|ht|htt|http|https)(?:…|\.\.\.)",
-    re.IGNORECASE,
-)
+# a token that is no word: an @handle, a link a full URL pattern misses (cut short,
+# without a scheme), a bare scheme or a word a client cut short ("Goes…")
+_NOT_A_WORD = re.compile(r"@|/|^(?:h|ht|htt|https?)(?::|$)|^www\.|…$|\.\.\.$", re.IGNORECASE)
+_SUSPECT = re.compile(r"[@/…]|\.\.\.|\bhtt")
 _EXTRA_STOP = frozenset(
     """the be to of and a in that have it for not on with he as you do at this but his by
     from they we say her she or an will my one all would there their what so up out if
@@ -60,9 +57,7 @@ STOP = STOP_WORDS | _EXTRA_STOP | _OTHER_STOP
 def items_of(prepared: str) -> set[str]:
     """The distinct trend items of one post's prepared text."""
     out = set()
-    if "@" in prepared or "/" in prepared or "…" in prepared or "..." in prepared:
-        prepared = _NOT_WORDS.sub(" ", prepared)
-    for word in _WORD.findall(prepared.lower()):
+    for word in _WORD.findall(_words_only(prepared).lower()):
         if word.isascii() or not _JAPANESE.search(word):  # words of spaced scripts
             bare = word.lstrip("#")
             if len(bare) < 3 or bare in STOP or bare.isdigit():
@@ -76,8 +71,15 @@ def items_of(prepared: str) -> set[str]:
 def copy_key(text: str) -> int:
     """What a post says, for telling copies apart: its first words without the retweet
     prefix, handles and links (a retweet is often cut short, and its link shortened)."""
-    words = _WORD.findall(_NOT_WORDS.sub(" ", own_words(text)).lower())
+    words = _WORD.findall(_words_only(own_words(text)).lower())
     return hash(" ".join(words[:COPY_WORDS]))
+
+
+def _words_only(text: str) -> str:
+    """`text` without the tokens that are no words (handles, cut links)."""
+    if not _SUSPECT.search(text):
+        return text
+    return " ".join(t for t in text.split() if not _NOT_A_WORD.search(t))
 
 
 class Tellings:
