@@ -207,6 +207,6 @@ def test_question_analysis():
     assert q.words == ("Artemis", "III", "launch") and q.entities == {"artemi", "iii"}
     assert q.window.total_seconds() == 6 * 3600
     ja = understand("東海道新幹線は今週どうでしたか？")
-    assert ja.lang == "ja" and ja.words == ("東海道新幹線",) and ja.window.days == 7
+    assert ja.lang == "ja" and ja.words == ("東海道", "新幹線") and ja.window.days == 7
     with pytest.raises(ValueError, match="empty"):
         understand("   ")

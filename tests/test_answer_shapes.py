@@ -147,3 +147,62 @@ def test_post_text_never_poses_as_a_citation_or_a_link(store):
         assert "](" not in answer.text and "[details]" not in answer.text
         assert "［99］" in answer.text or "test:h" not in _ids(answer)
         _holds(answer)
+
+
+NEWS_DAY = [
+    post("f1", "The Miyajima ferry is cancelled today because of strong winds",
+         "2026-11-22T08:00:00Z", author="port_news"),
+    post("f2", "Miyajima ferry cancelled this morning, strong winds at the port",
+         "2026-11-22T08:05:00Z", author="traveller"),
+    post("m1", "Tokyo marathon route announced for next spring, runners excited",
+         "2026-11-22T10:00:00Z", author="sports_desk"),
+    post("m2", "The Tokyo marathon route for spring is out, passing Asakusa",
+         "2026-11-22T10:30:00Z", author="runner_jp"),
+    post("t1", "東京タワーが今夜、青くライトアップされます。", "2026-11-22T11:00:00Z",
+         author="tokyo_news"),
+    post("t2", "今夜の東京タワーは青色のライトアップ。", "2026-11-22T11:10:00Z", author="yakei"),
+    post("c", "Coffee first, then emails", "2026-11-22T11:50:00Z", author="someone"),
+    post("old", "Tokyo marathon registration opened", "2026-11-10T10:00:00Z", author="sports_desk"),
+]  # fmt: skip
+
+
+def test_open_questions_get_a_digest_of_the_strongest_stories_newest_first(store):
+    feed(store, NEWS_DAY)
+    for question in ("What's happening?", "What's the news today?"):
+        answer = ask(store, question, as_of=AT)
+        assert answer.found and len(answer.citations) == 3, answer.text
+        assert [c.post.id for c in answer.citations] == ["test:t2", "test:m2", "test:f2"]
+        assert "newest first" in answer.text and "Coffee" not in answer.text
+        _holds(answer)
+    japanese = ask(store, "今何が起きてる？", as_of=AT, persona="fun")
+    assert japanese.language == "ja" and "主な話題" in japanese.text
+    assert len(japanese.citations) == 3
+    _holds(japanese)
+    tokyo = ask(store, "What's happening in Tokyo?", as_of=AT)
+    assert [c.post.id for c in tokyo.citations] in (["test:m1"], ["test:m2"])  # one story
+    topical = ask(store, "What's happening with the Miyajima ferry?", as_of=AT)
+    assert "newest first" not in topical.text and topical.citations[0].post.id == "test:f2"
+    bluesky = ask(store, "Anything new on Bluesky this morning?", as_of=AT)
+    assert not bluesky.found  # the store holds no Bluesky posts
+
+
+def test_the_quip_fits_the_topic_of_the_posts_and_tragedies_get_none():
+    from ima.answer import voice
+
+    assert voice.topic_of(["Instagram fined 405 million euros over children's privacy"]) in (
+        "tech", "money")  # fmt: skip
+    assert voice.topic_of(["Film star Zendaya is engaged to actor Tom Holland"]) == "showbiz"
+    assert voice.topic_of(["Warriors beat the Celtics to win the NBA title"]) == "sports"
+    assert voice.topic_of(["A quiet afternoon"]) == "general"
+    headlines = {
+        "Warriors beat the Celtics to win the NBA championship, Curry shooting 43%": False,
+        "Losers of the night: the Celtics bench": False,
+        "Magnitude 7.1 earthquake kills dozens in Turkey": True,
+        "Gunman opens fire at a school in Texas, police say 19 children dead": True,
+        "Explosion at a chemical plant sends people to hospital": True,
+        "Stocks crash after the Fed raises rates": False,
+        "台風10号で2人死亡": True,
+        "阪神が逆転勝ちで優勝": False,
+    }
+    for headline, tragic in headlines.items():
+        assert voice.is_tragic([headline]) is tragic, headline

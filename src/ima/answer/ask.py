@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ima.answer import verify, voice
+from ima.answer import digest, verify, voice
 from ima.answer.compose import Composition, compose, key_weights
 from ima.answer.llm import Backend, BackendError, Request, answer_request, rephrase_request
 from ima.answer.model import Answer, Citation, iso
@@ -114,6 +114,9 @@ def ask(
         )
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     window = question.window if since is None else max(as_of - since, timedelta(0))
+    open_scope = digest.scope(question) if not restrict else None
+    if open_scope is not None:
+        return _digest(store, question, open_scope, as_of, window, persona, started, on_text)
     weights = key_weights(question, *store.term_stats(question.terms))
     posts = retrieve(store, question, as_of, window, semantic, restrict)
     composition = compose(question, posts, as_of, weights)
@@ -149,6 +152,38 @@ def ask(
         "total": (time.perf_counter() - started) * 1000,
     }
     if on_text is not None and answer.backend == "extractive":
+        on_text(answer.text)
+    return answer
+
+
+def _digest(
+    store: PostStore,
+    question: Question,
+    scope: digest.Scope,
+    as_of: datetime,
+    window: timedelta,
+    persona: str,
+    started: float,
+    on_text: Callable[[str], None] | None,
+) -> Answer:
+    """An open question's answer: the window's strongest stories, each cited once."""
+    stories = digest.stories(store, scope, as_of, window)
+    if not stories and not question.timed and window < WIDEST_WINDOW:
+        window = WIDEST_WINDOW
+        stories = digest.stories(store, scope, as_of, window)
+    answer = Answer(
+        question=question.text,
+        text=voice.digest(question, stories, as_of, window, persona),
+        citations=_citations(stories),
+        as_of=as_of,
+        found=bool(stories),
+        window_s=window.total_seconds(),
+        persona=persona,
+        language=question.lang,
+        backend="extractive",
+    )
+    answer.timings_ms = {"total": (time.perf_counter() - started) * 1000}
+    if on_text is not None:
         on_text(answer.text)
     return answer
 

@@ -51,7 +51,7 @@ STOP_WORDS = _STOP_EN | _STOP_JA
 _ASKING = frozenset(
     """many much made make makes making went go goes get gets got getting use used using
     against didn't doesn't don't isn't wasn't aren't weren't won't can't did does do
-    someone something thing things way ways kind type sort really actually""".split()
+    someone something thing things way ways kind type sort really actually 対""".split()
 )
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
@@ -146,24 +146,33 @@ def _candidates(text: str) -> list[tuple[str, bool]]:
 
 def _compounds(chunk: str) -> list[tuple[str, bool]]:
     """Japanese nouns with their prefixes and suffixes, kept whole: 新幹線 is one word
-    (MeCab says 新 + 幹線), as is 山手線. A compound or a proper noun is a name; a lone
-    common noun (運行) is not. Stop words break a compound (運行状況 → 運行)."""
+    (MeCab says 新 + 幹線), as is 山手線; two nouns side by side stay two words
+    (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神). A proper noun or an affixed noun is a
+    name; a lone common noun (運行) is not."""
     out: list[tuple[str, bool]] = []
-    run: list[tuple[str, str, str]] = []
+    word: list[str] = []
+    named = False
+    noun = False
 
     def close() -> None:
-        nouns = [pos2 for _, pos1, pos2 in run if pos1 == "名詞"]
-        word = "".join(surface for surface, _, _ in run)
-        if nouns and _CONTENT_JA.search(word):
-            out.append((word, len(run) > 1 or "固有名詞" in nouns))
-        run.clear()
+        nonlocal named, noun
+        text = "".join(word)
+        if noun and _CONTENT_JA.search(text):
+            out.append((text, named or len(word) > 1))
+        word.clear()
+        named = noun = False
 
     for token in _tagger()(chunk):
-        pos1, pos2 = token.feature.pos1, token.feature.pos2
-        if pos1 in ("名詞", "接頭辞", "接尾辞") and token.surface not in STOP_WORDS:
-            run.append((token.surface, pos1, pos2))
-        else:
+        pos1, surface = token.feature.pos1, token.surface
+        if surface in STOP_WORDS or pos1 not in ("名詞", "接頭辞", "接尾辞"):
             close()
+            continue
+        if pos1 == "接頭辞" or (pos1 == "名詞" and noun):
+            close()  # a prefix, or a second noun, starts a new word
+        word.append(surface)
+        if pos1 == "名詞":
+            noun = True
+            named = named or token.feature.pos2 == "固有名詞"
     close()
     return out
 

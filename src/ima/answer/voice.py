@@ -10,53 +10,84 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from ima.answer.compose import Composition, Statement
+from ima.answer.digest import Story
 from ima.answer.question import Question
 
 PERSONAS = ("regular", "fun")
 OLD_AFTER = timedelta(days=7)  # evidence older than this is introduced with its age
 ANY_TIME = timedelta(days=3650)  # a window this wide is "any post"
 
+#: deaths, disasters and violence: no jokes, whatever else the posts say
 _TRAGEDY = re.compile(
-    r"\b(dead|deaths?|died|dies|killed|kills|fatal\w*|victims?|casualt\w+|injur\w+|"
-    r"missing|shooting|massacre|murder\w*|earthquake|tsunami|flood\w*|wildfire|hurricane|"
-    r"typhoon|tornado|explosion|bomb\w*|crash(ed|es)?|collapse\w*|famine|war|attack\w*|"
-    r"evacuat\w+|disaster|tragedy|funeral|mourn\w*|suicide)\b"
+    r"\b(dead|deaths?|died|dies|killed|fatal(ly|ities)?|victims?|casualt\w+|massacre\w*|"
+    r"murder\w*|earthquake|tsunami|flood(s|ing|ed)?|wildfires?|hurricane|typhoon|tornado|"
+    r"famine|disaster|tragedy|tragic|funeral|mourn\w*|suicide|terror\w*|hostages?|"
+    r"genocide|gunman|gunmen|wounded|bodies)\b"
     r"|死亡|死者|犠牲|負傷|けが人|行方不明|地震|津波|台風|火災|災害|洪水|噴火|事故|爆発|"
-    r"避難|殺|遺体|訃報|戦争|攻撃|墜落",
+    r"避難|殺|遺体|訃報|戦争|攻撃|墜落|テロ",
+    re.IGNORECASE,
+)
+#: words that are tragic only beside a victim ("shooting 40% from three" is basketball)
+_HARM = re.compile(
+    r"\b(shooting|shot|bomb\w*|explosion|crash(ed|es)?|collapse\w*|war|attack\w*|"
+    r"missing|injur\w+|evacuat\w+|fire)\b",
+    re.IGNORECASE,
+)
+_VICTIM = re.compile(
+    r"\b(people|person|civilians?|children|residents|passengers|hospital\w*|police|"
+    r"emergency|rescue\w*|troops|soldiers)\b",
     re.IGNORECASE,
 )
 
-#: topic → words that mark it (English stems and Japanese words)
+#: topic → words that mark it; a topic needs two distinct ones (one "game" is no match)
 _TOPICS: dict[str, re.Pattern[str]] = {
     "transport": re.compile(
-        r"\b(train|line|rail|bus|ferr(y|ies)|flight|airport|traffic|road|metro|subway|"
-        r"station|delay\w*|suspend\w*)\b|線|電車|列車|運転|運休|遅延|新幹線|駅|バス|空港|便",
+        r"\b(trains?|rail\w*|bus(es)?|ferr(y|ies)|flights?|airports?|traffic|roads?|metro|"
+        r"subway|stations?|delay\w*|suspend\w*|commut\w*|line)\b"
+        r"|線|電車|列車|運転|運休|遅延|新幹線|駅|バス|空港|便",
         re.IGNORECASE,
     ),
     "space": re.compile(
-        r"\b(launch\w*|rocket|orbit|nasa|spacex|artemis|satellite|moon|mars)\b|打ち上げ|ロケット|衛星",
+        r"\b(launch\w*|rockets?|orbit\w*|nasa|spacex|artemis|satellites?|moon|mars|"
+        r"astronauts?|spacecraft)\b|打ち上げ|ロケット|衛星|宇宙",
         re.IGNORECASE,
     ),
     "sports": re.compile(
-        r"\b(score\w*|match|game|goal|lead\w*|win|won|final|league|cup|inning|tigers|team)\b"
-        r"|試合|得点|優勝|勝利|リード|選手",
+        r"\b(score[sd]?|match|game|goals?|win|won|final|league|cup|inning|team|season|"
+        r"playoffs?|championship|title|coach|nba|nfl|mlb|fifa|olympic\w*|tournament|"
+        r"points|defeat\w*|beat)\b|試合|得点|優勝|勝利|リード|選手|監督|リーグ",
         re.IGNORECASE,
     ),
     "weather": re.compile(
-        r"\b(rain|snow|storm|wind|heat|weather|forecast|cold|sun)\b|雨|雪|嵐|天気|暑|寒",
+        r"\b(rain|snow|storm|wind|heat|weather|forecast|cold|sunny|temperature\w*|"
+        r"degrees)\b|雨|雪|嵐|天気|暑|寒|気温",
         re.IGNORECASE,
     ),
     "tech": re.compile(
-        r"\b(app|outage|server|ai|update|release|software|bug|down)\b|障害|アプリ|サーバー",
+        r"\b(app|apps|outage|servers?|ai|software|bug|update|release[sd]?|users|data|"
+        r"privacy|iphone|android|google|apple|meta|instagram|facebook|microsoft)\b"
+        r"|障害|アプリ|サーバー|ソフト",
+        re.IGNORECASE,
+    ),
+    "money": re.compile(
+        r"\b(fined?|fines|billion|million|shares|stocks?|market|prices?|court|lawsuit|"
+        r"regulators?|ruling|deal|sales|profit\w*|tax\w*|bank\w*)\b|罰金|株|円|億|裁判|価格",
+        re.IGNORECASE,
+    ),
+    "showbiz": re.compile(
+        r"\b(film|movie|actor|actress|star|engaged|engagement|wedding|married|album|song|"
+        r"concert|tour|emmys?|oscars?|grammys?|celebrity|series|premiere)\b"
+        r"|映画|俳優|女優|結婚|婚約|アルバム|ライブ|ドラマ",
         re.IGNORECASE,
     ),
 }
 _SETBACK = re.compile(
     r"\b(delay\w*|slip\w*|postpon\w*|suspend\w*|cancel\w*|closed|halt\w*|down|outage|lost|"
-    r"behind|scrub\w*)\b|見合わせ|遅延|延期|中止|運休|障害|敗",
+    r"behind|scrub\w*|fined?|banned|recall\w*|lawsuit)\b|見合わせ|遅延|延期|中止|運休|障害|敗|罰金",
     re.IGNORECASE,
 )
 
@@ -124,6 +155,23 @@ _QUIPS: dict[tuple[str, str, str], tuple[str, ...]] = {
     ("ja", "tech", "fine"): ("機械たちは今のところ大人しくしています。",),
     ("ja", "general", "setback"): ("ちょっと面倒なことになっています。詳しくは投稿で。",),
     ("ja", "general", "fine"): ("銀河は今日も回っています。地元の噂話はこちら。",),
+    ("en", "money", "setback"): (
+        "Somewhere, an accountant just sighed very loudly.",
+        "Money has been moved, mostly away from someone.",
+    ),
+    ("en", "money", "fine"): (
+        "Numbers went somewhere. Here is where:",
+        "The spreadsheets have spoken.",
+    ),
+    ("en", "showbiz", "setback"): ("The press release will say it was mutual.",),
+    ("en", "showbiz", "fine"): (
+        "Hold the front page, and the red carpet.",
+        "Famous people did a thing, and the posts have notes.",
+    ),
+    ("ja", "money", "setback"): ("どこかで経理の方が深いため息をつきました。",),
+    ("ja", "money", "fine"): ("数字が動きました。行き先はこちら。",),
+    ("ja", "showbiz", "setback"): ("公式発表はきっと「円満」と書くでしょう。",),
+    ("ja", "showbiz", "fine"): ("レッドカーペット級のニュースです。",),
 }
 _SOBER = {
     "en": "No jokes on this one. Here is what the posts say.",
@@ -132,19 +180,32 @@ _SOBER = {
 
 
 def is_tragic(texts: list[str]) -> bool:
-    return any(_TRAGEDY.search(text) for text in texts)
+    """Deaths, disasters or violence: a word that says so, or harm beside its victims."""
+    return any(
+        _TRAGEDY.search(text) or (_HARM.search(text) and _VICTIM.search(text)) for text in texts
+    )
 
 
-def quip(question: Question, statements: tuple[Statement, ...]) -> str:
-    """The fun voice's one line for this answer (sober when the subject is tragic)."""
-    # whole posts, not just the quoted sentences: a delay "after the earthquake" is no joke
-    texts = [question.text, *(s.post.text for s in statements)]
-    if is_tragic(texts):
-        return _SOBER[question.lang]
+def topic_of(texts: list[str]) -> str:
+    """The topic most marked in `texts` (two distinct marks at least), else general."""
     joined = " ".join(texts)
-    topic = next((name for name, pattern in _TOPICS.items() if pattern.search(joined)), "general")
-    mood = "setback" if _SETBACK.search(joined) else "fine"
-    choices = _QUIPS[(question.lang, topic, mood)]
+    marks = {
+        name: len({m.group().lower() for m in pattern.finditer(joined)})
+        for name, pattern in _TOPICS.items()
+    }
+    best = max(marks, key=marks.__getitem__)
+    return best if marks[best] >= 2 else "general"
+
+
+def quip(question: Question, statements: Sequence[Statement | Story]) -> str:
+    """The fun voice's one line for this answer (sober when the subject is tragic), fitted
+    to the topic and mood of the posts it quotes, not of the question's words."""
+    # whole posts, not just the quoted sentences: a delay "after the earthquake" is no joke
+    texts = [s.post.text for s in statements] or [question.text]
+    if is_tragic([question.text, *texts]):
+        return _SOBER[question.lang]
+    mood = "setback" if _SETBACK.search(" ".join(texts)) else "fine"
+    choices = _QUIPS[(question.lang, topic_of(texts), mood)]
     digest = hashlib.sha256(question.text.encode()).digest()  # stable for a question
     return choices[digest[0] % len(choices)]
 
@@ -251,3 +312,39 @@ def say(
             lines.append(f"Earlier ({when}), posts said: {text} [{number}]")
         number += 1
     return "\n".join(lines), ordered
+
+
+def _period(window: timedelta, lang: str) -> str:
+    """The window in words (an uncited sentence may state no number)."""
+    hours = window.total_seconds() / 3600
+    for limit, en, ja in (
+        (1, "the past hour", "この一時間"),
+        (12, "the last few hours", "この数時間"),
+        (24, "the past day", "この一日"),
+        (48, "the past two days", "この二日間"),
+    ):
+        if hours <= limit:
+            return ja if lang == "ja" else en
+    return "この一週間" if lang == "ja" else "the past week"  # fmt: skip
+
+
+def digest(
+    question: Question, stories: list[Story], as_of: datetime, window: timedelta, persona: str
+) -> str:
+    """An open question's answer: one cited sentence per story, newest first ([1] first)."""
+    lang = question.lang
+    when, period = _when(as_of, as_of, lang), _period(window, lang)
+    lines = [quip(question, stories)] if persona == "fun" else []
+    if not stories:
+        if lang == "ja":
+            return f"{period}（{when}まで）の投稿は見つかりませんでした。"
+        return f"I found no posts from {period} (up to {when})."
+    if lang == "ja":
+        lines.append(f"{when}時点で、{period}の主な話題（新しい順）：")
+    else:
+        lines.append(f"The strongest stories of {period} as of {when}, newest first:")
+    for number, story in enumerate(stories, 1):
+        at = _when(story.post.created_at, as_of, lang)
+        said = quoted(story.text, lang)
+        lines.append(f"・{at}：{said}[{number}]" if lang == "ja" else f"- {at}: {said} [{number}]")
+    return "\n".join(lines)

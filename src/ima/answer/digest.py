@@ -1,0 +1,108 @@
+"""Open questions: "What's happening?", "今何が起きてる？", "anything new on Bluesky this
+morning?" name no topic, only perhaps a place, a source or a time. They get a digest:
+the strongest stories of the window as of the instant asked, each in one cited
+sentence, newest first.
+
+A story here is a group of the window's strongest posts (by recency, engagement and
+reach, as search ranks them) that share at least two content words; it is stronger
+the more authors tell it. Bounded: one search of at most `MAX_K` posts per answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ima import analysis
+from ima.answer.compose import SPAM_LIMIT, sentences
+from ima.answer.model import iso
+from ima.answer.question import STOP_WORDS, Question, understand
+from ima.copies import own_words
+from ima.post import Post
+from ima.search import MAX_K, PostStore, search
+
+MAX_STORIES = 5
+MIN_SHARED = 2  # content words two posts share to be one story
+_OPEN = re.compile(
+    r"\bwhat(?:'s|s| is| are)? (?:happening|going on|new|up)\b|\bwhat happened\b|"
+    r"\bany(?:thing)? (?:new|happening)\b|\b(?:latest|top|biggest) (?:news|stories|headlines)\b|"
+    r"\bnews today\b|\bwhat(?:'s| is) the news\b|何が起き|何か起き|何かあった|どんなニュース|"
+    r"最新(?:の)?ニュース|ニュースは|話題は|何が話題",
+    re.IGNORECASE,
+)
+#: words people use for a source → the source name posts carry
+SOURCES = {"bluesky": "bluesky", "mastodon": "mastodon", "twitter": "x", "rss": "rss"}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What an open question narrows to: places or names any post must say, a source."""
+
+    places: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One story of a digest: the sentence that tells it, from its strongest post."""
+
+    text: str
+    post: Post
+    authors: int
+
+
+def scope(question: Question) -> Scope | None:
+    """The scope of an open question, or None when the question has a topic."""
+    if not _OPEN.search(question.text):
+        return None
+    rest = understand(_OPEN.sub(" ", question.text) + " ?")
+    source = ""
+    places = []
+    for word in rest.words:
+        if word.lower() in SOURCES:
+            source = SOURCES[word.lower()]
+        elif set(analysis.terms(word)) <= rest.entities:
+            places.append(word)
+        else:
+            return None  # "what's happening with the launch?" has a topic
+    return Scope(tuple(places), source)
+
+
+def _content(post: Post) -> frozenset[str]:
+    return frozenset(
+        t for t in analysis.terms(own_words(post.text)) if len(t) > 2 and t not in STOP_WORDS
+    )
+
+
+def stories(store: PostStore, scope: Scope, as_of: datetime, window: timedelta) -> list[Story]:
+    """The window's strongest stories as of `as_of`, newest first."""
+    query = f"since:{iso(as_of - window)}"
+    if scope.places:
+        query = "(" + " OR ".join(f'"{p}"' for p in scope.places) + f") {query}"
+    if scope.source:
+        query += f" source:{scope.source}"
+    groups: list[tuple[frozenset[str], list[Post]]] = []
+    for hit in search(store, query, as_of=as_of, k=MAX_K).hits:
+        post = hit.post
+        if post.flags.injection_suspect or post.flags.spam_score >= SPAM_LIMIT:
+            continue
+        words = _content(post)
+        if not words:
+            continue
+        for core, posts in groups:
+            if len(core & words) >= MIN_SHARED:
+                posts.append(post)
+                break
+        else:
+            groups.append((words, [post]))
+    told = []
+    for _, posts in groups:
+        authors = len({p.author.handle for p in posts})
+        lead = posts[0]  # search ranked it first of its story
+        said = sentences(own_words(lead.text))
+        if said:
+            told.append(Story(said[0], lead, authors))
+    told.sort(key=lambda s: s.authors, reverse=True)
+    strongest = [s for s in told if s.authors > 1][:MAX_STORIES] or told[:MAX_STORIES]
+    return sorted(strongest, key=lambda s: s.post.created_at, reverse=True)
