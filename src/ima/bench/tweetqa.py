@@ -17,7 +17,9 @@ Its files are not part of `ima`: this module turns a copy of them (the original
   key words (as `ima.answer.question.understand` reads them): nothing in the store
   is about them, and the accepted answer is "nothing found".
 
-Run: `python -m ima.bench.tweetqa DIR OUT.jsonl`.
+Run: `python -m ima.bench.tweetqa DIR OUT.jsonl` for the development set, and with
+`--held-out` for a second set whose known questions are train's (over the same
+posts), kept for checking that what was tuned on dev holds.
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ def _iso(instant: datetime) -> str:
     return instant.isoformat().replace("+00:00", "Z")
 
 
-def build(folder: Path) -> Iterator[dict[str, Any]]:
-    """Posts first, then known and unknown questions, as JSONL records."""
+def build(folder: Path, held_out: bool = False) -> Iterator[dict[str, Any]]:
+    """Posts first, then known and unknown questions, as JSONL records; `held_out` asks
+    train's questions instead of dev's, and other test questions."""
     dev = json.loads((folder / "dev.json").read_text())
     train = json.loads((folder / "train.json").read_text())
     test = json.loads((folder / "test.json").read_text())
@@ -93,7 +96,7 @@ def build(folder: Path) -> Iterator[dict[str, Any]]:
                "created_at": _iso(at)}  # fmt: skip
     per_tweet: Counter[str] = Counter()
     kept = 0
-    for row in dev:
+    for row in train if held_out else dev:
         tweet, question = row["Tweet"], row["Question"]
         if tweet not in posts or per_tweet[tweet] >= 2 or kept >= KNOWN:
             continue
@@ -109,7 +112,7 @@ def build(folder: Path) -> Iterator[dict[str, Any]]:
                "support": [_post_id(tweet)]}  # fmt: skip
     unknown = 0
     words = [(at, set(analysis.terms(tweet))) for tweet, (_, at) in posts.items()]
-    for row in test:
+    for row in test[len(test) // 2 :] if held_out else test:
         dated = _dated(row["Tweet"])
         asked = understand(row["Question"]).terms
         if dated is None or row["Tweet"] in posts or len(asked) < 2:
@@ -125,11 +128,14 @@ def build(folder: Path) -> Iterator[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m ima.bench.tweetqa TWEETQA_DIR OUT.jsonl", file=sys.stderr)
+    held_out = "--held-out" in argv
+    paths = [a for a in argv if a != "--held-out"]
+    if len(paths) != 2:
+        print("usage: python -m ima.bench.tweetqa TWEETQA_DIR OUT.jsonl [--held-out]",
+              file=sys.stderr)  # fmt: skip
         return 2
-    with Path(argv[1]).open("w", encoding="utf-8") as out:
-        for record in build(Path(argv[0])):
+    with Path(paths[1]).open("w", encoding="utf-8") as out:
+        for record in build(Path(paths[0]), held_out):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return 0
 
