@@ -84,6 +84,18 @@ def test_agreeing_independent_sources_are_all_cited(store):
     _holds(answer)
 
 
+def test_sources_that_disagree_are_both_cited_and_the_answer_says_so(store):
+    feed(store, [
+        post("x", "Tigers lead the Hawks 2-1 in the fourth.", "2026-11-22T11:00:00Z",
+             author="fan_one"),
+        post("y", "Tigers lead the Hawks 3-1 in the fourth, what a game.", "2026-11-22T11:01:00Z",
+             author="fan_two"),
+    ])  # fmt: skip
+    answer = ask(store, "What's the score of the Tigers Hawks game?", as_of=AT)
+    assert len(answer.citations) == 2 and "Another post differs:" in answer.text
+    _holds(answer)
+
+
 def test_a_manual_retweet_carries_old_news_and_a_genuine_update_leads(store):
     feed(store, [
         post("old", "The Miyajima ferry is cancelled because of strong winds.",

@@ -277,6 +277,18 @@ def _statements(
     return list(scored.values())
 
 
+#: figures two reports of one event can disagree on: scores, times, percentages, counts of
+#: people (a date in a signature is not one)
+_MEASURE = re.compile(r"\d+\s?[-–:対]\s?\d+|\d+(?:\.\d+)?\s?(?:%|％|people|人)")
+
+
+def disagrees(a: Statement, b: Statement) -> bool:
+    """Both give a score, time, share or head count, and not the same ones."""
+    ours = {" ".join(m.split()) for m in _MEASURE.findall(a.text)}
+    theirs = {" ".join(m.split()) for m in _MEASURE.findall(b.text)}
+    return bool(ours and theirs and not ours & theirs)
+
+
 def _conflicts(a: Statement, b: Statement, key: frozenset[str]) -> bool:
     """Same subject, different news: different numbers, or little else in common."""
     if a.numbers and b.numbers and a.numbers != b.numbers:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from ima.answer.compose import Composition, Statement
+from ima.answer.compose import Composition, Statement, disagrees
 from ima.answer.digest import Story
 from ima.answer.question import Question
 
@@ -302,7 +302,11 @@ def say(
     number = 2
     for s in composition.also:
         text = quoted(s.text, lang)
-        lines.append(f"ほかに{text}[{number}]" if ja else f"Also: {text} [{number}]")
+        if disagrees(s, lead):  # where the sources disagree, say so
+            lines.append(f"別の投稿では異なり、{text}[{number}]" if ja else
+                         f"Another post differs: {text} [{number}]")  # fmt: skip
+        else:
+            lines.append(f"ほかに{text}[{number}]" if ja else f"Also: {text} [{number}]")
         number += 1
     for s in composition.earlier:
         when, text = _when(s.at, as_of, lang), quoted(s.text, lang)
