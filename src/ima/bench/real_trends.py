@@ -35,13 +35,16 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ima import analysis
 from ima.answer.model import iso
-from ima.post import Post, from_us, to_us
+from ima.bench.crisis_stream import EVENTS
+from ima.bench.trending import _holds
+from ima.post import from_us, to_us
 from ima.store import Store
 from ima.trends.bursts import MINUTE_US
 from ima.trends.items import Tellings, items_of
@@ -58,6 +61,7 @@ _FLOOD_LINES = ("Donate now to help the earthquake victims, link in my bio",
                 "Earthquake relief: every share helps, donate today",
                 "Please donate for flood and earthquake relief, we need you")  # fmt: skip
 _FLOOD_WORDS = ("please", "share", "friends", "today", "now", "help", "urgent", "thanks")
+_FLOOD_ONLY = frozenset({"donate", "bio", "relief", "urgent", "friends", "thanks"})
 
 
 def _instant(text: str) -> int:
@@ -111,45 +115,55 @@ def _baseline(store: Store, at_us: int, span_us: int) -> list[str]:
     return [item.lstrip("#") for item, _ in counts.most_common(BASELINE_TOP)]
 
 
+@dataclass
+class Labelled:
+    """The stream's labels: each event's post times, and those of the posts whose
+    language the file declares (`told_in`), the posts' owners, the planted flood."""
+
+    records: list[dict[str, Any]]
+    flood_us: int
+    owner: dict[str, str | None] = field(default_factory=dict)
+    times: dict[str, list[int]] = field(default_factory=dict)
+    told_in: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> Labelled:
+        records = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+        labelled = cls(records, plant_flood(records))
+        for record in records:
+            event, at = record["event"], _instant(record["created_at"])
+            labelled.owner[record["id"]] = event
+            if event not in (None, FLOOD):
+                labelled.times.setdefault(event, []).append(at)
+                if record.get("lang"):
+                    labelled.told_in.setdefault(event, []).append(at)
+        for times in [*labelled.times.values(), *labelled.told_in.values()]:
+            times.sort()
+        return labelled
+
+
 def run(path: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Ingest the labelled stream into a fresh store and score the stories asked for."""
-    from ima.bench.crisis_stream import EVENTS
-    from ima.bench.trending import _holds
-
-    records = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-    flood_us = plant_flood(records)
-    label = {r["id"]: r["event"] for r in records}
-    by_event: dict[str, list[int]] = {}
-    for record in records:
-        if record["event"] not in (None, FLOOD):
-            by_event.setdefault(record["event"], []).append(_instant(record["created_at"]))
-    for times in by_event.values():
-        times.sort()
+    stream = Labelled.read(path)
     with tempfile.TemporaryDirectory(prefix="ima-eval-real-") as tmp:
         data = Path(tmp) / "data"
         if progress:
-            progress(f"ima ingest: {len(records):,} posts ({len(by_event)} events, one flood)")
-        _ingest(records, data, Path(tmp))
+            progress(f"ima ingest: {len(stream.records):,} posts ({len(stream.times)} events, "
+                     "one flood)")  # fmt: skip
+        _ingest(stream.records, data, Path(tmp))
         store = Store(data)
         view = StoryView(store)
         try:
-            report = _score(store, view, by_event, label, flood_us, EVENTS, _holds, progress)
+            report = _score(store, view, stream, progress)
         finally:
             view.close()
             store.close()
-    report["posts"] = len(records)
+    report["posts"] = len(stream.records)
     return report
 
 
 def _score(
-    store: Store,
-    view: StoryView,
-    by_event: dict[str, list[int]],
-    label: dict[str, str | None],
-    flood_us: int,
-    names: dict[str, tuple[str, ...]],
-    holds: Callable[[dict[str, Any], dict[str, Post]], list[str]],
-    progress: Callable[[str], None] | None,
+    store: Store, view: StoryView, stream: Labelled, progress: Callable[[str], None] | None
 ) -> dict[str, Any]:
     shown: dict[tuple[int, str], list[dict[str, Any]]] = {}
 
@@ -161,18 +175,19 @@ def _score(
 
     def owner(story: dict[str, Any]) -> str | None:
         ids = {c["post_id"] for c in story["citations"] + story["top_posts"]}
-        owners = [label.get(i.partition(":")[2]) for i in ids]
+        owners = [stream.owner.get(i.partition(":")[2]) for i in ids]
         top = max(set(owners), key=owners.count, default=None)
         return top if owners.count(top) > len(owners) / 2 else None
 
     def named(event: str, at_us: int) -> dict[str, Any] | None:
-        wanted = set(names[event])
+        wanted = set(EVENTS[event])
         return next((s for s in stories(at_us) if owner(s) == event and _names(s) & wanted),
                     None)  # fmt: skip
 
     per_event = []
     base_named = 0
-    for event, times in sorted(by_event.items(), key=lambda kv: kv[1][0]):
+    multilingual = []
+    for event, times in sorted(stream.times.items(), key=lambda kv: kv[1][0]):
         if progress:
             progress(f"{event}: {len(times)} posts")
         at = times[min(49, len(times) - 1)] + AFTER_50TH_US
@@ -181,29 +196,31 @@ def _score(
         delay = next((k for k in range(1, DELAY_STEPS + 1) if named(event, first + k * HOUR_US)),
                      None)  # fmt: skip
         top = {w for span in (60, 1440) for w in _baseline(store, at, span * MINUTE_US)}
-        base_named += bool(top & set(names[event]))
-        in_hour = sum(at - HOUR_US < t <= at for t in times)
+        base_named += bool(top & set(EVENTS[event]))
+        declared = stream.told_in.get(event, [])
+        if len(declared) >= 50:  # also told in another language: asked once it is
+            told = named(event, declared[49] + AFTER_50TH_US)
+            languages = {c["lang"] for c in told["citations"]} - {"und"} if told else set()
+            multilingual.append({"event": event, "cited_languages": sorted(languages)})
         per_event.append({"event": event, "posts": len(times), "at": iso(from_us(at)),
-                          "posts_last_hour": in_hour, "named": story is not None,
+                          "posts_last_hour": sum(at - HOUR_US < t <= at for t in times),
+                          "named": story is not None,
                           "window": story["window"] if story else None,
                           "title": story["title"] if story else None,
-                          "cited_languages": sorted({c["lang"] for c in story["citations"]})
-                          if story else [],
                           "delay_h": delay, "baseline_top": sorted(top)})  # fmt: skip
-    flood_at = flood_us + HOUR_US
+    flood_at = stream.flood_us + HOUR_US
     stories(flood_at)
+    flood_top = _baseline(store, flood_at, HOUR_US)
     distinct: dict[str, dict[str, Any]] = {}
     leaks = 0
     for (at_us, _), found in shown.items():
         for story in found:
             distinct[story["id"]] = story
-            cards = story["citations"] + story["top_posts"]
-            leaks += any(_instant(c["created_at"]) > at_us for c in cards)
+            leaks += any(_instant(c["created_at"]) > at_us for c in _cards(story))
     verdicts = {sid: owner(s) for sid, s in distinct.items()}
-    ids = sorted({c["post_id"] for s in distinct.values()
-                  for c in s["citations"] + s["top_posts"]})  # fmt: skip
+    ids = sorted({c["post_id"] for s in distinct.values() for c in _cards(s)})
     posts = {i: sp.post for i in ids if (sp := store.get(i)) is not None}
-    faults = {sid: f for sid, s in distinct.items() if (f := holds(s, posts))}
+    faults = {sid: f for sid, s in distinct.items() if (f := _holds(s, posts))}
     found = [e for e in per_event if e["named"]]
     delays = [e["delay_h"] for e in per_event if e["delay_h"] is not None]
     about = sum(v not in (None, FLOOD) for v in verdicts.values())
@@ -211,15 +228,14 @@ def _score(
         "events": len(per_event),
         "recall": len(found) / len(per_event),
         "baseline_recall": base_named / len(per_event),
+        "baseline_flood_words": [w for w in flood_top if w in _FLOOD_ONLY],
         "stories": len(distinct),
         "precision": about / len(distinct) if distinct else 1.0,
         "flood_stories": sum(v == FLOOD for v in verdicts.values()),
         "future_leaks": leaks,
         "citation_validity": 1 - len(faults) / len(distinct) if distinct else 1.0,
         "median_delay_h": statistics.median(delays) if delays else None,
-        "multilingual_summaries": [
-            e["event"] for e in found if len(set(e["cited_languages"]) - {"und"}) > 1
-        ],
+        "multilingual": multilingual,
         "per_event": per_event,
         "not_about_events": [
             s["title"] for sid, s in distinct.items() if verdicts[sid] in (None, FLOOD)
@@ -227,6 +243,10 @@ def _score(
         "faults": faults,
         "instants_asked": len({at for at, _ in shown}),
     }
+
+
+def _cards(story: dict[str, Any]) -> list[dict[str, Any]]:
+    return story["citations"] + story["top_posts"]
 
 
 def lines(report: dict[str, Any]) -> list[str]:
@@ -241,7 +261,11 @@ def lines(report: dict[str, Any]) -> list[str]:
         ("flood stories", str(report["flood_stories"])),
         ("posts after as_of in stories", str(report["future_leaks"])),
         ("citation validity", f"{report['citation_validity']:.1%}"),
-        ("summaries citing 2+ languages", ", ".join(report["multilingual_summaries"]) or "none"),
+        ("baseline's words from the flood", ", ".join(report["baseline_flood_words"]) or "none"),
+        *(
+            (f"  {m['event']}, once told in 2 languages", "cites " + "/".join(m["cited_languages"]))
+            for m in report["multilingual"]
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     out = [f"{label:<{width}}  {value}" for label, value in rows]
