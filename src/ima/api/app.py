@@ -97,13 +97,12 @@ class LimitsAndLatency:
             declared = int(length) if length is not None and length.isdigit() else 0
             body = None if declared > limit else await _read_body(receive, limit)
             if body is None:
-                refusal = errors.ApiError(413, f"body over {limit} bytes", param="body",
-                                          headers={"Connection": "close"})  # fmt: skip
+                refusal = errors.ApiError(413, f"body over {limit} bytes", param="body")
                 await errors.response(refusal)(scope, receive, timed_send)
                 return
             receive = _replay(body, receive)
-        if (self.keys_required and scope["path"].startswith("/v1/")
-                and auth.bearer(headers.get(b"authorization", b"").decode("latin-1")) is None):
+        presented = auth.bearer(headers.get(b"authorization", b"").decode("latin-1"))
+        if self.keys_required and presented is None and scope["path"].startswith("/v1/"):
             await errors.response(auth.missing_key())(scope, receive, timed_send)
             return
         await self.app(scope, receive, timed_send)

@@ -6,6 +6,10 @@ response, or the connection is refused (431) or closed (408): uvicorn's httptool
 protocol bounds neither, so an 8 MB header was read whole and slow-header clients
 held their connections for as long as they liked.
 
+A body refused before its end (413) is read on and dropped for up to `LINGER_S`, as
+nginx does, before the connection closes: closing at once, with the body still
+arriving, resets the connection, and the client may lose the refusal it was sent.
+
 On SIGTERM (or Ctrl-C) live feeds end at once, requests still running after
 `GRACE_S` are cancelled, and the app's shutdown stops the writer; a second signal
 stops waiting for anything.
@@ -26,6 +30,7 @@ from ima.api import errors
 
 MAX_HEAD_BYTES = 32 * 1024
 HEAD_TIMEOUT_S = 10.0
+LINGER_S = 2.0
 GRACE_S = 5.0
 
 
@@ -34,6 +39,7 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     _head_bytes = 0
     _head_timer: asyncio.TimerHandle | None = None
+    _linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -64,12 +70,26 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         queued = bool(self.pipeline)  # a request already read starts now: no head to wait for
+        unread = self.cycle.more_body  # answered before its body ended (refused)
         super().on_response_complete()
-        if not queued and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if unread:  # uvicorn drops the rest as it comes; the next head follows its end
+            self._linger = self.loop.call_later(LINGER_S, self.transport.close)
+        elif not queued:
+            self._await_head()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._linger is not None:  # the refused body has ended: the connection goes on
+            self._linger.cancel()
+            self._linger = None
             self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_arrived()
+        if self._linger is not None:
+            self._linger.cancel()
         super().connection_lost(exc)
 
     def _head_too_slow(self) -> None:
