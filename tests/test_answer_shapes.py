@@ -213,6 +213,8 @@ def test_the_quip_fits_the_topic_of_the_posts_and_tragedies_get_none():
         "Gunman opens fire at a school in Texas, police say 19 children dead": True,
         "Explosion at a chemical plant sends people to hospital": True,
         "Stocks crash after the Fed raises rates": False,
+        "R.I.P Chester Bennington. My thoughts are with his family": True,
+        "Sad that the show is coming to an end": False,
         "台風10号で2人死亡": True,
         "阪神が逆転勝ちで優勝": False,
     }

@@ -26,7 +26,8 @@ _TRAGEDY = re.compile(
     r"\b(dead|deaths?|died|dies|killed|fatal(ly|ities)?|victims?|casualt\w+|massacre\w*|"
     r"murder\w*|earthquake|tsunami|flood(s|ing|ed)?|wildfires?|hurricane|typhoon|tornado|"
     r"famine|disaster|tragedy|tragic|funeral|mourn\w*|suicide|terror\w*|hostages?|"
-    r"genocide|gunman|gunmen|wounded|bodies)\b"
+    r"genocide|gunman|gunmen|wounded|bodies|r\.?i\.?p|rest in peace|passed away|"
+    r"condolences|heartbroken|heartbreaking|submerged)\b"
     r"|死亡|死者|犠牲|負傷|けが人|行方不明|地震|津波|台風|火災|災害|洪水|噴火|事故|爆発|"
     r"避難|殺|遺体|訃報|戦争|攻撃|墜落|テロ",
     re.IGNORECASE,
