@@ -196,6 +196,15 @@ def test_open_questions_get_a_digest_of_the_strongest_stories_newest_first(store
     assert "newest first" not in topical.text and topical.citations[0].post.id == "test:f2"
     bluesky = ask(store, "Anything new on Bluesky this morning?", as_of=AT)
     assert not bluesky.found  # the store holds no Bluesky posts
+    digest = ask(store, "What's happening?", as_of=AT)
+    second = digest.citations[1].post  # the marathon story
+    more = ask(store, "Tell me more about the second one", as_of=AT,
+               context="What's happening?")  # fmt: skip
+    assert more.found and "newest first" not in more.text
+    assert {c.post.id for c in more.citations} >= {second.id}
+    assert all("marathon" in c.post.text for c in more.citations)
+    last = ask(store, "最後のについて詳しく", as_of=AT, context="今何が起きてる？")
+    assert "ferry" in last.citations[0].post.text
 
 
 def test_the_quip_fits_the_topic_of_the_posts_and_tragedies_get_none():

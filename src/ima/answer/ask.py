@@ -97,9 +97,10 @@ def ask(
     `on_text` receives the answer as it becomes final, sentence by sentence when the
     backend streams. `restrict` narrows retrieval (query syntax), `since` fixes the
     window's start, and `context` (earlier questions of a conversation) lends its
-    names to a follow-up that has none ("and now?"); `sampling` is the caller's
-    (max_tokens, temperature) for the LLM, None for its defaults. Raises ValueError for an empty
-    or over-long question or an unknown persona.
+    names to a follow-up that has none ("and now?"), or, to one that points at a story
+    of an earlier digest ("the second one"), that story; `sampling` is the caller's
+    (max_tokens, temperature) for the LLM, None for its defaults. Raises ValueError for
+    an empty or over-long question or an unknown persona.
     """
     if persona not in voice.PERSONAS:
         raise ValueError(f"persona must be one of {', '.join(voice.PERSONAS)}")
@@ -107,14 +108,19 @@ def ask(
         raise ValueError("mode must be rephrase or answer")
     started = time.perf_counter()
     question = understand(text)
-    if context and not question.entities:
+    as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+    story = digest.followed(store, text, context, as_of) if context else None
+    if story is not None:  # "tell me more about the second one": that story's words
+        about = understand(story.text)
+        question = replace(question, words=about.words, terms=about.terms,
+                           entities=about.entities, names=about.names, timed=True)  # fmt: skip
+    elif context and not question.entities:
         followed = understand(f"{context}\n{text}")
         question = replace(
             question, words=followed.words, terms=followed.terms, entities=followed.entities
         )
-    as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     window = question.window if since is None else max(as_of - since, timedelta(0))
-    open_scope = digest.scope(question) if not restrict else None
+    open_scope = digest.scope(question) if not restrict and story is None else None
     if open_scope is not None:
         return _digest(store, question, open_scope, as_of, window, persona, started, on_text)
     weights = key_weights(question, *store.term_stats(question.terms))

@@ -31,6 +31,15 @@ _OPEN = re.compile(
     r"最新(?:の)?ニュース|ニュースは|話題は|何が話題",
     re.IGNORECASE,
 )
+#: "the second one", "the 3rd story", "2つ目", "最後の": a follow-up on a digest's story
+_ORDINAL = re.compile(
+    r"\b(first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)\s+(one|story|item|thing)\b|"
+    r"([1-5一二三四五])(?:つ目|番目)|(最初|最後)の",
+    re.IGNORECASE,
+)
+_PLACES = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "last": -1, "1st": 1,
+           "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5,
+           "最初": 1, "最後": -1}  # fmt: skip
 #: words people use for a source → the source name posts carry
 SOURCES = {"bluesky": "bluesky", "mastodon": "mastodon", "twitter": "x", "rss": "rss"}
 
@@ -106,3 +115,29 @@ def stories(store: PostStore, scope: Scope, as_of: datetime, window: timedelta) 
     told.sort(key=lambda s: s.authors, reverse=True)
     strongest = [s for s in told if s.authors > 1][:MAX_STORIES] or told[:MAX_STORIES]
     return sorted(strongest, key=lambda s: s.post.created_at, reverse=True)
+
+
+def ordinal(text: str) -> int | None:
+    """Which story a follow-up points at (1 is the first, -1 the last), or None."""
+    match = _ORDINAL.search(text)
+    if match is None:
+        return None
+    word = next(g for g in (match.group(1), match.group(3), match.group(4)) if g)
+    return _PLACES.get(word.lower(), int(word) if word.isdigit() else None)
+
+
+def followed(store: PostStore, text: str, context: str, as_of: datetime) -> Story | None:
+    """The story of the last open question in `context` that `text` points at."""
+    place = ordinal(text)
+    if place is None:
+        return None
+    for line in reversed(context.splitlines()):
+        if not line.strip():
+            continue
+        earlier = understand(line)
+        found = scope(earlier)
+        if found is not None:
+            told = stories(store, found, as_of, earlier.window)
+            index = place - 1 if place > 0 else len(told) + place
+            return told[index] if 0 <= index < len(told) else None
+    return None
