@@ -23,14 +23,13 @@ from ima.answer import digest, verify, voice
 from ima.answer.compose import Composition, compose, key_weights
 from ima.answer.llm import Backend, BackendError, Request, answer_request, rephrase_request
 from ima.answer.model import Answer, Citation, iso
-from ima.answer.question import Question, understand
+from ima.answer.question import ALL_TIME, Question, understand
 from ima.post import Post
 from ima.search import PostStore, search
 
 log = logging.getLogger(__name__)
 
 WIDEST_WINDOW = timedelta(days=7)
-ALL_TIME = timedelta(days=36525)  # "any time before as_of" for a question that names no time
 CANDIDATES = 30
 #: given the question, its window's bounds (µs) and a count: posts by similarity
 Semantic = Callable[[str, int, int, int], list[Post]]

@@ -84,17 +84,15 @@ def _passage(text: str, parts: list[str], best: int) -> str:
     """`parts[best]` with its neighbours while the whole stays short, as `text` has them
     (so the quote is the post's own words, spacing aside)."""
     low = high = best
-    while True:
-        grown = False
-        for lo, hi in ((low, high + 1), (low - 1, high)):
-            if (
-                lo >= 0
-                and hi < len(parts)
-                and sum(len(p) for p in parts[lo : hi + 1]) <= (MAX_PASSAGE_CHARS)
-            ):
-                low, high, grown = lo, hi, True
-                break
-        if not grown:
+    size = len(parts[best])
+    while True:  # the next sentence first, then the one before
+        if high + 1 < len(parts) and size + len(parts[high + 1]) <= MAX_PASSAGE_CHARS:
+            high += 1
+            size += len(parts[high])
+        elif low > 0 and size + len(parts[low - 1]) <= MAX_PASSAGE_CHARS:
+            low -= 1
+            size += len(parts[low])
+        else:
             break
     if low == high:
         return parts[best]

@@ -69,6 +69,7 @@ _WINDOWS: list[tuple[re.Pattern[str], timedelta]] = [
      timedelta(days=7)),
 ]  # fmt: skip
 DEFAULT_WINDOW = timedelta(hours=24)
+ALL_TIME = timedelta(days=36525)  # "any time before as_of", for a question naming no time
 
 #: (pattern, gap): what kind of words the answer must hold, by the question's wh-word
 _GAPS: list[tuple[re.Pattern[str], str]] = [

@@ -15,11 +15,10 @@ from datetime import datetime, timedelta
 
 from ima.answer.compose import Composition, Statement, disagrees
 from ima.answer.digest import Story
-from ima.answer.question import Question
+from ima.answer.question import ALL_TIME, Question
 
 PERSONAS = ("regular", "fun")
 OLD_AFTER = timedelta(days=7)  # evidence older than this is introduced with its age
-ANY_TIME = timedelta(days=3650)  # a window this wide is "any post"
 
 #: deaths, disasters and violence: no jokes, whatever else the posts say
 _TRAGEDY = re.compile(
@@ -223,10 +222,10 @@ def _when(instant: datetime, as_of: datetime, lang: str) -> str:
 def _span(window: timedelta, lang: str) -> str:
     hours = window.total_seconds() / 3600
     if lang == "ja":
-        if window >= ANY_TIME:
+        if window >= ALL_TIME:
             return "これまで"
         return f"過去{hours:g}時間" if hours < 48 else f"過去{hours / 24:g}日間"
-    if window >= ANY_TIME:
+    if window >= ALL_TIME:
         return "at all"
     if hours < 48:
         return f"in the last {hours:g} hour" + ("" if hours == 1 else "s")
