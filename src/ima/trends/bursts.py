@@ -95,9 +95,8 @@ class Window:
             self._first = bucket
         if not self.buckets or self.buckets[-1][0] < bucket:
             self.buckets.append((bucket, Counter()))
-        # counted element by element: Counter's fast path (a mapping is added in Python)
-        self.buckets[-1][1].update(counts.elements())
-        self.total.update(counts.elements())
+        self.buckets[-1][1].update(counts)
+        self.total.update(counts)
         self.advance(minute)
 
     def advance(self, minute: int) -> None:

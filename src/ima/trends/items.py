@@ -14,17 +14,19 @@ from __future__ import annotations
 import re
 
 from ima.answer.question import STOP_WORDS
-from ima.copies import manual_retweet, own_words
+from ima.copies import manual_retweet
 
-COPY_WORDS = 12  # a text's first words say which text it is
+COPY_WORDS = 8  # a text's first words say which text it is
+KEY_CHARS = 200  # and are found in its first characters
 
 _WORD = re.compile(r"#?[^\W_][^\W_'’-]*(?:['’-][^\W_]+)*")
 _MEANINGFUL_CJK = re.compile(r"[\u3005\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
-_JAPANESE = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 # a token that is no word: an @handle, a link a full URL pattern misses (cut short,
 # without a scheme), a bare scheme or a word a client cut short ("Goes…")
 _NOT_A_WORD = re.compile(r"@|/|^(?:h|ht|htt|https?)(?::|$)|^www\.|…$|\.\.\.$", re.IGNORECASE)
-_SUSPECT = re.compile(r"[@/…]|\.\.\.|\bhtt")
+# what every such token has, but "..." and a bare "http:" (rare, and left in): a text
+# without any is read as it is, which is most texts and much cheaper
+_SUSPECT = re.compile(r"[@/…]")
 _EXTRA_STOP = frozenset(
     """the be to of and a in that have it for not on with he as you do at this but his by
     from they we say her she or an will my one all would there their what so up out if
@@ -58,26 +60,35 @@ def items_of(prepared: str) -> set[str]:
     """The distinct trend items of one post's prepared text."""
     out = set()
     for word in _WORD.findall(_words_only(prepared).lower()):
-        if word.isascii() or not _JAPANESE.search(word):  # words of spaced scripts
+        if word.isascii() or not (
+            (meaningful := _MEANINGFUL_CJK.search(word)) or "\u3040" <= word[0] <= "\u309f"
+        ):  # a word of a spaced script (a Japanese word starts with kana or kanji)
             bare = word.lstrip("#")
             if len(bare) < 3 or bare in STOP or bare.isdigit():
                 continue
-        elif len(word) < 2 or word in STOP or not _MEANINGFUL_CJK.search(word):
+        elif len(word) < 2 or word in STOP or not meaningful:  # Japanese: kanji or katakana
             continue
         out.add(word)
     return out
 
 
-def copy_key(text: str) -> int:
-    """What a post says, for telling copies apart: its first words without the retweet
-    prefix, handles and links (a retweet is often cut short, and its link shortened)."""
-    words = _WORD.findall(_words_only(own_words(text)).lower())
-    return hash(" ".join(words[:COPY_WORDS]))
+def _key(own: str) -> int:
+    """What a post says, for telling copies apart: its first words without handles and
+    links (a retweet is often cut short, and its link shortened), as written."""
+    head = own[:KEY_CHARS]
+    tokens = head.split()
+    if _suspect(head):
+        tokens = [t for t in tokens if not _NOT_A_WORD.search(t)]
+    return hash(tuple(tokens[:COPY_WORDS]))
+
+
+def _suspect(text: str) -> bool:
+    return "..." in text or _SUSPECT.search(text) is not None
 
 
 def _words_only(text: str) -> str:
     """`text` without the tokens that are no words (handles, cut links)."""
-    if not _SUSPECT.search(text):
+    if not _suspect(text):
         return text
     return " ".join(t for t in text.split() if not _NOT_A_WORD.search(t))
 
@@ -95,7 +106,7 @@ class Tellings:
     def author_of(self, text: str, author: str) -> str | None:
         """The author `text` counts for, or None when it is a copy of one counted."""
         retweet = manual_retweet(text)
-        key = copy_key(text)
+        key = _key(text if retweet is None else retweet.text)
         seen = key in self._new or key in self._old
         if not seen:
             if len(self._new) >= self.limit:
