@@ -41,6 +41,18 @@ def test_the_sentence_that_fills_the_gap_leads_not_the_one_that_echoes_the_quest
     _holds(many)
 
 
+def test_the_answer_leads_in_a_plain_sentence_of_the_post_then_the_quote(store):
+    feed(store, [post("pm", "Parliament met on Tuesday after the resignation. Keir Starmer became "
+                      "the new prime minister of the United Kingdom [3].", "2026-11-22T10:00:00Z",
+                      author="politics_desk")])  # fmt: skip
+    answer = ask(store, "Who became the new prime minister of the United Kingdom?", as_of=AT)
+    first, second = answer.text.splitlines()[:2]
+    assert first == "Keir Starmer became the new prime minister of the United Kingdom ［3］ [1]."
+    assert second.startswith("As of 10:00 UTC, a post says: “Parliament met on Tuesday")
+    assert re.findall(r"\[(\d+)\]", answer.text) == ["1", "1"]
+    _holds(answer)
+
+
 def test_quiz_and_conversational_phrasing_is_no_key_word(store):
     q = understand("Which of the following are considered among the highest honors in the "
                    "culinary world according to critics this week?")  # fmt: skip

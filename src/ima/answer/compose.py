@@ -48,6 +48,7 @@ class Statement:
     score: float
     at: datetime  # when the news was first posted: a copy's original time
     filled: bool = False  # it holds words of the kind the question asks for
+    answer: str = ""  # the sentence that fills the gap, when the quote is longer than it
 
     @property
     def numbers(self) -> frozenset[str]:
@@ -200,9 +201,9 @@ def _first_seen(posts: list[Post]) -> dict[str, datetime]:
 
 def _best_passage(
     question: Question, post: Post, weights: dict[str, float]
-) -> tuple[str, frozenset[str], float, float] | None:
-    """The post's passage that best answers: (text, its terms, its sentence's overlap
-    with the key terms, how it fills the question's gap)."""
+) -> tuple[str, frozenset[str], float, float, str] | None:
+    """The post's passage that best answers: (text, its terms, its best sentence's
+    overlap with the key terms, how that sentence fills the question's gap, itself)."""
     retweet = manual_retweet(post.text)
     text = retweet.text if retweet else post.text
     parts = sentences(text)
@@ -220,7 +221,7 @@ def _best_passage(
     passage = _passage(text, parts, -at)
     if passage != parts[-at]:
         terms = frozenset(analysis.terms(passage))
-    return passage, terms, overlap, fill
+    return passage, terms, overlap, fill, parts[-at]
 
 
 def _statements(
@@ -232,7 +233,8 @@ def _statements(
     as_of_us = to_us(as_of)
     horizon_us = max(question.window.total_seconds() * 1e6, 1.0)
     first_seen = _first_seen(posts)
-    raw: list[tuple[str, Post, frozenset[str], float, bool]] = []
+    # (passage, post, terms, overlap, the answering sentence: None when none fills the gap)
+    raw: list[tuple[str, Post, frozenset[str], float, str | None]] = []
     for post in posts:
         if post.flags.injection_suspect or post.flags.spam_score >= SPAM_LIMIT:
             continue
@@ -248,14 +250,15 @@ def _statements(
             continue
         found = _best_passage(question, post, weights)
         if found is not None:
-            text, terms, overlap, fill = found
+            text, terms, overlap, fill, sentence = found
             overlap = (0.6 * overlap + 0.4 * post_overlap) * fill
-            raw.append((text, post, terms, overlap, fill > 1))
+            answer = sentence if fill > 1 and sentence != text else ""
+            raw.append((text, post, terms, overlap, answer if fill > 1 else None))
     raw.sort(key=lambda r: r[3], reverse=True)
     raw = raw[:MAX_STATEMENTS]  # agreement compares every pair: keep the most relevant
     claims = [(post.author.handle, terms - key) for _, post, terms, _, _ in raw]
     scored: dict[str, Statement] = {}  # an author counts once: their best statement
-    for text, post, terms, overlap, filled in raw:
+    for text, post, terms, overlap, answer in raw:
         claim = terms - key
         agreeing = {
             handle
@@ -271,7 +274,9 @@ def _statements(
         score += 0.1 * min(1.0, engagement)
         handle = post.author.handle
         if handle not in scored or score > scored[handle].score:
-            scored[handle] = Statement(text, post, terms, overlap, score, at, filled)
+            scored[handle] = Statement(
+                text, post, terms, overlap, score, at, answer is not None, answer or ""
+            )
     return list(scored.values())
 
 

@@ -251,6 +251,9 @@ _QUOTE_SAFE = {
 }
 
 
+_QUOTE_MARKS = re.compile(r"[\"“”「」『』]")
+
+
 def quoted(text: str, lang: str) -> str:
     """`text` in quotation marks, made safe to show (`verify` folds it back to the post's)."""
     safe = text.translate(_QUOTE_SAFE[lang])
@@ -285,6 +288,10 @@ def say(
     lang = question.lang
     ja = lang == "ja"
     when = _when(lead.at, as_of, lang)
+    if lead.answer:  # the answer first, in the post's own plain words, then the quotes
+        # plain: no quotation marks of the post's, which could pair with ours
+        plain = _QUOTE_MARKS.sub("", lead.answer.translate(_QUOTE_SAFE[lang])).rstrip(".。!！ ")
+        lines.append(f"{plain}[1]。" if ja else f"{plain} [1].")
     if as_of - lead.at > OLD_AFTER:  # old news: say plainly how old
         date, ago = _date(lead.at, lang), _ago(as_of - lead.at, lang)
         if ja:
