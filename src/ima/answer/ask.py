@@ -56,7 +56,9 @@ def retrieve(
     restrict: str = "",
 ) -> list[Post]:
     """Candidate posts; `restrict` is more query syntax every one must satisfy
-    (`from:`, `-from:`, `min_faves:`, `source:`), and then vectors are not used."""
+    (`from:`, `-from:`, `min_faves:`, `source:`), and then vectors are not used. Nor
+    are they past the widest window: vectors are searched hour by hour, fast for the
+    recent window most questions want, not for every hour a store has ever held."""
     if not question.words:
         return []
     # a window reaching back before year 1 (an `as_of` early in it) starts there
@@ -64,7 +66,7 @@ def retrieve(
     query = f"({question.query()}) since:{iso(since)} {restrict}".strip()
     lexical = [h.post for h in search(store, query, as_of=as_of, k=CANDIDATES).hits]
     lists = [lexical]
-    if semantic is not None and not restrict:
+    if semantic is not None and not restrict and window <= WIDEST_WINDOW:
         low = int(since.timestamp() * 1e6)
         lists.append(semantic(question.text, low, int(as_of.timestamp() * 1e6), CANDIDATES))
     return _fuse(lists)
