@@ -76,8 +76,7 @@ def run(posts: int, asked: int, workdir: Path, workers: int = 0) -> dict[str, An
         "p50_ms": round(_percentile(every, 0.5), 1),
         "p99_ms": round(_percentile(every, 0.99), 1),
         **{
-            f"{kind}_p50_ms": round(_percentile(values, 0.5), 1)
-            for kind, values in timings.items()
+            f"{kind}_p50_ms": round(_percentile(values, 0.5), 1) for kind, values in timings.items()
         },
     }
 
