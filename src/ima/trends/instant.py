@@ -16,7 +16,7 @@ from typing import Any
 
 from ima import analysis
 from ima.answer.compose import SPAM_LIMIT
-from ima.post import Flat, Post
+from ima.post import Flat, Post, to_us
 from ima.store import Store
 from ima.store.plan import Terms
 from ima.trends.bursts import MINUTE_US, BurstDetector
@@ -42,13 +42,48 @@ def _plan(item: str) -> Terms | None:
 def fetcher(store: Store, low_us: int, high_us: int) -> Fetch:
     """The posts created in [low_us, high_us] that carry an item, as stories read them."""
 
-    def fetch(item: str) -> list[Post]:
+    def fetch(item: str) -> list[tuple[Post, str]]:
         plan = _plan(item)
         if plan is None:
             return []
-        return [sp.post for sp in store.candidates(plan, low_us, high_us, FETCH).posts]
+        found = store.candidates(plan, low_us, high_us, FETCH).posts
+        return [(sp.post, sp.indexed_text) for sp in found]
 
     return fetch
+
+
+class PostCache:
+    """Each bursting item's posts in a window that slides with the ticks, fetched once:
+    live, stories are built every 10 s of stream time over windows of up to a day, so
+    each tick asks the store only for the posts created since the item's last fetch
+    (the newest `2 * FETCH` are kept)."""
+
+    def __init__(self, store: Store, span_us: int) -> None:
+        self.store = store
+        self.span_us = span_us
+        self._items: dict[str, tuple[int, dict[str, tuple[Post, str]]]] = {}
+
+    def at(self, at_us: int, items: set[str]) -> Fetch:
+        """The fetch for a tick at `at_us`; items no longer in `items` are forgotten."""
+        low_us = at_us - self.span_us
+        for item in [i for i in self._items if i not in items]:
+            del self._items[item]
+
+        def fetch(item: str) -> list[tuple[Post, str]]:
+            plan = _plan(item)
+            if plan is None:
+                return []
+            since, known = self._items.get(item, (low_us, {}))
+            if since > at_us:  # time went back (a replay): start again
+                since, known = low_us, {}
+            found = self.store.candidates(plan, max(since, low_us), at_us, FETCH).posts
+            kept = [pair for pair in known.values() if to_us(pair[0].created_at) >= low_us]
+            kept += [(sp.post, sp.indexed_text) for sp in found if sp.post.id not in known]
+            kept.sort(key=lambda pair: pair[0].created_at, reverse=True)
+            self._items[item] = (at_us, {p.id: (p, t) for p, t in kept[: 2 * FETCH]})
+            return kept[: 2 * FETCH]
+
+        return fetch
 
 
 def arrived_late(store: Store, mark: int, at_us: int) -> bool:

@@ -27,7 +27,7 @@ from ima.store import Store
 from ima.store.log import Entry
 from ima.trends.bursts import MINUTE_US, Burst, BurstDetector
 from ima.trends.history import LINGER_SPANS
-from ima.trends.instant import fetcher
+from ima.trends.instant import PostCache
 from ima.trends.items import Tellings, items_of
 from ima.trends.stories import Draft, Story, group, story_id, tell
 from ima.trends.view import TICK_US, StoryView
@@ -73,6 +73,7 @@ class Trends(StoryView):
         windows = tuple((n, w.span, w.n) for n, w in self.detector.windows.items())
         super().__init__(store, windows=windows)
         self._tellings = Tellings()
+        self._posts = {n: PostCache(store, s) for n, s in self.spans_us.items()}
         self._books: dict[str, dict[str, Story]] = {n: {} for n in self.detector.windows}
         self._recorded: dict[str, tuple[int, tuple]] = {}  # story → (at_us, signature)
         self._mark = self.history.state("mark")
@@ -221,8 +222,7 @@ class Trends(StoryView):
     def _build(self, work: _Work) -> None:
         versions: list[tuple[str, str, bool, dict[str, Any]]] = []
         for name, bursts in work.bursts.items():
-            span_us = self.spans_us[name]
-            fetch = fetcher(self.store, work.at_us - span_us, work.at_us)
+            fetch = self._posts[name].at(work.at_us, {b.item for b in bursts})
             drafts = group(bursts, fetch, work.at_us, self.detector.min_authors)
             versions += self._match(name, drafts, work.at_us)
         if work.at_us <= self._recorded_until:
