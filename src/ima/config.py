@@ -31,6 +31,15 @@ def _env_float(name: str, default: float, low: float, high: float) -> float:
 PRIVATE_UMASK = 0o077
 
 
+def private_file(path: Path) -> Path:
+    """`path`, created empty and for this user only if it is not there yet, in a directory
+    created for this user only: for databases that a library caller opens without
+    `Settings.load` having set the umask."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    return path
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob, with its environment variable in the README's settings table."""

@@ -78,17 +78,24 @@ def json_path(location: Sequence[str | int], sent: Any, kind: str) -> str | None
     return path or None
 
 
-def _invalid(exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {}
-    kind, location = first.get("type", ""), tuple(first.get("loc", ()))
-    if kind == "json_invalid":  # its location is an offset into the body, not a field
-        return JSONResponse(body(400, "body: not valid JSON", "body", "invalid_json"), 400)
+def _param(error: dict[str, Any], sent: Any) -> str | None:
+    """The field a validation error is about, named as the client knows it."""
+    kind, location = error.get("type", ""), tuple(error.get("loc", ()))
     where, rest = (location[0], location[1:]) if location else ("body", ())
     if where == "body":
-        param = json_path(rest, exc.body, kind) or "body"
-    else:  # a query, path or header parameter: a flat name
-        param = str(rest[0]) if rest else None
-    message = first.get("msg", "invalid")
+        return json_path(rest, sent, kind) or "body"
+    return str(rest[0]) if rest else None  # a query, path or header parameter: a flat name
+
+
+def _invalid(exc: RequestValidationError) -> JSONResponse:
+    found = exc.errors() or [{}]
+    if found[0].get("type") == "json_invalid":  # its location is an offset, not a field
+        return JSONResponse(body(400, "body: not valid JSON", "body", "invalid_json"), 400)
+    # a union reports each member's error: the one reaching deepest into what was sent
+    # says most (`messages[0].content[0].text` rather than `messages[0].content`)
+    param, error = max(((_param(e, exc.body), e) for e in found),
+                       key=lambda pair: len(pair[0] or ""))  # fmt: skip
+    message = error.get("msg", "invalid")
     return JSONResponse(
         body(400, f"{param}: {message}" if param else message, param, "invalid_value"), 400
     )

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ima.config import private_file
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
@@ -47,9 +49,8 @@ class KeyStore:
     file descriptors behind each of the server's worker threads that came and went."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path, timeout=10, isolation_level=None,
+        self._conn = sqlite3.connect(private_file(path), timeout=10, isolation_level=None,
                                      check_same_thread=False)  # fmt: skip
         self._turn = threading.Lock()
         self._conn.execute("PRAGMA journal_mode=WAL")

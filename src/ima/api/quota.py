@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ima.api.tiers import Tier
+from ima.config import private_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class SqliteLimiter:
         self.path = path
         # one connection, which threads take in turn (they would queue for SQLite's
         # write lock anyway); one per thread left file descriptors behind each thread
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
+        self._db = sqlite3.connect(private_file(path), timeout=30, isolation_level=None,
                                    check_same_thread=False)  # fmt: skip
         self._turn = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -232,6 +232,26 @@ def process_tree(pid: int, table: dict[int, list[str]]) -> set[int]:
     return tree & table.keys()
 
 
+def memory_mb(pid: int, field_name: str) -> int:
+    """A memory figure of /proc/PID/status (VmRSS, RssAnon…), in MB; 0 if it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) >> 10
+    except OSError:
+        pass
+    return 0
+
+
+def open_fds(pid: int) -> int:
+    """How many files `pid` has open (0 if it has gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
 def _cpu_seconds(pid: int) -> float:
     """CPU seconds used so far by `pid` and its descendants (Linux /proc; 0 elsewhere)."""
     tick = os.sysconf("SC_CLK_TCK")
