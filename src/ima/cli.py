@@ -1204,15 +1204,17 @@ def bench_serve(
               help="How long the load runs (after a warm-up of a tenth, ≤ 30 s).")  # fmt: skip
 @click.option("--kill-every", type=click.FloatRange(1, 3600), default=30, show_default=True,
               help="Mean seconds between SIGKILLs of the writer or an answerer.")  # fmt: skip
+@click.option("--posts", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True,
+              help="Posts stored before the run.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
-def bench_soak(minutes: float, kill_every: float, as_json: bool) -> None:
+def bench_soak(minutes: float, kill_every: float, posts: int, as_json: bool) -> None:
     """A real `ima serve` under mixed, partly hostile load while its writer and answerers
     are killed at random; then every acknowledged post is looked for in the store (README
     "Hardening"). Exits non-zero if a post was lost or duplicated, a response was a 5xx
     other than 503, the server logged a traceback, or its fds or memory grew."""
     from ima.bench.soak import run
 
-    figures = run(minutes=minutes, kill_every=kill_every,
+    figures = run(minutes=minutes, kill_every=kill_every, posts=posts,
                   progress=lambda m: click.echo(f"… {m}", err=True))  # fmt: skip
     if as_json:
         click.echo(json.dumps(figures, indent=2))
@@ -1223,8 +1225,8 @@ def bench_soak(minutes: float, kill_every: float, as_json: bool) -> None:
             ("lost, duplicated", f"{figures['lost']}, {figures['duplicated']}"),
             ("unexpected 5xx, tracebacks", f"{figures['unexpected_5xx']}, {figures['tracebacks']}"),
             ("kills, restarts", f"{figures['kills']}, {figures['restarts']}"),
-            ("API fds, RSS MB", f"{start['api_fds']} → {end['api_fds']}, "
-                                f"{start['api_rss_mb']} → {end['api_rss_mb']}"),
+            ("API fds, anonymous MB", f"{start['api_fds']} → {end['api_fds']}, "
+                                      f"{start['api_anon_mb']} → {end['api_anon_mb']}"),
             ("SIGTERM to exit", f"{figures['stop_s']} s"),
         ] + [(f"{kind} p50 / p99", f"{lat['p50_ms']} / {lat['p99_ms']} ms")
              for kind, lat in figures["latency"].items()]  # fmt: skip

@@ -420,7 +420,11 @@ def _check_store(data: Path, acked: dict[str, str]) -> dict[str, int]:
 
 
 def run(
-    *, minutes: float = 10, kill_every: float = 30, progress: Callable[[str], None] | None = None
+    *,
+    minutes: float = 10,
+    kill_every: float = 30,
+    posts: int = SEED_POSTS,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     say = progress or (lambda _m: None)
     duration = minutes * 60
@@ -428,10 +432,10 @@ def run(
     with tempfile.TemporaryDirectory(prefix="ima-bench-soak-") as tmp:
         data = Path(tmp) / "data"
         sends = int((warm_up + duration) / POST_EVERY_S + 10) * BATCH
-        stream = Stream(SEED_POSTS + sends, seed=3)
+        stream = Stream(posts + sends, seed=3)
         records = iter(stream)
-        say(f"storing {SEED_POSTS:,} posts")
-        seed(data, Path(tmp), records, SEED_POSTS)
+        say(f"storing {posts:,} posts")
+        seed(data, Path(tmp), records, posts)
         valid = [sendable(next(records)) for _ in range(sends)]
         keys = KeyStore(data / "keys.sqlite3")
         key = keys.create("soak", "load")[1]
