@@ -148,8 +148,9 @@ def _candidates(text: str) -> list[tuple[str, bool]]:
 def _compounds(chunk: str) -> list[tuple[str, bool]]:
     """Japanese nouns with their prefixes and suffixes, kept whole: 新幹線 is one word
     (MeCab says 新 + 幹線), as is 山手線; two nouns side by side stay two words
-    (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神). A proper noun or an affixed noun is a
-    name; a lone common noun (運行) is not."""
+    (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神). A word holding a proper noun is a name;
+    each part of a compound is a key term, so a post about 幹線道路 holds one of 新幹線's
+    two, and a post need not spell 飛行者 whole to count."""
     out: list[tuple[str, bool]] = []
     word: list[str] = []
     named = False
@@ -159,7 +160,7 @@ def _compounds(chunk: str) -> list[tuple[str, bool]]:
         nonlocal named, noun
         text = "".join(word)
         if noun and _CONTENT_JA.search(text):
-            out.append((text, named or len(word) > 1))
+            out.append((text, named))
         word.clear()
         named = noun = False
 

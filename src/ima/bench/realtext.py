@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ima.analysis import prepare
 from ima.answer import verify
 from ima.answer.ask import ask
 from ima.answer.model import Answer, iso
@@ -54,9 +55,19 @@ def fold(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
 def named(answers: Iterable[str], text: str) -> bool:
+    """An accepted answer is in `text`: as whole words, or for Japanese (written without
+    spaces) as a run of characters, so "奈良" names 「…奈良を代表する…」."""
     folded = f" {fold(text)} "
-    return any(f" {fold(a)} " in folded for a in answers if fold(a))
+    solid = folded.replace(" ", "")
+    return any(
+        (fold(a).replace(" ", "") in solid) if _CJK.search(a) else f" {fold(a)} " in folded
+        for a in answers
+        if fold(a)
+    )
 
 
 def load(path: Path) -> tuple[list[dict[str, Any]], list[RealCase]]:
@@ -93,7 +104,9 @@ def _native(post: Post) -> str:
 
 
 def baseline_query(question: str) -> str:
-    words = [w for w in _WORD.findall(question.lower()) if w not in _BASELINE_STOP]
+    """The question's words less a few stop words, any of them; Japanese is split into
+    words as the index splits it (one unsplit run would be searched as one phrase)."""
+    words = [w for w in _WORD.findall(prepare(question).lower()) if w not in _BASELINE_STOP]
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
 
 
