@@ -116,3 +116,10 @@ def test_real_text_mode_names_a_bad_line(tmp_path: Path):
 def test_answer_named_compares_words_not_punctuation():
     assert realtext.named(["mr. alcohol"], "with “Mr Alcohol” [1]")
     assert not realtext.named(["ruiz"], "Ana Ruizova [1]")
+    assert realtext.named(["「奈良」"], "「8世紀の首都は奈良でした。」[1]")  # no spaces in Japanese
+    assert not realtext.named(["京都"], "「8世紀の首都は奈良でした。」[1]")
+
+
+def test_the_baseline_splits_japanese_into_words():
+    assert realtext.baseline_query("奈良の大仏は?") == '"奈良" OR "の" OR "大仏" OR "は"'
+    assert realtext.baseline_query("Who is the mayor?") == '"mayor"'
