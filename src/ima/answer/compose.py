@@ -39,7 +39,7 @@ EARLIER_BY = timedelta(minutes=5)  # "earlier posts said" is for news that has m
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """One sentence of one post, as the answer quotes it."""
+    """A passage of one post (its best sentence and neighbours), as the answer quotes it."""
 
     text: str
     post: Post
