@@ -118,9 +118,11 @@ def test_a_manual_retweet_carries_old_news_and_a_genuine_update_leads(store):
              "2026-11-22T11:30:00Z", author="late_sharer"),
         post("rt_only", "RT @somebody: The Miyajima aquarium is closed for repairs.",
              "2026-11-22T11:40:00Z", author="sharer"),
+        post("copy", "The Miyajima ferry is cancelled because of strong winds.",
+             "2026-11-22T11:45:00Z", author="copier"),
     ])  # fmt: skip
     answer = ask(store, "Is the Miyajima ferry running?", as_of=AT)
-    assert _ids(answer)[0] == "test:new"
+    assert _ids(answer)[0] == "test:new"  # neither the retweet nor the later copy leads
     assert "RT @" not in answer.text
     aquarium = ask(store, "Is the Miyajima aquarium open?", as_of=AT)
     assert aquarium.found and "RT @" not in aquarium.text  # the copied words, not the prefix
