@@ -18,6 +18,7 @@ from api_server import serving
 from conftest import feed, post
 from ima import analysis
 from ima.answer.verify import problems
+from ima.api import grants
 from ima.bench.synth import Stream as Chatter
 from ima.changes import Delete
 from ima.cli import main
@@ -181,7 +182,8 @@ def test_trends_over_http_and_as_a_live_feed(tmp_path: Path):
         svc.trends = Trends(svc.store)
         svc.trends.follow()
         _, free_key = svc.keys.create("free user", "free")
-        _, plus_key = svc.keys.create("plus user", "premium_plus")
+        plus_entry, plus_key = svc.keys.create("plus user", "premium_plus")
+        grants.grant(svc.keys.path, plus_entry.id, [])  # it posts the burst
         feed(svc.store, background)
         plus = {"Authorization": f"Bearer {plus_key}"}
         found: list[tuple[str, Any]] = []
