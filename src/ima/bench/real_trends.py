@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,8 +110,8 @@ def _baseline(store: Store, at_us: int, span_us: int) -> list[str]:
         if teller := tellings.author_of(text, author.lower()):
             for item in items_of(text):
                 said.setdefault(item, set()).add(teller)
-    counts = Counter({item: len(who) for item, who in said.items()})
-    return [item.lstrip("#") for item, _ in counts.most_common(BASELINE_TOP)]
+    ranked = sorted(said, key=lambda item: (-len(said[item]), item))  # ties: the same each run
+    return [item.lstrip("#") for item in ranked[:BASELINE_TOP]]
 
 
 @dataclass

@@ -225,5 +225,5 @@ class BurstDetector:
             if score >= self.min_surprise:
                 expected = (PRIOR_COUNT + seen) / (PRIOR_MINUTES + exposure) * minutes
                 found.append(Burst(item, count, expected, score))
-        found.sort(key=lambda b: b.surprise, reverse=True)
+        found.sort(key=lambda b: (b.surprise, b.item), reverse=True)  # the same every run
         return found

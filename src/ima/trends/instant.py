@@ -155,9 +155,9 @@ def compute(
                        detector.min_authors)  # fmt: skip
         stories = []
         for draft in drafts:
-            first_us = min(p.created_at for p in draft.posts)
-            # the same story asked about at another instant keeps its id
-            sid = story_id(name, draft.items[0], int(first_us.timestamp()) // 3600)
+            # the same story asked about at another instant keeps its id: its first post's
+            first = min(draft.posts, key=lambda p: (p.created_at, p.id))
+            sid = story_id(name, first.id, 0)
             stories.append(tell(draft, name, span, at_us, sid, at_us).to_json())
         out[name] = stories
     return out
