@@ -157,7 +157,7 @@ def compute(
         for draft in drafts:
             # the same story asked about at another instant keeps its id: its first post's
             first = min(draft.posts, key=lambda p: (p.created_at, p.id))
-            sid = story_id(name, first.id, 0)
+            sid = story_id(name, first.id)
             stories.append(tell(draft, name, span, at_us, sid, at_us).to_json())
         out[name] = stories
     return out

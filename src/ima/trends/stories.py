@@ -338,6 +338,7 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
     )
 
 
-def story_id(window: str, item: str, at_us: int) -> str:
-    digest = hashlib.sha256(f"{window}|{item}|{at_us}".encode()).hexdigest()
+def story_id(window: str, *parts: object) -> str:
+    """A story's id: its window and what names it (lead item and tick, or first post)."""
+    digest = hashlib.sha256("|".join(map(str, [window, *parts])).encode()).hexdigest()
     return f"{window}-{digest[:12]}"
