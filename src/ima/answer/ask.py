@@ -1,8 +1,8 @@
 """Answering a question: retrieve, compose, optionally voice through an LLM, verify.
 
-Retrieval runs the question's key words as a search over its time window (widened
-to a week when the window holds nothing, and, when the question names no time, to
-every post before `as_of`: old news is still news, and the answer says how old),
+Retrieval runs the question's key words as a search over its time window; when the
+question names no time and its day holds nothing, the window widens to a week, then
+to every post before `as_of` (old news is still news, and the answer says how old),
 fused with vector neighbours when an index of them is at hand. The extractive
 composer always runs: it is the answer when there is no LLM, the input an LLM
 rephrases, and the fallback whenever an LLM's citations do not hold (the reason is
@@ -127,8 +127,9 @@ def ask(
     weights = key_weights(question, *store.term_stats(question.terms))
     posts = retrieve(store, question, as_of, window, semantic, restrict)
     composition = compose(question, posts, as_of, weights)
-    wider = [WIDEST_WINDOW] + ([] if question.timed else [ALL_TIME])
-    for widened in wider if since is None else []:
+    # a range the asker set ("today", since) is kept: nothing in it is "nothing found"
+    wider = [] if question.timed or since is not None else [WIDEST_WINDOW, ALL_TIME]
+    for widened in wider:
         if composition.lead is not None:
             break
         if widened > window:
