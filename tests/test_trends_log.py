@@ -288,3 +288,7 @@ def test_eval_trends_on_a_real_labelled_stream(tmp_path: Path):
     assert report["citation_validity"] == 1.0 and report["precision"] >= 0.9
     text = CliRunner().invoke(main, ["eval", "trends", "--real", str(path)])
     assert "events named" in text.output and "2014_California_Earthquake" in text.output
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text(json.dumps(post("1", "a post", _iso(START))) + "\n")
+    refused = CliRunner().invoke(main, ["eval", "trends", "--real", str(unlabelled)])
+    assert refused.exit_code == 2 and 'line 1: no "event" label' in refused.output

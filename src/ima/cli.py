@@ -862,7 +862,10 @@ def eval_trends(seed: int, hours: float, real: Path | None, as_json: bool) -> No
     if real is not None:
         from ima.bench import real_trends
 
-        found = real_trends.run(real, progress=progress)
+        try:
+            found = real_trends.run(real, progress=progress)
+        except real_trends.LabelledError as exc:
+            raise click.BadParameter(str(exc), param_hint="--real") from None
         as_text = json.dumps(found, ensure_ascii=False, indent=2) if as_json else None
         click.echo(as_text or "\n".join(real_trends.lines(found)))
         return

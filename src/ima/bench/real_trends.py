@@ -90,8 +90,10 @@ def _ingest(records: list[dict[str, Any]], data_dir: Path, tmp: Path) -> None:
             handle.write(json.dumps({k: v for k, v in record.items() if k != "event"},
                                     ensure_ascii=False) + "\n")  # fmt: skip
     env = {**os.environ, "IMA_DATA_DIR": str(data_dir)}
-    subprocess.run([sys.executable, "-m", "ima", "ingest", str(posts), "--source", "x"],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "ima", "ingest", str(posts), "--source", "x"],
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    if done.returncode not in (0, 1):  # 1: some records were rejected, the rest stored
+        raise LabelledError(f"ima ingest failed: {done.stderr.strip()[-500:]}")
 
 
 def _names(story: dict[str, Any]) -> set[str]:
@@ -114,6 +116,25 @@ def _baseline(store: Store, at_us: int, span_us: int) -> list[str]:
     return [item.lstrip("#") for item in ranked[:BASELINE_TOP]]
 
 
+class LabelledError(ValueError):
+    """The labelled file cannot be scored: what is wrong, and where."""
+
+
+def _record(line: str, number: int) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            raise ValueError("not a post record with a string id")
+        if "event" not in record or not isinstance(record["event"], str | None):
+            raise ValueError('no "event" label (a string, or null for none)')
+        if not isinstance(record.get("created_at"), str):
+            raise ValueError("no created_at (ISO 8601)")
+        _instant(record["created_at"])
+    except (ValueError, TypeError) as exc:
+        raise LabelledError(f"line {number}: {exc}") from None
+    return record
+
+
 @dataclass
 class Labelled:
     """The stream's labels: each event's post times, and those of the posts whose
@@ -127,7 +148,13 @@ class Labelled:
 
     @classmethod
     def read(cls, path: Path) -> Labelled:
-        records = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+        records = []
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    records.append(_record(line, number))
+        if not records:
+            raise LabelledError(f"{path}: no posts")
         labelled = cls(records, plant_flood(records))
         for record in records:
             event, at = record["event"], _instant(record["created_at"])
