@@ -55,18 +55,20 @@ _ASKING = frozenset(
 )
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
-#: (pattern, window): the first that matches sets how far back to look
-_WINDOWS: list[tuple[re.Pattern[str], timedelta]] = [
-    (re.compile(r"\b(just now|last hour|past hour|this hour)\b|さっき|先ほど|この1時間|直近"),
-     timedelta(hours=1)),
+#: (pattern, window, kept): the first that matches sets how far back to look; `kept`
+#: is a range the asker set (today, this week), where recency words (now, latest,
+#: recently) only say where to look first
+_WINDOWS: list[tuple[re.Pattern[str], timedelta, bool]] = [
+    (re.compile(r"\b(last hour|past hour|this hour)\b|この1時間"), timedelta(hours=1), True),
+    (re.compile(r"\b(just now)\b|さっき|先ほど|直近"), timedelta(hours=1), False),
     (re.compile(r"\b(right now|now|currently|at the moment|latest)\b"
                 r"|今(?![週日朝夜晩年月回度])|(?<![てで])いま(?![すしせ])|現在|最新"),
-     timedelta(hours=6)),
+     timedelta(hours=6), False),
     (re.compile(r"\b(today|tonight|this morning|this evening)\b|今日|本日|今朝|今夜|今晩"),
-     timedelta(hours=24)),
-    (re.compile(r"\b(yesterday|last night)\b|昨日|昨夜"), timedelta(hours=48)),
-    (re.compile(r"\b(this week|past week|last week|recently|lately)\b|今週|最近|先週"),
-     timedelta(days=7)),
+     timedelta(hours=24), True),
+    (re.compile(r"\b(yesterday|last night)\b|昨日|昨夜"), timedelta(hours=48), True),
+    (re.compile(r"\b(this week|past week|last week)\b|今週|先週"), timedelta(days=7), True),
+    (re.compile(r"\b(recently|lately)\b|最近"), timedelta(days=7), False),
 ]  # fmt: skip
 DEFAULT_WINDOW = timedelta(hours=24)
 ALL_TIME = timedelta(days=36525)  # "any time before as_of", for a question naming no time
@@ -99,7 +101,7 @@ class Question:
     terms: frozenset[str]  # the same words as the index's terms (for overlap)
     entities: frozenset[str]  # terms of names (capitalized words, proper nouns): must match
     window: timedelta
-    timed: bool = False  # the question names a time ("today", "this week", 今)
+    timed: bool = False  # the question sets a range ("today", "this week"), kept as asked
     gap: str = ""  # what the answer must hold: person, place, time, number, name, or ""
     common: frozenset[str] = frozenset()  # terms of common nouns (運行): phrasing, not topic
     names: tuple[frozenset[str], ...] = ()  # each name's terms (東海道新幹線: 3 terms, 1 name)
@@ -111,11 +113,11 @@ class Question:
 
 
 def _window(text: str) -> tuple[timedelta, bool]:
-    """How far back to look, and whether the question said so."""
+    """How far back to look, and whether that is a range the asker set."""
     lowered = text.lower()
-    for pattern, window in _WINDOWS:
+    for pattern, window, kept in _WINDOWS:
         if pattern.search(lowered):
-            return window, True
+            return window, kept
     return DEFAULT_WINDOW, False
 
 
