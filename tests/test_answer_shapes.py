@@ -243,3 +243,18 @@ def test_the_quip_fits_the_topic_of_the_posts_and_tragedies_get_none():
     }
     for headline, tragic in headlines.items():
         assert voice.is_tragic([headline]) is tragic, headline
+
+
+def test_a_quoted_passage_is_one_claim_for_the_verifier():
+    from ima.post import Author, Post
+
+    when = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    given = [Post("t:1", "t", Author("a"), "Shares rose 3.5% on Jan. 3. Analysts expect 4%.",
+                  "en", when, when)]  # fmt: skip
+    whole = "As of 10:00 UTC, a post says: “Shares rose 3.5% on Jan. 3. Analysts expect 4%.” [1]"
+    assert verify.problems(whole, given, when) == []
+    invented = "As of 10:00 UTC, a post says: “Shares rose 3.5% on Jan. 3. Analysts expect 9%.” [1]"
+    assert verify.problems(invented, given, when)
+    cited = "Shares rose 3.5% on Jan. 3 [1]. Analysts expect 4% [1]."
+    assert verify.problems(cited, given, when) == []  # "Jan. 3" is no sentence end
+    assert verify.problems("Shares rose 3.5% on Jan. 3. Analysts expect 4% [1].", given, when)

@@ -15,6 +15,7 @@ import unicodedata
 from datetime import datetime
 
 from ima import analysis
+from ima.answer import sentences
 from ima.answer.question import STOP_WORDS
 from ima.post import Post
 
@@ -24,7 +25,6 @@ _CLOCK = re.compile(
     r"(?:\b[A-Z][a-z]{2} \d{1,2}, |\d{1,2}月\d{1,2}日 ?)?\b(?P<hm>\d{1,2}:\d{2}) ?UTC"
 )
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
-_SPLIT = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 MIN_KEY_WORDS_PRESENT = 0.6
 
 
@@ -38,8 +38,8 @@ def _fold(text: str) -> str:
 
 
 def _sentences(text: str) -> list[str]:
-    """`text` split into sentences, a quotation kept whole: a quoted passage of several
-    sentences is one claim, with the citation after it."""
+    """`text` split into whole sentences ("Jan. 3" stays in one), a quotation kept
+    whole: a quoted passage of several sentences is one claim, with its citation."""
     quotes: list[str] = []
 
     def hide(match: re.Match[str]) -> str:
@@ -49,7 +49,7 @@ def _sentences(text: str) -> list[str]:
     hidden = _QUOTED.sub(hide, text)
     return [
         re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece)
-        for piece in _SPLIT.split(hidden)
+        for piece in sentences.split(hidden)
     ]
 
 
