@@ -1059,6 +1059,7 @@ def serve_cmd(
     from ima.vectors.semantic import Vectors
     from ima.writer import WriterConfig, WriterProcess, WriterUnavailable
 
+    server.limit_malloc_arenas()  # before any thread starts (README "Hardening")
     try:
         declared = spec_module.load(config_path) if config_path else []
         declared += [spec_module.parse(text) for text in specs]

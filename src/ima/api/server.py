@@ -10,6 +10,9 @@ A body refused before its end (413) is read on and dropped for up to `LINGER_S`,
 nginx does, before the connection closes: closing at once, with the body still
 arriving, resets the connection, and the client may lose the refusal it was sent.
 
+The process keeps to two of glibc's memory arenas (`limit_malloc_arenas`, called
+before its first thread starts).
+
 On SIGTERM (or Ctrl-C) live feeds end at once, requests still running after
 `GRACE_S` are cancelled, and the app's shutdown stops the writer; a second signal
 stops waiting for anything.
@@ -18,6 +21,8 @@ stops waiting for anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 from collections.abc import Callable
 from http import HTTPStatus
@@ -32,6 +37,9 @@ MAX_HEAD_BYTES = 32 * 1024
 HEAD_TIMEOUT_S = 10.0
 LINGER_S = 2.0
 GRACE_S = 5.0
+MALLOC_ARENAS = 2
+MMAP_THRESHOLD = 256 * 1024
+_M_ARENA_MAX, _M_MMAP_THRESHOLD = -8, -3  # mallopt's parameter numbers (glibc's malloc.h)
 
 
 class BoundedHttpTools(HttpToolsProtocol):
@@ -129,6 +137,20 @@ class Server(uvicorn.Server):
 def config(app: object, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_level="warning", http=BoundedHttpTools,
                           timeout_graceful_shutdown=GRACE_S)  # fmt: skip
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """glibc gives threads that allocate at once arenas of their own (up to eight per
+    core), and memory freed in one is not reused by the others: with the API's worker
+    threads, the process grew 0.2 MB/s under load (README "Hardening"); with two arenas
+    it stayed flat. Blocks of `MMAP_THRESHOLD` or more (request bodies, large parses)
+    are mapped and unmapped on their own, so a burst of large requests leaves no heap
+    behind (glibc would otherwise raise that threshold to the largest block freed).
+    Nothing happens where the C library is not glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, arenas)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def serve(app: object, host: str, port: int, on_exit: Callable[[], None]) -> None:
