@@ -37,7 +37,7 @@ _ORDINAL = re.compile(
     r"([1-5一二三四五])(?:つ目|番目)|(最初|最後)の",
     re.IGNORECASE,
 )
-_PLACES = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "last": -1, "1st": 1,
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "last": -1, "1st": 1,
            "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5,
            "最初": 1, "最後": -1}  # fmt: skip
 #: words people use for a source → the source name posts carry
@@ -123,7 +123,7 @@ def ordinal(text: str) -> int | None:
     if match is None:
         return None
     word = next(g for g in (match.group(1), match.group(3), match.group(4)) if g)
-    return _PLACES.get(word.lower(), int(word) if word.isdigit() else None)
+    return _ORDINALS.get(word.lower(), int(word) if word.isdigit() else None)
 
 
 def followed(store: PostStore, text: str, context: str, as_of: datetime) -> Story | None:
