@@ -148,16 +148,20 @@ def run(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Ingest the file's posts (and embed them, given an embedder), ask and search every
-    question, and score both."""
+    question, and score both. `store_factory` opens the same store each time."""
     from ima.ingest import Pipeline, ingest
     from ima.vectors.semantic import Vectors
 
     records, cases = load(path)
     store = store_factory()
+    with Pipeline(store) as pipeline:
+        ingest(pipeline, records, source="eval", group=500)
+    # reopened, the index holds every post (as a running ima's does a second later),
+    # so neither side's figures depend on how far its last commit had got
+    store.close()
+    store = store_factory()
     rows: list[_Row] = []
     try:
-        with Pipeline(store) as pipeline:
-            ingest(pipeline, records, source="eval", group=500)
         semantic = None
         if embedder is not None:
             vectors = Vectors(store, embedder)
