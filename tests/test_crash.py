@@ -53,14 +53,14 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path):
         acked = [line for line in acks.read_text().splitlines() if line]
         store = Store(data)
         try:
-            counts = store.log.counts()
+            counts = store.counts()
             assert counts["posts"] >= len(set(acked))
             assert store.lexical.searcher.num_docs == counts["originals"]  # no doubles
             for post_id in rng.sample(acked, min(40, len(acked))):
                 n = post_id.split(":")[1]
                 hits = search(store, f"marker{n}", k=5).hits
                 assert [h.post.id for h in hits] == [post_id]
-            start = store.log.last_seq + 1000  # new ids for the next run
+            start = store.last_seq + 1000  # new ids for the next run
         finally:
             store.close()
     assert len(set(acked)) == len(acked)

@@ -24,8 +24,7 @@ from ima.changes import Delete
 from ima.cli import main
 from ima.normalize import normalize
 from ima.post import flatten, to_us
-from ima.store import Store
-from ima.store.log import Entry
+from ima.store import Entry, Store
 from ima.trends.bursts import surprise
 from ima.trends.stories import _fun_title
 from ima.trends.tracker import Trends

@@ -42,7 +42,7 @@ def test_what_the_writer_acknowledges_is_searchable_here_at_once(tmp_path):
             ))  # fmt: skip
             assert outcomes == [(f"test:{n}", "new", None)]
             assert _ids(writer.store, f"number{n}") == [f"test:{n}"]  # no wait, no retry
-            assert writer.store.log.last_seq == n  # what live feeds watch for news
+            assert writer.store.last_seq == n  # what live feeds watch for news
         bad = asyncio.run(writer.write([{"id": "x"}, post(9, "second tide reading")], "test"))
         assert [status for _, status, _ in bad] == ["error", "new"]
         assert "missing" in bad[0][2]
@@ -51,7 +51,7 @@ def test_what_the_writer_acknowledges_is_searchable_here_at_once(tmp_path):
     reopened = Store(tmp_path / "data")
     try:
         assert reopened.writable  # the writer let go of the store when it stopped
-        assert reopened.log.counts()["posts"] == 6
+        assert reopened.counts()["posts"] == 6
     finally:
         reopened.close()
 
@@ -64,7 +64,7 @@ def test_sources_run_in_the_writer_and_report_their_health(tmp_path):
     spec = SourceSpec("file", "archive", str(records))
     writer = WriterProcess(_config(tmp_path / "data", specs=[spec]))
     try:
-        wait_for(lambda: writer.store.log.counts()["posts"] == 20, "the file to be stored")
+        wait_for(lambda: writer.store.counts()["posts"] == 20, "the file to be stored")
         # searchable here too, not only stored: this process followed the writer's commits
         wait_for(lambda: all(len(_ids(writer.store, f"w{n}a")) == 1 for n in range(1, 21)),
                  "the file's posts to become searchable")  # fmt: skip

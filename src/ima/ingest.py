@@ -31,8 +31,7 @@ from ima.errors import Unavailable
 from ima.normalize import JsonLine, RecordError
 from ima.post import Flat, to_us
 from ima.prepare import Payload, Prepared, prepare_batch
-from ima.store import Batch, DeadLetter, Entry, Removals, Store
-from ima.store.log import DEAD_LETTER_BYTES
+from ima.store import DEAD_LETTER_BYTES, Batch, DeadLetter, Entry, Removals, Store
 from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ima import analysis
 from ima.query import Match, Node, Not, Or, Term
-from ima.store.plan import AllOf, AnyOf, Plan, Terms
+from ima.store import AllOf, AnyOf, Plan, Terms
 
 
 def _terms(node: Term | Match) -> Terms | None:

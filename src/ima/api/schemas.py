@@ -305,13 +305,6 @@ class StoryOut(BaseModel):
     surprise: float = Field(description="-log10 of the chance of this burst at the usual rate.")
 
 
-class TrendsResponse(BaseModel):
-    object: Literal["list"] = "list"
-    window: str
-    as_of: str | None
-    data: list[StoryOut]
-
-
 class SourceState(BaseModel):
     name: str
     connected: bool

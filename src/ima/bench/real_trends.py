@@ -106,8 +106,7 @@ def _baseline(store: Store, at_us: int, span_us: int) -> list[str]:
     """The items most said by distinct authors in (at_us - span_us, at_us]."""
     said: dict[str, set[str]] = {}
     tellings = Tellings()
-    rows = sorted((c, a, t) for _, c, _, a, _, t in store.log.originals_since(at_us - span_us)
-                  if c <= at_us)  # fmt: skip
+    rows = sorted((c, a, t) for _, c, a, _, t in store.originals_created(at_us - span_us, at_us))
     for _, author, text in rows:
         if teller := tellings.author_of(text, author.lower()):
             for item in items_of(text):

@@ -6,11 +6,11 @@ the log or the index."""
 
 from ima.store.batch import Batch, Commit, DeadLetter, Entry, Removals
 from ima.store.lexical import ReadOnlyIndexError
-from ima.store.log import StoredPost
+from ima.store.log import DEAD_LETTER_BYTES, StoredPost
 from ima.store.plan import AllOf, AnyOf, Plan, Terms
 from ima.store.store import Candidates, Store
 
 __all__ = [
-    "AllOf", "AnyOf", "Batch", "Candidates", "Commit", "DeadLetter", "Entry", "Plan",
-    "ReadOnlyIndexError", "Removals", "Store", "StoredPost", "Terms",
+    "DEAD_LETTER_BYTES", "AllOf", "AnyOf", "Batch", "Candidates", "Commit", "DeadLetter",
+    "Entry", "Plan", "ReadOnlyIndexError", "Removals", "Store", "StoredPost", "Terms",
 ]  # fmt: skip

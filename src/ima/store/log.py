@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS posts (
 -- hashtags, mentions and links hold space-separated lists: none contains a space.
 -- indexed_text is the text as the lexical index sees it (ima.analysis.prepare), or ''
 -- for copies, which are not indexed.
+-- time ranges (trends at any instant, the newest and oldest post) read by creation time
+CREATE INDEX IF NOT EXISTS posts_created ON posts(created_us);
 CREATE TABLE IF NOT EXISTS errors (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
 -- ids deleted at their source: a replayed create of one of them is not stored again.
 -- each live source's position in its stream as of the last committed batch
@@ -280,6 +282,30 @@ class PostLog:
 
     def newest_created_us(self) -> int | None:
         return self._read("SELECT MAX(created_us) FROM posts")[0][0]
+
+    def oldest_created_us(self) -> int | None:
+        return self._read("SELECT MIN(created_us) FROM posts")[0][0]
+
+    def count_created(self, low_us: int, high_us: int) -> int:
+        """Posts (originals and copies) created in [low_us, high_us]: an index count."""
+        sql = "SELECT COUNT(*) FROM posts WHERE created_us BETWEEN ? AND ?"
+        return self._read(sql, (low_us, high_us))[0][0]
+
+    def originals_created(
+        self, low_us: int, high_us: int, every: int = 1
+    ) -> Iterator[tuple[int, int, str, float, str]]:
+        """(seq, created_us, author, spam, indexed_text) of the originals created in
+        [low_us, high_us], those whose seq is a multiple of `every` (a sample SQLite takes
+        from the index before reading a row), in no particular order."""
+        conn = self._connect()
+        try:
+            yield from conn.execute(
+                "SELECT seq, created_us, author, spam, indexed_text FROM posts "
+                "WHERE created_us BETWEEN ? AND ? AND seq % ? = 0 AND duplicate_of IS NULL",
+                (low_us, high_us, every),
+            )
+        finally:
+            conn.close()
 
     def originals_since(
         self, created_us: int, upto_seq: int | None = None

@@ -356,6 +356,22 @@ class Store:
         what followers (trends, vectors, readers in other processes) catch up with."""
         return self.log.scan(seq)
 
+    def oldest_created_us(self) -> int | None:
+        return self.log.oldest_created_us()
+
+    def count_created(self, low_us: int, high_us: int) -> int:
+        """How many posts were created in [low_us, high_us] (cheap: an index count)."""
+        return self.log.count_created(low_us, high_us)
+
+    def originals_created(
+        self, low_us: int, high_us: int, every: int = 1
+    ) -> Iterator[tuple[int, int, str, float, str]]:
+        """(seq, created_us, author, spam, indexed text) of the originals created in
+        [low_us, high_us], unordered; with `every` > 1 only those whose log position is a
+        multiple of it: a sample taken before any row is read, so a busy day costs what
+        its sample does."""
+        return self.log.originals_created(low_us, high_us, every)
+
     def originals_since(
         self, created_us: int, upto_seq: int | None = None
     ) -> Iterator[tuple[int, int, int, str, float, str]]:

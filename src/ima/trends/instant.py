@@ -17,8 +17,7 @@ from typing import Any
 from ima import analysis
 from ima.answer.compose import SPAM_LIMIT
 from ima.post import Flat, Post, to_us
-from ima.store import Store
-from ima.store.plan import Terms
+from ima.store import Store, Terms
 from ima.trends.bursts import MINUTE_US, BurstDetector
 from ima.trends.items import Tellings, items_of
 from ima.trends.stories import Fetch, group, story_id, tell
@@ -89,7 +88,7 @@ class PostCache:
 def arrived_late(store: Store, mark: int, at_us: int) -> bool:
     """Has a post created at or before `at_us` been logged after seq `mark`? (Looks at
     the first `LATE_SCAN` posts after it: the work stays bounded on a long log.)"""
-    for n, (_, flat, _) in enumerate(store.log.scan(mark)):
+    for n, (_, flat, _) in enumerate(store.changes_since(mark)):
         if flat[Flat.CREATED_US] <= at_us:
             return True
         if n >= LATE_SCAN:
@@ -105,21 +104,20 @@ def _read(
 ) -> tuple[list[Row], int]:
     """(created_us, seq, author, prepared text) of the originals created in [low_us,
     high_us], in time order, spam left out, and the stride they were sampled at: past
-    `MAX_POSTS`, only every `stride`-th post (by log position) is kept, the stride
-    doubling as needed, so that the work held stays bounded however busy the stream."""
+    `MAX_POSTS`, only every `stride`-th post (by log position; a power of two) is read,
+    the store taking the sample from its time index before reading any row, so that
+    the work stays bounded however busy the stream."""
+    stride, held = 1, store.count_created(low_us, high_us)
+    while held > MAX_POSTS * stride:
+        stride *= 2
     rows: list[Row] = []
-    stride = 1
     read = 0
-    for seq, created, _, author, spam, text in store.log.originals_since(low_us):
+    for seq, created, author, spam, text in store.originals_created(low_us, high_us, stride):
         read += 1
         if progress and read % 10_000 == 0:
             progress(read)
-        if seq % stride or created > high_us or spam >= SPAM_LIMIT:
-            continue
-        rows.append((created, seq, author, text))
-        if len(rows) > MAX_POSTS:
-            stride *= 2
-            rows = [r for r in rows if r[1] % stride == 0]
+        if spam < SPAM_LIMIT:
+            rows.append((created, seq, author, text))
     if progress:
         progress(read)
     rows.sort()
@@ -139,9 +137,7 @@ def compute(
         log.info("trends at %d computed from 1 in %d posts of the %d h before", at_us, stride,
                  LOOKBACK_US // HOUR_US)  # fmt: skip
     detector = BurstDetector(windows, warm_up_spans=1.0)
-    first = next(store.log.scan(0), None)
-    oldest = min([r[0] for r in rows[:1]] + ([first[1][Flat.CREATED_US]] if first else []),
-                 default=at_us)  # fmt: skip
+    oldest = min([r[0] for r in rows[:1]] + [store.oldest_created_us() or at_us])
     detector.listen_from(max(low_us, oldest) // MINUTE_US)
     tellings = Tellings()
     for created, _, author, text in rows:

@@ -23,8 +23,7 @@ from typing import Any
 
 from ima.answer.compose import SPAM_LIMIT
 from ima.post import Flat
-from ima.store import Store
-from ima.store.log import Entry
+from ima.store import Entry, Store
 from ima.trends.bursts import MINUTE_US, Burst, BurstDetector
 from ima.trends.history import LINGER_SPANS
 from ima.trends.instant import PostCache
@@ -103,7 +102,7 @@ class Trends(StoryView):
         a tick's judgement (a tenth of a second at times) holds up ingest; batches wait
         in a bounded backlog meanwhile. Without, the catch-up happens here and the
         listener counts. `ready` is set once trends are current."""
-        upto = self.store.log.last_seq
+        upto = self.store.last_seq
         if self._thread is None:
             self.catch_up(upto_seq=upto)
             self.store.listeners.append(self.offer)
@@ -133,14 +132,14 @@ class Trends(StoryView):
     ) -> int:
         """Read the log past the mark (and back over `REBUILD_US` to rebuild counts), up
         to `upto_seq`; `progress` hears how many posts have been read, every 10,000."""
-        newest = self.store.log.newest_created_us()
+        newest = self.store.newest_created_us()
         if newest is None:
             return 0
         since = newest - REBUILD_US
         if self._mark:  # from before the last tick recorded, but never more than twice back
             since = max(newest - 2 * REBUILD_US, min(since, self._recorded_until - REBUILD_US))
         seen = 0
-        for seq, created, ingested, author, spam, text in self.store.log.originals_since(
+        for seq, created, ingested, author, spam, text in self.store.originals_since(
             since, upto_seq
         ):
             if self._stopping:

@@ -47,9 +47,9 @@ class StoryView:
     def now(self) -> int:
         """Stream time: the last tick, or the newest post when trends have not read it."""
         tick = self.history.state("tick_us")
-        if tick and self.history.state("mark") >= self.store.log.newest_seq():
+        if tick and self.history.state("mark") >= self.store.newest_seq():
             return tick
-        return max(tick, self.store.log.newest_created_us() or 0)
+        return max(tick, self.store.newest_created_us() or 0)
 
     def current(
         self,
@@ -116,7 +116,7 @@ class StoryView:
             answer = self._answer(window, at_us)  # another asker may have just computed it
             if answer is not None:
                 return answer
-            mark = self.store.log.newest_seq()
+            mark = self.store.newest_seq()
             stories = compute(self.store, at_us, self.windows, progress)
             self.history.record_answer(at_us, mark, stories)
         return stories[window]
@@ -155,7 +155,7 @@ def _same_story(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def _without_deleted(story: dict[str, Any], store: Store) -> dict[str, Any]:
     ids = [c["post_id"] for c in story["citations"]] + [p["post_id"] for p in story["top_posts"]]
-    present = store.log.existing(ids)
+    present = store.existing(ids)
     if len(present) == len(set(ids)):
         return story
     kept = [c for c in story["citations"] if c["post_id"] in present]
