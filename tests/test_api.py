@@ -259,7 +259,8 @@ def test_keys_commands_and_bench_serve(tmp_path):
          "--rate", "100", "--json"],
     )  # fmt: skip
     figures = json.loads(bench.stdout)
-    assert figures["errors"] == 0 and figures["server_errors"] == 0
+    assert figures["errors"] == 0, figures["error_examples"]
+    assert figures["server_errors"] == 0, figures["server_log_tail"]
     assert figures["search"]["requests"] > 0 and figures["search_server_side"]["requests"] > 0
     assert figures["search_server_side"]["p50_ms"] <= figures["search"]["p50_ms"]
     assert figures["server_cpu_cores"] > 0 and figures["load_cpu_cores"] > 0
