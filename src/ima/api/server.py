@@ -10,8 +10,8 @@ A body refused before its end (413) is read on and dropped for up to `LINGER_S`,
 nginx does, before the connection closes: closing at once, with the body still
 arriving, resets the connection, and the client may lose the refusal it was sent.
 
-The process keeps to two of glibc's memory arenas (`limit_malloc_arenas`, called
-before its first thread starts).
+The process keeps to two of glibc's memory arenas and maps large blocks on their own
+(`limit_malloc_arenas`, called before its first thread starts).
 
 On SIGTERM (or Ctrl-C) live feeds end at once, requests still running after
 `GRACE_S` are cancelled, and the app's shutdown stops the writer; a second signal
