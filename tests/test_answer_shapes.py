@@ -258,3 +258,11 @@ def test_a_quoted_passage_is_one_claim_for_the_verifier():
     cited = "Shares rose 3.5% on Jan. 3 [1]. Analysts expect 4% [1]."
     assert verify.problems(cited, given, when) == []  # "Jan. 3" is no sentence end
     assert verify.problems("Shares rose 3.5% on Jan. 3. Analysts expect 4% [1].", given, when)
+
+
+def test_a_streamed_llm_answer_is_released_in_whole_sentences():
+    from ima.answer.ask import _first_sentence
+
+    assert _first_sentence("The launch moved to Jan. ") is None  # "Jan." may go on
+    assert _first_sentence("It moved to Jan. 3 [1]. Then") == "It moved to Jan. 3 [1]. "
+    assert _first_sentence("Done [1].\nNext") == "Done [1].\n"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ima.answer import digest, verify, voice
+from ima.answer import digest, sentences, verify, voice
 from ima.answer.compose import Composition, compose, key_weights
 from ima.answer.llm import Backend, BackendError, Request, answer_request, rephrase_request
 from ima.answer.model import Answer, Citation, iso
@@ -233,8 +233,8 @@ def _voice_with(
         for piece in backend.stream(request, cancel):
             pieces.append(piece)
             pending += piece
-            while (cut := _SENTENCE_DONE.search(pending)) is not None:
-                sentence, pending = pending[: cut.end()], pending[cut.end() :]
+            while (sentence := _first_sentence(pending)) is not None:
+                pending = pending[len(sentence) :]
                 trouble = verify.problems(sentence, given, answer.as_of)
                 if trouble:
                     cancel.set()
@@ -262,6 +262,22 @@ def _voice_with(
     if mode == "answer":
         cited = verify.cited_numbers(answer.text)
         answer.citations = [Citation(n, given[n - 1], given[n - 1].text[:280]) for n in cited]
+
+
+def _first_sentence(pending: str) -> str | None:
+    """The streamed text's first sentence (with the space after it) once it is whole:
+    a sentence end the segmenter confirms, having seen what follows ("Jan. 3" is no
+    end), or a line break."""
+    cut = _SENTENCE_DONE.search(pending)
+    if cut is None:
+        return None
+    if pending[cut.start()] == "\n" or "\n" in pending[: cut.start()]:
+        return pending[: pending.index("\n") + 1]
+    parts = sentences.split(pending)
+    if len(parts) < 2:
+        return None  # the segmenter has not seen an end yet: wait for more
+    end = pending.find(parts[1], pending.find(parts[0]) + len(parts[0]))
+    return pending[:end] if end > 0 else None
 
 
 class _Unverified(Exception):
