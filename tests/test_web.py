@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from api_server import serving
 from conftest import feed, post
 from ima import demo
+from ima.api import grants
 from ima.bench.serve import free_port, wait_until_up
 from ima.trends.tracker import Trends
 from test_trends import chatter, event
@@ -47,6 +48,8 @@ def site(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
         feed(svc.store, [post("x1", XSS, (now - timedelta(minutes=1)).isoformat(),
                               author="prankster")])  # fmt: skip
         keys = {tier: svc.keys.create(f"web {tier}", tier)[1] for tier in ("free", "premium_plus")}
+        # the premium_plus key also sends the post the live feed is to show
+        grants.grant(svc.keys.path, keys["premium_plus"].split("-")[1], [])
         deadline = time.monotonic() + 20
         while not svc.trends.current("5m"):
             assert time.monotonic() < deadline, "no story was found"
