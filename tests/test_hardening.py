@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -327,3 +328,20 @@ def test_sigterm_stops_the_server_within_seconds_with_a_live_feed_open(tmp_path,
     while (alive := [p for p in children if p in processes()]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert alive == [], f"left running: {alive}"
+
+
+def test_a_second_sigterm_ends_a_server_waiting_on_a_writer_that_does_not_answer(tmp_path):
+    seed(tmp_path / "data", tmp_path, iter(Stream(50, seed=2)), 50)
+    with served(tmp_path / "data", tmp_path) as running:
+        writer = next(pid for pid, nice in _children(running).items() if nice == 5)
+        os.kill(writer, signal.SIGSTOP)  # wedged: it will not take the request to stop
+        try:
+            running.process.send_signal(signal.SIGTERM)
+            with pytest.raises(subprocess.TimeoutExpired):
+                running.process.wait(3)  # the first waits for the writer to commit
+            started = time.monotonic()
+            running.process.send_signal(signal.SIGTERM)
+            running.process.wait(5)
+            assert time.monotonic() - started < 2
+        finally:
+            os.kill(writer, signal.SIGKILL)

@@ -15,7 +15,7 @@ The process keeps to two of glibc's memory arenas and maps large blocks on their
 
 On SIGTERM (or Ctrl-C) live feeds end at once, requests still running after
 `GRACE_S` are cancelled, and the app's shutdown stops the writer; a second signal
-stops waiting for anything.
+ends the process at once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import os
 from collections.abc import Callable
 from http import HTTPStatus
 from types import FrameType
@@ -121,7 +122,10 @@ class BoundedHttpTools(HttpToolsProtocol):
 
 class Server(uvicorn.Server):
     """uvicorn's server, which tells the app's feeds to end when a signal asks it to
-    stop, and gives up waiting on a second signal (uvicorn does only on Ctrl-C)."""
+    stop, and ends the process on a second signal, whatever it was waiting for (a
+    writer that does not answer: uvicorn would ignore a second SIGTERM). Nothing
+    acknowledged is lost: a post is acknowledged once committed, and the helper
+    processes end with this one."""
 
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
         super().__init__(config)
@@ -129,7 +133,7 @@ class Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
-            self.force_exit = True
+            os._exit(128 + sig)
         super().handle_exit(sig, frame)
         self.on_exit()
 
