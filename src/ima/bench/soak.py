@@ -102,6 +102,15 @@ def _hostile(rng: random.Random) -> tuple[str, str, bytes, str]:
     return kind, "/v1/posts", deep + b"\n" + deep, "application/x-ndjson"
 
 
+def _code(response: Response, status: int) -> str:
+    if status != 503:
+        return ""
+    try:
+        return f" {json.loads(response.body)['error']['code']}"
+    except (ValueError, KeyError, TypeError):
+        return " (no JSON error)"
+
+
 @dataclass
 class _Tally:
     """What the clients saw."""
@@ -129,7 +138,8 @@ class _Tally:
 
     def saw(self, kind: str, response: Response, started: float, *, hostile: bool) -> None:
         status = response.status
-        self.statuses.setdefault(kind, Counter())[str(status)] += 1
+        # a 503 says why (the writer restarting, answers busy): counted by its code
+        self.statuses.setdefault(kind, Counter())[str(status) + _code(response, status)] += 1
         if status == 200:
             self.ms.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
         elif status >= 500 and status != 503:
