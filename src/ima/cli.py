@@ -383,7 +383,7 @@ def stats_cmd(settings: Settings, as_json: bool, dead: int) -> None:
     store = settings.open_store()
     try:
         figures = store.stats()
-        letters = store.log.dead_letters(dead) if dead else []
+        letters = store.dead_letters(dead) if dead else []
     finally:
         store.close()
     figures["data_dir"] = str(settings.data_dir)
@@ -446,7 +446,7 @@ def stats_cmd(settings: Settings, as_json: bool, dead: int) -> None:
 def reindex_cmd(settings: Settings) -> None:
     """Rebuild the search index from the log (the log is the source of truth)."""
     store = settings.open_store()
-    total = store.log.counts()["originals"]
+    total = store.counts()["originals"]
     try:
         with tqdm(total=total, unit=" posts", desc="reindex", file=sys.stderr) as bar:
             done = store.reindex(progress=lambda n: bar.update(n - bar.n))
@@ -1201,6 +1201,7 @@ def bench_serve(
         click.echo(f"{label:<{width}}  {value}")
     for example in figures["error_examples"]:
         click.echo(f"  e.g. {example}", err=True)
+
 
 
 @bench.command("soak")
