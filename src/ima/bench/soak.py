@@ -414,7 +414,7 @@ def _flat(start: dict[str, int], end: dict[str, int]) -> dict[str, bool]:
             for name in ("api_fds", "api_anon_mb", "all_fds")}  # fmt: skip
 
 
-def _check_store(data: Path, acked: dict[str, str]) -> dict[str, int]:
+def _check_store(data: Path, acked: dict[str, bytes]) -> dict[str, int]:
     """Reopen the store (catching up as after a crash) and look for every acknowledged
     post; no more posts may be searchable than are stored."""
     from ima.store import Store
