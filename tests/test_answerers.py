@@ -55,7 +55,7 @@ def test_a_read_only_store_follows_what_the_writer_commits(writer):
         _wait_for_index(writer)
         reader.refresh()  # the writer's index has it now: the reader reloads, drops memory
         assert reader.lexical.committed_seq == writer.log.last_seq
-        assert reader.stats()["fresh_segments"] == 0
+        assert reader.stats().fresh_segments == 0
         assert _ids(reader, "bridge") == ["test:1", "test:2"]
         feed(writer, [Delete("test:1"), post(3, "ferries replace the harbor bridge")])
         reader.refresh()
@@ -72,7 +72,7 @@ def test_a_refresh_with_nothing_new_changes_nothing(writer):
         before = reader.stats()
         reader.refresh()
         reader.refresh()
-        assert reader.stats()["fresh_segments"] == before["fresh_segments"]
+        assert reader.stats().fresh_segments == before.fresh_segments
         assert _ids(reader, "observatory") == ["test:1"]
     finally:
         reader.close()

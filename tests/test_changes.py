@@ -47,7 +47,7 @@ def test_create_then_delete_in_one_batch_stores_nothing(store):
             source="test",
         )
     assert outcomes == ["deleted", "deleted"]
-    assert store.stats()["posts"] == 0 and _ids(store, "buses") == []
+    assert store.stats().posts == 0 and _ids(store, "buses") == []
 
 
 def test_an_edit_replaces_the_text_in_search(store):
@@ -56,7 +56,7 @@ def test_an_edit_replaces_the_text_in_search(store):
     assert pipeline.stats.outcomes["edited"] == 1
     assert _ids(store, "postponed") == ["test:3"]
     assert _ids(store, "18:00") == []
-    assert store.stats()["posts"] == 1
+    assert store.stats().posts == 1
     # an edit of a post never seen is stored as new
     feed(store, [Edit(post(4, "fresh edit of an unseen post about trams"))])
     assert _ids(store, "trams") == ["test:4"]

@@ -47,8 +47,8 @@ def test_bad_records_are_counted_and_nothing_partial_is_stored(store, tmp_path: 
     }
     assert [o[1] for o in outcomes].count("error") == 8
     assert all(o[2] for o in outcomes if o[1] == "error")  # each error has a message
-    assert store.stats()["posts"] == 2
-    assert store.stats()["errors"]["bad_type"] == 2  # counts persist in the log
+    assert store.stats().posts == 2
+    assert store.stats().errors["bad_type"] == 2  # counts persist in the log
     assert len(search(store, "trains").hits) == 2
 
 

@@ -78,7 +78,7 @@ def test_fresh_and_indexed_segments_agree(tmp_path):
     store = Store(tmp_path / "d", commit_interval=30)  # nothing reaches tantivy for 30 s
     try:
         feed(store, CORPUS)
-        assert store.stats()["index_lag_posts"] == len(CORPUS)
+        assert store.stats().index_lag_posts == len(CORPUS)
         fresh = {
             q: ids(search(store, q, as_of=AS_OF, k=20))
             for q in ("地震", '"rocket launch"', "match -from:fan")
@@ -87,7 +87,7 @@ def test_fresh_and_indexed_segments_agree(tmp_path):
         store.close()  # commits the index
     store = Store(tmp_path / "d")
     try:
-        assert store.stats()["index_lag_posts"] == 0
+        assert store.stats().index_lag_posts == 0
         indexed = {q: ids(search(store, q, as_of=AS_OF, k=20)) for q in fresh}
     finally:
         store.close()
@@ -112,7 +112,7 @@ def test_a_later_record_updates_metrics_instead_of_duplicating(loaded):
     result = search(loaded, '"rocket launch"', as_of=AS_OF)
     assert ids(result) == [6]
     assert result.hits[0].post.metrics.likes == 999
-    assert loaded.stats()["posts"] == len(CORPUS)
+    assert loaded.stats().posts == len(CORPUS)
 
 
 def test_copies_and_reposts_collapse_onto_the_original(store):

@@ -46,7 +46,7 @@ def test_a_fast_stream_into_a_slow_store_keeps_memory_bounded(tmp_path: Path):
                 stream_until(
                     store,
                     [source],
-                    lambda: store.stats()["posts"] == EVENTS,
+                    lambda: store.stats().posts == EVENTS,
                     timeout=120,
                     batch_size=50,
                     queue_size=8,

@@ -95,7 +95,7 @@ def test_malformed_and_oversized_frames_are_counted_and_skipped(store):
         "oversized": 1,
         "unexpected_binary": 1,
     }
-    assert store.stats()["posts"] == 1
+    assert store.stats().posts == 1
 
 
 def test_reconnects_after_a_cut_mid_frame_and_rewinds_the_cursor(store):
@@ -109,7 +109,7 @@ def test_reconnects_after_a_cut_mid_frame_and_rewinds_the_cursor(store):
         # the reconnect asked for events from 10 ms before the last committed one
         assert server.cursors[1] == T0 + 29_000 - 10_000
     assert source.health.reconnects == 1
-    assert store.stats()["posts"] == 40  # replayed posts are not stored twice
+    assert store.stats().posts == 40  # replayed posts are not stored twice
     assert store.get(_uri(ALICE, "p0")).post.metrics.likes == 20
 
 

@@ -59,7 +59,7 @@ def test_sse_reconnects_after_a_cut_mid_event(store):
     ]
     with Mastodon(events, cut_after=4) as server:
         source = MastodonSource("m", server.url(), token="secret", backoff=Backoff(0.05, 0.2))
-        stream_until(store, [source], lambda: store.stats()["posts"] == 10)
+        stream_until(store, [source], lambda: store.stats().posts == 10)
     assert source.health.reconnects == 1
     assert sum(source.health.errors.values()) == 1  # the cut
 
@@ -68,7 +68,7 @@ def test_sse_without_a_token_is_refused_and_counted(store):
     with Mastodon(_events()) as server:
         source = MastodonSource("m", server.url(), backoff=Backoff(0.05, 0.2))
         stream_until(store, [source], lambda: source.health.errors["http_status"] >= 2)
-    assert store.stats()["posts"] == 0
+    assert store.stats().posts == 0
 
 
 def test_websocket_hashtag_subscription(store):

@@ -67,15 +67,15 @@ def test_durable_consumer_acknowledges_after_commit(store, subject):
     bad = [b"{not json", json.dumps({"id": "x", "created_at": "2026-11-22T10:00:00Z"}).encode()]
     assert asyncio.run(_publish(url, _records(500) + bad)) == 502
     source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
-    pipeline = stream_until(store, [source], lambda: store.stats()["posts"] == 500)
-    assert store.stats()["errors"] == {"invalid_json": 1, "missing_field": 1}
+    pipeline = stream_until(store, [source], lambda: store.stats().posts == 500)
+    assert store.stats().errors == {"invalid_json": 1, "missing_field": 1}
     assert pipeline.stats.new == 500
     # everything, bad records included, was acknowledged: nothing will be redelivered
     assert asyncio.run(_consumer_state(subject, "ima")) == (0, 0)
     # a second run of the same durable consumer picks up only what is new
     asyncio.run(_publish(url, _records(10, start=500)))
     source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
-    pipeline = stream_until(store, [source], lambda: store.stats()["posts"] == 510)
+    pipeline = stream_until(store, [source], lambda: store.stats().posts == 510)
     assert pipeline.stats.received == 10
 
 
@@ -102,8 +102,8 @@ def test_unacknowledged_messages_are_redelivered_once_ack_wait_passes(store, sub
         store,
         [source],
         lambda: (
-            store.stats()["posts"] == 50 and asyncio.run(_consumer_state(subject, "ima")) == (0, 0)
+            store.stats().posts == 50 and asyncio.run(_consumer_state(subject, "ima")) == (0, 0)
         ),
         timeout=20,
     )
-    assert store.stats()["posts"] == 50
+    assert store.stats().posts == 50

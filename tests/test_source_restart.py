@@ -79,7 +79,7 @@ def test_jetstream_kill_and_restart(tmp_path: Path):
         assert len(server.cursors) == 2 and server.cursors[1] is not None
     store = Store(data)
     try:
-        assert store.stats()["posts"] == posts
+        assert store.stats().posts == posts
         likes = [store.get(f"bluesky:at://did:plc:a/app.bsky.feed.post/p{i}") for i in range(posts)]
         assert [sp.post.metrics.likes for sp in likes] == [1] * posts  # no like counted twice
     finally:

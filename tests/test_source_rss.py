@@ -76,7 +76,7 @@ def test_rss_and_atom_items_become_news_posts_and_polls_are_conditional(store):
     assert [h.post.id for h in search(store, "運転見合わせ source:news").hits] == [
         "news:tag:rail.example,2026:1"
     ]
-    assert store.stats()["posts"] == 3
+    assert store.stats().posts == 3
     assert broken.health.errors == {"invalid_feed": 1}
 
 
@@ -87,4 +87,4 @@ def test_a_second_poll_of_a_changed_feed_adds_only_new_items(store):
         server.documents["/rss.xml"] = RSS.replace(b"Market opens late", b"Market opens on time")
         pipeline = _poll(store, feed, 1)
     assert pipeline.stats.new == 0 and pipeline.stats.updated == 2
-    assert store.stats()["posts"] == 2
+    assert store.stats().posts == 2

@@ -382,7 +382,7 @@ def stats_cmd(settings: Settings, as_json: bool, dead: int) -> None:
 
     store = settings.open_store()
     try:
-        figures = store.stats()
+        figures: dict[str, Any] = store.stats().as_dict()
         letters = store.dead_letters(dead) if dead else []
     finally:
         store.close()
@@ -417,7 +417,7 @@ def stats_cmd(settings: Settings, as_json: bool, dead: int) -> None:
         ("embedded (vectors)", f"{figures['embedded_posts']:,} ({figures['embedded_share']:.1%})"),
         ("disk", f"{figures['disk_bytes'] / 1e6:,.1f} MB"),
     ]
-    errors: dict[str, int] = figures["errors"]  # type: ignore[assignment]
+    errors: dict[str, int] = figures["errors"]
     rows.append(("rejected records (and fields dropped)", f"{sum(errors.values()):,}"))
     rows += [(f"  {kind}", f"{count:,}") for kind, count in errors.items()]
     rows.append(("refused records kept (--dead N)", f"{figures['dead_letters']:,}"))

@@ -1,9 +1,11 @@
-"""A small pool of SQLite connections for threads that come and go.
+"""A bounded pool of SQLite connections for threads that come and go.
 
 A connection per thread (`threading.local`) is never closed when its thread ends
 unless the collector happens to run, and a server's worker threads come and go: file
-descriptors (three per WAL connection) piled up by the thousand. A connection is
-borrowed for one statement's rows and given back; at most `idle` wait open.
+descriptors piled up by the thousand. A connection is borrowed for one statement's
+rows and given back; at most `size` are ever open (SQLite also keeps a closed
+connection's descriptors while others hold the file, so closing spares is not enough),
+and a reader finding all of them busy waits for one.
 """
 
 from __future__ import annotations
@@ -14,30 +16,46 @@ from collections.abc import Callable, Sequence
 
 
 class ConnectionPool:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], idle: int = 8) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], size: int = 8) -> None:
         self._connect = connect
         self._idle: list[sqlite3.Connection] = []
-        self._most_idle = idle
-        self._lock = threading.Lock()
+        self._open = 0
+        self._size = size
+        self._ready = threading.Condition()
 
     def rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
         """All rows of one statement (reads; or a write, committed on its own)."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._connect()
+        conn = self._borrow()
         try:
             return conn.execute(sql, params).fetchall()
         finally:
-            with self._lock:
-                keep = len(self._idle) < self._most_idle
-                if keep:
-                    self._idle.append(conn)
-            if not keep:
-                conn.close()
+            with self._ready:
+                self._idle.append(conn)
+                self._ready.notify()
+
+    def _borrow(self) -> sqlite3.Connection:
+        with self._ready:
+            while not self._idle and self._open >= self._size:
+                self._ready.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._open += 1
+        try:
+            return self._connect()
+        except BaseException:
+            with self._ready:
+                self._open -= 1
+                self._ready.notify()
+            raise
+
+    @property
+    def open(self) -> int:
+        """Connections open now."""
+        return self._open
 
     def close(self) -> None:
-        with self._lock:
+        with self._ready:
             idle, self._idle = self._idle, []
+            self._open -= len(idle)
         for conn in idle:
             conn.close()

@@ -23,7 +23,7 @@ from ima.api.quota import Limiter
 from ima.api.tiers import Tier
 from ima.post import Post
 from ima.query import clamp_instant
-from ima.store import Store
+from ima.store import Store, StoreStats
 from ima.writer import Writer
 
 
@@ -75,12 +75,12 @@ class Metrics:
         )  # fmt: skip
 
 
-    def observe_store(self, stats: dict[str, Any], writer_down: str | None) -> None:
+    def observe_store(self, stats: StoreStats, writer_down: str | None) -> None:
         """Gauges read from the store at scrape time."""
-        self.index_lag.set(stats["index_lag_posts"])
-        for kind, count in stats["errors"].items():
+        self.index_lag.set(stats.index_lag_posts)
+        for kind, count in stats.errors.items():
             self.rejected.labels(kind).set(count)
-        self.dead_letters.set(stats["dead_letters"])
+        self.dead_letters.set(stats.dead_letters)
         self.writer_up.set(0 if writer_down else 1)
 
 

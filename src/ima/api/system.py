@@ -43,10 +43,10 @@ def health(request: Request) -> Response:
     report = schemas.Health(
         status="ok" if down is None else "down",
         reason=down,
-        posts=int(stats["posts"]),
-        index_lag_posts=int(stats["index_lag_posts"]),
-        rejected_records=int(sum(stats["errors"].values())),  # type: ignore[attr-defined]
-        dead_letters=int(stats["dead_letters"]),  # type: ignore[call-overload]
+        posts=stats.posts,
+        index_lag_posts=stats.index_lag_posts,
+        rejected_records=sum(stats.errors.values()),
+        dead_letters=stats.dead_letters,
         sources=svc.writer.sources(),
     )
     return Response(report.model_dump_json(), 200 if down is None else 503,

@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 DEAD_LETTERS_KEPT = 10_000
 DEAD_LETTER_BYTES = 64 * 1024
-IDLE_READERS = 8  # reader connections kept open for reuse; more are closed after use
+READERS = 8  # reader connections open at most (reads waiting for one queue)
 
 _COLUMNS = (
     "seq, id, source, author, author_name, followers, text, lang, created_us, ingested_us, "
@@ -119,7 +119,7 @@ class PostLog:
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self.path = path
         self._synchronous = synchronous
-        self._readers = ConnectionPool(self._reader, IDLE_READERS)
+        self._readers = ConnectionPool(self._reader, READERS)
         self._read = self._readers.rows
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)

@@ -14,8 +14,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ima.post import Flat
 from ima.store.batch import Batch, Commit, DeadLetter, Entry
@@ -37,6 +38,26 @@ class _Forget:
 
 
 _SEGMENT_DOCS = 20_000  # a fresh segment takes new posts up to this many, or commit_interval
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What a store holds and how far its index has come (`ima stats`, `/healthz`)."""
+
+    posts: int  # in the log, copies included
+    originals: int  # searchable ones
+    copies: int  # collapsed onto an original
+    log_seq: int
+    indexed_seq: int
+    index_lag_posts: int  # searchable from memory, not in the index yet
+    fresh_segments: int
+    index_commits: int
+    disk_bytes: int
+    errors: dict[str, int]  # records refused (or fields dropped), by kind
+    dead_letters: int  # refused records kept with their raw bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,19 +412,20 @@ class Store:
         """Posts, originals and copies stored (cheaper than `stats`)."""
         return self.log.counts()
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> StoreStats:
         with self._view_lock:
             indexed_seq, fresh = self._indexed_seq, self._fresh
         counts = self.log.counts()
-        disk = _disk_bytes(self.data_dir)
-        return {
-            **counts,
-            "log_seq": self.log.last_seq,
-            "indexed_seq": indexed_seq,
-            "index_lag_posts": sum(1 for seg in fresh for d in seg.docs if d.seq > indexed_seq),
-            "fresh_segments": len(fresh),
-            "index_commits": self.index_commits,
-            "disk_bytes": disk,
-            "errors": self.log.error_counts(),
-            "dead_letters": self.log.dead_letter_count(),
-        }
+        return StoreStats(
+            posts=counts["posts"],
+            originals=counts["originals"],
+            copies=counts["copies"],
+            log_seq=self.log.last_seq,
+            indexed_seq=indexed_seq,
+            index_lag_posts=sum(1 for seg in fresh for d in seg.docs if d.seq > indexed_seq),
+            fresh_segments=len(fresh),
+            index_commits=self.index_commits,
+            disk_bytes=_disk_bytes(self.data_dir),
+            errors=self.log.error_counts(),
+            dead_letters=self.log.dead_letter_count(),
+        )

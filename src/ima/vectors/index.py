@@ -41,7 +41,7 @@ class VectorIndex:
             "hour INTEGER NOT NULL, created_us INTEGER NOT NULL, vec BLOB NOT NULL)"
         )
         self._writer.execute("CREATE INDEX IF NOT EXISTS vectors_hour ON vectors(hour)")
-        self._read = ConnectionPool(self._connect, idle=4)
+        self._read = ConnectionPool(self._connect, size=4)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False,
