@@ -422,7 +422,7 @@ def _check_store(data: Path, acked: dict[str, bytes]) -> dict[str, int]:
     store = Store(data)
     try:
         lost = sum(1 for post_id in acked if store.get(post_id) is None)
-        stored = int(store.stats()["posts"])  # type: ignore[call-overload]
+        stored = store.counts()["posts"]
         searchable = store.term_stats([])[0]
     finally:
         store.close()
