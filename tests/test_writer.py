@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,3 +102,18 @@ def test_when_the_writer_dies_writes_are_refused_reads_go_on_and_it_comes_back(t
         assert _ids(writer.store, "aurora") == ["test:1", "test:2"]
     finally:
         writer.close()
+
+
+def test_closing_while_the_writer_restarts_stops_whichever_writer_runs(tmp_path):
+    writer = WriterProcess(_config(tmp_path / "data"))
+    os.kill(writer.pid, signal.SIGKILL)
+    wait_for(lambda: writer.down() is not None, "the writer's death to be seen")
+    started = time.monotonic()
+    writer.close()  # during the restart's wait, or its start: either is abandoned
+    assert time.monotonic() - started < 10
+    assert writer.down() == "the writer has stopped"
+    reopened = Store(tmp_path / "data")
+    try:
+        assert reopened.writable  # no writer is left holding the store
+    finally:
+        reopened.close()

@@ -60,10 +60,18 @@ def prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: d
         text = analysis.prepare(post.text)
         return Prepared(flatten(post), text, None, tuple(dropped))
     except RecordError as exc:
-        return exc
+        return _bare(exc)
     except Exception as exc:  # RecursionError, OverflowError, MemoryError...
         log.exception("a record could not be prepared")
         return RecordError("unprocessable", f"record: cannot be processed ({type(exc).__name__})")
+
+
+def _bare(error: RecordError) -> RecordError:
+    """The error without its traceback and chained errors: kept with them, it would hold
+    the frames that hold the refused record (and this batch's list) in a cycle, which
+    only a rare full collection frees."""
+    error.__context__ = error.__cause__ = None
+    return error.with_traceback(None)
 
 
 def prepare_batch(

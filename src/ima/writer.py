@@ -246,9 +246,15 @@ class WriterProcess:
         )
         process.start()
         child_end.close()
-        if not conn.poll(START_TIMEOUT_S):
-            process.kill()
-            raise WriterUnavailable(f"the writer did not start within {START_TIMEOUT_S} s")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not conn.poll(0.1):  # in steps: a server stopping meanwhile abandons the start
+            if self._closing.is_set() or time.monotonic() > deadline:
+                process.kill()
+                process.join()
+                raise WriterUnavailable(
+                    "the server is stopping" if self._closing.is_set()
+                    else f"the writer did not start within {START_TIMEOUT_S} s"
+                )  # fmt: skip
         try:
             message = conn.recv()
         except EOFError:
@@ -319,7 +325,8 @@ class WriterProcess:
                 self._gone = "the writer has stopped"
                 return
             log.error("%s", self._gone)
-            wait = 1.0 if time.monotonic() - started > 60 else min(wait * 2, RESTART_MAX_WAIT_S)
+            ran = time.monotonic() - started  # a writer that ran a while is not crash-looping
+            wait = 1.0 if ran > RESTART_MAX_WAIT_S else min(wait * 2, RESTART_MAX_WAIT_S)
             while not self._closing.wait(wait):
                 try:
                     conn, process = self._launch()
@@ -376,15 +383,21 @@ class WriterProcess:
     def close(self) -> None:
         """Ask the writer to finish (its sources stop, what it received is committed) and
         wait for it; then close the store this process follows."""
-        self._closing.set()
-        with contextlib.suppress(OSError):
-            self._send(Stop())
-        self._process.join(120)
-        if self._process.is_alive():
-            log.error("the writer did not stop within 120 s; killing it")
-            self._process.kill()
-            self._process.join()
-        self._receiver.join(5)
+        self._closing.set()  # no restart begins now, and one under way is abandoned
+        while True:
+            with self._send_lock:
+                process = self._process
+                with contextlib.suppress(OSError):
+                    self._conn.send(Stop())
+            process.join(120)
+            if process.is_alive():
+                log.error("the writer did not stop within 120 s; killing it")
+                process.kill()
+                process.join()
+            self._receiver.join(5)
+            with self._send_lock:
+                if self._process is process:  # not replaced by a restart meanwhile
+                    break
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -144,6 +144,9 @@ class PostLog:
     def _reader(self) -> sqlite3.Connection:
         conn = self._connect()
         conn.execute("PRAGMA query_only=1")
+        # reads go through the file's memory map; the writer's big cache is for its
+        # lookups of every id it inserts, not needed eight times over
+        conn.execute("PRAGMA cache_size=-8192")
         return conn
 
     def _lookup(self, sql: str, ids: Iterable[str]) -> list[tuple]:
