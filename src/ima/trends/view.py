@@ -91,7 +91,9 @@ class StoryView:
         found = {s["id"]: s for s in self.history.recent(now - max_age_us, now)}
         found.update((s["id"], s) for s in self.across(now))
         wanted = set(words)
-        hits = [s for s in found.values() if wanted <= _terms_of(s)]
+        # each story as `story` gives it (its newest version), so that the list and a
+        # look-up by id agree whichever of its versions matched
+        hits = [self.story(s["id"]) or s for s in found.values() if wanted <= _terms_of(s)]
         hits = [s for s in (_without_deleted(s, self.store) for s in hits) if s["citations"]]
         hits.sort(key=lambda s: s["surprise"], reverse=True)
         return hits[:limit]
