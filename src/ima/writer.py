@@ -314,16 +314,16 @@ class WriterProcess:
         while True:
             started = time.monotonic()
             self._follow()
+            if self._closing.is_set():  # `close` reaps it: one thread waits for a child
+                self._gone = "the writer has stopped"
+                self._fail_pending()
+                return
             self._process.join(5)
             if self._process.is_alive():
                 self._process.kill()
                 self._process.join()
             self._gone = f"the writer stopped (exit code {self._process.exitcode}); restarting"
-            for loop, future in list(self._pending.values()):
-                loop.call_soon_threadsafe(_fail, future, WriterUnavailable(self._gone))
-            if self._closing.is_set():
-                self._gone = "the writer has stopped"
-                return
+            self._fail_pending()
             log.error("%s", self._gone)
             ran = time.monotonic() - started  # a writer that ran a while is not crash-looping
             wait = 1.0 if ran > RESTART_MAX_WAIT_S else min(wait * 2, RESTART_MAX_WAIT_S)
@@ -341,6 +341,10 @@ class WriterProcess:
                 self._gone = None
                 log.warning("the writer was restarted")
                 break
+
+    def _fail_pending(self) -> None:
+        for loop, future in list(self._pending.values()):
+            loop.call_soon_threadsafe(_fail, future, WriterUnavailable(self._gone or "stopped"))
 
     def _follow(self) -> None:
         """Catches the store up after every message from the writer (each follows a
