@@ -135,19 +135,19 @@ class Pipeline:
         self.max_wait = max_wait
         self.stats = IngestStats()
         self.dedup = dedup or DedupIndex()
-        self._workers = (
-            ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
-            )
-            if workers > 0
-            else None
-        )
         self._worker_count = workers
+        self._workers = self._start_workers() if workers > 0 else None
         self._depth = 2 * workers  # batches in flight beyond the one being committed
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="ima-ingest", daemon=True)
         self._failure: BaseException | None = None
         self._warm_dedup()
+
+    def _start_workers(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._worker_count, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+        )  # fmt: skip
 
     def _warm_dedup(self, limit: int = 50_000) -> None:
         """After a restart, recent originals are still originals for copies to collapse onto."""
@@ -300,10 +300,7 @@ class Pipeline:
             log.exception("a preparing process died; starting them again")
             assert self._workers is not None
             self._workers.shutdown(wait=False, cancel_futures=True)
-            self._workers = ProcessPoolExecutor(
-                self._worker_count, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-            )  # fmt: skip
+            self._workers = self._start_workers()
         except Exception:
             log.exception("a batch could not be prepared; preparing its records one by one")
         out: list = []
