@@ -268,7 +268,7 @@ def _clean_text(raw: Any) -> str:
     return _CONTROL.sub("", unicodedata.normalize("NFC", text))
 
 
-def _web_url(value: Any) -> str:
+def web_url(value: Any) -> str:
     """A post's link, only if it is http(s): a `javascript:` or `data:` URL from a post
     would otherwise reach clients as a citation's link."""
     if value is None or value == "":
@@ -331,7 +331,7 @@ def normalize(
     declared = record.get("lang")
     if isinstance(declared, list):
         declared = declared[0] if declared else None
-    url = _web_url(record.get("url"))
+    url = web_url(record.get("url"))
     if dropped is not None and not url and record.get("url"):
         dropped.append("url_not_http")
     ids = {

@@ -21,6 +21,7 @@ from ima.api.gate import Busy, PriorityGate
 from ima.api.keys import KeyStore
 from ima.api.quota import Limiter
 from ima.api.tiers import Tier
+from ima.normalize import web_url
 from ima.post import Post
 from ima.query import clamp_instant
 from ima.store import Store, StoreStats
@@ -111,9 +112,7 @@ class Services:
     def link(self, post_id: str, url: str) -> str:
         """Where a citation points: the post's own web page, else this API's copy of it
         (a stored link that is not http(s), from before ingest dropped those, never)."""
-        if url.lower().startswith(("https://", "http://")):
-            return url
-        return f"{self.public_url}/v1/posts/{quote(post_id, safe=':/@')}"
+        return web_url(url) or f"{self.public_url}/v1/posts/{quote(post_id, safe=':/@')}"
 
     def card(self, post: Post, number: int | None = None) -> dict[str, Any]:
         """A post as clients show it (`schemas.StoryPost`)."""
