@@ -190,6 +190,23 @@ def test_ingest_needs_a_grant_and_writes_only_the_keys_own_source(tmp_path):
                                        "error": None}  # fmt: skip
 
 
+def test_keys_grant_and_ungrant_commands(tmp_path):
+    data = ["--data-dir", str(tmp_path / "data")]
+    runner = CliRunner()
+    secret = runner.invoke(main, [*data, "keys", "create", "--name", "relay"]).stdout.strip()
+    key_id = secret.split("-")[1]
+    granted = runner.invoke(main, [*data, "keys", "grant", key_id, "--source", "bluesky"])
+    assert granted.exit_code == 0 and f"api-{key_id}" in granted.stdout
+    keys_db = tmp_path / "data" / "keys.sqlite3"
+    assert grants.granted(keys_db, key_id) == frozenset({"bluesky"})
+    bad = runner.invoke(main, [*data, "keys", "grant", key_id, "--source", "Not A Source"])
+    assert bad.exit_code == 2 and "source" in bad.output
+    assert runner.invoke(main, [*data, "keys", "grant", "nokey"]).exit_code == 1
+    assert runner.invoke(main, [*data, "keys", "ungrant", key_id]).exit_code == 0
+    assert grants.granted(keys_db, key_id) is None
+    assert runner.invoke(main, [*data, "keys", "ungrant", key_id]).exit_code == 1
+
+
 def test_log_readers_do_not_pile_up_as_threads_come_and_go(store):
     feed(store, [post(n, f"reading {n}") for n in range(20)])
 

@@ -48,11 +48,6 @@ class ConnectionPool:
                 self._ready.notify()
             raise
 
-    @property
-    def open(self) -> int:
-        """Connections open now."""
-        return self._open
-
     def close(self) -> None:
         with self._ready:
             idle, self._idle = self._idle, []
