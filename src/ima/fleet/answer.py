@@ -1,0 +1,138 @@
+"""Answers composed by fleet workers, verified in `ima serve` before any client sees them.
+
+Retrieval stays here (workers never see the store): the posts found for a question go
+to a `compose` worker with the key terms' weights; its text must pass the citation
+verifier (`ima.answer.verify`) against the posts it cites, each quoted passage must
+be the post's own words, and on the sample its reputation calls for, the composition
+is redone here and must agree. A failing answer is never shown: the job goes to
+another worker, and with none left, the question is answered locally (counted in
+`ima_fleet_local_fallbacks_total` and named in the `X-Ima-Fleet` header). Open
+questions (digests) and follow-ups need the store throughout, and are answered locally.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from ima.answer import digest, verify, voice
+from ima.answer.ask import WIDEST_WINDOW, Semantic, retrieve
+from ima.answer.compose import compose, key_weights
+from ima.answer.model import Answer, Citation
+from ima.answer.question import ALL_TIME, Question, understand
+from ima.fleet.protocol import MAX_COMPOSE_POSTS, Composed, ComposeJob, ProtocolError
+from ima.fleet.supervisor import NoWorker, Supervisor, note_route
+from ima.post import Post, flatten, from_us, to_us
+from ima.search import PostStore
+
+#: the local way to answer: `Answerers.answer`'s signature
+LocalAnswer = Callable[..., Answer]
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+class FleetAnswerer:
+    """`answer(question, as_of=…, **options)` as `Answerers` has it, through the fleet."""
+
+    def __init__(
+        self,
+        store: PostStore,
+        supervisor: Supervisor,
+        local: LocalAnswer,
+        semantic: Semantic | None = None,
+    ) -> None:
+        self.store = store
+        self.supervisor = supervisor
+        self.local = local
+        self.semantic = semantic
+
+    def answer(self, question: str, *, as_of: datetime, **options: Any) -> Answer:
+        persona = options.get("persona", "regular")
+        restrict, since = options.get("restrict", ""), options.get("since")
+        understood = understand(question)
+        if options.get("context") or (digest.scope(understood) is not None and not restrict):
+            note_route("local")
+            return self.local(question, as_of=as_of, **options)
+        try:
+            answer = self._fleet(understood, as_of, persona, restrict, since)
+        except NoWorker:
+            note_route("local")
+            return self.local(question, as_of=as_of, **options)
+        return answer
+
+    def _fleet(self, question: Question, as_of: datetime, persona: str, restrict: str,
+               since: datetime | None) -> Answer:  # fmt: skip
+        started = time.perf_counter()
+        window = question.window if since is None else max(as_of - since, timedelta(0))
+        weights = key_weights(question, *self.store.term_stats(question.terms))
+        wider = [] if question.timed or since is not None else [WIDEST_WINDOW, ALL_TIME]
+        posts = retrieve(self.store, question, as_of, window, self.semantic, restrict)
+        worker, composed = self._compose(question, posts, as_of, weights, persona)
+        for widened in wider:
+            if composed.found:
+                break
+            if widened > window:
+                window = widened
+                posts = retrieve(self.store, question, as_of, window, self.semantic, restrict)
+                worker, composed = self._compose(question, posts, as_of, weights, persona)
+        note_route(f"worker {worker}")
+        answer = Answer(
+            question=question.text, text=composed.text, citations=[], as_of=as_of,
+            found=composed.found, window_s=window.total_seconds(), persona=persona,
+            language=question.lang, backend=f"extractive (fleet worker {worker})",
+        )  # fmt: skip
+        if composed.found:
+            answer.citations = [
+                Citation(n, posts[i], quote) for n, (i, quote) in enumerate(composed.citations, 1)
+            ]
+        else:
+            answer.text = voice.nothing_found(question, window, as_of)
+        answer.timings_ms = {"total": (time.perf_counter() - started) * 1000}
+        return answer
+
+    def _compose(self, question: Question, posts: list[Post], as_of: datetime,
+                 weights: dict[str, float], persona: str) -> tuple[str, Composed]:  # fmt: skip
+        posts = posts[:MAX_COMPOSE_POSTS]
+        if not posts:
+            return "none", Composed("", False)
+        job = ComposeJob(question.text, [list(flatten(p)) for p in posts], to_us(as_of),
+                         weights, persona)  # fmt: skip
+        as_of = from_us(job.as_of_us)  # what the worker sees: the µs-exact instant
+        result: dict[str, Composed] = {}
+
+        def check(data: bytes, sample: bool) -> str | None:
+            try:
+                composed = Composed.decode(data)
+            except ProtocolError as exc:
+                return str(exc)
+            problem = self.problems(composed, posts, as_of)
+            if problem is None and sample:
+                here = compose(question, posts, as_of, weights)
+                if (here.lead is not None) != composed.found:
+                    problem = "the composition disagrees with the local one"
+            if problem is None:
+                result["composed"] = composed
+            return problem
+
+        worker, _ = self.supervisor.call("compose", job.encode(), check)
+        return worker, result["composed"]
+
+    @staticmethod
+    def problems(composed: Composed, posts: list[Post], as_of: datetime) -> str | None:
+        """What is wrong with a worker's answer, or None when every citation holds."""
+        if not composed.found:
+            return None if not composed.text else "text given for an answer not found"
+        if not composed.citations or not verify.cites_any(composed.text):
+            return "the answer cites no post"
+        if any(not 0 <= i < len(posts) for i, _ in composed.citations):
+            return "a citation names no post that was sent"
+        cited = [posts[i] for i, _ in composed.citations]
+        for post, (_, snippet) in zip(cited, composed.citations, strict=True):
+            if _folded(snippet) not in _folded(post.text):
+                return f"a quote is not the post's own words: {snippet[:60]!r}"
+        trouble = verify.problems(composed.text, cited, as_of)
+        return "; ".join(trouble[:3]) if trouble else None

@@ -1,0 +1,371 @@
+"""The request supervisor in `ima serve --fleet`: routing, retries, hedging, trust.
+
+Every job gets an id that survives its retries (workers drop a cancelled id's job).
+It goes to the better of two random live workers of its kind (power of two choices:
+jobs in flight per measured speed). A failure before the answer (no reply in time, the
+worker gone from the heartbeats, "busy", a malformed reply or one that fails its
+check) sends it to another worker, at most `MAX_RETRIES` times, after a little jitter.
+When no answer has come by the recent p95 latency, a second copy goes to another
+worker, within a budget of `HEDGE_BUDGET` extra jobs per job; the first good answer
+wins and the other is cancelled. Results are checked by the caller's `check` (always
+for malformed replies, and on a sample set by the worker's reputation); failures cost
+reputation and, repeated, quarantine. With no worker, `NoWorker` tells the caller to
+do the work locally (and say so). The NATS connection lives in a thread of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import os
+import random
+import statistics
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nats.errors import Error as NatsError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ima.errors import Unavailable
+from ima.fleet import protocol
+from ima.fleet.connection import connect
+from ima.fleet.protocol import Heartbeat, ProtocolError
+from ima.fleet.reputation import Reputation
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 2
+HEDGE_BUDGET = 0.10
+HEDGE_MIN_SAMPLES = 20
+ATTEMPT_TIMEOUT_S = (2.0, 20.0)  # bounds of one attempt's wait: 5 x the recent p99 per job ahead
+JOB_TIMEOUT_S = 30.0
+#: (reply body, whether this reply is to be checked) → what is wrong with it, or None
+Check = Callable[[bytes, bool], str | None]
+#: where the API notes how a request was served ("worker NAME" or "local"): a dict the
+#: request's context holds, filled in by whichever thread answers it
+ROUTE: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "ima_fleet_route", default=None
+)
+
+
+class NoWorker(Unavailable):
+    """No worker could do the job (none live, or every try failed): do it locally."""
+
+
+def note_route(route: str) -> None:
+    holder = ROUTE.get()
+    if holder is not None:
+        holder["route"] = route
+
+
+class FleetMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(name: str, text: str, labels: tuple[str, ...] = ("kind",)) -> Counter:
+            return Counter(name, text, list(labels), registry=registry)
+
+        self.jobs = counter("ima_fleet_jobs_total", "Jobs by outcome", ("kind", "outcome"))
+        self.retries = counter("ima_fleet_retries_total", "Jobs sent again to another worker")
+        self.hedges = counter("ima_fleet_hedges_total", "Second copies sent past the p95")
+        self.hedge_wins = counter("ima_fleet_hedge_wins_total", "Hedges that answered first")
+        self.failed_checks = counter("ima_fleet_failed_checks_total", "Results that failed a check")
+        self.quarantines = counter("ima_fleet_quarantines_total", "Workers quarantined", ())
+        self.local = counter("ima_fleet_local_fallbacks_total", "Jobs done locally: no worker")
+        self.workers = Gauge("ima_fleet_workers", "Workers by state", ["state"], registry=registry)
+
+
+@dataclass(slots=True)
+class Member:
+    """A worker as the supervisor knows it."""
+
+    beat: Heartbeat
+    seen: float  # monotonic time of the last heartbeat
+    inflight: int = 0
+    latency_s: float | None = None  # recent seconds per job, as measured here
+    jobs: int = 0
+    reputation: Reputation = field(default_factory=Reputation)
+
+    def alive(self, now: float) -> bool:
+        return now - self.seen <= protocol.GONE_AFTER_S
+
+    def cost(self, prior_s: float) -> float:
+        """Expected wait for one more job: jobs ahead of it times seconds per job."""
+        return (self.inflight + 1) * (self.latency_s if self.latency_s is not None else prior_s)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        url: str,
+        registry: CollectorRegistry | None = None,
+        *,
+        state_file: Path | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.url = url
+        self.metrics = FleetMetrics(registry or CollectorRegistry())
+        self.members: dict[str, Member] = {}
+        self.state_file = state_file
+        self._rng = random.Random(seed)
+        self._latencies: dict[str, deque[float]] = {k: deque(maxlen=200) for k in protocol.KINDS}
+        self._hedge_tokens = dict.fromkeys(protocol.KINDS, 0.0)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ima-fleet",
+                                         daemon=True)  # fmt: skip
+        self._nc: Any = None
+        self._connected = threading.Event()
+
+    # life
+
+    def start(self, wait_s: float = 10.0) -> Supervisor:
+        """Connect (in the background: a fleet whose servers are down is a fleet with no
+        worker, and jobs run locally meanwhile)."""
+        self._thread.start()
+        self._main = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
+        self._connected.wait(wait_s)
+        return self
+
+    async def _run(self) -> None:
+        while self._nc is None:
+            try:
+                self._nc = await connect(self.url, "ima serve")
+            except (OSError, NatsError, TimeoutError) as exc:
+                log.warning("fleet: cannot reach %s yet (%s); retrying", self.url, exc)
+                await asyncio.sleep(1)
+        await self._nc.subscribe(protocol.HEARTBEATS, cb=self._heartbeat)
+        self._connected.set()
+        while True:
+            await asyncio.sleep(2)
+            self._publish_state()
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            if self._nc is not None:
+                await self._nc.close()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    # membership
+
+    async def _heartbeat(self, msg: Any) -> None:
+        try:
+            beat = Heartbeat.decode(msg.data)
+        except ProtocolError:
+            return
+        if msg.subject != protocol.heartbeat_subject(beat.worker):
+            return  # a worker may speak only for itself (the server enforces it with auth)
+        member = self.members.get(beat.worker)
+        if member is None or member.beat.started != beat.started:  # new, or restarted
+            old = member.reputation if member is not None else Reputation()
+            # a restart keeps a quarantine: a liar cannot launder itself by reconnecting
+            member = self.members[beat.worker] = Member(beat, time.monotonic(), reputation=old)
+        member.beat, member.seen = beat, time.monotonic()
+
+    def live(self, kind: str) -> list[str]:
+        now = time.monotonic()
+        return sorted(
+            n for n, m in self.members.items()
+            if kind in m.beat.kinds and m.alive(now) and not m.reputation.quarantined
+        )  # fmt: skip
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every worker seen: kinds, throughput, reputation, last seen (`ima fleet list`)."""
+        now_wall, now = time.time(), time.monotonic()
+        out = []
+        for name, m in sorted(self.members.items()):
+            state = "quarantined" if m.reputation.quarantined else (
+                "live" if m.alive(now) else "gone")  # fmt: skip
+            out.append({
+                "name": name, "kinds": list(m.beat.kinds), "state": state,
+                "jobs_per_s": round(m.beat.rate, 2), "queue": m.beat.queue, "done": m.beat.done,
+                "jobs_here": m.jobs, "latency_ms": None if m.latency_s is None
+                else round(m.latency_s * 1000, 1), "rss_mb": round(m.beat.rss_mb, 1),
+                "reputation": round(m.reputation.score, 3), "checks_passed": m.reputation.passed,
+                "checks_failed": m.reputation.failed, "reason": m.reputation.reason,
+                "last_seen": round(now_wall - (now - m.seen), 3),
+            })  # fmt: skip
+        return out
+
+    def _publish_state(self) -> None:
+        snapshot = self.snapshot()
+        for state in ("live", "gone", "quarantined"):
+            self.metrics.workers.labels(state).set(sum(w["state"] == state for w in snapshot))
+        if self.state_file is not None:
+            partial = self.state_file.with_suffix(".tmp")
+            partial.write_text(json.dumps({"at": time.time(), "workers": snapshot}))
+            os.replace(partial, self.state_file)
+
+    # jobs
+
+    def submit(self, kind: str, body: bytes, check: Check, timeout_s: float = JOB_TIMEOUT_S
+               ) -> Future[tuple[str, bytes]]:  # fmt: skip
+        """Start one job on the fleet, from any thread; its future gives (the worker that
+        did it, its reply). Raises, or the future raises, NoWorker when it should be done
+        locally."""
+        if not self._connected.is_set() or not self.live(kind):
+            self.metrics.local.labels(kind).inc()
+            raise NoWorker(f"no live {kind} worker")
+        return asyncio.run_coroutine_threadsafe(self._job(kind, body, check, timeout_s),
+                                                self._loop)  # fmt: skip
+
+    def result(self, kind: str, future: Future[tuple[str, bytes]],
+               timeout_s: float = JOB_TIMEOUT_S) -> tuple[str, bytes]:  # fmt: skip
+        """A submitted job's outcome; NoWorker (counted as a local fallback) if it failed."""
+        try:
+            return future.result(timeout_s + 1)
+        except (NoWorker, FutureTimeout) as exc:
+            future.cancel()
+            self.metrics.local.labels(kind).inc()
+            raise NoWorker(str(exc) or "the fleet did not answer in time") from None
+
+    def call(self, kind: str, body: bytes, check: Check, timeout_s: float = JOB_TIMEOUT_S
+             ) -> tuple[str, bytes]:  # fmt: skip
+        """`submit` and wait for its `result`."""
+        return self.result(kind, self.submit(kind, body, check, timeout_s), timeout_s)
+
+    def _prior(self, kind: str) -> float:
+        recent = self._latencies[kind]
+        return statistics.median(recent) if recent else 0.5
+
+    def _quantile(self, kind: str, q: float) -> float | None:
+        recent = sorted(self._latencies[kind])
+        if len(recent) < HEDGE_MIN_SAMPLES:
+            return None
+        return recent[min(len(recent) - 1, int(q * len(recent)))]
+
+    def _pick(self, kind: str, exclude: set[str]) -> str | None:
+        """The better of two random candidates (power of two choices)."""
+        candidates = [n for n in self.live(kind) if n not in exclude]
+        if not candidates:
+            return None
+        two = self._rng.sample(candidates, min(2, len(candidates)))
+        prior = self._prior(kind)
+        return min(two, key=lambda n: self.members[n].cost(prior))
+
+    async def _job(self, kind: str, body: bytes, check: Check, timeout_s: float
+                   ) -> tuple[str, bytes]:  # fmt: skip
+        request_id = uuid.uuid4().hex
+        deadline = time.monotonic() + timeout_s
+        self._hedge_tokens[kind] = min(10.0, self._hedge_tokens[kind] + HEDGE_BUDGET)
+        p99 = self._quantile(kind, 0.99)
+        hedge_at = self._quantile(kind, 0.95)
+        started = time.monotonic()
+        running: dict[asyncio.Task, tuple[str, float, bool]] = {}  # task → worker, start, hedge
+        tried: set[str] = set()
+        retries = 0
+        hedged = False
+        problems: list[str] = []
+
+        def launch(is_hedge: bool) -> bool:
+            worker = self._pick(kind, tried)
+            if worker is None:
+                return False
+            tried.add(worker)
+            member = self.members[worker]
+            # a job waits behind those sent before it; before there is a history (a model
+            # warming up), it gets the longest wait. A dead worker is noticed sooner, by
+            # its heartbeats stopping.
+            wait_s = ATTEMPT_TIMEOUT_S[1] if p99 is None else min(
+                max(5 * p99 * (member.inflight + 1), ATTEMPT_TIMEOUT_S[0]), ATTEMPT_TIMEOUT_S[1])
+            member.inflight += 1
+            wait_s = min(wait_s, max(0.1, deadline - time.monotonic()))
+            task = asyncio.ensure_future(self._send(worker, kind, body, request_id, wait_s))
+            running[task] = (worker, time.monotonic(), is_hedge)
+            return True
+
+        try:
+            launch(False)
+            while running:
+                now = time.monotonic()
+                if now > deadline:
+                    break
+                wake = deadline - now
+                if not hedged and hedge_at is not None:
+                    wake = min(wake, max(0.0, started + hedge_at - now))
+                done, _ = await asyncio.wait(running, timeout=min(wake, 0.25),
+                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                for task in done:
+                    worker, sent, is_hedge = running.pop(task)
+                    member = self.members[worker]
+                    member.inflight -= 1
+                    outcome = self._judge(kind, worker, task, check)
+                    if isinstance(outcome, bytes):
+                        took = time.monotonic() - sent
+                        self._latencies[kind].append(took)
+                        member.latency_s = took if member.latency_s is None else (
+                            0.7 * member.latency_s + 0.3 * took)  # fmt: skip
+                        member.jobs += 1
+                        if is_hedge:
+                            self.metrics.hedge_wins.labels(kind).inc()
+                        self.metrics.jobs.labels(kind, "ok").inc()
+                        return worker, outcome
+                    problems.append(f"{worker}: {outcome}")
+                    if retries < MAX_RETRIES and not running:
+                        retries += 1
+                        self.metrics.retries.labels(kind).inc()
+                        await asyncio.sleep(self._rng.uniform(0.005, 0.05))  # jitter
+                        launch(False)
+                # a worker gone from the heartbeats will not answer: retry without waiting
+                now = time.monotonic()
+                for task, (worker, _, _) in list(running.items()):
+                    if not self.members[worker].alive(now) and retries < MAX_RETRIES:
+                        task.cancel()
+                due = hedge_at is not None and now - started >= hedge_at
+                if not hedged and due and running and self._hedge_tokens[kind] >= 1:
+                    hedged = True
+                    if launch(True):
+                        self._hedge_tokens[kind] -= 1
+                        self.metrics.hedges.labels(kind).inc()
+            self.metrics.jobs.labels(kind, "failed").inc()
+            raise NoWorker("; ".join(problems[-3:]) or "no worker answered in time")
+        finally:
+            for task, (worker, _, _) in running.items():
+                task.cancel()
+                self.members[worker].inflight -= 1
+            if running and self._nc is not None and self._nc.is_connected:
+                await self._nc.publish(protocol.CANCEL, request_id.encode())
+
+    async def _send(self, worker: str, kind: str, body: bytes, request_id: str, wait_s: float
+                    ) -> Any:  # fmt: skip
+        return await self._nc.request(protocol.job_subject(worker, kind), body, timeout=wait_s,
+                                      headers={protocol.REQUEST_ID: request_id})  # fmt: skip
+
+    def _judge(self, kind: str, worker: str, task: asyncio.Task, check: Check) -> bytes | str:
+        """The reply's body when it is good, else what was wrong (counted against the
+        worker when it was a bad result rather than a lost one)."""
+        if task.cancelled():
+            return "gone"
+        exc = task.exception()
+        if exc is not None:
+            return f"no reply ({type(exc).__name__})"
+        msg = task.result()
+        error = (msg.headers or {}).get(protocol.ERROR)
+        if error:
+            return error[:200]
+        reputation = self.members[worker].reputation
+        checked = reputation.should_check(self._rng)
+        problem = check(msg.data, checked)
+        if problem is None:
+            if checked:
+                reputation.passed_check()
+            return msg.data
+        self.metrics.failed_checks.labels(kind).inc()
+        if reputation.failed_check(problem):
+            self.metrics.quarantines.inc()
+            log.warning("fleet: worker %s quarantined: %s", worker, problem)
+        return problem
