@@ -1021,6 +1021,9 @@ NO_SOURCE_NOTICE = (
 @click.option("--demo", is_flag=True, help="Replay a bundled, generated demo stream (offline).")
 @click.option("--default-source/--no-default-source", default=True, show_default=True,
               help="With no source given, follow Bluesky's public Jetstream.")  # fmt: skip
+@click.option("--fleet", "fleet_url", metavar="URL",
+              help="Spread answers and embeddings over `ima worker`s on these NATS servers "
+              "(nats://HOST:PORT[,HOST:PORT…]; README \"Fleet\").")  # fmt: skip
 @click.pass_obj
 def serve_cmd(
     settings: Settings,
@@ -1039,6 +1042,7 @@ def serve_cmd(
     public_url: str | None,
     demo: bool,
     default_source: bool,
+    fleet_url: str | None,
 ) -> None:
     """Run the sources into the store and serve the API and the web app (README "API",
     "Web app").
@@ -1089,12 +1093,20 @@ def serve_cmd(
                           log_level=logging.getLogger().level)  # fmt: skip
     if demo:
         click.echo("storing the demo stream's history…", err=True)
+    if fleet_url:
+        from ima.fleet import serving
+
+        try:
+            fleet_url = serving.fleet_url(fleet_url, settings.data_dir)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fleet") from None
+        serving.embed_through_fleet(fleet_url)
     try:
         writer = WriterProcess(config)  # takes the store; this process follows it
     except WriterUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     store = writer.store
-    vectors = Vectors.open(store) if embed and backend is not None else None
+    vectors = Vectors.open(store) if embed and (backend is not None or fleet_url) else None
     answer_pool = None
     if answerers and backend is None:
         from ima.answer.answerers import Answerers
@@ -1118,6 +1130,13 @@ def serve_cmd(
         # the gate orders answers by tier: as many run at once as there are answerers
         gate=PriorityGate(slots=answerers) if answer_pool else PriorityGate(),
     )
+    fleet = None
+    if fleet_url and backend is None:  # with an LLM, answers stay in this process
+        from ima.api.fleet import FleetView
+
+        fleet = serving.join(fleet_url, settings.data_dir, store, svc.metrics.registry,
+                             vectors.semantic if vectors else None, answer_pool)  # fmt: skip
+        svc.answerers = fleet.answerer
     mode_line = "no auth (local mode)" if no_auth else f"keys required, quotas in {limiter.name}"
     sources = len(declared) + demo
     click.echo(f"ima serving http://{host}:{port}/ (API at /v1) · {mode_line} · "
@@ -1126,9 +1145,13 @@ def serve_cmd(
     # over every 1 ms instead of 5 ms cut search p99 under ingest (README "API").
     sys.setswitchinterval(0.001)
     app = create_app(svc)
+    if fleet is not None:
+        app.state.fleet = FleetView(fleet.supervisor, settings.operator_keys)
     try:  # with bounded request heads; on SIGTERM the live feeds end and the app stops
         server.serve(app, host, port, on_exit=app.state.feeds.close_all)
     finally:  # the app's shutdown stops the writer and the answerers; here, if it never ran
+        if fleet is not None:
+            fleet.close()
         if answer_pool is not None:
             answer_pool.close()
         writer.close()

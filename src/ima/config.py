@@ -50,6 +50,8 @@ class Settings:
     max_wait: float = 0.001
     synchronous: str = "NORMAL"
     half_life_hours: float = 6.0
+    #: keys (their ids) that may see the fleet's workers (GET /v1/fleet)
+    operator_keys: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, data_dir: str | Path | None = None) -> Settings:
@@ -66,6 +68,9 @@ class Settings:
             max_wait=_env_float("IMA_BATCH_WAIT_MS", 1.0, 0, 10_000) / 1000,
             synchronous=synchronous,
             half_life_hours=_env_float("IMA_HALF_LIFE_HOURS", 6.0, 0.01, 24 * 365),
+            operator_keys=frozenset(
+                k.strip() for k in os.environ.get("IMA_OPERATOR_KEYS", "").split(",") if k.strip()
+            ),
         )
 
     def open_store(self) -> Store:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ima import web
-from ima.api import auth, chat, errors, posts, responses, system, trends
+from ima.api import auth, chat, errors, fleet, posts, responses, system, trends
 from ima.api.feeds import Feeds
 from ima.api.service import Services
 
@@ -135,9 +135,10 @@ def create_app(svc: Services) -> FastAPI:
     app.state.feeds = Feeds()
     errors.install(app)
 
+    app.add_middleware(fleet.RouteHeader)  # inside the limits: X-Ima-Fleet, who answered
     app.add_middleware(LimitsAndLatency, services=svc)
 
-    for module in (chat, responses, posts, trends, system):
+    for module in (chat, responses, posts, trends, system, fleet):
         app.include_router(module.router)
     web.install(app)
     return app

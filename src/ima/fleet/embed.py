@@ -20,6 +20,12 @@ from ima.fleet.supervisor import NoWorker, Supervisor
 from ima.vectors.embedder import Embedder
 
 MIN_COSINE = 0.99
+JOBS_AT_ONCE = 8
+
+
+def fleet_batch() -> int:
+    """Texts a background embedder should hand over at once: several jobs' worth."""
+    return protocol.EMBED_BATCH * JOBS_AT_ONCE
 
 
 class FleetEmbedder:
@@ -31,6 +37,9 @@ class FleetEmbedder:
         self._rng = random.Random(seed)
         self.remote = 0  # texts embedded by workers
         self.fallback = 0  # texts embedded here because no worker could
+
+    def close(self) -> None:
+        self.supervisor.close()
 
     def query(self, text: str) -> np.ndarray:
         return self.local.query(text)

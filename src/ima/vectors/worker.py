@@ -5,12 +5,16 @@ priority queue (when it is full, the lowest priority, the oldest and least engag
 is dropped: a newer post matters more to "what is happening now"). One thread
 embeds batches and writes them to the vector index. Embedding is slower than ingest
 on a small machine (~100 vs ~20,000 posts/s); `ima stats` shows the share embedded.
+Under `ima serve --fleet` (`IMA_FLEET_URL` set for the writer), the batches go to the
+fleet's workers, several at once, spot-checked against the local model, which also
+embeds whatever no worker could.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -40,6 +44,13 @@ class EmbeddingWorker:
         self._thread = threading.Thread(target=self._run, name="ima-embedder", daemon=True)
 
     def start(self) -> EmbeddingWorker:
+        url = os.environ.get("IMA_FLEET_URL")
+        if url:
+            from ima.fleet.embed import FleetEmbedder, fleet_batch
+            from ima.fleet.supervisor import Supervisor
+
+            self.embedder = FleetEmbedder(Supervisor(url).start(wait_s=5), self.embedder)
+            self.batch = fleet_batch()  # several jobs at once: as many workers as there are
         self._thread.start()
         return self
 
@@ -100,3 +111,6 @@ class EmbeddingWorker:
             self._cond.notify()
         if self._thread.ident is not None:
             self._thread.join()
+        close = getattr(self.embedder, "close", None)
+        if close is not None:
+            close()

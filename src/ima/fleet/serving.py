@@ -1,0 +1,67 @@
+"""`ima serve --fleet`: the supervisor, and answers and embeddings that go through it.
+
+The API process answers through the fleet (`FleetAnswerer`, in place of the answerer
+processes, which stay as its local fallback); the writer process embeds through it
+(`IMA_FLEET_URL` in the writer's environment, see `ima.vectors.worker`). Each has a
+supervisor of its own on the same fleet; the API's writes what it sees for
+`ima fleet list`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from ima.answer.ask import Semantic, ask
+from ima.answer.model import Answer
+from ima.fleet.answer import FleetAnswerer, LocalAnswer
+from ima.fleet.credentials import Credentials
+from ima.fleet.registry import state_file
+from ima.fleet.supervisor import Supervisor
+from ima.search import PostStore
+
+ENV = "IMA_FLEET_URL"
+
+
+@dataclass(slots=True)
+class ServingFleet:
+    supervisor: Supervisor
+    answerer: FleetAnswerer
+
+    def close(self) -> None:
+        self.supervisor.close()
+
+
+def fleet_url(url: str, data_dir: Path) -> str:
+    """The URL `ima serve` connects with (its own credentials added when workers have
+    some), also handed to the writer for embedding."""
+    return Credentials(data_dir).serve_url(url)
+
+
+def embed_through_fleet(url: str) -> None:
+    """Make the writer process (started after this) embed through the fleet at `url`."""
+    os.environ[ENV] = url
+
+
+def local_answer(store: PostStore, semantic: Semantic | None, pool: Any) -> LocalAnswer:
+    """How to answer without the fleet: the answerer processes when there are some."""
+    if pool is not None:
+        return pool.answer
+
+    def answer(question: str, *, as_of: datetime, **options: Any) -> Answer:
+        return ask(store, question, as_of=as_of, semantic=semantic, **options)
+
+    return answer
+
+
+def join(url: str, data_dir: Path, store: PostStore, registry: CollectorRegistry,
+         semantic: Semantic | None, pool: Any) -> ServingFleet:  # fmt: skip
+    """Start the API process's supervisor on `url` and the answerer that uses it."""
+    supervisor = Supervisor(url, registry, state_file=state_file(data_dir)).start()
+    answerer = FleetAnswerer(store, supervisor, local_answer(store, semantic, pool), semantic)
+    return ServingFleet(supervisor, answerer)
