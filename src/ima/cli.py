@@ -1352,3 +1352,29 @@ def fleet_list(settings: Settings, as_json: bool) -> None:
         return
     for line in lines(report):
         click.echo(line)
+
+
+@bench.command("fleet")
+@click.option("--workers", type=click.IntRange(2, 32), default=4, show_default=True,
+              help="Workers during the churn (half compose, half embed).")  # fmt: skip
+@click.option("--churn", type=click.FloatRange(0.01, 1), default=0.3, show_default=True,
+              help="Share of the workers SIGKILLed (and replaced) every 4 s.")  # fmt: skip
+@click.option("--minutes", type=click.FloatRange(0.05, 600), default=10, show_default=True,
+              help="How long the churn runs.")  # fmt: skip
+@click.option("--chats", type=click.IntRange(20, 100_000), default=200, show_default=True,
+              help="Chats measured with four fast workers, and with one slow in four.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
+def bench_fleet(workers: int, churn: float, minutes: float, chats: int, as_json: bool) -> None:
+    """The fleet on a NATS cluster of three, with real worker processes (README "Fleet"):
+    embedding throughput with 1, 2, 4 workers; chat p99 with one slow worker in four
+    against four fast; then 0 lost and 0 unverified under churn and a server killed.
+    Exits non-zero if a request was lost or an unverified answer got out."""
+    from ima.bench.fleet import run
+
+    figures = run(workers=workers, churn=churn, minutes=minutes, chats=chats,
+                  progress=lambda m: click.echo(f"… {m}", err=True))  # fmt: skip
+    click.echo(json.dumps(figures, indent=None if as_json else 2))
+    loaded = figures["churn"]
+    embedded = loaded["embed"]
+    if loaded["lost"] or loaded["unverified"] or embedded["lost"] or embedded["off_model"]:
+        raise SystemExit(1)

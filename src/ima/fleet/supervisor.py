@@ -112,7 +112,8 @@ class Supervisor:
         seed: int | None = None,
     ) -> None:
         self.url = url
-        self.metrics = FleetMetrics(registry or CollectorRegistry())
+        self.registry = registry or CollectorRegistry()
+        self.metrics = FleetMetrics(self.registry)
         self.members: dict[str, Member] = {}
         self.state_file = state_file
         self._rng = random.Random(seed)
@@ -159,6 +160,11 @@ class Supervisor:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+
+    def count(self, metric: str, kind: str) -> float:
+        """A counter's total for `kind` (`hedges`, `retries`, `local_fallbacks`…)."""
+        value = self.registry.get_sample_value(f"ima_fleet_{metric}_total", {"kind": kind})
+        return value or 0.0
 
     # membership
 

@@ -23,12 +23,10 @@ from typing import Any
 import numpy as np
 from nats.micro import add_service
 
-from ima.answer import voice
-from ima.answer.compose import compose
-from ima.answer.question import understand
 from ima.fleet import protocol
 from ima.fleet.connection import connect, redacted
 from ima.fleet.protocol import Composed, ComposeJob, EmbedJob, Heartbeat, ProtocolError
+from ima.fleet.work import composed
 from ima.post import from_us, unflatten
 
 log = logging.getLogger(__name__)
@@ -72,17 +70,8 @@ class Worker:
         return self.embedder.passages(job.texts)
 
     def compose(self, job: ComposeJob) -> Composed:
-        """The extractive composer over the posts sent: the same sentences `ima serve`
-        would pick, each citation naming the index of the post it quotes."""
-        question = understand(job.question)
-        posts = [unflatten(p) for p in job.posts]
-        as_of = from_us(job.as_of_us)
-        composition = compose(question, posts, as_of, job.weights)
-        if composition.lead is None:
-            return Composed("", False)
-        text, statements = voice.say(question, composition, as_of, job.persona)
-        index = {p.id: i for i, p in enumerate(posts)}
-        return Composed(text, True, [(index[s.post.id], s.text) for s in statements])
+        return composed(job.question, [unflatten(p) for p in job.posts], from_us(job.as_of_us),
+                        job.weights, job.persona)  # fmt: skip
 
     # the fleet side
 

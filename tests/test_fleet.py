@@ -1,0 +1,200 @@
+"""The fleet's parts: its protocol's limits, trust, credentials checked by a real
+nats-server, and `ima serve --fleet` answering through a real worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import httpx
+import nats
+import pytest
+from nats.errors import Error as NatsError
+
+from conftest import feed, post
+from ima.answer.compose import key_weights
+from ima.answer.question import understand
+from ima.api.keys import KeyStore
+from ima.bench.fleet import NatsCluster, Workers
+from ima.bench.serve import free_port, wait_until_up
+from ima.fleet import protocol
+from ima.fleet.answer import FleetAnswerer
+from ima.fleet.credentials import Credentials
+from ima.fleet.protocol import Composed, EmbedJob, Heartbeat, ProtocolError
+from ima.fleet.reputation import QUARANTINE_AFTER, TRUSTED_AFTER, Reputation
+from ima.fleet.work import composed
+from ima.post import Author, Post
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def test_jobs_past_the_protocol_limits_are_refused():
+    with pytest.raises(ProtocolError):
+        EmbedJob.decode(b"not json")
+    with pytest.raises(ProtocolError):
+        EmbedJob.decode(EmbedJob(["x"] * (protocol.MAX_EMBED_TEXTS + 1), "m").encode())
+    with pytest.raises(ProtocolError):
+        EmbedJob.decode(EmbedJob(["x" * (protocol.MAX_TEXT_CHARS + 1)], "m").encode())
+    with pytest.raises(ProtocolError):
+        Heartbeat.decode(b'{"worker": "a.b", "kinds": []}')  # a subject token can't hold "."
+    assert EmbedJob.decode(EmbedJob(["a", "b"], "m").encode()) == EmbedJob(["a", "b"], "m")
+
+
+def test_a_new_worker_is_always_checked_and_a_repeated_liar_quarantined():
+    import random
+
+    rng = random.Random(0)
+    reputation = Reputation()
+    assert all(reputation.should_check(rng) for _ in range(50))
+    for _ in range(TRUSTED_AFTER):
+        reputation.passed_check()
+    assert 0 < sum(reputation.should_check(rng) for _ in range(1000)) < 300
+    assert not any(reputation.failed_check("wrong") for _ in range(QUARANTINE_AFTER - 1))
+    assert reputation.failed_check("wrong") and reputation.quarantined
+
+
+def _post(n: int, text: str) -> Post:
+    return Post(f"t:{n}", "t", Author(f"user{n}"), text, "en", NOW, NOW)
+
+
+def test_the_verifier_passes_a_composition_and_catches_a_fabricated_one():
+    posts = [_post(1, "The harbor bridge reopened at 9:15 after 12 hours of repairs."),
+             _post(2, "Traffic on the harbor bridge is back to normal, police said.")]  # fmt: skip
+    question = understand("Is the harbor bridge open?")
+    weights = key_weights(question, 100, {"harbor": 3, "bridge": 3, "open": 10})
+    honest = composed(question.text, posts, NOW, weights, "regular")
+    assert honest.found and FleetAnswerer.problems(honest, posts, NOW) is None
+    claim = "Officials say 40 people were hurt on the harbor bridge"
+    invented = Composed(f"{claim} [1].", True, [(0, claim)])
+    assert FleetAnswerer.problems(invented, posts, NOW) is not None
+    misquoted = Composed(honest.text, True, [(1, c[1]) for c in honest.citations])
+    assert FleetAnswerer.problems(misquoted, posts, NOW) is not None
+
+
+async def _connect(url: str) -> nats.NATS:
+    return await nats.connect(url, allow_reconnect=False, connect_timeout=2)
+
+
+def test_worker_credentials_are_checked_by_nats_and_revocable(tmp_path):
+    data = tmp_path / "data"
+    ima = [sys.executable, "-m", "ima", "--data-dir", str(data), "fleet"]
+    added = subprocess.run([*ima, "add-worker", "pi-1"], capture_output=True, text=True, check=True)
+    password = added.stdout.strip()
+    credentials = Credentials(data)
+    assert password and password not in credentials.auth_file.read_text()  # only the hash
+    cluster = NatsCluster(tmp_path / "nats", servers=1, auth_file=credentials.auth_file).start()
+    port = cluster.ports[0]
+
+    async def scenario() -> None:
+        with pytest.raises(NatsError):  # no credentials, or wrong ones
+            await _connect(f"nats://127.0.0.1:{port}")
+        with pytest.raises(NatsError):
+            await _connect(f"nats://pi-1:wrong@127.0.0.1:{port}")
+        worker = await _connect(f"nats://pi-1:{password}@127.0.0.1:{port}")
+        serve = await _connect(credentials.serve_url(f"nats://127.0.0.1:{port}"))
+        beats: list[str] = []
+
+        async def seen(msg: nats.aio.msg.Msg) -> None:
+            beats.append(msg.subject)
+
+        await serve.subscribe(protocol.HEARTBEATS, cb=seen)
+        await serve.flush()
+        await worker.publish(protocol.heartbeat_subject("pi-1"), b"{}")
+        await worker.publish(protocol.heartbeat_subject("someone-else"), b"{}")  # refused
+        await worker.flush()
+        deadline = time.monotonic() + 5
+        while not beats and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert beats == [protocol.heartbeat_subject("pi-1")]
+        reload = ["--reload-pid", str(cluster.pid_file(0))]
+        removed = subprocess.run([*ima, "remove-worker", "pi-1", *reload], capture_output=True,
+                                 text=True)  # fmt: skip
+        assert removed.returncode == 0, removed.stderr
+        deadline = time.monotonic() + 10
+        while worker.is_connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not worker.is_connected  # the reload disconnected it
+        with pytest.raises(NatsError):
+            await _connect(f"nats://pi-1:{password}@127.0.0.1:{port}")
+        await serve.close()
+
+    try:
+        asyncio.run(scenario())
+        listed = subprocess.run([*ima, "list"], capture_output=True, text=True, check=True)
+        assert "pi-1" in listed.stdout and "revoked" in listed.stdout
+    finally:
+        cluster.close()
+
+
+def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_path):
+    data = tmp_path / "data"
+    from ima.store import Store
+
+    store = Store(data, commit_interval=0.05)
+    at = NOW.isoformat()
+    feed(store, [
+        post(1, "The harbor bridge reopened at 9:15 after the repairs.", at=at),
+        post(2, "Harbor bridge traffic is back to normal.", at=at, author="bob"),
+    ])  # fmt: skip
+    store.close()
+    keys = KeyStore(data / "keys.sqlite3")
+    operator, operator_secret = keys.create("ops", "premium")
+    _, user_secret = keys.create("someone", "premium")
+    keys.close()
+    cluster = NatsCluster(tmp_path / "nats", servers=1).start()
+    workers = Workers(cluster.url, tmp_path)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "IMA_OPERATOR_KEYS": operator.id}
+    with open(log, "wb") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port", str(port),
+             "--no-default-source", "--no-embed", "--answerers", "0", "--fleet", cluster.url],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    ask = {"model": "ima", "messages": [{"role": "user", "content": "Is the harbor bridge open?"}],
+           "search_parameters": {"to_date": "2026-11-22"}}  # fmt: skip
+    try:
+        wait_until_up(f"{base}/healthz", serve, log=log)
+        name = workers.start(("compose",))
+        as_operator = {"authorization": f"Bearer {operator_secret}"}
+        deadline = time.monotonic() + 30
+        while True:
+            listed = httpx.get(f"{base}/v1/fleet", headers=as_operator).json()
+            if any(w["name"] == name and w["state"] == "live" for w in listed["workers"]):
+                break
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.1)
+        answer = httpx.post(f"{base}/v1/chat/completions", json=ask, headers=as_operator,
+                            timeout=30)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-ima-fleet"] == f"worker {name}"
+        assert "[1]" in answer.json()["choices"][0]["message"]["content"]
+        refused = httpx.get(f"{base}/v1/fleet", headers={"authorization": f"Bearer {user_secret}"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_operator"
+
+        workers.kill(name)  # the only worker: answers go on, locally, and say so
+        deadline = time.monotonic() + 15
+        while True:
+            local = httpx.post(f"{base}/v1/chat/completions", json=ask, headers=as_operator,
+                               timeout=30)  # fmt: skip
+            if local.headers.get("x-ima-fleet") == "local":
+                break
+            assert time.monotonic() < deadline, local.headers
+        assert local.status_code == 200
+        assert local.json()["choices"][0]["message"]["content"] == (
+            answer.json()["choices"][0]["message"]["content"])  # fmt: skip
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'ima_fleet_local_fallbacks_total{kind="compose"}' in metrics
+        assert 'ima_fleet_jobs_total{kind="compose",outcome="ok"} 1.0' in metrics
+    finally:
+        serve.terminate()
+        serve.wait(15)
+        workers.close()
+        cluster.close()
