@@ -340,11 +340,21 @@ class Supervisor:
             self.metrics.jobs.labels(kind, "failed").inc()
             raise NoWorker("; ".join(problems[-3:]) or "no worker answered in time")
         finally:
-            for task, (worker, _, _) in running.items():
-                task.cancel()
-                self.members[worker].inflight -= 1
+            for task, (worker, sent, _) in running.items():
+                # the loser still holds the job (unless the cancel reaches it first): it
+                # stays counted in flight, and its time, when it comes, says how slow it is
+                task.add_done_callback(lambda t, w=worker, s=sent: self._lost_race(t, w, s))
             if running and self._nc is not None and self._nc.is_connected:
                 await self._nc.publish(protocol.CANCEL, request_id.encode())
+
+    def _lost_race(self, task: asyncio.Task, worker: str, sent: float) -> None:
+        member = self.members[worker]
+        member.inflight -= 1
+        took = time.monotonic() - sent
+        if not task.cancelled() and task.exception() is None:
+            member.latency_s = took if member.latency_s is None else max(member.latency_s, took)
+        else:  # no answer at all, as long as it was waited for
+            member.latency_s = max(member.latency_s or 0.0, took)
 
     async def _send(self, worker: str, kind: str, body: bytes, request_id: str, wait_s: float
                     ) -> Any:  # fmt: skip

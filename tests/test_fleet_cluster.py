@@ -1,0 +1,97 @@
+"""The fleet on a NATS cluster of three real `nats-server` processes with real worker
+processes: churn and a server killed (nothing lost), a slow worker (hedged), and a
+lying worker (quarantined, nothing of it reaching a client)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from ima.bench.fleet import (
+    SLOW_S,
+    ChatLoad,
+    NatsCluster,
+    Workers,
+    build_store,
+    churn_run,
+    hedging_run,
+    wait_live,
+)
+from ima.fleet.answer import FleetAnswerer
+from ima.fleet.embed import FleetEmbedder
+from ima.fleet.serving import local_answer
+from ima.fleet.supervisor import Supervisor
+from ima.vectors.embedder import E5
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    s = build_store(tmp_path_factory.mktemp("fleet") / "data", 120, NOW)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def local():
+    return E5()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = NatsCluster(tmp_path / "nats").start()
+    yield c
+    c.close()
+
+
+def test_nothing_is_lost_when_workers_and_a_server_are_killed(tmp_path, cluster, store, local):
+    figures = churn_run(tmp_path, cluster, store, NOW, local, workers_n=4, churn=0.3,
+                        minutes=0.3)  # fmt: skip
+    assert figures["workers_killed"] >= 4
+    assert figures["answered"] > 10
+    assert (figures["lost"], figures["unverified"]) == (0, 0), figures["errors"]
+    assert figures["embed"]["batches"] > 0
+    assert (figures["embed"]["lost"], figures["embed"]["off_model"]) == (0, 0)
+    assert None in cluster.processes  # a server was killed midway
+
+
+def test_a_slow_worker_is_hedged(tmp_path, cluster, store):
+    figures = hedging_run(tmp_path, cluster, store, NOW, requests=60)
+    slow, fast = figures["one_slow_in_four"], figures["four_fast"]
+    assert slow["hedges"] >= 1
+    assert (slow["lost"], slow["unverified"], fast["lost"], fast["unverified"]) == (0, 0, 0, 0)
+    assert slow["p99_ms"] < SLOW_S * 1000  # nobody waited out the slow worker
+
+
+def test_a_lying_worker_is_quarantined_and_none_of_its_output_gets_out(
+    tmp_path, cluster, store, local
+):
+    workers = Workers(cluster.url, tmp_path)
+    supervisor = Supervisor(cluster.url, seed=1).start()
+    try:
+        liar = workers.start(("compose", "embed"), fault="liar", name="liar")
+        honest = [workers.start(("compose",)), workers.start(("embed",))]
+        wait_live(supervisor, "compose", [liar, honest[0]])
+        wait_live(supervisor, "embed", [liar, honest[1]])
+        load = ChatLoad(store, FleetAnswerer(store, supervisor, local_answer(store, None, None)),
+                        NOW)  # fmt: skip
+        load.run(24, 2, random.Random(2))
+        assert (load.lost, load.unverified, load.local) == (0, 0, 0), load.errors
+        embedder = FleetEmbedder(supervisor, local, seed=2)
+        texts = [f"the harbor bridge update number {i}" for i in range(48)]
+        vectors = embedder.passages(texts)
+        truth = local.passages(texts)
+        assert float(np.min(np.sum(vectors * truth, axis=1))) >= 0.99
+        listed = {w["name"]: w for w in supervisor.snapshot()}
+        assert listed[liar]["state"] == "quarantined", listed[liar]
+        assert listed[liar]["checks_failed"] >= 3 and listed[liar]["reputation"] < 0.1
+        assert all(listed[name]["state"] == "live" for name in honest)
+        assert supervisor.registry.get_sample_value("ima_fleet_quarantines_total") == 1
+        assert liar not in supervisor.live("compose") + supervisor.live("embed")
+    finally:
+        supervisor.close()
+        workers.close()
