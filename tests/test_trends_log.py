@@ -161,27 +161,33 @@ def test_an_instant_older_than_any_recorded_history(tmp_path: Path, monkeypatch)
         store.close()
 
 
-def test_a_cold_start_shows_a_topic_most_people_are_on(tmp_path: Path):
-    """A stream that starts with a crisis (no baseline at all) still has its story; a
-    stream that starts with ordinary chatter has none."""
+def test_a_cold_start_shows_a_topic_fifty_people_are_on_among_many(tmp_path: Path):
+    """A stream that starts with a crisis (no baseline at all) still has its story, even
+    when the 50 people on it are one poster in eight; a stream that starts with ordinary
+    chatter has none."""
     store = Store(tmp_path / "data", commit_interval=0.05)
     start = QUIET_START
-    feed(store, _chile(start, people=60))
+    talk = chatter(60, per_minute=6, start=start)
+    feed(store, talk + _chile(start, people=50))
     view = StoryView(store)
     try:
         cold = view.across(to_us(start + timedelta(minutes=59)))
     finally:
         view.close()
         store.close()
+    assert 50 / (len({r["author"] for r in talk}) + 50) < 0.15
     assert cold and {"chile", "iquique"} & set(cold[0]["items"])
-    store = Store(tmp_path / "chatter", commit_interval=0.05)
-    feed(store, chatter(20))
-    view = StoryView(store)
-    try:
-        assert view.across(to_us(START + timedelta(minutes=19))) == []
-    finally:
-        view.close()
-        store.close()
+    assert all({"chile", "iquique", "terremoto", "earthquake"} & set(s["items"]) for s in cold)
+    for name, talk, at in (("quiet", talk, start + timedelta(minutes=59)),
+                           ("busy", chatter(20), START + timedelta(minutes=19))):  # fmt: skip
+        store = Store(tmp_path / name, commit_interval=0.05)
+        feed(store, talk)
+        view = StoryView(store)
+        try:
+            assert view.across(to_us(at)) == [], name
+        finally:
+            view.close()
+            store.close()
 
 
 def test_after_days_of_quiet_an_event_told_in_two_languages(tmp_path: Path):

@@ -71,7 +71,7 @@ def _spanish(text: str) -> bool:
 
 def records(directory: Path) -> Iterator[dict]:
     """Every labelled tweet of the collection's files as a post record, with `event`."""
-    for path in sorted(directory.glob("*_labeled_data.tsv")):
+    for path in sorted(directory.rglob("*_labeled_data.tsv")):  # flat, or as the copy has them
         event = event_of(path)
         with path.open(encoding="utf-8", errors="replace", newline="") as handle:
             for row in csv.DictReader(handle, delimiter="\t"):

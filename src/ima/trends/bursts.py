@@ -26,7 +26,9 @@ PRIOR_COUNT = 0.01  # the Gamma prior: this many author-minutes ...
 PRIOR_MINUTES = 0.5  # ... over this many minutes (weak: a day's history outweighs it)
 MINUTE_US = 60_000_000
 ANYONE = ""  # counted once per author-minute for every post: how many are posting
-COLD_SHARE = 0.2  # in a cold window, a burst is said by this share of those posting
+# with no baseline, an item may have been as common as the commonest ordinary words, said
+# by this share of those posting (a busy stream's chatter words are a few percent each)
+ORDINARY_SHARE = 0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +142,12 @@ class BurstDetector:
     """Counts items as posts arrive; says which burst in each window.
 
     A window that has not yet seen `warm_up_spans` of history is *cold* (a stream just
-    started): its law is widened as if the item had been quiet for only one span, and
-    an item must be said by `cold_authors` authors who are `COLD_SHARE` of everyone
-    posting, so that a topic many of the stream's independent authors are on still
-    shows while the words of ordinary chatter, all new to a new stream, do not (on a
-    busy stream they are a few percent of it each; a crisis is a fifth or more)."""
+    started): not knowing an item's past widens its law rather than silencing it. Its
+    baseline is taken as at least one span at `ORDINARY_SHARE` of everyone posting (it
+    may have been a common word all along), and it must be said by `cold_authors`
+    authors: so the words of ordinary chatter, all new to a new stream, are not news,
+    while a topic far more of the stream's independent authors are on than any common
+    word is (50 of 400 posters, say), however young the stream."""
 
     def __init__(
         self,
@@ -207,10 +210,8 @@ class BurstDetector:
         cold = self.warming_up(name)
         current = self._counts
         minutes = window.covered_minutes()
-        least = self.min_authors
+        least = self.cold_authors if cold else self.min_authors
         everyone = window.total[ANYONE] + current[ANYONE]
-        if cold:
-            least = max(self.cold_authors, math.ceil(COLD_SHARE * everyone))
         found = []
         for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
             i for i, c in window.total.items() if c + current[i] >= least
@@ -221,6 +222,7 @@ class BurstDetector:
             seen, exposure = window.baseline(item)
             if cold:
                 exposure = max(exposure, float(window.span))
+                seen = max(seen, ORDINARY_SHARE * everyone * exposure / minutes)
             score = surprise(count, seen, exposure, minutes)
             if score >= self.min_surprise:
                 expected = (PRIOR_COUNT + seen) / (PRIOR_MINUTES + exposure) * minutes
