@@ -405,7 +405,7 @@ class Pipeline:
                 outcomes[index] = (post_id, "edited", None)
             original = None if edit else self._original_of(item)
             if original is None:
-                entries.append(Entry(flat, item.text))
+                entries.append(Entry(flat, item.text, item.terms))
             else:
                 copy = (*flat[: Flat.DUPLICATE_OF], original, *flat[Flat.DUPLICATE_OF + 1 :])
                 copy_counts[original] += 1

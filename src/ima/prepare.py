@@ -1,42 +1,35 @@
-"""The pure part of ingest: record → post, prepared text and duplicate fingerprint.
+"""The pure part of ingest: record → post, prepared text, its terms and duplicate fingerprint.
 
 It needs no store and no shared state, so it can run in worker processes while the
 pipeline thread commits the previous batch: that is how ingest uses both cores of a
-small machine. Results cross the process boundary as flat tuples (`Prepared`
-pickles itself compactly), because pickling nested objects costs more than it saves.
+small machine. Everything per post that does not need the store is done here, once:
+the committing process neither parses, analyzes nor fingerprints. Results cross the
+process boundary as named tuples of plain values (a post as `ima.post.flatten`'s
+tuple), which pickle compactly and are rebuilt without running any `__init__`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ima import analysis
 from ima.changes import Cursor, Delete, Edit, Engagement
 from ima.dedup import Fingerprint, fingerprints
 from ima.normalize import RecordError, normalize
 from ima.post import flatten
+from ima.store.fresh import distinct_terms
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class Prepared:
+class Prepared(NamedTuple):
     flat: tuple  # the post, as `ima.post.flatten` gives it: what the log stores
     text: str  # as the index sees it (`analysis.prepare`)
+    terms: tuple[str, ...]  # the text's distinct terms (`ima.store.fresh.distinct_terms`)
     fingerprint: Fingerprint | None
     dropped: tuple[str, ...] = ()  # fields left out of the record (`normalize`'s `dropped`)
-
-    def __reduce__(self) -> tuple:
-        fp = self.fingerprint
-        wire = None if fp is None else (fp.key, fp.numbers, fp.shingles, fp.bands)
-        return (_rebuild, (self.flat, self.text, wire, self.dropped))
-
-
-def _rebuild(flat: tuple, text: str, wire: tuple | None, dropped: tuple[str, ...]) -> Prepared:
-    return Prepared(flat, text, None if wire is None else Fingerprint(*wire), dropped)
 
 
 #: a record to prepare: (record, default source, other sources it may claim or None for any)
@@ -46,7 +39,8 @@ Payload = tuple[Any, str, frozenset[str] | None]
 def prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: datetime) -> (
     Prepared | RecordError
 ):  # fmt: skip
-    """One record → a post and its indexed text, or the reason it cannot be one.
+    """One record → a post and its indexed text and terms (no fingerprint yet: those are
+    made a batch at once), or the reason it cannot be one.
 
     Whatever the record holds, the answer is one of those two: a failure that is not a
     `RecordError` (a bug meeting odd input) is logged and refuses this record alone."""
@@ -58,7 +52,7 @@ def prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: d
             record, default_source=source, now=now, allowed_sources=allowed, dropped=dropped
         )
         text = analysis.prepare(post.text)
-        return Prepared(flatten(post), text, None, tuple(dropped))
+        return Prepared(flatten(post), text, distinct_terms(text), None, tuple(dropped))
     except RecordError as exc:
         return _bare(exc)
     except Exception as exc:  # RecursionError, OverflowError, MemoryError...
@@ -92,7 +86,9 @@ def prepare_batch(
             texts.append(prepared.text)
         out.append(prepared)
     prints = iter(fingerprints(texts))
-    for item in out:
-        if isinstance(item, Prepared):
-            item.fingerprint = next(prints)
-    return out
+    return [
+        Prepared(item.flat, item.text, item.terms, next(prints), item.dropped)
+        if isinstance(item, Prepared)
+        else item
+        for item in out
+    ]

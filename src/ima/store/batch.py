@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(slots=True)
@@ -31,13 +32,15 @@ class DeadLetter:
     raw: bytes
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(NamedTuple):
     """A post on its way into the log, flat (`ima.post.flatten`); `text` is its prepared
-    text, '' for a copy."""
+    text, '' for a copy. `terms`: the text's distinct terms when ingest analyzed it
+    already (in its preparing processes), so that the committing process does not.
+    A tuple, not an object: a batch holds thousands, each made and read once."""
 
     flat: tuple
     text: str
+    terms: Sequence[str] | None = None
 
 
 @dataclass(slots=True)

@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from ima.post import Flat
 from ima.store.batch import Batch, Commit, DeadLetter, Entry
-from ima.store.fresh import FreshDoc, FreshSegment, facet
+from ima.store.fresh import FreshDoc, FreshSegment, distinct_terms, facet
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
 from ima.store.log import PostLog, StoredPost
 from ima.store.plan import Plan
@@ -82,7 +83,7 @@ def _disk_bytes(directory: Path) -> int:
     return total
 
 
-def _fresh_doc(seq: int, flat: tuple, text: str) -> FreshDoc:
+def _fresh_doc(seq: int, flat: tuple, text: str, terms: Sequence[str] | None = None) -> FreshDoc:
     """From a post in flat form (`ima.post.flatten`), as ingest carries it."""
     facets = [
         facet("author", flat[Flat.HANDLE].lower()),
@@ -91,7 +92,7 @@ def _fresh_doc(seq: int, flat: tuple, text: str) -> FreshDoc:
     ]
     facets += [facet("tags", tag) for tag in flat[Flat.HASHTAGS].split()]
     facets += [facet("mentions", name) for name in flat[Flat.MENTIONS].split()]
-    return FreshDoc(seq=seq, created_us=flat[Flat.CREATED_US], text=text, facets=facets)
+    return FreshDoc(seq, flat[Flat.CREATED_US], text, facets, terms)
 
 
 class Store:
@@ -162,7 +163,7 @@ class Store:
         if removed:
             self._queue.put(_Forget(removed))
         docs = [
-            _fresh_doc(first + i, e.flat, e.text)
+            _fresh_doc(first + i, e.flat, e.text, e.terms)
             for i, e in enumerate(entries)
             if e.flat[Flat.DUPLICATE_OF] is None
         ]
@@ -182,16 +183,19 @@ class Store:
 
     def _add_fresh(self, docs: list[FreshDoc]) -> None:
         """Make docs searchable from memory (the caller is the store's one writer)."""
-        terms = FreshSegment.analyze(docs)
+        for doc in docs:  # analyzed before the lock is taken, unless ingest did it
+            if doc.terms is None:
+                doc.terms = distinct_terms(doc.text)
         with self._view_lock:
             current = self._fresh[-1] if self._fresh else None
             if current is None or (
                 time.monotonic() - current.started > self.commit_interval
-                or len(current.docs) >= _SEGMENT_DOCS
+                or len(current) >= _SEGMENT_DOCS
             ):
                 current = FreshSegment()
                 self._fresh = (*self._fresh, current)
-            current.append(docs, terms)
+            # under the lock: `_publish` must not drop a segment while it grows
+            current.append(docs)
 
     def refresh(self) -> None:
         """Read-only: catch up with what the writing process has committed since, so a
@@ -221,9 +225,11 @@ class Store:
 
     def _publish(self) -> None:
         with self._view_lock:
+            dropped = self._fresh
             self._searcher = self.lexical.searcher
             self._indexed_seq = self.lexical.committed_seq
             self._fresh = tuple(c for c in self._fresh if c.max_seq > self._indexed_seq)
+        del dropped  # segments the index now covers are freed here, not under the lock
 
     def _index_loop(self) -> None:
         lower_priority({threading.get_native_id()})  # commits run here
@@ -311,11 +317,11 @@ class Store:
         with self._view_lock:
             searcher, indexed_seq, fresh = self._searcher, self._indexed_seq, self._fresh
         seqs: dict[int, None] = {}
-        fresh_docs: list[FreshDoc] = []
+        fresh_hits: list[tuple[int, int]] = []  # (created_us, seq)
         for segment in fresh:
-            fresh_docs.extend(segment.search(plan, indexed_seq, low_us, high_us))
-        fresh_docs.sort(key=lambda d: d.created_us, reverse=True)
-        seqs.update((d.seq, None) for d in fresh_docs[:limit])
+            fresh_hits.extend(segment.search(plan, indexed_seq, low_us, high_us))
+        fresh_hits.sort(key=itemgetter(0), reverse=True)
+        seqs.update((seq, None) for _, seq in fresh_hits[:limit])
         query = self.lexical.compile(plan, low_us, high_us)
         for newest in (False, True):
             seqs.update(
@@ -333,7 +339,7 @@ class Store:
             term: searcher.doc_freq("text", term) + sum(seg.doc_freq(term) for seg in fresh)
             for term in set(terms)
         }
-        return searcher.num_docs + sum(len(seg.docs) for seg in fresh), doc_freq
+        return searcher.num_docs + sum(len(seg) for seg in fresh), doc_freq
 
     def term_stats(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
         """How many posts are searchable, and how many contain each term."""
@@ -422,7 +428,7 @@ class Store:
             copies=counts["copies"],
             log_seq=self.log.last_seq,
             indexed_seq=indexed_seq,
-            index_lag_posts=sum(1 for seg in fresh for d in seg.docs if d.seq > indexed_seq),
+            index_lag_posts=sum(seg.pending(indexed_seq) for seg in fresh),
             fresh_segments=len(fresh),
             index_commits=self.index_commits,
             disk_bytes=_disk_bytes(self.data_dir),
