@@ -97,6 +97,10 @@ class Member:
     def alive(self, now: float) -> bool:
         return now - self.seen <= protocol.GONE_AFTER_S
 
+    def ready(self) -> bool:
+        """Timed already, or idle: a new worker is sent one job, then waits to be timed."""
+        return self.latency_s is not None or not self.inflight
+
     def cost(self, prior_s: float) -> float:
         """Expected wait for one more job: jobs ahead of it times seconds per job."""
         return (self.inflight + 1) * (self.latency_s if self.latency_s is not None else prior_s)
@@ -256,7 +260,9 @@ class Supervisor:
 
     def _pick(self, kind: str, exclude: set[str]) -> str | None:
         """The better of two random candidates (power of two choices)."""
-        candidates = [n for n in self.live(kind) if n not in exclude]
+        # a worker not timed yet (new) gets one job at a time until its first answer
+        # says how fast it is: a slow newcomer costs one hedged job, not a queue of them
+        candidates = [n for n in self.live(kind) if n not in exclude and self.members[n].ready()]
         if not candidates:
             return None
         two = self._rng.sample(candidates, min(2, len(candidates)))
