@@ -178,10 +178,10 @@ def test_a_cold_start_shows_a_topic_fifty_people_are_on_among_many(tmp_path: Pat
     assert 50 / (len({r["author"] for r in talk}) + 50) < 0.15
     assert cold and {"chile", "iquique"} & set(cold[0]["items"])
     assert all({"chile", "iquique", "terremoto", "earthquake"} & set(s["items"]) for s in cold)
-    for name, talk, at in (("quiet", talk, start + timedelta(minutes=59)),
+    for name, only, at in (("quiet", talk, start + timedelta(minutes=59)),
                            ("busy", chatter(20), START + timedelta(minutes=19))):  # fmt: skip
         store = Store(tmp_path / name, commit_interval=0.05)
-        feed(store, talk)
+        feed(store, only)
         view = StoryView(store)
         try:
             assert view.across(to_us(at)) == [], name

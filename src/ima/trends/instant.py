@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 HOUR_US = 3600 * 1_000_000
 LOOKBACK_US = 48 * HOUR_US  # the longest window, and one day before it to learn from
 MAX_POSTS = 1_000_000  # posts held at once; past it, a sample of them (see `_read`)
+SHARE = 32  # a sample reads 1/SHARE of each minute (1/stride, if stride is smaller)
 FETCH = 300  # posts fetched per bursting item
 LATE_SCAN = 100_000  # posts after an answer's mark looked at for one created before it
 
@@ -99,25 +100,52 @@ def arrived_late(store: Store, mark: int, at_us: int) -> bool:
 Row = tuple[int, int, str, str]  # created_us, seq, author, prepared text
 
 
+def _stride(store: Store, low_us: int, high_us: int) -> int:
+    """1 in how many posts of [low_us, high_us] to read, so that about `MAX_POSTS` are:
+    a power of two, from an estimate (`_parts` at the finest share), as an exact count
+    would walk the whole time index: only an estimate this small is checked by one."""
+    probed = sum(store.count_created(lo, hi) for lo, hi, _ in _parts(low_us, high_us, SHARE))
+    held = probed * SHARE
+    if held < 4 * MAX_POSTS:
+        held = store.count_created(low_us, high_us)
+    stride = 1
+    while held > MAX_POSTS * stride:
+        stride *= 2
+    return stride
+
+
+def _parts(low_us: int, high_us: int, stride: int) -> list[tuple[int, int, int]]:
+    """(low, high, every) of the reads that take 1 in `stride` posts of [low_us, high_us]:
+    the first 1/`SHARE` (or 1/stride) of every minute, every `every`-th post by log
+    position in it. Each minute is sampled alike, so that counts stay comparable minute
+    to minute, and the time index is walked for those parts of minutes only."""
+    if stride == 1:
+        return [(low_us, high_us, 1)]
+    share = min(stride, SHARE)
+    span = MINUTE_US // share
+    minutes = range(low_us // MINUTE_US, high_us // MINUTE_US + 1)
+    parts = [(max(low_us, m * MINUTE_US), min(high_us, m * MINUTE_US + span - 1), stride // share)
+             for m in minutes]  # fmt: skip
+    return [(lo, hi, every) for lo, hi, every in parts if lo <= hi]
+
+
 def _read(
     store: Store, low_us: int, high_us: int, progress: Callable[[int], None] | None
 ) -> tuple[list[Row], int]:
     """(created_us, seq, author, prepared text) of the originals created in [low_us,
     high_us], in time order, spam left out, and the stride they were sampled at: past
-    `MAX_POSTS`, only every `stride`-th post (by log position; a power of two) is read,
-    the store taking the sample from its time index before reading any row, so that
-    the work stays bounded however busy the stream."""
-    stride, held = 1, store.count_created(low_us, high_us)
-    while held > MAX_POSTS * stride:
-        stride *= 2
+    `MAX_POSTS`, only 1 in `stride` posts is read (see `_parts`), so that the work stays
+    bounded however busy the stream."""
+    stride = _stride(store, low_us, high_us)
     rows: list[Row] = []
     read = 0
-    for seq, created, author, spam, text in store.originals_created(low_us, high_us, stride):
-        read += 1
-        if progress and read % 10_000 == 0:
-            progress(read)
-        if spam < SPAM_LIMIT:
-            rows.append((created, seq, author, text))
+    for lo, hi, every in _parts(low_us, high_us, stride):
+        for seq, created, author, spam, text in store.originals_created(lo, hi, every):
+            read += 1
+            if progress and read % 10_000 == 0:
+                progress(read)
+            if spam < SPAM_LIMIT:
+                rows.append((created, seq, author, text))
     if progress:
         progress(read)
     rows.sort()
