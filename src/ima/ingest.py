@@ -30,7 +30,7 @@ from ima.dedup import DedupIndex, fingerprints
 from ima.errors import Unavailable
 from ima.normalize import JsonLine, RecordError
 from ima.post import Flat, to_us
-from ima.prepare import Payload, Prepared, prepare_batch
+from ima.prepare import Payload, Payloads, Prepared, prepare_batch
 from ima.store import DEAD_LETTER_BYTES, Batch, DeadLetter, Entry, Removals, Store
 from ima.worker_process import exit_with_parent
 
@@ -275,7 +275,7 @@ class Pipeline:
                     now = datetime.now(UTC)
                     future = None
                     if self._workers is not None:
-                        payload = [item.payload() for item in batch]
+                        payload = Payloads(item.payload() for item in batch)
                         future = self._workers.submit(prepare_batch, payload, now)
                     inflight.append((batch, future, now))
                 if inflight and (not batch or len(inflight) > self._depth):

@@ -34,13 +34,14 @@ class DeadLetter:
 
 class Entry(NamedTuple):
     """A post on its way into the log, flat (`ima.post.flatten`); `text` is its prepared
-    text, '' for a copy. `terms`: the text's distinct terms when ingest analyzed it
-    already (in its preparing processes), so that the committing process does not.
-    A tuple, not an object: a batch holds thousands, each made and read once."""
+    text, '' for a copy. `terms`: the text's distinct terms, space-separated
+    (`ima.store.fresh.distinct_terms`), when ingest analyzed it already (in its
+    preparing processes), so that the committing process does not. A tuple, not an
+    object: a batch holds thousands, each made and read once."""
 
     flat: tuple
     text: str
-    terms: Sequence[str] | None = None
+    terms: str | None = None
 
 
 @dataclass(slots=True)

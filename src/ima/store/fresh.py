@@ -37,13 +37,16 @@ class FreshDoc:
     created_us: int
     text: str  # prepared text (`ima.analysis.prepare`)
     facets: list[str]  # see `facet`
-    #: its distinct terms, when ingest's preparing processes analyzed the text already
-    terms: Sequence[str] | None = None
+    #: its distinct terms (`distinct_terms`), when ingest's preparing processes
+    #: analyzed the text already
+    terms: str | None = None
 
 
-def distinct_terms(text: str) -> tuple[str, ...]:
-    """The distinct terms of a prepared text, as the fresh segment's postings take them."""
-    return tuple(dict.fromkeys(analysis.terms_of_prepared(text)))
+def distinct_terms(text: str) -> str:
+    """The distinct terms of a prepared text, space-separated (a term never holds a
+    space: the analyzer splits on everything but letters and digits). One string, not
+    a tuple of them: it crosses from a preparing process as one object, not twenty."""
+    return " ".join(dict.fromkeys(analysis.terms_of_prepared(text)))
 
 
 class FreshSegment:
@@ -77,7 +80,7 @@ class FreshSegment:
         find = postings.get
         for i, doc in enumerate(docs, len(self.texts)):
             terms = doc.terms if doc.terms is not None else distinct_terms(doc.text)
-            for key in (*terms, *doc.facets):
+            for key in (*terms.split(), *doc.facets):
                 found = find(key)
                 if found is None:
                     postings[key] = [i]

@@ -83,7 +83,7 @@ def _disk_bytes(directory: Path) -> int:
     return total
 
 
-def _fresh_doc(seq: int, flat: tuple, text: str, terms: Sequence[str] | None = None) -> FreshDoc:
+def _fresh_doc(seq: int, flat: tuple, text: str, terms: str | None = None) -> FreshDoc:
     """From a post in flat form (`ima.post.flatten`), as ingest carries it."""
     facets = [
         facet("author", flat[Flat.HANDLE].lower()),
