@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 from ima import analysis
 from ima.changes import Cursor, Delete, Edit, Engagement
 from ima.dedup import Fingerprint, fingerprints
-from ima.normalize import JsonLine, RecordError, normalize
-from ima.post import flatten
+from ima.normalize import JsonLine, RecordError, normalize_flat
+from ima.post import Flat
 from ima.store.fresh import distinct_terms
 
 log = logging.getLogger(__name__)
@@ -95,11 +95,11 @@ def prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: d
         if isinstance(record, RecordError):
             return record
         dropped: list[str] = []
-        post = normalize(
+        flat = normalize_flat(
             record, default_source=source, now=now, allowed_sources=allowed, dropped=dropped
         )
-        text = analysis.prepare(post.text)
-        return Prepared(flatten(post), text, distinct_terms(text), None, tuple(dropped))
+        text = analysis.prepare(flat[Flat.TEXT])
+        return Prepared(flat, text, distinct_terms(text), None, tuple(dropped))
     except RecordError as exc:
         return _bare(exc)
     except Exception as exc:  # RecursionError, OverflowError, MemoryError...
