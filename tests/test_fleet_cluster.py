@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from ima.answer.llm import Request
 from ima.bench.fleet import (
     SLOW_S,
     ChatLoad,
@@ -22,9 +23,11 @@ from ima.bench.fleet import (
 )
 from ima.fleet.answer import FleetAnswerer
 from ima.fleet.embed import FleetEmbedder
+from ima.fleet.generate import FleetBackend
 from ima.fleet.serving import local_answer
 from ima.fleet.supervisor import Supervisor
 from ima.vectors.embedder import E5
+from servers import ChatCompletions
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -95,3 +98,31 @@ def test_a_lying_worker_is_quarantined_and_none_of_its_output_gets_out(
     finally:
         supervisor.close()
         workers.close()
+
+
+def test_a_worker_dying_mid_stream_is_continued_without_repeat_or_drop(tmp_path, cluster):
+    full = ("The harbor bridge reopened at 9:15 [1]. Traffic is back to normal, police said "
+            "[2]. The ferries that replaced it stop tonight [3].")  # fmt: skip
+
+    def reply(body: dict) -> str:  # an LLM asked to go on from a partial answer does so
+        last = body["messages"][-1]
+        return full[len(last["content"]):] if last["role"] == "assistant" else full
+
+    with ChatCompletions(reply) as llm:
+        workers = Workers(cluster.url, tmp_path)
+        supervisor = Supervisor(cluster.url).start()
+        try:
+            dying = workers.start(("generate",), fault="dies", name="dies", llm=llm.url("/v1"))
+            wait_live(supervisor, "generate", [dying])
+            stream = FleetBackend(supervisor).stream(
+                Request([{"role": "user", "content": "Is the harbor bridge open?"}]))
+            pieces = [next(stream)]  # the dying worker has the job: now a healthy one joins
+            workers.start(("generate",), name="healthy", llm=llm.url("/v1"))
+            pieces += list(stream)
+        finally:
+            supervisor.close()
+            workers.close()
+    assert "".join(pieces) == full  # nothing repeated, nothing dropped
+    continued = [b["messages"][-1] for b in llm.bodies if b["messages"][-1]["role"] == "assistant"]
+    assert len(continued) == 1 and 0 < len(continued[0]["content"]) < len(full)
+    assert supervisor.count("continuations", "generate") == 1

@@ -467,9 +467,8 @@ def bench() -> None:
 @click.option(
     "--rate",
     type=click.FloatRange(1, 100_000),
-    default=5000,
-    show_default=True,
-    help="Offered rate (posts/s) for the freshness phase.",
+    default=None,
+    help="Offered rate (posts/s) for the freshness phase [default: half the sustained rate].",
 )
 @click.option(
     "--fresh-posts", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True
@@ -478,7 +477,7 @@ def bench() -> None:
 @click.option("--workers", type=click.IntRange(0, 32), default=2, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
 def bench_ingest(
-    posts: int, rate: float, fresh_posts: int, queries: int, workers: int, as_json: bool
+    posts: int, rate: float | None, fresh_posts: int, queries: int, workers: int, as_json: bool
 ) -> None:
     """Throughput, ingest→searchable latency and search latency on a synthetic stream."""
     from ima.bench.ingest import run
@@ -503,6 +502,8 @@ def bench_ingest(
         ("raw tantivy bulk indexing", f"{figures['raw_tantivy_posts_per_s']:,} posts/s"),
         ("ima sustained end-to-end", f"{figures['sustained_posts_per_s']:,} posts/s"),
         ("  fraction of raw tantivy", f"{figures['fraction_of_raw_tantivy']:.1%}"),
+        ("CPU a post, ima / raw", f"{figures['sustained_cpu_us_per_post']} µs / "
+                                  f"{figures['raw_tantivy_cpu_us_per_post']} µs"),
         (
             f"ingest→searchable @ {fresh['offered_rate']:,.0f}/s",
             (
@@ -1131,12 +1132,15 @@ def serve_cmd(
         gate=PriorityGate(slots=answerers) if answer_pool else PriorityGate(),
     )
     fleet = None
-    if fleet_url and backend is None:  # with an LLM, answers stay in this process
+    if fleet_url:  # workers compose, or with --llm generate (this LLM as the fallback)
         from ima.api.fleet import FleetView
 
         fleet = serving.join(fleet_url, settings.data_dir, store, svc.metrics.registry,
                              vectors.semantic if vectors else None, answer_pool)  # fmt: skip
-        svc.answerers = fleet.answerer
+        if backend is None:
+            svc.answerers = fleet.answerer
+        else:
+            svc.backend = fleet.backend(backend)
     mode_line = "no auth (local mode)" if no_auth else f"keys required, quotas in {limiter.name}"
     sources = len(declared) + demo
     click.echo(f"ima serving http://{host}:{port}/ (API at /v1) · {mode_line} · "
@@ -1275,18 +1279,23 @@ def bench_soak(minutes: float, kill_every: float, posts: int, as_json: bool) -> 
 @click.option("--compose", is_flag=True, help="Compose extractive answers from posts sent.")
 @click.option("--name", help="This worker's name (default: the user in the URL, else "
               "HOST-PID).")  # fmt: skip
-def worker_cmd(url: str, embed: bool, compose: bool, name: str | None) -> None:
-    """Join a fleet and take a share of `ima serve --fleet`'s inference (README "Fleet").
-    Prints a status line (jobs/s, queue, failures); stops on Ctrl-C or SIGTERM."""
+@_llm_options
+def worker_cmd(url: str, embed: bool, compose: bool, name: str | None, llm: str | None,
+               llm_model: str) -> None:  # fmt: skip
+    """Join a fleet and take a share of `ima serve --fleet`'s inference (README "Fleet"):
+    --embed, --compose, and with --llm, generate (streamed). Prints a status line
+    (jobs/s, queue, failures); stops on Ctrl-C or SIGTERM."""
     from ima.fleet.connection import servers
     from ima.fleet.worker import default_name, run_worker
 
-    kinds = tuple(k for k, on in (("embed", embed), ("compose", compose)) if on)
+    backend, _ = _backend(llm, llm_model)
+    wanted = (("embed", embed), ("compose", compose), ("generate", backend is not None))
+    kinds = tuple(k for k, on in wanted if on)
     if not kinds:
-        raise click.UsageError("give at least one of --embed, --compose")
+        raise click.UsageError("give at least one of --embed, --compose, --llm")
     try:
         user = servers(url)[0].split("://", 1)[1].rpartition("@")[0].split(":")[0]
-        run_worker(url, name or user or default_name(), kinds)
+        run_worker(url, name or user or default_name(), kinds, backend)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 

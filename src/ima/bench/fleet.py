@@ -10,7 +10,7 @@ jobs while 30% of the workers are SIGKILLed every few seconds and new ones start
 one NATS server is SIGKILLed midway. Every chat answer is compared with the answer the
 local composer gives (an unverified output is one that differs); a lost request is one
 that raised. The module is also the program of the slow and lying workers
-(`python -m ima.bench.fleet URL NAME KINDS FAULT`).
+(`python -m ima.bench.fleet URL NAME KINDS FAULT LLM_URL`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ima.bench.serve import free_port
-from ima.fleet.protocol import Composed, ComposeJob, EmbedJob
+from ima.fleet.protocol import Composed, ComposeJob, EmbedJob, GenerateJob
 from ima.fleet.worker import Worker, rss_mb
 
 SLOW_S = 2.0
@@ -136,15 +136,18 @@ class Workers:
     kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
     started: int = 0
 
-    def start(self, kinds: tuple[str, ...], fault: str = "", name: str = "") -> str:
+    def start(self, kinds: tuple[str, ...], fault: str = "", name: str = "", llm: str = ""
+              ) -> str:  # fmt: skip
+        """Start a worker (`llm`: the LLM server a generating one fronts)."""
         self.started += 1
         name = name or f"{fault or 'w'}{self.started}"
         if fault:
             command = [sys.executable, "-m", "ima.bench.fleet", self.url, name, ",".join(kinds),
-                       fault]  # fmt: skip
+                       fault, llm]  # fmt: skip
         else:
             command = [sys.executable, "-m", "ima", "worker", "--fleet", self.url, "--name", name,
-                       *(f"--{k}" for k in kinds)]  # fmt: skip
+                       *(f"--{k}" for k in kinds if k != "generate"),
+                       *(["--llm", llm] if "generate" in kinds else [])]  # fmt: skip
         log = open(self.log_dir / f"worker-{name}.log", "ab")  # noqa: SIM115
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -259,6 +262,16 @@ class LyingWorker(Worker):
         return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
+class DyingWorker(Worker):
+    """Streams half an answer, then dies (SIGKILL: a machine switched off mid-answer)."""
+
+    def generate(self, job: GenerateJob) -> Iterator[str]:
+        pieces = list(super().generate(job))
+        yield from pieces[: len(pieces) // 2]
+        time.sleep(0.2)  # let the pieces go out before the end
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class _ModelName:
     """Stands for the embedder of a lying worker that never runs the model (it says it
     does: its vectors are what give it away)."""
@@ -270,7 +283,9 @@ class _ModelName:
 
 
 def faulty_main(argv: list[str]) -> None:
-    url, name, kinds, fault = argv
+    from ima.answer.llm import OpenAICompatible
+
+    url, name, kinds, fault, llm = argv
     kinds_tuple = tuple(kinds.split(","))
     embedder: Any = None
     if "embed" in kinds_tuple:
@@ -280,7 +295,9 @@ def faulty_main(argv: list[str]) -> None:
             from ima.vectors.embedder import E5
 
             embedder = E5()
-    worker = {"slow": SlowWorker, "liar": LyingWorker}[fault](url, name, kinds_tuple, embedder)
+    backend = OpenAICompatible(llm) if llm else None
+    faulty = {"slow": SlowWorker, "liar": LyingWorker, "dies": DyingWorker}[fault]
+    worker = faulty(url, name, kinds_tuple, embedder, backend)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -4,10 +4,11 @@
 hash, which is what nats-server itself checks: the operator's server includes the
 generated file (`include fleet/nats-auth.conf`) and reloads it (`nats-server --signal
 reload`, or `--reload-pid`). Each worker user may publish only its own heartbeats and
-answers to jobs it received, and subscribe only to its own job subjects, the shared
-queues and the micro service subjects; so a worker cannot pose as another, and a
-revoked one is disconnected by the server at the reload. `ima serve --fleet` connects
-as the user `ima-serve`, whose password this file keeps beside it (mode 0600).
+answers to jobs it received (a stream of them, for generation), and subscribe only to
+its own job subjects, the shared queues and the micro service subjects; so a worker
+cannot pose as another, and a revoked one is disconnected by the server at the reload.
+`ima serve --fleet` connects as the user `ima-serve`, whose password this file keeps
+beside it (mode 0600).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ima.config import private_file
 from ima.fleet import protocol
 
 SERVE_USER = "ima-serve"
+MAX_RESPONSES = 5000  # a streamed answer is many replies to one job
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workers (
     name TEXT PRIMARY KEY,
@@ -112,7 +114,8 @@ class Credentials:
             users.append(
                 f"    {{user: {json.dumps(name)}, password: {json.dumps(hashed)}, permissions: {{"
                 f"publish: {{allow: {json.dumps([protocol.heartbeat_subject(name)])}}}, "
-                f"subscribe: {{allow: {json.dumps(subscribe)}}}, allow_responses: true}}}}"
+                f"subscribe: {{allow: {json.dumps(subscribe)}}}, "
+                f"allow_responses: {{max: {MAX_RESPONSES}, expires: \"10m\"}}}}}}"
             )
         text = "# written by ima fleet: do not edit\nauthorization {\n  users = [\n"
         text += "\n".join(users) + "\n  ]\n}\n"

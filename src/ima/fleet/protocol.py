@@ -16,11 +16,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PREFIX = "ima.fleet"
-KINDS = ("embed", "compose")
+KINDS = ("embed", "compose", "generate")
 SERVICE = "ima-worker"
 VERSION = "0.1.0"
 REQUEST_ID = "Ima-Request-Id"
 ERROR = "Ima-Error"  # set on a reply that carries an error message instead of a result
+SEQ = "Ima-Seq"  # a generate stream's piece number, from 0
+DONE = "Ima-Done"  # on the last message of a generate stream (its body is empty)
+MAX_PROMPT_CHARS = 64_000
 HEARTBEAT_S = 1.0
 GONE_AFTER_S = 3.5  # a worker silent this long is taken for gone
 MAX_EMBED_TEXTS = 64  # one embed job's texts, at most
@@ -54,7 +57,12 @@ def heartbeat_subject(worker: str) -> str:
 
 
 HEARTBEATS = f"{PREFIX}.hb.*"
-CANCEL = f"{PREFIX}.cancel"  # body: a request id; workers drop that job if not started
+CANCEL = f"{PREFIX}.cancel"  # body: "REQUEST_ID WORKER": that worker drops or stops that job
+
+
+def cancel_body(request_id: str, worker: str) -> bytes:
+    """Cancels go to one worker: the same request id may go on at another."""
+    return f"{request_id} {worker}".encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,35 @@ class ComposeJob:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"bad compose job: {exc}") from None
+        return job
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateJob:
+    """A fenced prompt to stream an answer for; `prefix` is the text a client has seen
+    already (from a worker that died): the answer goes on from there, never repeating it."""
+
+    messages: list[dict[str, str]]
+    max_tokens: int = 400
+    temperature: float = 0.2
+    prefix: str = ""
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> GenerateJob:
+        body = _object(data)
+        try:
+            messages = [{"role": str(m["role"]), "content": str(m["content"])}
+                        for m in body["messages"]]  # fmt: skip
+            job = cls(messages, int(body.get("max_tokens", 400)),
+                      float(body.get("temperature", 0.2)), str(body.get("prefix", "")))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"bad generate job: {exc}") from None
+        size = sum(len(m["content"]) for m in job.messages) + len(job.prefix)
+        if not job.messages or size > MAX_PROMPT_CHARS or not 0 < job.max_tokens <= 4096:
+            raise ProtocolError(f"a prompt of 1-{MAX_PROMPT_CHARS} characters, 1-4096 tokens")
         return job
 
 

