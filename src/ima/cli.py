@@ -467,9 +467,8 @@ def bench() -> None:
 @click.option(
     "--rate",
     type=click.FloatRange(1, 100_000),
-    default=5000,
-    show_default=True,
-    help="Offered rate (posts/s) for the freshness phase.",
+    default=None,
+    help="Offered rate (posts/s) for the freshness phase [default: half the sustained rate].",
 )
 @click.option(
     "--fresh-posts", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True
@@ -478,7 +477,7 @@ def bench() -> None:
 @click.option("--workers", type=click.IntRange(0, 32), default=2, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
 def bench_ingest(
-    posts: int, rate: float, fresh_posts: int, queries: int, workers: int, as_json: bool
+    posts: int, rate: float | None, fresh_posts: int, queries: int, workers: int, as_json: bool
 ) -> None:
     """Throughput, ingest→searchable latency and search latency on a synthetic stream."""
     from ima.bench.ingest import run
@@ -503,6 +502,8 @@ def bench_ingest(
         ("raw tantivy bulk indexing", f"{figures['raw_tantivy_posts_per_s']:,} posts/s"),
         ("ima sustained end-to-end", f"{figures['sustained_posts_per_s']:,} posts/s"),
         ("  fraction of raw tantivy", f"{figures['fraction_of_raw_tantivy']:.1%}"),
+        ("CPU a post, ima / raw", f"{figures['sustained_cpu_us_per_post']} µs / "
+                                  f"{figures['raw_tantivy_cpu_us_per_post']} µs"),
         (
             f"ingest→searchable @ {fresh['offered_rate']:,.0f}/s",
             (

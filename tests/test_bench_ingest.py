@@ -1,0 +1,22 @@
+"""`ima bench ingest`: the freshness phase is offered half the rate the pipeline
+sustained in the same run, and both rates are reported."""
+
+from __future__ import annotations
+
+from ima.bench.ingest import run
+
+
+def test_freshness_is_offered_half_the_sustained_rate_by_default():
+    figures = run(posts=2000, rate=None, fresh_posts=200, queries=10, workers=0)
+    sustained, fresh = figures["sustained_posts_per_s"], figures["freshness"]
+    assert sustained > 0 and figures["raw_tantivy_posts_per_s"] > 0
+    assert abs(fresh["offered_rate"] - sustained / 2) <= 1  # sustained is rounded
+    assert fresh["samples"] == 20
+    assert figures["sustained_cpu_us_per_post"] > 0
+    assert figures["raw_tantivy_cpu_us_per_post"] > 0
+    assert figures["ingest"]["received"] == 2000
+
+
+def test_an_offered_rate_given_is_kept():
+    figures = run(posts=1000, rate=300, fresh_posts=100, queries=10, workers=0)
+    assert figures["freshness"]["offered_rate"] == 300
