@@ -135,7 +135,7 @@ def ask(
         if widened > window:
             window = widened
             posts = retrieve(store, question, as_of, window, semantic, restrict)
-            composition = compose(question, posts, as_of, weights)
+            composition = compose(question, posts, as_of, weights, widened=True)
     retrieved = time.perf_counter()
     answer = Answer(
         question=text,

@@ -32,6 +32,8 @@ MAX_PASSAGE_CHARS = 320  # the best sentence and its neighbours, up to this leng
 MIN_POST_OVERLAP = 0.3  # share of the key terms' weight a post must contain
 MIN_KEY_TERMS = 2  # and this many of the question's key terms (all, when it has fewer):
 # one shared word is a coincidence, not evidence
+SOLE_TERM_WEIGHT = 0.5  # except in a two-word question's own window: one word of it that
+# carries half its weight ("who said you won't get ebola?") is its topic
 SPAM_LIMIT = 0.6
 MAX_STATEMENTS = 40
 EARLIER_BY = timedelta(minutes=5)  # "earlier posts said" is for news that has moved on
@@ -81,6 +83,18 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+_JOINED = re.compile(r"#[A-Za-z0-9_]*[a-z][A-Z][A-Za-z0-9_]*")
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def _terms(text: str) -> frozenset[str]:
+    """`text`'s terms, and the words of its joined hashtags (#GoldenGlobes says "golden
+    globes"): posts write topics so, questions do not. Not handles: a signature's
+    @MissUniversUsa is no post about "miss"."""
+    joined = " ".join(" ".join(_CAMEL.findall(m.group())) for m in _JOINED.finditer(text))
+    return frozenset(analysis.terms(f"{text} {joined}" if joined else text))
+
+
 def _passage(text: str, parts: list[str], best: int) -> str:
     """`parts[best]` with its neighbours while the whole stays short, as `text` has them
     (so the quote is the post's own words, spacing aside)."""
@@ -114,7 +128,7 @@ _FILLERS: dict[str, re.Pattern[str]] = {
         r"\b(january|february|march|april|may|june|july|august|september|october|november|"
         r"december|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec|monday|tuesday|wednesday|"
         r"thursday|friday|saturday|sunday|today|tonight|tomorrow|yesterday|morning|evening|"
-        r"noon|midnight|[ap]\.?m\.?)\b|\b\d{1,2}:\d{2}\b|\b(1[89]|20)\d{2}\b|\d+\s*(月|日|時)|"
+        r"noon|midnight|[ap]\.?m\.?)\b|\b\d{1,2}:\d{2}\b|\b(1[89]|20)\d{2}\b|\d+\s*(年|月|日|時)|"
         r"今日|明日|昨日|午前|午後",
         re.IGNORECASE,
     ),
@@ -177,6 +191,22 @@ def _names_match(question: Question, terms: frozenset[str], weights: dict[str, f
     return present == len(names) if len(names) <= 2 else present >= 2 * len(names) / 3
 
 
+def _sole_term(
+    question: Question, post_terms: frozenset[str], weights: dict[str, float], widened: bool
+) -> bool:
+    """One key word is enough for a question of two ("what country made history today?":
+    "Ireland make history today") when it carries half their weight, is not a Japanese
+    common noun (意味, 作者: phrasing), and the post is in the window the question asked
+    about: searching a widened window, more posts hold any one word by chance."""
+    held = post_terms & question.terms
+    return (
+        not widened
+        and len(question.terms) <= 2
+        and _weighted(held, weights) >= SOLE_TERM_WEIGHT
+        and not held & question.common
+    )
+
+
 def _first_seen(posts: list[Post]) -> dict[str, datetime]:
     """The earliest time each post's own words were posted among `posts`: a manual
     retweet or a later copy carries old news, and counts at the time of what it copies.
@@ -211,7 +241,7 @@ def _best_passage(
     for i, part in enumerate(parts):
         if part.rstrip().endswith(("?", "？")):
             continue  # a question states nothing
-        terms = frozenset(analysis.terms(part))
+        terms = _terms(part)
         if terms:
             overlap, fill = _weighted(terms, weights), fills(question, part)
             ranked.append((overlap * fill, -i, overlap, fill, terms))
@@ -220,13 +250,19 @@ def _best_passage(
     _, at, overlap, fill, terms = max(ranked)
     passage = _passage(text, parts, -at)
     if passage != parts[-at]:
-        terms = frozenset(analysis.terms(passage))
+        terms = _terms(passage)
     return passage, terms, overlap, fill, parts[-at]
 
 
 def _statements(
-    question: Question, posts: list[Post], as_of: datetime, weights: dict[str, float]
+    question: Question,
+    posts: list[Post],
+    as_of: datetime,
+    weights: dict[str, float],
+    widened: bool = False,
 ) -> list[Statement]:
+    """Every post's best passage that passes the gate, scored, best first (an author may
+    have several: `compose` counts each author once)."""
     key = question.terms
     # a common noun no post holds (運行 in a small store) is phrasing, not a missing topic
     needed = min(MIN_KEY_TERMS, len(key - (question.common - weights.keys())))
@@ -240,11 +276,14 @@ def _statements(
             continue
         if to_us(post.created_at) > as_of_us:
             continue  # never: but the cut is cheap to check twice
-        post_terms = frozenset(analysis.terms(post.text))
+        post_terms = _terms(post.text)
         post_overlap = _weighted(post_terms, weights)
         if (
             post_overlap < MIN_POST_OVERLAP
-            or len(post_terms & key) < needed
+            or (
+                len(post_terms & key) < needed
+                and not _sole_term(question, post_terms, weights, widened)
+            )
             or not _names_match(question, post_terms, weights)
         ):
             continue
@@ -257,7 +296,7 @@ def _statements(
     raw.sort(key=lambda r: r[3], reverse=True)
     raw = raw[:MAX_STATEMENTS]  # agreement compares every pair: keep the most relevant
     claims = [(post.author.handle, terms - key) for _, post, terms, _, _ in raw]
-    scored: dict[str, Statement] = {}  # an author counts once: their best statement
+    out: list[Statement] = []
     for text, post, terms, overlap, answer in raw:
         claim = terms - key
         agreeing = {
@@ -272,12 +311,10 @@ def _statements(
         engagement = math.log1p(m.likes + 2 * m.reposts + post.copies) / math.log1p(1e5)
         score = overlap * (1 + 0.5 * math.log1p(len(agreeing))) * (0.5 + 0.5 * recency)
         score += 0.1 * min(1.0, engagement)
-        handle = post.author.handle
-        if handle not in scored or score > scored[handle].score:
-            scored[handle] = Statement(
-                text, post, terms, overlap, score, at, answer is not None, answer or ""
-            )
-    return list(scored.values())
+        filled = answer is not None
+        out.append(Statement(text, post, terms, overlap, score, at, filled, answer or ""))
+    out.sort(key=lambda s: s.score, reverse=True)
+    return out
 
 
 #: figures two reports of one event can disagree on: scores, times, percentages, counts of
@@ -299,6 +336,11 @@ def _conflicts(a: Statement, b: Statement, key: frozenset[str]) -> bool:
     return _jaccard(a.terms - key, b.terms - key) < 0.34
 
 
+def _repeats(s: Statement, chosen: list[Statement]) -> bool:
+    """`s` says what a chosen statement says (or is one)."""
+    return any(_jaccard(s.terms, c.terms) >= 0.6 or s.text == c.text for c in chosen)
+
+
 def compose(
     question: Question,
     posts: list[Post],
@@ -306,12 +348,19 @@ def compose(
     weights: dict[str, float],
     *,
     max_also: int = 2,
+    widened: bool = False,
 ) -> Composition:
     """Choose what to say from `posts` (all created at or before `as_of`), given the
     key terms' `weights` (`key_weights`)."""
-    statements = _statements(question, posts, as_of, weights)
-    if not statements:
+    every = _statements(question, posts, as_of, weights, widened)
+    if not every:
         return Composition(None)
+    statements: list[Statement] = []  # an author counts once: their best statement
+    authors: set[str] = set()
+    for s in every:
+        if s.post.author.handle not in authors:
+            authors.add(s.post.author.handle)
+            statements.append(s)
     # the lead fills the question's gap when any statement does: an answer beats an echo
     pool = [s for s in statements if s.filled] or statements
     top = max(s.score for s in pool)
@@ -325,9 +374,7 @@ def compose(
     for s in sorted(statements, key=lambda s: s.score, reverse=True):
         # what was said before counts even when it matches the question's words less
         # well ("cancelled" answers "is it running?" too); additions must be strong
-        if s.score < 0.3 * best or any(
-            _jaccard(s.terms, c.terms) >= 0.6 or s.text == c.text for c in chosen
-        ):
+        if s.score < 0.3 * best or _repeats(s, chosen):
             continue
         older = s.at < lead.at - EARLIER_BY
         if older and _conflicts(s, lead, key):
@@ -337,6 +384,19 @@ def compose(
         elif s.score >= 0.5 * best and len(also) < max_also:
             # another source: one that agrees, or one as recent as the lead that tells
             # it otherwise (both are quoted, each with its citation)
+            also.append(s)
+            chosen.append(s)
+    # room left: the lead's own source's other posts that fill the gap too (an article's
+    # paragraphs, a thread's posts); independent sources came first
+    for s in every:
+        if len(also) >= max_also:
+            break
+        if (
+            s.post.author.handle == lead.post.author.handle
+            and (s.filled or not lead.filled)
+            and s.score >= 0.3 * best
+            and not _repeats(s, chosen)
+        ):
             also.append(s)
             chosen.append(s)
     return Composition(lead, tuple(also), tuple(earlier))

@@ -312,6 +312,9 @@ def say(
         if disagrees(s, lead):  # where the sources disagree, say so
             lines.append(f"別の投稿では異なり、{text}[{number}]" if ja else
                          f"Another post differs: {text} [{number}]")  # fmt: skip
+        elif s.post.author.handle == lead.post.author.handle:  # not an independent source
+            lines.append(f"同じ発信元はほかに{text}[{number}]" if ja else
+                         f"The same source also says: {text} [{number}]")  # fmt: skip
         else:
             lines.append(f"ほかに{text}[{number}]" if ja else f"Also: {text} [{number}]")
         number += 1

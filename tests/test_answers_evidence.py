@@ -1,0 +1,82 @@
+"""Evidence the composer must not miss where plain BM25 finds it (the misses of the real-text
+evaluation, in general form): a two-word question's one heavy word, a Japanese year that
+answers "when", a joined hashtag, and a source's second post that answers too."""
+
+from datetime import UTC, datetime
+
+from conftest import feed, post
+from ima.answer import verify
+from ima.answer.ask import ask
+
+AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def _ids(answer) -> list[str]:
+    return [c.post.id for c in answer.citations]
+
+
+def _holds(answer) -> None:
+    assert verify.problems(answer.text, [c.post for c in answer.citations], answer.as_of) == []
+
+
+def test_one_heavy_word_answers_a_two_word_question_in_its_own_window_only(store):
+    feed(store, [
+        post("ireland", "Ireland also make history today as the first to chase down 300 three "
+             "times.", "2026-11-22T09:00:00Z", author="cricket_desk"),
+        post("filler1", "The country music awards are on tonight.", "2026-10-01T09:00:00Z",
+             author="radio"),
+        post("filler2", "A country road closed for repairs.", "2026-10-02T09:00:00Z",
+             author="roads"),
+        post("filler3", "Which country has the best food?", "2026-10-03T09:00:00Z",
+             author="foodie"),
+    ])  # fmt: skip
+    answer = ask(store, "What country made history today?", as_of=AT)
+    assert answer.found and _ids(answer) == ["test:ireland"]
+    _holds(answer)
+    # a month later the question's day holds nothing: a widened search needs both words,
+    # since over many more posts one shared word is a coincidence
+    later = ask(store, "What country made history?", as_of=datetime(2026, 12, 30, tzinfo=UTC))
+    assert not later.found
+    # a Japanese common noun alone is phrasing, not a topic
+    japanese = ask(store, "『変身』の作者は誰?", as_of=AT)
+    assert not japanese.found
+
+
+def test_a_japanese_year_fills_a_when_question(store):
+    feed(store, [
+        post("later", "最後の生息確認例が途絶えた淀川であるが、ワンド群で生物部の生徒達によって"
+             "再発見された。", "2026-11-22T09:00:00Z", author="encyclopedia"),
+        post("year", "淀川では水質汚濁が著しく1960年代初頭を最後に確認されなくなった。",
+             "2026-11-22T09:00:00Z", author="encyclopedia"),
+    ])  # fmt: skip
+    answer = ask(store, "淀川で生息が最後に確認されたのはいつ?", as_of=AT)
+    assert _ids(answer)[0] == "test:year"
+    assert "「淀川では水質汚濁が著しく1960年代初頭" in answer.text.splitlines()[0]
+    _holds(answer)
+
+
+def test_a_joined_hashtag_names_its_words(store):
+    feed(store, [
+        post("keaton", "#GoldenGlobes: Michael Keaton calls Hidden Figures #HiddenFences on "
+             "stage", "2026-11-22T09:00:00Z", author="trade_press"),
+        post("other", "A small stage for a small band, 2026 tour announced.",
+             "2026-11-22T08:00:00Z", author="band"),
+    ])  # fmt: skip
+    answer = ask(store, "Who made a small mistake on stage at the Golden Globes?", as_of=AT)
+    assert _ids(answer)[0] == "test:keaton" and "Michael Keaton" in answer.text
+    _holds(answer)
+
+
+def test_a_sources_other_post_that_answers_too_is_cited_and_said_to_be_the_same_source(store):
+    feed(store, [
+        post("dillon", "Special announcement: Dillon High School will be closed tomorrow.",
+             "2026-11-22T09:00:00Z", author="mayor"),
+        post("bayside", "Classes at Bayside High are canceled for tomorrow; the prom meeting "
+             "goes ahead.", "2026-11-22T09:00:00Z", author="mayor"),
+    ])  # fmt: skip
+    answer = ask(store, "Which high school will be closed tomorrow?", as_of=AT)
+    assert set(_ids(answer)) == {"test:dillon", "test:bayside"}
+    assert "The same source also says:" in answer.text and "[2]" in answer.text
+    _holds(answer)
+    japanese = ask(store, "明日休校になるのはどの高校?", as_of=AT)
+    assert not japanese.found  # nothing in Japanese holds two of its words
