@@ -1,12 +1,15 @@
 """Evidence the composer must not miss where plain BM25 finds it (the misses of the real-text
-evaluation, in general form): a two-word question's one heavy word, a Japanese year that
-answers "when", a joined hashtag, and a source's second post that answers too."""
+evaluation, in general form): a two-word question's one heavy word, a Japanese year, a
+season or a name in kanji that fills the question's gap, a joined hashtag, and a source's
+second post that answers too."""
 
 from datetime import UTC, datetime
 
 from conftest import feed, post
 from ima.answer import verify
 from ima.answer.ask import ask
+from ima.answer.compose import fills
+from ima.answer.question import understand
 
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -80,3 +83,16 @@ def test_a_sources_other_post_that_answers_too_is_cited_and_said_to_be_the_same_
     _holds(answer)
     japanese = ask(store, "明日休校になるのはどの高校?", as_of=AT)
     assert not japanese.found  # nothing in Japanese holds two of its words
+
+
+def test_japanese_names_in_kanji_and_seasons_fill_the_gap():
+    q = understand("電力は主にどの市を中心に送電されたの?")
+    assert fills(q, "電力は名古屋市を中心に送電された。") > 1
+    assert fills(q, "電力は市の中心に送電された。") < 1
+    who = understand("キャプテン翼の作者は誰?")
+    assert fills(who, "高橋陽一による日本のサッカー漫画。") > 1 > fills(who, "作者の漫画。")
+    when = understand("サッカーの高校選手権はいつ開催されているの?")
+    assert fills(when, "毎年冬に行われる高校選手権の人気が高まった。") > 1
+    assert fills(when, "高校選手権の人気が高まった。") < 1
+    assert fills(understand("When is the derby held?"), "The derby is held every spring.") > 1
+    assert understand("アポロ何号が月に着陸した?").gap == "number"

@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 
 from ima import analysis
 from ima.answer import sentences as segmenter
-from ima.answer.question import STOP_WORDS, Question
+from ima.answer.question import STOP_WORDS, Question, compounds
 from ima.copies import manual_retweet
 from ima.post import Post, to_us
 
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 _EDGE_URLS = re.compile(r"^(?:\s*https?://\S+)+|(?:\s*https?://\S+)+\s*$")
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
 MAX_SENTENCE_CHARS = 600  # a longer "sentence" is a run-on paragraph: cut at a word
@@ -128,8 +129,9 @@ _FILLERS: dict[str, re.Pattern[str]] = {
         r"\b(january|february|march|april|may|june|july|august|september|october|november|"
         r"december|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec|monday|tuesday|wednesday|"
         r"thursday|friday|saturday|sunday|today|tonight|tomorrow|yesterday|morning|evening|"
-        r"noon|midnight|[ap]\.?m\.?)\b|\b\d{1,2}:\d{2}\b|\b(1[89]|20)\d{2}\b|\d+\s*(年|月|日|時)|"
-        r"今日|明日|昨日|午前|午後",
+        r"noon|midnight|[ap]\.?m\.?|spring|summer|autumn|winter|weekly|annually|yearly)\b|"
+        r"\b\d{1,2}:\d{2}\b|\b(1[89]|20)\d{2}\b|\d+\s*(年|月|日|時)|"
+        r"今日|明日|昨日|午前|午後|毎年|毎月|毎週|[春夏秋冬]に|[春夏秋冬]季",
         re.IGNORECASE,
     ),
     # a name: a capitalized word (not a stop word: "The"), a handle, a hashtag, katakana
@@ -146,8 +148,11 @@ def fills(question: Question, text: str) -> float:
     pattern = _FILLERS.get(question.gap)
     if pattern is None:
         return 1.0
-    for match in pattern.finditer(text):
-        found = set(analysis.terms(match.group())) - STOP_WORDS
+    matches = [m.group() for m in pattern.finditer(text)]
+    if question.gap in ("person", "place", "name") and _JAPANESE.search(text):
+        matches += [word for word, named in compounds(text) if named]  # 名古屋市, 大空翼
+    for match in matches:
+        found = set(analysis.terms(match)) - STOP_WORDS
         if found and not found <= question.terms:
             return GAP_FILLED
     return GAP_OPEN

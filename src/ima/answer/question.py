@@ -77,7 +77,8 @@ ALL_TIME = timedelta(days=36525)  # "any time before as_of", for a question nami
 _GAPS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bhow (many|much|old|far|long|tall|big|high|fast)\b|"
                 r"\bwhat (percentage|number|score|age|price)\b|"
-                r"何人|何件|いくつ|いくら|何回|何本|何点|何歳|何度"), "number"),
+                r"何人|何件|いくつ|いくら|何回|何本|何点|何歳|何度|何号|何位|何番|何個|何台|何社|何か国"),
+     "number"),
     (re.compile(r"\bwhen\b|\bwhat (time|day|date|year|month)\b|いつ|何時|何日|何月|何年"), "time"),
     (re.compile(r"\b(who|whom|whose)\b|誰|だれ"), "person"),
     (re.compile(r"\bwhere\b|どこ"), "place"),
@@ -134,7 +135,7 @@ def _candidates(text: str) -> list[tuple[str, bool]]:
     for run in _SCRIPT_RUN.finditer(unicodedata.normalize("NFKC", text)):
         chunk = run.group()
         if _JAPANESE.search(chunk):
-            out.extend(_compounds(chunk))
+            out.extend(compounds(chunk))
             continue
         for position, word in enumerate(_LATIN_WORD.findall(chunk)):
             # a bare number is no name: "37" must not veto "37pts"
@@ -147,7 +148,7 @@ def _candidates(text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _compounds(chunk: str) -> list[tuple[str, bool]]:
+def compounds(chunk: str) -> list[tuple[str, bool]]:
     """Japanese nouns with their prefixes and suffixes, kept whole: 新幹線 is one word
     (MeCab says 新 + 幹線), as is 山手線; two nouns side by side stay two words
     (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神). A word holding a proper noun is a name;
