@@ -50,6 +50,8 @@ HEDGE_BUDGET = 0.10
 HEDGE_MIN_SAMPLES = 20
 ATTEMPT_TIMEOUT_S = (2.0, 20.0)  # bounds of one attempt's wait: 5 x the recent p99 per job ahead
 JOB_TIMEOUT_S = 30.0
+FORGET_AFTER_S = 600.0  # a gone worker stays listed this long
+MAX_MEMBERS = 10_000
 STALL_S = 5.0  # a stream silent this long after its first piece goes on elsewhere
 #: (reply body, whether this reply is to be checked) → what is wrong with it, or None
 Check = Callable[[bytes, bool], str | None]
@@ -100,10 +102,6 @@ class Member:
 
     def alive(self, now: float) -> bool:
         return now - self.seen <= protocol.GONE_AFTER_S
-
-    def ready(self) -> bool:
-        """Timed already, or idle: a new worker is sent one job, then waits to be timed."""
-        return self.latency_s is not None or not self.inflight
 
     def cost(self, prior_s: float) -> float:
         """Expected wait for one more job: jobs ahead of it times seconds per job."""
@@ -190,10 +188,15 @@ class Supervisor:
             member = self.members[beat.worker] = Member(beat, time.monotonic(), reputation=old)
         member.beat, member.seen = beat, time.monotonic()
 
+    def _members(self) -> list[tuple[str, Member]]:
+        """The members now, for other threads: the loop thread adds and drops them, and
+        copying a dict's items is one step under the interpreter lock, iterating is not."""
+        return list(self.members.items())
+
     def live(self, kind: str) -> list[str]:
         now = time.monotonic()
         return sorted(
-            n for n, m in self.members.items()
+            n for n, m in self._members()
             if kind in m.beat.kinds and m.alive(now) and not m.reputation.quarantined
         )  # fmt: skip
 
@@ -201,7 +204,7 @@ class Supervisor:
         """Every worker seen: kinds, throughput, reputation, last seen (`ima fleet list`)."""
         now_wall, now = time.time(), time.monotonic()
         out = []
-        for name, m in sorted(self.members.items()):
+        for name, m in sorted(self._members()):
             state = "quarantined" if m.reputation.quarantined else (
                 "live" if m.alive(now) else "gone")  # fmt: skip
             out.append({
@@ -215,7 +218,18 @@ class Supervisor:
             })  # fmt: skip
         return out
 
+    def _forget(self) -> None:
+        """Drop workers long gone (a quarantined one too, once past the cap): churn must
+        not grow this for ever."""
+        now = time.monotonic()
+        for name, member in list(self.members.items()):
+            if now - member.seen > FORGET_AFTER_S and not member.reputation.quarantined:
+                del self.members[name]
+        for name in sorted(self.members, key=lambda n: self.members[n].seen)[:-MAX_MEMBERS]:
+            del self.members[name]
+
     def _publish_state(self) -> None:
+        self._forget()
         snapshot = self.snapshot()
         for state in ("live", "gone", "quarantined"):
             self.metrics.workers.labels(state).set(sum(w["state"] == state for w in snapshot))
@@ -262,12 +276,17 @@ class Supervisor:
             return None
         return recent[min(len(recent) - 1, int(q * len(recent)))]
 
-    def _pick(self, kind: str, exclude: set[str]) -> str | None:
-        """The better of two random candidates (power of two choices)."""
-        # a worker not timed yet (new) gets one job at a time until its first answer
-        # says how fast it is: a slow newcomer costs one hedged job, not a queue of them
+    def _pick(self, kind: str, exclude: set[str], probe: bool = False) -> str | None:
+        """The better of two random candidates (power of two choices). A job goes to a
+        worker already timed when there is one; a new worker is first sent copies of
+        jobs (`probe`, within the hedge budget) until its first answer says how fast it
+        is, so a slow newcomer delays nobody. Without a timed worker, any will do."""
         untried = [n for n in self.live(kind) if n not in exclude]
-        candidates = [n for n in untried if self.members[n].ready()] or untried
+        fresh = [n for n in untried if self.members[n].latency_s is None]
+        if probe:
+            candidates = [n for n in fresh if not self.members[n].inflight]
+        else:
+            candidates = [n for n in untried if n not in fresh] or untried
         if not candidates:
             return None
         two = self._rng.sample(candidates, min(2, len(candidates)))
@@ -288,8 +307,8 @@ class Supervisor:
         hedged = False
         problems: list[str] = []
 
-        def launch(is_hedge: bool) -> bool:
-            worker = self._pick(kind, tried)
+        def launch(is_hedge: bool, probe: bool = False) -> bool:
+            worker = self._pick(kind, tried, probe)
             if worker is None:
                 return False
             tried.add(worker)
@@ -307,6 +326,9 @@ class Supervisor:
 
         try:
             launch(False)
+            if self._hedge_tokens[kind] >= 1 and launch(True, probe=True):
+                self._hedge_tokens[kind] -= 1
+                self.metrics.hedges.labels(kind).inc()
             while running:
                 now = time.monotonic()
                 if now > deadline:

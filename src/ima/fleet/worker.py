@@ -75,7 +75,7 @@ class Worker:
         self.started = time.time()
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
         self._cancelled: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._finished: collections.deque[float] = collections.deque(maxlen=256)
+        self._finished: collections.deque[float] = collections.deque(maxlen=4096)
 
     # the work itself: pure functions of the job, run in a thread
 
