@@ -347,7 +347,21 @@ class Pipeline:
         letters: list[DeadLetter] = []
         now_us = to_us(datetime.now(UTC))
         for source_item, item in zip(batch, prepared, strict=True):
-            if isinstance(item, RecordError):
+            if type(item) is Prepared:  # most are: tested first
+                if item.dropped:
+                    errors.update(item.dropped)
+                post_id = item.flat[Flat.ID]
+                if post_id in deleted:
+                    outcomes.append((post_id, "deleted", None))
+                    continue
+                edit = isinstance(source_item.record, Edit)
+                earlier = latest.get(post_id)
+                if earlier is not None:
+                    outcomes[earlier[1]] = (post_id, "updated", None)
+                    edit = edit or earlier[2]
+                latest[post_id] = (item, len(outcomes), edit)
+                outcomes.append((post_id, "new", None))
+            elif isinstance(item, RecordError):
                 errors[item.kind] += 1
                 stats.recent_errors.append(f"{item.kind}: {item}")
                 outcomes.append((None, "error", str(item)))
@@ -362,25 +376,12 @@ class Pipeline:
             elif isinstance(item, Cursor):
                 cursors[item.source] = item.value
                 outcomes.append((None, "cursor", None))
-            elif isinstance(item, Engagement):
+            else:  # an Engagement
                 counts = engaged.setdefault(item.post_id, [0, 0, 0])
                 counts[0] += item.likes
                 counts[1] += item.reposts
                 counts[2] += item.replies
                 outcomes.append((item.post_id, "engaged", None))
-            else:
-                errors.update(item.dropped)
-                post_id = item.flat[Flat.ID]
-                if post_id in deleted:
-                    outcomes.append((post_id, "deleted", None))
-                    continue
-                edit = isinstance(source_item.record, Edit)
-                earlier = latest.get(post_id)
-                if earlier is not None:
-                    outcomes[earlier[1]] = (post_id, "updated", None)
-                    edit = edit or earlier[2]
-                latest[post_id] = (item, len(outcomes), edit)
-                outcomes.append((post_id, "new", None))
 
         existing = self.store.existing(latest)
         gone = self.store.tombstoned(latest.keys() - existing.keys())

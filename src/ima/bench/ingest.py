@@ -59,7 +59,8 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _write_stream(stream: Stream, path: Path) -> None:
+def write_stream(stream: Stream, path: Path) -> None:
+    """The stream as JSON Lines (what the benchmark, and a profile of `ima ingest`, read)."""
     with open(path, "w", encoding="utf-8") as out:
         for record in stream:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -192,7 +193,7 @@ def run(
     try:
         progress(f"generating {posts:,} posts")
         stream_file = workdir / "stream.jsonl"
-        _write_stream(stream(), stream_file)
+        write_stream(stream(), stream_file)
         os.sync()  # each phase starts with no write-back of the last one pending
         progress(f"raw tantivy bulk indexing of {posts:,} posts")
         raw_rate, raw_cpu = _raw_tantivy(stream_file, posts, workdir / "raw")
