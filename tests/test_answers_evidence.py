@@ -96,3 +96,15 @@ def test_japanese_names_in_kanji_and_seasons_fill_the_gap():
     assert fills(when, "高校選手権の人気が高まった。") < 1
     assert fills(understand("When is the derby held?"), "The derby is held every spring.") > 1
     assert understand("アポロ何号が月に着陸した?").gap == "number"
+
+
+def test_one_of_two_names_may_be_said_otherwise_by_a_post_that_holds_the_rest(store):
+    feed(store, [
+        post("west", "Ottoman power expanded into the Balkans, worrying the West.",
+             "2026-11-22T09:00:00Z", author="historian"),
+        post("thin", "Ottoman coffee is strong.", "2026-11-22T09:00:00Z", author="cafe"),
+        post("other", "Europe's night trains are back.", "2026-11-22T09:00:00Z", author="rail"),
+    ])  # fmt: skip
+    answer = ask(store, "Where did Ottoman power expand, worrying Europe?", as_of=AT)
+    assert answer.found and _ids(answer) == ["test:west"]
+    _holds(answer)
