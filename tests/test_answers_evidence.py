@@ -108,3 +108,24 @@ def test_one_of_two_names_may_be_said_otherwise_by_a_post_that_holds_the_rest(st
     answer = ask(store, "Where did Ottoman power expand, worrying Europe?", as_of=AT)
     assert answer.found and _ids(answer) == ["test:west"]
     _holds(answer)
+
+
+def test_a_quote_of_an_old_post_carries_old_news_and_a_genuine_update_leads(store):
+    feed(store, [
+        post("old", "The Miyajima ferry is cancelled because of strong winds.",
+             "2026-11-21T07:00:00Z", author="port_news"),
+        post("new", "The Miyajima ferry resumed service this morning.", "2026-11-22T09:00:00Z",
+             author="ferry_co"),
+        # a quote post (its comment alone in its text) and a quote beside a comment, both
+        # posted after the update
+        post("quote", "Miyajima ferry cancelled, strong winds, stay home!",
+             "2026-11-22T11:00:00Z", author="late_sharer", quote_of="old"),
+        post("manual", '"@port_news: The Miyajima ferry is cancelled." ugh, the ferry again',
+             "2026-11-22T11:30:00Z", author="grumbler"),
+    ])  # fmt: skip
+    answer = ask(store, "Is the Miyajima ferry running?", as_of=AT)
+    assert _ids(answer)[0] == "test:new"
+    _holds(answer)
+    # the quoted post is looked up where retrieval did not bring it
+    by_itself = ask(store, "Is the Miyajima ferry running?", as_of=AT, restrict="-from:port_news")
+    assert _ids(by_itself)[0] == "test:new"

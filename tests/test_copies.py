@@ -1,4 +1,4 @@
-from ima.copies import manual_retweet, own_words
+from ima.copies import copied, manual_retweet, own_words
 
 
 def test_manual_retweet_credits_the_innermost_author() -> None:
@@ -12,3 +12,13 @@ def test_own_words_are_left_alone() -> None:
     assert manual_retweet("Art @ the museum today") is None
     assert own_words("Flooding on Main St") == "Flooding on Main St"
     assert own_words("RT@fire_dept Evacuate now") == "Evacuate now"
+
+
+def test_a_quote_beside_a_comment_is_copied_words() -> None:
+    quote = copied('"@port_news: The ferry is cancelled." still true?— Ann (@ann)')
+    assert quote is not None and quote.handle == "port_news"
+    assert quote.text == "The ferry is cancelled."
+    inner = copied("so true RT @news: The bridge is closed")
+    assert inner is not None and inner.text == "The bridge is closed"
+    assert copied("QT @x: hello world") == ("x", "hello world")
+    assert copied("Art @ the museum") is None and copied("email me @ home: now") is None

@@ -72,6 +72,21 @@ def retrieve(
     return _fuse(lists)
 
 
+def quoted_times(store: PostStore, posts: list[Post]) -> dict[str, datetime]:
+    """When the posts that `posts` quote were posted, for those retrieval did not bring:
+    a quote carries the news of what it quotes (one look-up per quote, so at most one per
+    candidate)."""
+    present = {p.id for p in posts}
+    get = getattr(store, "get", None)  # a store that cannot look posts up dates none
+    out: dict[str, datetime] = {}
+    for post in posts:
+        if get is not None and post.quote_of and post.quote_of not in present:
+            found = get(post.quote_of)
+            if found is not None:
+                out[post.quote_of] = found.post.created_at
+    return out
+
+
 def _citations(statements: list) -> list[Citation]:
     return [Citation(n, s.post, s.text) for n, s in enumerate(statements, 1)]
 
@@ -126,7 +141,7 @@ def ask(
         return _digest(store, question, open_scope, as_of, window, persona, started, on_text)
     weights = key_weights(question, *store.term_stats(question.terms))
     posts = retrieve(store, question, as_of, window, semantic, restrict)
-    composition = compose(question, posts, as_of, weights)
+    composition = compose(question, posts, as_of, weights, quoted=quoted_times(store, posts))
     # a range the asker set ("today", since) is kept: nothing in it is "nothing found"
     wider = [] if question.timed or since is not None else [WIDEST_WINDOW, ALL_TIME]
     for widened in wider:
@@ -135,7 +150,8 @@ def ask(
         if widened > window:
             window = widened
             posts = retrieve(store, question, as_of, window, semantic, restrict)
-            composition = compose(question, posts, as_of, weights, widened=True)
+            quoted = quoted_times(store, posts)
+            composition = compose(question, posts, as_of, weights, widened=True, quoted=quoted)
     retrieved = time.perf_counter()
     answer = Answer(
         question=text,

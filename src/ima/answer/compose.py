@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -23,7 +24,7 @@ from functools import lru_cache
 from ima import analysis
 from ima.answer import sentences as segmenter
 from ima.answer.question import STOP_WORDS, Question, compounds
-from ima.copies import manual_retweet
+from ima.copies import copied, manual_retweet
 from ima.post import Post, to_us
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -225,24 +226,31 @@ def _sole_term(
     )
 
 
-def _first_seen(posts: list[Post]) -> dict[str, datetime]:
-    """The earliest time each post's own words were posted among `posts`: a manual
-    retweet or a later copy carries old news, and counts at the time of what it copies.
-    A retweet whose original is not here counts as older than anything present."""
+def _first_seen(posts: list[Post], quoted: Mapping[str, datetime]) -> dict[str, datetime]:
+    """The earliest time each post's news was posted: a manual retweet, a quote (a comment
+    beside someone else's words, or a post quoting another, `quote_of`) or a later copy
+    carries old news, and counts at the time of what it copies. `quoted` holds the times
+    of quoted posts that are not among `posts`. Copied words whose original is not here
+    count as older than anything present."""
     earliest: dict[str, datetime] = {}
     keys = {}
+    copies = {p.id: copied(p.text) for p in posts}
     for post in posts:
-        retweet = manual_retweet(post.text)
-        key = " ".join(_term_list(retweet.text if retweet else post.text))
+        copy = copies[post.id]
+        key = " ".join(_term_list(copy.text if copy else post.text))
         keys[post.id] = key
-        if retweet is None and (key not in earliest or post.created_at < earliest[key]):
+        if copy is None and (key not in earliest or post.created_at < earliest[key]):
             earliest[key] = post.created_at
-    oldest = min((p.created_at for p in posts), default=None)
+    times = {p.id: p.created_at for p in posts} | dict(quoted)
+    # older than anything present: a tie with the newest genuine post would let it lead
+    oldest = min((p.created_at for p in posts), default=datetime.max) - timedelta(seconds=1)
     out = {}
     for post in posts:
         seen = earliest.get(keys[post.id])
-        if seen is None:  # a retweet of something not retrieved: older than all of it
-            seen = oldest if manual_retweet(post.text) else post.created_at
+        if seen is None:  # copied words of something not retrieved: older than all of it
+            seen = oldest if copies[post.id] else post.created_at
+        if post.quote_of in times:
+            seen = min(seen, times[post.quote_of])
         out[post.id] = min(seen, post.created_at)
     return out
 
@@ -278,6 +286,7 @@ def _statements(
     as_of: datetime,
     weights: dict[str, float],
     widened: bool = False,
+    quoted: Mapping[str, datetime] | None = None,
 ) -> list[Statement]:
     """Every post's best passage that passes the gate, scored, best first (an author may
     have several: `compose` counts each author once)."""
@@ -286,7 +295,7 @@ def _statements(
     needed = min(MIN_KEY_TERMS, len(key - (question.common - weights.keys())))
     as_of_us = to_us(as_of)
     horizon_us = max(question.window.total_seconds() * 1e6, 1.0)
-    first_seen = _first_seen(posts)
+    first_seen = _first_seen(posts, quoted or {})
     # (passage, post, terms, overlap, the answering sentence: None when none fills the gap)
     raw: list[tuple[str, Post, frozenset[str], float, str | None]] = []
     for post in posts:
@@ -367,10 +376,12 @@ def compose(
     *,
     max_also: int = 2,
     widened: bool = False,
+    quoted: Mapping[str, datetime] | None = None,
 ) -> Composition:
     """Choose what to say from `posts` (all created at or before `as_of`), given the
-    key terms' `weights` (`key_weights`)."""
-    every = _statements(question, posts, as_of, weights, widened)
+    key terms' `weights` (`key_weights`); `widened`: the window is wider than the question
+    asked; `quoted`: the times of posts that `posts` quote (`quote_of`) not among them."""
+    every = _statements(question, posts, as_of, weights, widened, quoted)
     if not every:
         return Composition(None)
     statements: list[Statement] = []  # an author counts once: their best statement
