@@ -198,3 +198,15 @@ def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_pat
         serve.wait(15)
         workers.close()
         cluster.close()
+
+
+def test_a_fleet_url_names_a_cluster_and_its_credentials_stay_out_of_logs():
+    from ima.fleet.connection import redacted, servers
+
+    url = "nats://pi-1:s3cret@10.0.0.1:4222,10.0.0.2:4223,nats://other:pw@10.0.0.3:4222"
+    assert servers(url) == ["nats://pi-1:s3cret@10.0.0.1:4222", "nats://pi-1:s3cret@10.0.0.2:4223",
+                            "nats://other:pw@10.0.0.3:4222"]  # fmt: skip
+    assert "s3cret" not in redacted(url) and "pw" not in redacted(url)
+    for bad in ("", "http://host:4222", "nats://"):
+        with pytest.raises(ValueError):
+            servers(bad)
