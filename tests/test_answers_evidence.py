@@ -129,3 +129,15 @@ def test_a_quote_of_an_old_post_carries_old_news_and_a_genuine_update_leads(stor
     # the quoted post is looked up where retrieval did not bring it
     by_itself = ask(store, "Is the Miyajima ferry running?", as_of=AT, restrict="-from:port_news")
     assert _ids(by_itself)[0] == "test:new"
+
+
+def test_a_misspelled_word_is_read_as_the_posts_spell_it(store):
+    feed(store, [
+        post("melania", 'Melania Trump: "Donald gets things done" #GOPConvention',
+             "2026-11-22T09:00:00Z", author="politics"),
+        post("done", "Finally done with the marathon!", "2026-11-22T09:30:00Z", author="runner"),
+    ])  # fmt: skip
+    answer = ask(store, "Who said donad gets things done?", as_of=AT)
+    assert answer.found and _ids(answer)[0] == "test:melania"
+    _holds(answer)
+    assert not ask(store, "Who said the museum gets things done?", as_of=AT).found

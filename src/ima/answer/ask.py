@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from ima import analysis
 from ima.answer import digest, sentences, verify, voice
 from ima.answer.compose import Composition, compose, key_weights
 from ima.answer.llm import Backend, BackendError, Request, answer_request, rephrase_request
@@ -26,6 +27,7 @@ from ima.answer.model import Answer, Citation, iso
 from ima.answer.question import ALL_TIME, Question, understand
 from ima.post import Post
 from ima.search import PostStore, search
+from ima.vectors.index import Ranked
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +56,63 @@ def retrieve(
     window: timedelta,
     semantic: Semantic | None = None,
     restrict: str = "",
-) -> list[Post]:
-    """Candidate posts; `restrict` is more query syntax every one must satisfy
-    (`from:`, `-from:`, `min_faves:`, `source:`), and then vectors are not used. Nor
+) -> Ranked:
+    """Candidate posts (with the similarity of those found by meaning); `restrict` is
+    more query syntax every one must satisfy (`from:`, `-from:`, `min_faves:`,
+    `source:`), and then vectors are not used. Nor
     are they past the widest window: vectors are searched hour by hour, fast for the
     recent window most questions want, not for every hour a store has ever held."""
     if not question.words:
-        return []
+        return Ranked()
     # a window reaching back before year 1 (an `as_of` early in it) starts there
     since = as_of - min(window, as_of - datetime.min.replace(tzinfo=UTC))
     query = f"({question.query()}) since:{iso(since)} {restrict}".strip()
     lexical = [h.post for h in search(store, query, as_of=as_of, k=CANDIDATES).hits]
     lists = [lexical]
+    similarity: dict[str, float] = {}
     if semantic is not None and not restrict and window <= WIDEST_WINDOW:
         low = int(since.timestamp() * 1e6)
-        lists.append(semantic(question.text, low, int(as_of.timestamp() * 1e6), CANDIDATES))
-    return _fuse(lists)
+        near = semantic(question.text, low, int(as_of.timestamp() * 1e6), CANDIDATES)
+        similarity = getattr(near, "similarity", {})
+        lists.append(near)
+    return Ranked(_fuse(lists), similarity)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_SPELLABLE = re.compile(r"[a-z]{5,20}")
+
+
+def respelled(store: PostStore, question: Question) -> Question:
+    """`question` with each word that no post holds, and that one letter more or two
+    letters swapped make a word posts do hold ("donad" → "donald", "ukranian" →
+    "ukrainian"), spelled as the posts spell it (the most frequent such word): a
+    misspelling is no topic of its own."""
+    unknown = [w for w in question.words if _SPELLABLE.fullmatch(w.lower())]
+    if not unknown:
+        return question
+    _, held = store.term_stats(t for w in unknown for t in analysis.terms(w))
+    fixes: dict[str, str] = {}
+    for word in unknown:
+        if any(held.get(t, 0) for t in analysis.terms(word)):
+            continue
+        lower = word.lower()
+        splits = [(lower[:i], lower[i:]) for i in range(len(lower) + 1)]
+        # a letter left out or two swapped: a changed letter makes another word of a
+        # name as often as it mends one ("winnink" is no "winning")
+        edits = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+        edits |= {a + c + b for a, b in splits for c in _LETTERS}
+        stems = {e: t[0] for e in edits if len(t := analysis.terms(e)) == 1}
+        _, freq = store.term_stats(set(stems.values()))
+        best = max(stems, key=lambda e: (freq.get(stems[e], 0), e), default="")
+        if freq.get(stems.get(best, ""), 0):
+            fixes[word] = best
+    if not fixes:
+        return question
+    text = question.text
+    for word, fix in fixes.items():
+        fix = fix.capitalize() if word[:1].isupper() else fix  # a name stays a name
+        text = re.sub(rf"\b{re.escape(word)}\b", fix, text)
+    return replace(understand(text), text=question.text)
 
 
 def quoted_times(store: PostStore, posts: list[Post]) -> dict[str, datetime]:
@@ -123,7 +166,7 @@ def ask(
     if mode not in ("rephrase", "answer"):
         raise ValueError("mode must be rephrase or answer")
     started = time.perf_counter()
-    question = understand(text)
+    question = respelled(store, understand(text))
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     story = digest.followed(store, text, context, as_of) if context else None
     if story is not None:  # "tell me more about the second one": that story's words
@@ -141,7 +184,8 @@ def ask(
         return _digest(store, question, open_scope, as_of, window, persona, started, on_text)
     weights = key_weights(question, *store.term_stats(question.terms))
     posts = retrieve(store, question, as_of, window, semantic, restrict)
-    composition = compose(question, posts, as_of, weights, quoted=quoted_times(store, posts))
+    composition = compose(question, posts, as_of, weights, quoted=quoted_times(store, posts),
+                          similar=posts.similarity)  # fmt: skip
     # a range the asker set ("today", since) is kept: nothing in it is "nothing found"
     wider = [] if question.timed or since is not None else [WIDEST_WINDOW, ALL_TIME]
     for widened in wider:
@@ -151,7 +195,8 @@ def ask(
             window = widened
             posts = retrieve(store, question, as_of, window, semantic, restrict)
             quoted = quoted_times(store, posts)
-            composition = compose(question, posts, as_of, weights, widened=True, quoted=quoted)
+            composition = compose(question, posts, as_of, weights, widened=True, quoted=quoted,
+                                  similar=posts.similarity)  # fmt: skip
     retrieved = time.perf_counter()
     answer = Answer(
         question=text,

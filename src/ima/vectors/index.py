@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ima.post import Post
 from ima.sqlite_pool import ConnectionPool
 
 _HOUR_US = 3_600_000_000
@@ -94,6 +96,14 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, low_us: int, high_us: int, k: int) -> list[int]:
         """Seqs of the `k` most similar vectors created in [low_us, high_us]."""
+        return [seq for _, seq in self.scored(query, low_us, high_us, k)]
+
+    def scored(
+        self, query: np.ndarray, low_us: int, high_us: int, k: int
+    ) -> list[tuple[float, int]]:
+        """(cosine similarity, seq) of the `k` most similar vectors created in [low_us,
+        high_us], most similar first: a caller can tell a near match from the nearest of
+        nothing (a question in one language and posts in another)."""
         best: list[tuple[float, int]] = []
         # only the hours that hold vectors: a range of centuries costs what its data does
         hours = self._read.rows(
@@ -107,4 +117,13 @@ class VectorIndex:
             top = np.argsort(scores)[::-1][:k]
             best += [(float(scores[i]), int(part.seqs[i])) for i in top if np.isfinite(scores[i])]
         best.sort(reverse=True)
-        return [seq for _, seq in best[:k]]
+        return best[:k]
+
+
+class Ranked(list[Post]):
+    """Posts, best first, with the cosine similarity to the question of those found by
+    meaning (post id → similarity)."""
+
+    def __init__(self, posts: Iterable[Post] = (), similarity: dict[str, float] | None = None):
+        super().__init__(posts)
+        self.similarity: dict[str, float] = similarity or {}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ima.post import Flat, Post
+from ima.post import Flat
 from ima.store import Entry, Store
 from ima.vectors.embedder import Embedder
-from ima.vectors.index import VectorIndex
+from ima.vectors.index import Ranked, VectorIndex
 from ima.vectors.worker import EmbeddingWorker
 
 FILE = "vectors.sqlite3"
@@ -54,11 +54,13 @@ class Vectors:
         self.worker.offer(todo)
         return len(todo)
 
-    def semantic(self, question: str, low_us: int, high_us: int, k: int) -> list[Post]:
-        """Posts in the window nearest to the question in meaning, nearest first."""
-        seqs = self.index.search(self.embedder.query(question), low_us, high_us, k)
-        found = self.store.fetch(seqs)
-        return [found[s].post for s in seqs if s in found]
+    def semantic(self, question: str, low_us: int, high_us: int, k: int) -> Ranked:
+        """Posts in the window nearest to the question in meaning, nearest first, with
+        their similarity."""
+        scored = self.index.scored(self.embedder.query(question), low_us, high_us, k)
+        found = self.store.fetch([seq for _, seq in scored])
+        near = [(found[seq].post, score) for score, seq in scored if seq in found]
+        return Ranked((p for p, _ in near), {p.id: score for p, score in near})
 
     def share_embedded(self) -> float:
         originals = self.store.counts()["originals"]

