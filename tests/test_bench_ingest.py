@@ -13,6 +13,8 @@ def test_freshness_is_offered_half_the_sustained_rate_by_default():
     assert abs(fresh["offered_rate"] - sustained / 2) <= 1  # sustained is rounded
     assert fresh["samples"] == 20
     assert figures["sustained_cpu_us_per_post"] > 0
+    split = figures["sustained_cpu_us_per_post_by_process"]
+    assert split["preparing"] == 0 < split["pipeline"]  # no preparing processes here
     assert figures["raw_tantivy_cpu_us_per_post"] > 0
     assert figures["ingest"]["received"] == 2000
 
