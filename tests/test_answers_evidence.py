@@ -98,16 +98,23 @@ def test_japanese_names_in_kanji_and_seasons_fill_the_gap():
     assert understand("アポロ何号が月に着陸した?").gap == "number"
 
 
-def test_one_of_two_names_may_be_said_otherwise_by_a_post_that_holds_the_rest(store):
+def test_the_commoner_of_two_names_may_be_said_otherwise_by_a_post_that_holds_the_rest(store):
     feed(store, [
         post("west", "Ottoman power expanded into the Balkans, worrying the West.",
              "2026-11-22T09:00:00Z", author="historian"),
         post("thin", "Ottoman coffee is strong.", "2026-11-22T09:00:00Z", author="cafe"),
         post("other", "Europe's night trains are back.", "2026-11-22T09:00:00Z", author="rail"),
+        post("more", "Europe votes in spring.", "2026-11-22T09:00:00Z", author="desk"),
+        post("most", "Europe in winter, a guide.", "2026-11-22T09:00:00Z", author="travel"),
     ])  # fmt: skip
     answer = ask(store, "Where did Ottoman power expand, worrying Europe?", as_of=AT)
     assert answer.found and _ids(answer) == ["test:west"]
     _holds(answer)
+    # the rarer name must be there ("Central Line" is no "Northern Line")
+    feed(store, [post("byz", "Byzantine mosaics on show.", "2026-11-22T09:00:00Z", author="m"),
+                 post("east", "Power expanded east, worrying Europe and its trade.",
+                      "2026-11-22T09:00:00Z", author="economist")])  # fmt: skip
+    assert not ask(store, "Did Byzantine power expand, worrying Europe?", as_of=AT).found
 
 
 def test_a_quote_of_an_old_post_carries_old_news_and_a_genuine_update_leads(store):

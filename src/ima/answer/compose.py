@@ -205,15 +205,17 @@ def key_weights(question: Question, doc_count: int, doc_freq: dict[str, int]) ->
 
 def _names_match(question: Question, terms: frozenset[str], weights: dict[str, float]) -> bool:
     """A post must name what the question names (a name is all its terms): all of one or
-    two names, or two thirds; but one of two may be missing from a post that holds most
-    of the question's weight (it says 西欧 where the question says ヨーロッパ). Names
-    `key_weights` left out (spelled otherwise in every post) cannot veto."""
+    two names, or two thirds; but the commoner of two may be missing from a post that
+    holds most of the question's weight (it says 西欧 where the question says
+    ヨーロッパ). Names `key_weights` left out (spelled otherwise in every post) cannot veto."""
     names = [n for n in question.names if n <= weights.keys()]
     if not names:
         return True
     present = sum(n <= terms for n in names)
     if len(names) == 2 and present == 1 and _weighted(terms, weights) >= MOST_WEIGHT:
-        return True
+        held, missing = sorted(names, key=lambda n: not n <= terms)
+        # the rarer name is the one that must be there: "Central Line" is no "Northern Line"
+        return _weighted(held, weights) > _weighted(missing, weights)
     return present == len(names) if len(names) <= 2 else present >= 2 * len(names) / 3
 
 
