@@ -98,7 +98,7 @@ def test_voices_change_the_words_not_the_facts_or_citations(stocked):
 
 def test_no_jokes_about_tragedies(stocked):
     fun = ask(stocked, "What happened at the Osaka warehouse?", as_of=AT, persona="fun")
-    assert fun.found and fun.text.startswith(voice._SOBER["en"])
+    assert fun.found and fun.text.startswith(voice.SOBER["en"])
     jokes = [q for quips in voice._QUIPS.values() for q in quips]
     assert not any(joke in fun.text for joke in jokes)
     assert voice.is_tragic(["台風で死者が出ました"]) and not voice.is_tragic(["ferry resumed"])

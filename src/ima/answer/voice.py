@@ -58,8 +58,10 @@ _TOPICS: dict[str, re.Pattern[str]] = {
     ),
     "sports": re.compile(
         r"\b(score[sd]?|match|game|goals?|win|won|final|league|cup|inning|team|season|"
-        r"playoffs?|championship|title|coach|nba|nfl|mlb|fifa|olympic\w*|tournament|"
-        r"points|defeat\w*|beat)\b|試合|得点|優勝|勝利|リード|選手|監督|リーグ",
+        r"playoffs?|championship|title|coach|nba|nfl|mlb|nhl|pga|fifa|olympic\w*|tournament|"
+        r"points|defeat\w*|beat|golf|tennis|hockey|baseball|basketball|soccer|football|"
+        r"practice|players?|innings|birdie|putt|touchdown)\b"
+        r"|試合|得点|優勝|勝利|リード|選手|監督|リーグ|サッカー|野球|大会",
         re.IGNORECASE,
     ),
     "weather": re.compile(
@@ -80,14 +82,16 @@ _TOPICS: dict[str, re.Pattern[str]] = {
     ),
     "showbiz": re.compile(
         r"\b(film|movie|actor|actress|star|engaged|engagement|wedding|married|album|song|"
-        r"concert|tour|emmys?|oscars?|grammys?|celebrity|series|premiere)\b"
-        r"|映画|俳優|女優|結婚|婚約|アルバム|ライブ|ドラマ",
+        r"concert|tour|emmys?|oscars?|grammys?|celebrity|series|premiere|music|video|singer|"
+        r"band|festival|snl|comedian|episode|trailer|fans)\b"
+        r"|映画|俳優|女優|結婚|婚約|アルバム|ライブ|ドラマ|アニメ|漫画|放送",
         re.IGNORECASE,
     ),
 }
 _SETBACK = re.compile(
     r"\b(delay\w*|slip\w*|postpon\w*|suspend\w*|cancel\w*|closed|halt\w*|down|outage|lost|"
-    r"behind|scrub\w*|fined?|banned|recall\w*|lawsuit)\b|見合わせ|遅延|延期|中止|運休|障害|敗|罰金",
+    r"behind|scrub\w*|fined?|banned|recall\w*|lawsuit)\b|見合わせ|遅延|延期|中止|運休|障害|罰金|"
+    r"敗れ|敗北|敗戦|[惜完大連]敗",  # 敗 alone is also in 腐敗, 失敗談
     re.IGNORECASE,
 )
 
@@ -137,7 +141,7 @@ _QUIPS: dict[tuple[str, str, str], tuple[str, ...]] = {
         "Things have gone slightly sideways. The details:",
     ),
     ("en", "general", "fine"): (
-        "The galaxy keeps spinning; here's the local gossip.",
+        "The galaxy keeps spinning; meanwhile, on this planet:",
         "Here's what the humans are posting about, for better or worse.",
     ),
     ("ja", "transport", "setback"): (
@@ -154,7 +158,7 @@ _QUIPS: dict[tuple[str, str, str], tuple[str, ...]] = {
     ("ja", "tech", "setback"): ("インターネットを一度切って入れ直したい気分です。",),
     ("ja", "tech", "fine"): ("機械たちは今のところ大人しくしています。",),
     ("ja", "general", "setback"): ("ちょっと面倒なことになっています。詳しくは投稿で。",),
-    ("ja", "general", "fine"): ("銀河は今日も回っています。地元の噂話はこちら。",),
+    ("ja", "general", "fine"): ("銀河は今日も回っています。この星では、こんな話が。",),
     ("en", "money", "setback"): (
         "Somewhere, an accountant just sighed very loudly.",
         "Money has been moved, mostly away from someone.",
@@ -173,7 +177,7 @@ _QUIPS: dict[tuple[str, str, str], tuple[str, ...]] = {
     ("ja", "showbiz", "setback"): ("公式発表はきっと「円満」と書くでしょう。",),
     ("ja", "showbiz", "fine"): ("レッドカーペット級のニュースです。",),
 }
-_SOBER = {
+SOBER = {
     "en": "No jokes on this one. Here is what the posts say.",
     "ja": "この話題に冗談はなしで。投稿の内容はこちらです。",
 }
@@ -197,15 +201,20 @@ def topic_of(texts: list[str]) -> str:
     return best if marks[best] >= 2 else "general"
 
 
-def quip(question: Question, statements: Sequence[Statement | Story]) -> str:
+def quip(
+    question: Question, statements: Sequence[Statement | Story], lead_only: bool = False
+) -> str:
     """The fun voice's one line for this answer (sober when the subject is tragic), fitted
-    to the topic and mood of the posts it quotes, not of the question's words."""
+    to the topic and mood of the posts it quotes, not of the question's words; with
+    `lead_only`, of the first alone (an answer is about its lead: a second source's "敗れ"
+    makes no setback of sea levels), though any tragic one still turns it sober."""
     # whole posts, not just the quoted sentences: a delay "after the earthquake" is no joke
     texts = [s.post.text for s in statements] or [question.text]
     if is_tragic([question.text, *texts]):
-        return _SOBER[question.lang]
-    mood = "setback" if _SETBACK.search(" ".join(texts)) else "fine"
-    choices = _QUIPS[(question.lang, topic_of(texts), mood)]
+        return SOBER[question.lang]
+    about = texts[:1] if lead_only else texts
+    mood = "setback" if _SETBACK.search(" ".join(about)) else "fine"
+    choices = _QUIPS[(question.lang, topic_of(about), mood)]
     digest = hashlib.sha256(question.text.encode()).digest()  # stable for a question
     return choices[digest[0] % len(choices)]
 
@@ -284,7 +293,7 @@ def say(
     ordered = list(composition.statements)
     lines = []
     if persona == "fun":
-        lines.append(quip(question, composition.statements))
+        lines.append(quip(question, composition.statements, lead_only=True))
     lang = question.lang
     ja = lang == "ja"
     when = _when(lead.at, as_of, lang)

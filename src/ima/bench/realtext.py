@@ -16,8 +16,10 @@ latency.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -268,3 +270,59 @@ def table(report: dict[str, Any]) -> list[str]:
             lines.append(f"\n✗ {case['question']} @ {case['as_of']} "
                          f"(expected {case['expected']})\n{case['answer']}")  # fmt: skip
     return lines
+
+
+def fun_sample(path: Path, store_factory: Callable[[], Any], count: int) -> list[dict[str, Any]]:
+    """The fun voice's answers to `count` known questions of a real-text file, spread
+    evenly over it, for a person to label: each with the question's id (a hash of its
+    text), the quip, the topic and whether the voice turned sober, and the question and
+    its first cited post, to read while labelling (not kept in the labels file)."""
+    from ima.answer import voice
+    from ima.ingest import Pipeline, ingest
+
+    records, cases = load(path)
+    known = [c for c in cases if c.answers]
+    step = max(1, len(known) // max(1, count))
+    store = store_factory()
+    with Pipeline(store) as pipeline:
+        ingest(pipeline, records, source="eval", group=500)
+    store.close()
+    store = store_factory()
+    out = []
+    try:
+        for case in known[::step][:count]:
+            answer = ask(store, case.question, as_of=case.as_of, persona="fun")
+            quip = answer.text.splitlines()[0] if answer.found else ""
+            texts = [c.post.text for c in answer.citations]
+            out.append({
+                "id": hashlib.sha256(case.question.encode()).hexdigest()[:12],
+                "quip": quip,
+                "topic": voice.topic_of(texts) if texts else "",
+                "sober": quip in voice.SOBER.values(),
+                "question": case.question,
+                "post": texts[0][:200] if texts else "",
+            })  # fmt: skip
+    finally:
+        store.close()
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """`python -m ima.bench.realtext fun FILE [COUNT]`: print a fun-voice sample as JSONL."""
+    import tempfile
+
+    from ima.store import Store
+
+    if len(argv) not in (2, 3) or argv[0] != "fun":
+        print("usage: python -m ima.bench.realtext fun FILE [COUNT]")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="ima-fun-") as tmp:
+        rows = fun_sample(Path(argv[1]), lambda: Store(Path(tmp) / "data"),
+                          int(argv[2]) if len(argv) == 3 else 40)  # fmt: skip
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
