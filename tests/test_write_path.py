@@ -14,7 +14,7 @@ from ima.post import flatten
 from ima.prepare import Payloads, Prepared, PreparedBatch, prepare_batch
 from ima.search import search
 from ima.store import AllOf, Store, Terms
-from ima.store.fresh import FreshDoc, FreshSegment, distinct_terms, facet
+from ima.store.fresh import FreshDoc, FreshSegment, facet, term_line
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -63,7 +63,7 @@ def test_flat_normalization_is_the_flattened_post():
 def _docs(texts: list[str], *, first_seq: int = 1, analyzed: bool) -> list[FreshDoc]:
     return [
         FreshDoc(seq, 1000 + seq, text, [facet("lang", "en")],
-                 distinct_terms(text) if analyzed else None)
+                 term_line(text) if analyzed else None)
         for seq, text in enumerate(texts, first_seq)
     ]  # fmt: skip
 

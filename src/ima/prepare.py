@@ -19,7 +19,7 @@ from ima.changes import Cursor, Delete, Edit, Engagement
 from ima.dedup import Fingerprint, fingerprints
 from ima.normalize import JsonLine, RecordError, normalize_flat
 from ima.post import Flat
-from ima.store.fresh import distinct_terms
+from ima.store.fresh import term_line
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class Prepared(NamedTuple):
     flat: tuple  # the post, as `ima.post.flatten` gives it: what the log stores
     text: str  # as the index sees it (`analysis.prepare`); the post's text when the same
-    terms: str  # the text's distinct terms, space-separated (`store.fresh.distinct_terms`)
+    terms: str  # the text's terms, in order and space-separated (`store.fresh.term_line`)
     fingerprint: Fingerprint | None
     dropped: tuple[str, ...] = ()  # fields left out of the record (`normalize`'s `dropped`)
 
@@ -99,7 +99,7 @@ def prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: d
             record, default_source=source, now=now, allowed_sources=allowed, dropped=dropped
         )
         text = analysis.prepare(flat[Flat.TEXT])
-        return Prepared(flat, text, distinct_terms(text), None, tuple(dropped))
+        return Prepared(flat, text, term_line(text), None, tuple(dropped))
     except RecordError as exc:
         return _bare(exc)
     except Exception as exc:  # RecursionError, OverflowError, MemoryError...

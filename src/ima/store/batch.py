@@ -34,8 +34,8 @@ class DeadLetter:
 
 class Entry(NamedTuple):
     """A post on its way into the log, flat (`ima.post.flatten`); `text` is its prepared
-    text, '' for a copy. `terms`: the text's distinct terms, space-separated
-    (`ima.store.fresh.distinct_terms`), when ingest analyzed it already (in its
+    text, '' for a copy. `terms`: the text's terms, in order and space-separated
+    (`ima.store.fresh.term_line`), when ingest analyzed it already (in its
     preparing processes), so that the committing process does not. A tuple, not an
     object: a batch holds thousands, each made and read once."""
 

@@ -37,16 +37,16 @@ class FreshDoc:
     created_us: int
     text: str  # prepared text (`ima.analysis.prepare`)
     facets: list[str]  # see `facet`
-    #: its distinct terms (`distinct_terms`), when ingest's preparing processes
-    #: analyzed the text already
+    #: its terms (`term_line`), when ingest's preparing processes analyzed it already
     terms: str | None = None
 
 
-def distinct_terms(text: str) -> str:
-    """The distinct terms of a prepared text, space-separated (a term never holds a
+def term_line(text: str) -> str:
+    """The terms of a prepared text in order, space-separated (a term never holds a
     space: the analyzer splits on everything but letters and digits). One string, not
-    a tuple of them: it crosses from a preparing process as one object, not twenty."""
-    return " ".join(dict.fromkeys(analysis.terms_of_prepared(text)))
+    a list: it crosses from a preparing process as one object, not twenty, and a
+    segment keeps one object a post for its phrase checks, split again only then."""
+    return " ".join(analysis.terms_of_prepared(text))
 
 
 class FreshSegment:
@@ -57,15 +57,15 @@ class FreshSegment:
     search therefore never does ingest's work: built lazily instead, a search arriving
     after a second of quiet paid ~20 ms indexing 2,000 new posts at 2,000 posts/s.
 
-    A doc is kept as two machine integers and its prepared text, not as an object
-    with its lists of terms and facets: dropping a segment of 20,000 posts once the
+    A doc is kept as two machine integers and its terms as one string, not as an
+    object with its lists of terms and facets: dropping a segment of 20,000 posts once the
     index has caught up had held the interpreter lock for 10 to 130 ms.
     """
 
     def __init__(self) -> None:
         self.seqs = array("q")
         self.created = array("q")
-        self.texts: list[str] = []  # for phrase checks, analyzed again only then
+        self.lines: list[str] = []  # each doc's `term_line`, for phrase checks
         self.max_seq = 0
         self.started = time.monotonic()
         self.covered = 0  # docs [0, covered) are in the postings; readers look no further
@@ -78,9 +78,9 @@ class FreshSegment:
         """Add docs; only the single writer calls this."""
         postings = self.postings
         find = postings.get
-        for i, doc in enumerate(docs, len(self.texts)):
-            terms = doc.terms if doc.terms is not None else distinct_terms(doc.text)
-            for key in (*terms.split(), *doc.facets):
+        lines = [doc.terms if doc.terms is not None else term_line(doc.text) for doc in docs]
+        for i, (doc, line) in enumerate(zip(docs, lines, strict=True), len(self.lines)):
+            for key in (*dict.fromkeys(line.split()), *doc.facets):
                 found = find(key)
                 if found is None:
                     postings[key] = [i]
@@ -88,9 +88,9 @@ class FreshSegment:
                     found.append(i)
         self.seqs.extend([doc.seq for doc in docs])
         self.created.extend([doc.created_us for doc in docs])
-        self.texts.extend([doc.text for doc in docs])
+        self.lines.extend(lines)
         self.max_seq = max(self.max_seq, docs[-1].seq)
-        self.covered = len(self.texts)  # publish: the postings now hold all of these
+        self.covered = len(self.lines)  # publish: the postings now hold all of these
 
     def pending(self, indexed_seq: int) -> int:
         """How many of its docs the lexical index has not committed yet."""
@@ -108,8 +108,8 @@ class FreshSegment:
             found.intersection_update(self.postings.get(_key(node.field, token), ()))
         if len(node.tokens) == 1 or node.field != "text":
             return found
-        texts = self.texts
-        return {i for i in found if _contains(analysis.terms_of_prepared(texts[i]), node.tokens)}
+        lines = self.lines
+        return {i for i in found if _contains(lines[i].split(), node.tokens)}
 
     def _eval(self, node: Plan, covered: int) -> set[int]:
         if isinstance(node, Terms):

@@ -21,7 +21,7 @@ from typing import Any
 
 from ima.post import Flat
 from ima.store.batch import Batch, Commit, DeadLetter, Entry
-from ima.store.fresh import FreshDoc, FreshSegment, distinct_terms, facet
+from ima.store.fresh import FreshDoc, FreshSegment, facet, term_line
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
 from ima.store.log import PostLog, StoredPost
 from ima.store.plan import Plan
@@ -185,7 +185,7 @@ class Store:
         """Make docs searchable from memory (the caller is the store's one writer)."""
         for doc in docs:  # analyzed before the lock is taken, unless ingest did it
             if doc.terms is None:
-                doc.terms = distinct_terms(doc.text)
+                doc.terms = term_line(doc.text)
         with self._view_lock:
             current = self._fresh[-1] if self._fresh else None
             if current is None or (
