@@ -36,7 +36,7 @@ def _cards(story: dict) -> list[dict]:
     return story["citations"] + story["top_posts"]
 
 
-def _chile(at: datetime, people: int = 40) -> list[dict]:
+def _chile(at: datetime, people: int = 40, minutes: int = 60) -> list[dict]:
     """An earthquake told in Spanish and in English by different people over an hour."""
     spanish = (
         "Fuerte terremoto en Iquique, Chile: {d}",
@@ -55,7 +55,7 @@ def _chile(at: datetime, people: int = 40) -> list[dict]:
         lines, details, lang = ((spanish, details_es, "es") if k % 2 else
                                 (english, details_en, "en"))  # fmt: skip
         text = lines[k % 3].format(d=details[k % 4]) + f" #{k % 5}"
-        out.append(post(f"q{k}", text, _iso(at + timedelta(seconds=k * 3600 / people)),
+        out.append(post(f"q{k}", text, _iso(at + timedelta(seconds=k * minutes * 60 / people)),
                         author=f"witness{k}", lang=lang))  # fmt: skip
     return out
 
@@ -161,33 +161,53 @@ def test_an_instant_older_than_any_recorded_history(tmp_path: Path, monkeypatch)
         store.close()
 
 
-def test_a_cold_start_shows_a_topic_fifty_people_are_on_among_many(tmp_path: Path):
-    """A stream that starts with a crisis (no baseline at all) still has its story, even
-    when the 50 people on it are one poster in eight; a stream that starts with ordinary
-    chatter has none."""
+def test_a_cold_start_shows_a_topic_most_people_are_on(tmp_path: Path):
+    """A stream that starts with a crisis (no baseline at all) still has its story; a
+    stream that starts with ordinary chatter has none."""
     store = Store(tmp_path / "data", commit_interval=0.05)
     start = QUIET_START
-    talk = chatter(60, per_minute=6, start=start)
-    feed(store, talk + _chile(start, people=50))
+    feed(store, _chile(start, people=60))
     view = StoryView(store)
     try:
         cold = view.across(to_us(start + timedelta(minutes=59)))
     finally:
         view.close()
         store.close()
-    assert 50 / (len({r["author"] for r in talk}) + 50) < 0.15
     assert cold and {"chile", "iquique"} & set(cold[0]["items"])
-    assert all({"chile", "iquique", "terremoto", "earthquake"} & set(s["items"]) for s in cold)
-    for name, only, at in (("quiet", talk, start + timedelta(minutes=59)),
-                           ("busy", chatter(20), START + timedelta(minutes=19))):  # fmt: skip
+    store = Store(tmp_path / "chatter", commit_interval=0.05)
+    feed(store, chatter(20))
+    view = StoryView(store)
+    try:
+        assert view.across(to_us(START + timedelta(minutes=19))) == []
+    finally:
+        view.close()
+        store.close()
+
+
+def test_a_young_stream_shows_a_topic_fifty_people_took_up_among_many(tmp_path: Path):
+    """Forty minutes into a stream, 50 people take up an earthquake among 250 others
+    chatting: one poster in six, the stream an hour old, so that the 1h window has not
+    learned what is usual; yet that window has the story. The chatter alone has none."""
+    start = QUIET_START
+    talk = chatter(70, per_minute=5, start=start)
+    quake = _chile(start + timedelta(minutes=40), people=50, minutes=20)
+    at = start + timedelta(minutes=62)
+    found = {}
+    for name, records in (("quake", talk + quake), ("chatter", talk)):
         store = Store(tmp_path / name, commit_interval=0.05)
-        feed(store, only)
+        feed(store, records)
         view = StoryView(store)
         try:
-            assert view.across(to_us(at)) == [], name
+            found[name] = view.current("1h", to_us(at)), view.across(to_us(at))
         finally:
             view.close()
             store.close()
+    since, until = _iso(at - timedelta(hours=1)), _iso(at)
+    hour = {r["author"] for r in talk if since < r["created_at"] <= until}
+    assert 50 / (len(hour) + 50) < 0.2
+    hourly = found["quake"][0]
+    assert hourly and {"chile", "iquique"} & set(hourly[0]["items"])
+    assert found["chatter"] == ([], [])
 
 
 def test_after_days_of_quiet_an_event_told_in_two_languages(tmp_path: Path):

@@ -29,6 +29,7 @@ ANYONE = ""  # counted once per author-minute for every post: how many are posti
 # with no baseline, an item may have been as common as the commonest ordinary words, said
 # by this share of those posting (a busy stream's chatter words are a few percent each)
 ORDINARY_SHARE = 0.03
+COLD_SHARE = 0.2  # an item this share of those posting are on is news from the start
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +71,13 @@ class Window:
         self.buckets: deque[tuple[int, Counter[str]]] = deque()
         self.total: Counter[str] = Counter()
         self._seen: dict[str, tuple[float, int]] = {}  # item → (weighted count, at bucket)
-        self._first: int | None = None  # the first bucket the stream was listened to
+        self._first: int | None = None  # the first minute the stream was listened to
         self.minute = -1
 
     def listen_from(self, minute: int) -> None:
         """The stream was being listened to from `minute` on, posts or not: a quiet
         stretch is history (nothing was said), not a cold start."""
-        bucket = minute // self.width
-        self._first = bucket if self._first is None else min(self._first, bucket)
+        self._first = minute if self._first is None else min(self._first, minute)
 
     @property
     def _oldest(self) -> int:
@@ -87,14 +87,14 @@ class Window:
     @property
     def history(self) -> int:
         """Buckets the baseline has seen, quiet ones included."""
-        return 0 if self._first is None else max(0, self._oldest - self._first)
+        return 0 if self._first is None else max(0, self._oldest - self._first // self.width)
 
     def add(self, minute: int, counts: Counter[str]) -> None:
         """A closed minute's author-minute counts."""
         self.minute = max(self.minute, minute)
         bucket = minute // self.width
         if self._first is None:
-            self._first = bucket
+            self._first = minute
         if not self.buckets or self.buckets[-1][0] < bucket:
             self.buckets.append((bucket, Counter()))
         self.buckets[-1][1].update(counts)
@@ -130,6 +130,17 @@ class Window:
         exposure = self.width * (1 - self.decay**self.history) / (1 - self.decay)
         return weighted * self.decay ** (last_left - at), exposure
 
+    def first_rate(self, item: str) -> float:
+        """Author-minutes a minute of `item` in the stream's first bucket, while that is
+        still in the window (once it has left, the baseline holds it)."""
+        if self._first is None or not self.buckets:
+            return 0.0
+        bucket, counts = self.buckets[0]
+        if bucket != self._first // self.width:
+            return 0.0
+        minutes = min((bucket + 1) * self.width, self.minute + 1) - self._first
+        return counts[item] / minutes if minutes > 0 else 0.0
+
     def covered_minutes(self) -> int:
         """How many minutes the window's buckets cover now (the newest is partial)."""
         return (self.n - 1) * self.width + self.minute % self.width + 1
@@ -142,12 +153,15 @@ class BurstDetector:
     """Counts items as posts arrive; says which burst in each window.
 
     A window that has not yet seen `warm_up_spans` of history is *cold* (a stream just
-    started): not knowing an item's past widens its law rather than silencing it. Its
-    baseline is taken as at least one span at `ORDINARY_SHARE` of everyone posting (it
-    may have been a common word all along), and it must be said by `cold_authors`
-    authors: so the words of ordinary chatter, all new to a new stream, are not news,
-    while a topic far more of the stream's independent authors are on than any common
-    word is (50 of 400 posters, say), however young the stream."""
+    started): not knowing an item's past widens its law rather than silencing it. The
+    item is judged as if seen for one span at the highest rate it may ordinarily have:
+    what history there is, `ORDINARY_SHARE` of everyone posting (a common word), and,
+    unless `COLD_SHARE` of them are on it, its rate in the stream's first bucket (it
+    may have been said that much from the start); and it must be said by
+    `cold_authors` authors. So the words of ordinary chatter, all new to a new stream,
+    are not news, while a topic that rose since the stream started is as soon as far
+    more of its independent authors are on it than on any common word (50 of 400
+    posters, say), and one most of them are on is from the start."""
 
     def __init__(
         self,
@@ -221,8 +235,13 @@ class BurstDetector:
             count = window.total[item] + current[item]
             seen, exposure = window.baseline(item)
             if cold:
+                rate = ORDINARY_SHARE * everyone / minutes
+                if exposure:
+                    rate = max(rate, seen / exposure)
+                if count < COLD_SHARE * everyone:
+                    rate = max(rate, window.first_rate(item))
                 exposure = max(exposure, float(window.span))
-                seen = max(seen, ORDINARY_SHARE * everyone * exposure / minutes)
+                seen = rate * exposure
             score = surprise(count, seen, exposure, minutes)
             if score >= self.min_surprise:
                 expected = (PRIOR_COUNT + seen) / (PRIOR_MINUTES + exposure) * minutes
