@@ -4,8 +4,9 @@ A NATS cluster of three `nats-server` processes (cluster routes on loopback), re
 `ima worker` processes, and the supervisor and verifier of `ima serve` over a real
 store of generated posts. It measures: embedding throughput with 1, 2 and 4 workers
 (and each worker's CPU seconds per text, so the figure for N machines can be
-computed), chat latency with four fast compose workers and with one of them slow
-(2 s before it answers), the same run; then a steady load of chats and embedding
+computed) and an embedding worker's peak memory, an LLM worker's, chat latency with
+four fast compose workers and with one of them slow (2 s before it answers), the same
+run; then a steady load of chats and embedding
 jobs while 30% of the workers are SIGKILLed every few seconds and new ones start, and
 one NATS server is SIGKILLed midway. Every chat answer is compared with the answer the
 local composer gives (an unverified output is one that differs); a lost request is one
@@ -538,6 +539,46 @@ def churn_run(root: Path, cluster: NatsCluster, store: Any, now: datetime, local
         workers.close()
 
 
+def llm_worker_rss(root: Path, cluster: NatsCluster, progress: Progress = _quiet,
+                   wait_s: float = 180) -> dict[str, Any]:  # fmt: skip
+    """Peak memory of `ima worker --llm embedded` once its model is loaded and generating
+    (llama-cpp-python and the bundled gemma3-270m model; skipped when not installed)."""
+    import importlib.util
+
+    from ima.answer.llm import Request
+    from ima.fleet.generate import FleetBackend
+    from ima.fleet.supervisor import Supervisor
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return {"skipped": "llama-cpp-python is not installed (pip install 'ima[llm]')"}
+    workers = Workers(cluster.url, root)
+    supervisor = Supervisor(cluster.url).start()
+    try:
+        name = workers.start(("generate",), name="llm", llm="embedded")
+        wait_live(supervisor, "generate", [name])
+        started = time.monotonic()
+        request = Request([{"role": "user", "content": "Say: the harbor bridge reopened."}],
+                          max_tokens=16)  # fmt: skip
+        answered: list[str] = []
+
+        def ask() -> None:
+            try:
+                answered.append("".join(FleetBackend(supervisor).stream(request)))
+            except Exception as exc:  # slow first token on a busy machine: reported
+                answered.append(f"({type(exc).__name__}: {exc})")
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        asker.join(wait_s)
+        peak = workers.peak_rss_mb(name)
+        progress(f"llm worker: {peak:.0f} MB")
+        return {"peak_rss_mb": round(peak, 1), "answer": answered[0][:200] if answered else "",
+                "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+    finally:
+        supervisor.close()
+        workers.close()
+
+
 def run(*, workers: int = 4, churn: float = 0.3, minutes: float = 10.0, posts: int = 600,
         embed_texts: int = 256, chats: int = 200, progress: Progress = _quiet
         ) -> dict[str, Any]:  # fmt: skip
@@ -553,6 +594,8 @@ def run(*, workers: int = 4, churn: float = 0.3, minutes: float = 10.0, posts: i
             figures: dict[str, Any] = {"cores": os.cpu_count(), "bench_rss_mb": round(rss_mb(), 1)}
             progress("embedding throughput with 1, 2 and 4 workers")
             figures["embedding"] = _embedding(root, cluster, local, progress, embed_texts)
+            progress("an LLM worker's memory")
+            figures["llm_worker"] = llm_worker_rss(root, cluster, progress)
             progress("chat latency: four fast workers, then one slow in four")
             figures["hedging"] = hedging_run(root, cluster, store, now, chats, progress)
             progress(f"churn: {workers} workers, {churn:.0%} SIGKILLed every {KILL_EVERY_S:g} s")
