@@ -148,3 +148,11 @@ def test_a_misspelled_word_is_read_as_the_posts_spell_it(store):
     assert answer.found and _ids(answer)[0] == "test:melania"
     _holds(answer)
     assert not ask(store, "Who said the museum gets things done?", as_of=AT).found
+
+
+def test_a_contraction_typed_without_its_apostrophe_is_phrasing(store):
+    feed(store, [post("ebola", "You're not going to get Ebola.", "2026-11-22T09:00:00Z",
+                      author="writer")])  # fmt: skip
+    answer = ask(store, "who said you wont get ebola", as_of=AT)
+    assert answer.found and _ids(answer) == ["test:ebola"]
+    _holds(answer)

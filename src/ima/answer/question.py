@@ -51,6 +51,7 @@ STOP_WORDS = _STOP_EN | _STOP_JA
 _ASKING = frozenset(
     """many much made make makes making went go goes get gets got getting use used using
     against didn't doesn't don't isn't wasn't aren't weren't won't can't did does do
+    didnt doesnt dont isnt wasnt arent werent wont cant
     someone something thing things way ways kind type sort really actually 対""".split()
 )
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
