@@ -130,16 +130,19 @@ class Window:
         exposure = self.width * (1 - self.decay**self.history) / (1 - self.decay)
         return weighted * self.decay ** (last_left - at), exposure
 
-    def first_rate(self, item: str) -> float:
+    def first_rate(self, item: str, current: int, minute: int) -> float:
         """Author-minutes a minute of `item` in the stream's first bucket, while that is
-        still in the window (once it has left, the baseline holds it)."""
-        if self._first is None or not self.buckets:
+        still in the window (once it has left, the baseline holds it); `current` is its
+        count in the open `minute`."""
+        first = minute if self._first is None else self._first
+        bucket = first // self.width
+        if bucket < minute // self.width - self.n + 1:
             return 0.0
-        bucket, counts = self.buckets[0]
-        if bucket != self._first // self.width:
-            return 0.0
-        minutes = min((bucket + 1) * self.width, self.minute + 1) - self._first
-        return counts[item] / minutes if minutes > 0 else 0.0
+        count = current if minute // self.width == bucket else 0
+        if self.buckets and self.buckets[0][0] == bucket:
+            count += self.buckets[0][1][item]
+        minutes = min((bucket + 1) * self.width, minute + 1) - first
+        return count / minutes if minutes > 0 else 0.0
 
     def covered_minutes(self) -> int:
         """How many minutes the window's buckets cover now (the newest is partial)."""
@@ -239,7 +242,7 @@ class BurstDetector:
                 if exposure:
                     rate = max(rate, seen / exposure)
                 if count < COLD_SHARE * everyone:
-                    rate = max(rate, window.first_rate(item))
+                    rate = max(rate, window.first_rate(item, current[item], self.minute))
                 exposure = max(exposure, float(window.span))
                 seen = rate * exposure
             score = surprise(count, seen, exposure, minutes)
