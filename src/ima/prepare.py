@@ -83,11 +83,11 @@ def _payloads(rows: list[tuple]) -> Payloads:
     )
 
 
-def prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: datetime) -> (
-    Prepared | RecordError
+def _prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: datetime) -> (
+    tuple[tuple, str, str, tuple[str, ...]] | RecordError
 ):  # fmt: skip
-    """One record → a post and its indexed text and terms (no fingerprint yet: those are
-    made a batch at once), or the reason it cannot be one.
+    """One record → (flat post, indexed text, terms, dropped fields), all of a `Prepared`
+    but the fingerprint (those are made a batch at once), or the reason it cannot be one.
 
     Whatever the record holds, the answer is one of those two: a failure that is not a
     `RecordError` (a bug meeting odd input) is logged and refuses this record alone."""
@@ -99,7 +99,7 @@ def prepare_one(record: Any, source: str, allowed: frozenset[str] | None, now: d
             record, default_source=source, now=now, allowed_sources=allowed, dropped=dropped
         )
         text = analysis.prepare(flat[Flat.TEXT])
-        return Prepared(flat, text, term_line(text), None, tuple(dropped))
+        return flat, text, term_line(text), tuple(dropped)
     except RecordError as exc:
         return _bare(exc)
     except Exception as exc:  # RecursionError, OverflowError, MemoryError...
@@ -118,22 +118,23 @@ def _bare(error: RecordError) -> RecordError:
 def prepare_batch(records: list[Payload], now: datetime) -> PreparedBatch:
     """Normalize and analyze records; errors come back in place, and so do deletes and
     engagement counts, which need no preparing."""
-    out: list[Outcome] = []
+    out: list[Any] = []  # outcomes, and posts as `_prepare_one`'s tuples
     texts: list[str] = []
     for record, source, allowed in records:
         if isinstance(record, Delete | Engagement | Cursor):
             out.append(record)
             continue
-        prepared = prepare_one(
+        prepared = _prepare_one(
             record.record if isinstance(record, Edit) else record, source, allowed, now
         )
-        if isinstance(prepared, Prepared):
-            texts.append(prepared.text)
+        if type(prepared) is tuple:
+            texts.append(prepared[1])
         out.append(prepared)
     prints = iter(fingerprints(texts))
-    return PreparedBatch(
-        Prepared(item.flat, item.text, item.terms, next(prints), item.dropped)
-        if isinstance(item, Prepared)
-        else item
-        for item in out
-    )
+    batch = PreparedBatch()
+    for item in out:
+        if type(item) is tuple:  # a post: made a `Prepared` once, with its fingerprint
+            flat, text, terms, dropped = item
+            item = _new(Prepared, (flat, text, terms, next(prints), dropped))
+        batch.append(item)
+    return batch

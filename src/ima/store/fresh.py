@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import time
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,14 +56,14 @@ class FreshSegment:
     search therefore never does ingest's work: built lazily instead, a search arriving
     after a second of quiet paid ~20 ms indexing 2,000 new posts at 2,000 posts/s.
 
-    A doc is kept as two machine integers and its terms as one string, not as an
-    object with its lists of terms and facets: dropping a segment of 20,000 posts once the
+    A doc is kept as two integers and its terms as one string, not as an object with
+    its lists of terms and facets: dropping a segment of 20,000 posts once the
     index has caught up had held the interpreter lock for 10 to 130 ms.
     """
 
     def __init__(self) -> None:
-        self.seqs = array("q")
-        self.created = array("q")
+        self.seqs: list[int] = []
+        self.created: list[int] = []
         self.lines: list[str] = []  # each doc's `term_line`, for phrase checks
         self.max_seq = 0
         self.started = time.monotonic()
