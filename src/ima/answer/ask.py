@@ -59,9 +59,9 @@ def retrieve(
 ) -> Ranked:
     """Candidate posts (with the similarity of those found by meaning); `restrict` is
     more query syntax every one must satisfy (`from:`, `-from:`, `min_faves:`,
-    `source:`), and then vectors are not used. Nor
-    are they past the widest window: vectors are searched hour by hour, fast for the
-    recent window most questions want, not for every hour a store has ever held."""
+    `source:`), and then vectors are not used. Nor are they past the widest window:
+    vectors are searched hour by hour, fast for the recent window most questions want,
+    not for every hour a store has ever held."""
     if not question.words:
         return Ranked()
     # a window reaching back before year 1 (an `as_of` early in it) starts there
