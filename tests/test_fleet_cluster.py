@@ -5,6 +5,7 @@ lying worker (quarantined, nothing of it reaching a client)."""
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -126,3 +127,34 @@ def test_a_worker_dying_mid_stream_is_continued_without_repeat_or_drop(tmp_path,
     continued = [b["messages"][-1] for b in llm.bodies if b["messages"][-1]["role"] == "assistant"]
     assert len(continued) == 1 and 0 < len(continued[0]["content"]) < len(full)
     assert supervisor.count("continuations", "generate") == 1
+
+
+def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local, monkeypatch):
+    from conftest import feed, post
+    from ima.store import Store
+    from ima.vectors.semantic import Vectors
+
+    workers = Workers(cluster.url, tmp_path)
+    watcher = Supervisor(cluster.url).start()
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    vectors = None
+    try:
+        wait_live(watcher, "embed", [workers.start(("embed",))])
+        monkeypatch.setenv("IMA_FLEET_URL", cluster.url)  # as `ima serve --fleet` sets it
+        vectors = Vectors(store, local).follow()
+        feed(store, [post(i, f"the harbor bridge update number {i}", at=NOW.isoformat())
+                     for i in range(40)])  # fmt: skip
+        deadline = time.monotonic() + 60
+        while vectors.index.count() < 40:
+            assert time.monotonic() < deadline, vectors.index.count()
+            time.sleep(0.05)
+        embedder = vectors.worker.embedder
+        assert isinstance(embedder, FleetEmbedder) and embedder.remote == 40
+        hits = vectors.semantic("harbor bridge update number 7", 0, 2**62, 1)
+        assert [p.id for p in hits] == ["test:7"]
+    finally:
+        if vectors is not None:
+            vectors.close()
+        store.close()
+        watcher.close()
+        workers.close()

@@ -130,15 +130,18 @@ class Supervisor:
                                          daemon=True)  # fmt: skip
         self._nc: Any = None
         self._connected = threading.Event()
+        self._heard = threading.Event()  # set at the first heartbeat
 
     # life
 
     def start(self, wait_s: float = 10.0) -> Supervisor:
         """Connect (in the background: a fleet whose servers are down is a fleet with no
-        worker, and jobs run locally meanwhile)."""
+        worker, and jobs run locally meanwhile), then give the workers one heartbeat's
+        time to be heard, so that the first jobs do not all run locally."""
         self._thread.start()
         self._main = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
-        self._connected.wait(wait_s)
+        if self._connected.wait(wait_s):
+            self._heard.wait(1.5 * protocol.HEARTBEAT_S)
         return self
 
     async def _run(self) -> None:
@@ -187,6 +190,7 @@ class Supervisor:
             # a restart keeps a quarantine: a liar cannot launder itself by reconnecting
             member = self.members[beat.worker] = Member(beat, time.monotonic(), reputation=old)
         member.beat, member.seen = beat, time.monotonic()
+        self._heard.set()
 
     def _members(self) -> list[tuple[str, Member]]:
         """The members now, for other threads: the loop thread adds and drops them, and
