@@ -346,7 +346,7 @@ class Supervisor:
                     worker, sent, is_hedge = running.pop(task)
                     member = self.members[worker]
                     member.inflight -= 1
-                    outcome = self._judge(kind, worker, task, check)
+                    outcome = await self._judge(kind, worker, task, check)
                     if isinstance(outcome, bytes):
                         took = time.monotonic() - sent
                         self._latencies[kind].append(took)
@@ -388,7 +388,9 @@ class Supervisor:
             await self._nc.publish(protocol.CANCEL, protocol.cancel_body(request_id, worker))
 
     def _lost_race(self, task: asyncio.Task, worker: str, sent: float) -> None:
-        member = self.members[worker]
+        member = self.members.get(worker)
+        if member is None:  # forgotten meanwhile
+            return
         member.inflight -= 1
         took = time.monotonic() - sent
         if not task.cancelled() and task.exception() is None:
@@ -401,9 +403,11 @@ class Supervisor:
         return await self._nc.request(protocol.job_subject(worker, kind), body, timeout=wait_s,
                                       headers={protocol.REQUEST_ID: request_id})  # fmt: skip
 
-    def _judge(self, kind: str, worker: str, task: asyncio.Task, check: Check) -> bytes | str:
+    async def _judge(self, kind: str, worker: str, task: asyncio.Task, check: Check
+                     ) -> bytes | str:  # fmt: skip
         """The reply's body when it is good, else what was wrong (counted against the
-        worker when it was a bad result rather than a lost one)."""
+        worker when it was a bad result rather than a lost one). Checks recompute work
+        here, in a thread: the loop keeps routing and hearing heartbeats meanwhile."""
         if task.cancelled():
             return "gone"
         exc = task.exception()
@@ -415,7 +419,7 @@ class Supervisor:
             return error[:200]
         reputation = self.members[worker].reputation
         checked = reputation.should_check(self._rng)
-        problem = check(msg.data, checked)
+        problem = await asyncio.get_running_loop().run_in_executor(None, check, msg.data, checked)
         if problem is None:
             if checked:
                 reputation.passed_check()
