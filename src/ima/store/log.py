@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 DEAD_LETTERS_KEPT = 10_000
 DEAD_LETTER_BYTES = 64 * 1024
 READERS = 8  # reader connections open at most (reads waiting for one queue)
+READ_CACHE_KIB = 2048  # page cache of a connection that reads
+WRITE_CACHE_KIB = 65536  # page cache of the writing process's connection
 
 _COLUMNS = (
     "seq, id, source, author, author_name, followers, text, lang, created_us, ingested_us, "
@@ -135,18 +137,23 @@ class PostLog:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
-        # The id index is hit by every insert and every "already stored?" lookup: keep
-        # it in memory (64 MiB of page cache; 256 MiB of the file mapped for reads).
-        conn.execute("PRAGMA cache_size=-65536")
+        # Reads of the database file go through its memory map (256 MiB; the kernel's
+        # pages, shared and reclaimable); the page cache holds what the map does not
+        # cover, the WAL's newest pages, and is kept small: a process that only reads
+        # (the API, answerers) has up to READERS + 1 of these, and a large one per
+        # connection grew with the store until each was full.
+        conn.execute(f"PRAGMA cache_size=-{READ_CACHE_KIB}")
         conn.execute("PRAGMA mmap_size=268435456")
         return conn
+
+    def expect_writes(self) -> None:
+        """The writing process: the id index is hit by every insert and every "already
+        stored?" lookup, so its one writing connection keeps it in memory."""
+        self._writer.execute(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
 
     def _reader(self) -> sqlite3.Connection:
         conn = self._connect()
         conn.execute("PRAGMA query_only=1")
-        # reads go through the file's memory map; the writer's big cache is for its
-        # lookups of every id it inserts, not needed eight times over
-        conn.execute("PRAGMA cache_size=-8192")
         return conn
 
     def _lookup(self, sql: str, ids: Iterable[str]) -> list[tuple]:

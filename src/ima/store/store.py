@@ -119,6 +119,8 @@ class Store:
         self.index_commits = 0
         #: called after each commit with (seq, entry) of its new originals
         self.listeners: list[Callable[[list[tuple[int, Entry]]], None]] = []
+        if self.writable:
+            self.log.expect_writes()
         self._catch_up()
         self._indexer = self._start_indexer() if self.writable else None
 
