@@ -87,3 +87,15 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 15) -> No
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def cited_ids(answer: Any) -> list[str]:
+    """The ids of the posts an answer cites, in its order."""
+    return [c.post.id for c in answer.citations]
+
+
+def assert_verified(answer: Any) -> None:
+    """Every sentence of the answer is backed by the posts it cites (`ima.answer.verify`)."""
+    from ima.answer import verify
+
+    assert verify.problems(answer.text, [c.post for c in answer.citations], answer.as_of) == []

@@ -6,20 +6,12 @@ compounds, and post text that can never pose as a citation or a link."""
 import re
 from datetime import UTC, datetime
 
-from conftest import feed, post
+from conftest import assert_verified, cited_ids, feed, post
 from ima.answer import verify
 from ima.answer.ask import ask
 from ima.answer.question import understand
 
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-def _ids(answer) -> list[str]:
-    return [c.post.id for c in answer.citations]
-
-
-def _holds(answer) -> None:
-    assert verify.problems(answer.text, [c.post for c in answer.citations], answer.as_of) == []
 
 
 def test_the_sentence_that_fills_the_gap_leads_not_the_one_that_echoes_the_question(store):
@@ -34,11 +26,11 @@ def test_the_sentence_that_fills_the_gap_leads_not_the_one_that_echoes_the_quest
              "2026-11-22T10:59:00Z", author="state_police"),
     ])  # fmt: skip
     which = ask(store, "Which show received the most nominations for the 2026 Emmys?", as_of=AT)
-    assert _ids(which)[0] == "test:fill" and "Severance" in which.text.splitlines()[0]
+    assert cited_ids(which)[0] == "test:fill" and "Severance" in which.text.splitlines()[0]
     many = ask(store, "How many people near the dam were evacuated?", as_of=AT)
-    assert _ids(many)[0] == "test:count" and "188,000" in many.text.splitlines()[0]
-    _holds(which)
-    _holds(many)
+    assert cited_ids(many)[0] == "test:count" and "188,000" in many.text.splitlines()[0]
+    assert_verified(which)
+    assert_verified(many)
 
 
 def test_the_answer_leads_in_a_plain_sentence_of_the_post_then_the_quote(store):
@@ -50,7 +42,7 @@ def test_the_answer_leads_in_a_plain_sentence_of_the_post_then_the_quote(store):
     assert first == "Keir Starmer became the new prime minister of the United Kingdom ［3］ [1]."
     assert second.startswith("As of 10:00 UTC, a post says: “Parliament met on Tuesday")
     assert re.findall(r"\[(\d+)\]", answer.text) == ["1", "1"]
-    _holds(answer)
+    assert_verified(answer)
 
 
 def test_quiz_and_conversational_phrasing_is_no_key_word(store):
@@ -76,8 +68,8 @@ def test_quotes_are_whole_sentences_with_their_abbreviations(store):
     japanese = ask(store, "JR東日本は何を発表しましたか？", as_of=AT)
     # the post's own 「」 become 『』 inside ima's 「」 quote
     assert "「『今日は運休します。』とJR東日本が発表しました。" in japanese.text
-    _holds(answer)
-    _holds(japanese)
+    assert_verified(answer)
+    assert_verified(japanese)
 
 
 def test_agreeing_independent_sources_are_all_cited(store):
@@ -93,7 +85,7 @@ def test_agreeing_independent_sources_are_all_cited(store):
     assert len(answer.citations) == 3
     assert len({c.post.author.handle for c in answer.citations}) == 3
     assert "[3]" in answer.text
-    _holds(answer)
+    assert_verified(answer)
 
 
 def test_sources_that_disagree_are_both_cited_and_the_answer_says_so(store):
@@ -105,7 +97,7 @@ def test_sources_that_disagree_are_both_cited_and_the_answer_says_so(store):
     ])  # fmt: skip
     answer = ask(store, "What's the score of the Tigers Hawks game?", as_of=AT)
     assert len(answer.citations) == 2 and "Another post differs:" in answer.text
-    _holds(answer)
+    assert_verified(answer)
 
 
 def test_a_manual_retweet_carries_old_news_and_a_genuine_update_leads(store):
@@ -122,11 +114,11 @@ def test_a_manual_retweet_carries_old_news_and_a_genuine_update_leads(store):
              "2026-11-22T11:45:00Z", author="copier"),
     ])  # fmt: skip
     answer = ask(store, "Is the Miyajima ferry running?", as_of=AT)
-    assert _ids(answer)[0] == "test:new"  # neither the retweet nor the later copy leads
+    assert cited_ids(answer)[0] == "test:new"  # neither the retweet nor the later copy leads
     assert "RT @" not in answer.text
     aquarium = ask(store, "Is the Miyajima aquarium open?", as_of=AT)
     assert aquarium.found and "RT @" not in aquarium.text  # the copied words, not the prefix
-    _holds(answer)
+    assert_verified(answer)
 
 
 def test_old_but_only_evidence_is_given_with_its_age_unless_a_time_was_asked(store):
@@ -137,9 +129,9 @@ def test_old_but_only_evidence_is_given_with_its_age_unless_a_time_was_asked(sto
              author="tenmon"),
     ])  # fmt: skip
     answer = ask(store, "Is the Lindenfeld observatory open?", as_of=AT)
-    assert answer.found and _ids(answer) == ["test:old"]
+    assert answer.found and cited_ids(answer) == ["test:old"]
     assert answer.text.startswith("The newest posts on this are from 14 March 2026, 8 months ago:")
-    _holds(answer)
+    assert_verified(answer)
     today = ask(store, "Is the Lindenfeld observatory open today?", as_of=AT)
     assert not today.found and "24 hours" in today.text  # the range the asker set
     japanese = ask(store, "リンデンフェルト天文台は開いていますか？", as_of=AT)
@@ -154,7 +146,7 @@ def test_japanese_compounds_stay_whole(store):
         post("train", "新幹線は平常通り運転しています。", "2026-11-22T10:00:00Z", author="jr"),
     ])  # fmt: skip
     answer = ask(store, "新幹線は動いていますか？", as_of=AT)
-    assert _ids(answer) == ["test:train"]
+    assert cited_ids(answer) == ["test:train"]
     nothing = ask(store, "山手線の運行状況は？", as_of=AT)
     assert not nothing.found and "「山手線」「運行」" in nothing.text
 
@@ -171,8 +163,8 @@ def test_post_text_never_poses_as_a_citation_or_a_link(store):
         markers = re.findall(r"\[(\d+)\]", answer.text)
         assert markers == [str(c.number) for c in answer.citations]  # only ima's own
         assert "](" not in answer.text and "[details]" not in answer.text
-        assert "［99］" in answer.text or "test:h" not in _ids(answer)
-        _holds(answer)
+        assert "［99］" in answer.text or "test:h" not in cited_ids(answer)
+        assert_verified(answer)
 
 
 NEWS_DAY = [
@@ -199,11 +191,11 @@ def test_open_questions_get_a_digest_of_the_strongest_stories_newest_first(store
         assert answer.found and len(answer.citations) == 3, answer.text
         assert [c.post.id for c in answer.citations] == ["test:t2", "test:m2", "test:f2"]
         assert "newest first" in answer.text and "Coffee" not in answer.text
-        _holds(answer)
+        assert_verified(answer)
     japanese = ask(store, "今何が起きてる？", as_of=AT, persona="fun")
     assert japanese.language == "ja" and "主な話題" in japanese.text
     assert len(japanese.citations) == 3
-    _holds(japanese)
+    assert_verified(japanese)
     tokyo = ask(store, "What's happening in Tokyo?", as_of=AT)
     assert [c.post.id for c in tokyo.citations] in (["test:m1"], ["test:m2"])  # one story
     topical = ask(store, "What's happening with the Miyajima ferry?", as_of=AT)

@@ -5,21 +5,12 @@ second post that answers too."""
 
 from datetime import UTC, datetime
 
-from conftest import feed, post
-from ima.answer import verify
+from conftest import assert_verified, cited_ids, feed, post
 from ima.answer.ask import ask
 from ima.answer.compose import fills
 from ima.answer.question import understand
 
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-def _ids(answer) -> list[str]:
-    return [c.post.id for c in answer.citations]
-
-
-def _holds(answer) -> None:
-    assert verify.problems(answer.text, [c.post for c in answer.citations], answer.as_of) == []
 
 
 def test_one_heavy_word_answers_a_two_word_question_in_its_own_window_only(store):
@@ -34,8 +25,8 @@ def test_one_heavy_word_answers_a_two_word_question_in_its_own_window_only(store
              author="foodie"),
     ])  # fmt: skip
     answer = ask(store, "What country made history today?", as_of=AT)
-    assert answer.found and _ids(answer) == ["test:ireland"]
-    _holds(answer)
+    assert answer.found and cited_ids(answer) == ["test:ireland"]
+    assert_verified(answer)
     # a month later the question's day holds nothing: a widened search needs both words,
     # since over many more posts one shared word is a coincidence
     later = ask(store, "What country made history?", as_of=datetime(2026, 12, 30, tzinfo=UTC))
@@ -53,9 +44,9 @@ def test_a_japanese_year_fills_a_when_question(store):
              "2026-11-22T09:00:00Z", author="encyclopedia"),
     ])  # fmt: skip
     answer = ask(store, "淀川で生息が最後に確認されたのはいつ?", as_of=AT)
-    assert _ids(answer)[0] == "test:year"
+    assert cited_ids(answer)[0] == "test:year"
     assert "「淀川では水質汚濁が著しく1960年代初頭" in answer.text.splitlines()[0]
-    _holds(answer)
+    assert_verified(answer)
 
 
 def test_a_joined_hashtag_names_its_words(store):
@@ -66,8 +57,8 @@ def test_a_joined_hashtag_names_its_words(store):
              "2026-11-22T08:00:00Z", author="band"),
     ])  # fmt: skip
     answer = ask(store, "Who made a small mistake on stage at the Golden Globes?", as_of=AT)
-    assert _ids(answer)[0] == "test:keaton" and "Michael Keaton" in answer.text
-    _holds(answer)
+    assert cited_ids(answer)[0] == "test:keaton" and "Michael Keaton" in answer.text
+    assert_verified(answer)
 
 
 def test_a_sources_other_post_that_answers_too_is_cited_and_said_to_be_the_same_source(store):
@@ -78,9 +69,9 @@ def test_a_sources_other_post_that_answers_too_is_cited_and_said_to_be_the_same_
              "goes ahead.", "2026-11-22T09:00:00Z", author="mayor"),
     ])  # fmt: skip
     answer = ask(store, "Which high school will be closed tomorrow?", as_of=AT)
-    assert set(_ids(answer)) == {"test:dillon", "test:bayside"}
+    assert set(cited_ids(answer)) == {"test:dillon", "test:bayside"}
     assert "The same source also says:" in answer.text and "[2]" in answer.text
-    _holds(answer)
+    assert_verified(answer)
     japanese = ask(store, "明日休校になるのはどの高校?", as_of=AT)
     assert not japanese.found  # nothing in Japanese holds two of its words
 
@@ -108,8 +99,8 @@ def test_the_commoner_of_two_names_may_be_said_otherwise_by_a_post_that_holds_th
         post("most", "Europe in winter, a guide.", "2026-11-22T09:00:00Z", author="travel"),
     ])  # fmt: skip
     answer = ask(store, "Where did Ottoman power expand, worrying Europe?", as_of=AT)
-    assert answer.found and _ids(answer) == ["test:west"]
-    _holds(answer)
+    assert answer.found and cited_ids(answer) == ["test:west"]
+    assert_verified(answer)
     # the rarer name must be there ("Central Line" is no "Northern Line")
     feed(store, [post("byz", "Byzantine mosaics on show.", "2026-11-22T09:00:00Z", author="m"),
                  post("east", "Power expanded east, worrying Europe and its trade.",
@@ -131,11 +122,11 @@ def test_a_quote_of_an_old_post_carries_old_news_and_a_genuine_update_leads(stor
              "2026-11-22T11:30:00Z", author="grumbler"),
     ])  # fmt: skip
     answer = ask(store, "Is the Miyajima ferry running?", as_of=AT)
-    assert _ids(answer)[0] == "test:new"
-    _holds(answer)
+    assert cited_ids(answer)[0] == "test:new"
+    assert_verified(answer)
     # the quoted post is looked up where retrieval did not bring it
     by_itself = ask(store, "Is the Miyajima ferry running?", as_of=AT, restrict="-from:port_news")
-    assert _ids(by_itself)[0] == "test:new"
+    assert cited_ids(by_itself)[0] == "test:new"
 
 
 def test_a_misspelled_word_is_read_as_the_posts_spell_it(store):
@@ -145,8 +136,8 @@ def test_a_misspelled_word_is_read_as_the_posts_spell_it(store):
         post("done", "Finally done with the marathon!", "2026-11-22T09:30:00Z", author="runner"),
     ])  # fmt: skip
     answer = ask(store, "Who said donad gets things done?", as_of=AT)
-    assert answer.found and _ids(answer)[0] == "test:melania"
-    _holds(answer)
+    assert answer.found and cited_ids(answer)[0] == "test:melania"
+    assert_verified(answer)
     assert not ask(store, "Who said the museum gets things done?", as_of=AT).found
 
 
@@ -154,5 +145,5 @@ def test_a_contraction_typed_without_its_apostrophe_is_phrasing(store):
     feed(store, [post("ebola", "You're not going to get Ebola.", "2026-11-22T09:00:00Z",
                       author="writer")])  # fmt: skip
     answer = ask(store, "who said you wont get ebola", as_of=AT)
-    assert answer.found and _ids(answer) == ["test:ebola"]
-    _holds(answer)
+    assert answer.found and cited_ids(answer) == ["test:ebola"]
+    assert_verified(answer)

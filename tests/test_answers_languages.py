@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import feed, post
-from ima.answer import verify
+from conftest import assert_verified, feed, post
 from ima.answer.ask import ask
 from ima.vectors.embedder import E5
 from ima.vectors.semantic import Vectors
@@ -40,10 +39,6 @@ def vectors(store):
     found.close()
 
 
-def _holds(answer) -> None:
-    assert verify.problems(answer.text, [c.post for c in answer.citations], answer.as_of) == []
-
-
 def test_an_english_question_finds_a_japanese_post(store, vectors):
     near = vectors.semantic("Did the Giants win?", 0, int(AT.timestamp() * 1e6), 5)
     assert near[0].id == "test:giants" and near.similarity["test:giants"] > 0.74
@@ -51,17 +46,17 @@ def test_an_english_question_finds_a_japanese_post(store, vectors):
     assert answer.found and answer.citations[0].post.id == "test:giants"
     assert answer.language == "en" and answer.text.startswith("As of 10:00 UTC, a post says:")
     assert "ジャイアンツが阪神に3対2で勝利しました。" in answer.text  # quoted in its own words
-    _holds(answer)
+    assert_verified(answer)
     weather = ask(store, "What is the weather in Tokyo?", as_of=AT, semantic=vectors.semantic)
     assert weather.found and weather.citations[0].post.id == "test:weather"
-    _holds(weather)
+    assert_verified(weather)
 
 
 def test_a_japanese_question_finds_an_english_post(store, vectors):
     answer = ask(store, "アルテミスの打ち上げはいつ？", as_of=AT, semantic=vectors.semantic)
     assert answer.found and answer.citations[0].post.id == "test:launch"
     assert answer.language == "ja" and answer.text.startswith("10:15 UTC時点の投稿によると、「NASA")
-    _holds(answer)
+    assert_verified(answer)
     assert not ask(store, "アルテミスの打ち上げはいつ？", as_of=AT).found  # without vectors
 
 
