@@ -227,8 +227,14 @@ class BurstDetector:
         cold = self.warming_up(name)
         current = self._counts
         minutes = window.covered_minutes()
-        least = self.cold_authors if cold else self.min_authors
         everyone = window.total[ANYONE] + current[ANYONE]
+        least = self.min_authors
+        if cold:
+            # an item said no more than an ordinary word's share could be (the mean of
+            # the law it is judged by below, from ORDINARY_SHARE) is no surprise: skip
+            # the long tail of a new stream's words before judging each
+            ordinary = ORDINARY_SHARE * everyone * window.span / (window.span + PRIOR_MINUTES)
+            least = max(self.cold_authors, math.floor(ordinary))
         found = []
         for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
             i for i, c in window.total.items() if c + current[i] >= least
