@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ima.errors import Overloaded
 
-class Busy(Exception):
+
+class Busy(Overloaded):
     """No slot freed up in time."""
 
 

@@ -17,10 +17,11 @@ from ima.answer.answerers import AnswerFailed
 from ima.answer.ask import ask
 from ima.answer.model import Answer, iso
 from ima.api.errors import ApiError
-from ima.api.gate import Busy, PriorityGate
+from ima.api.gate import PriorityGate
 from ima.api.keys import KeyStore
 from ima.api.quota import Limiter
 from ima.api.tiers import Tier
+from ima.errors import Overloaded
 from ima.normalize import web_url
 from ima.post import Post
 from ima.query import clamp_instant
@@ -139,7 +140,7 @@ class Services:
                 return self._answer(
                     question, persona, restrict, since, until, context, on_text, sampling
                 )
-        except Busy:
+        except Overloaded:  # no answer slot freed up in time (`gate.Busy`)
             raise ApiError(
                 503, "Busy answering others; retry shortly.", code="overloaded",
                 headers={"Retry-After": "2"},
