@@ -10,6 +10,7 @@ sentences, quoted and each cited; nothing is paraphrased, so nothing can be inve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections import Counter
@@ -148,9 +149,16 @@ def teller(post: Post) -> str:
     return (retweet.handle if retweet else post.author.handle).lower()
 
 
+@functools.lru_cache(maxsize=16_384)
+def _wording(text: str) -> str:
+    """A post's words as analyzed: posts that say the same thing the same way share it.
+    Remembered: a story's posts are checked again at every tick while it lasts."""
+    return " ".join(analysis.terms(text))
+
+
 def _independent(posts: list[Post], min_authors: int) -> bool:
     authors = Counter(teller(p) for p in posts)
-    texts = {" ".join(analysis.terms(p.text)) for p in posts}
+    texts = {_wording(p.text) for p in posts}
     return (
         len(authors) >= min_authors
         and len(texts) >= min_authors
