@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from ima import analysis
 from ima.answer import digest, sentences, verify, voice
@@ -28,6 +29,8 @@ from ima.answer.question import ALL_TIME, Question, understand
 from ima.post import Post
 from ima.search import PostStore, search
 from ima.vectors.index import Ranked
+
+T = TypeVar("T")  # what an attempt at an answer gives (`widening`)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,36 @@ def quoted_times(store: PostStore, posts: list[Post]) -> dict[str, datetime]:
     return out
 
 
+def widening(
+    store: PostStore,
+    question: Question,
+    as_of: datetime,
+    window: timedelta,
+    attempt: Callable[[Ranked, bool], T],
+    found: Callable[[T], bool],
+    *,
+    semantic: Semantic | None = None,
+    restrict: str = "",
+    fixed: bool = False,
+) -> tuple[T, Ranked, timedelta]:
+    """Retrieve for `window` and `attempt` an answer from those posts; while none is
+    `found`, again over the widest window, then all time (`attempt`'s second argument
+    says the window was widened). A range the asker set (a time in the question, or
+    `fixed`: a `since`) is kept: nothing in it is "nothing found". Returns the attempt,
+    its posts and its window."""
+    posts = retrieve(store, question, as_of, window, semantic, restrict)
+    result = attempt(posts, False)
+    wider = [] if question.timed or fixed else [WIDEST_WINDOW, ALL_TIME]
+    for widened in wider:
+        if found(result):
+            break
+        if widened > window:
+            window = widened
+            posts = retrieve(store, question, as_of, window, semantic, restrict)
+            result = attempt(posts, True)
+    return result, posts, window
+
+
 def _citations(statements: list) -> list[Citation]:
     return [Citation(n, s.post, s.text) for n, s in enumerate(statements, 1)]
 
@@ -183,20 +216,15 @@ def ask(
     if open_scope is not None:
         return _digest(store, question, open_scope, as_of, window, persona, started, on_text)
     weights = key_weights(question, *store.term_stats(question.terms))
-    posts = retrieve(store, question, as_of, window, semantic, restrict)
-    composition = compose(question, posts, as_of, weights, quoted=quoted_times(store, posts),
-                          similar=posts.similarity)  # fmt: skip
-    # a range the asker set ("today", since) is kept: nothing in it is "nothing found"
-    wider = [] if question.timed or since is not None else [WIDEST_WINDOW, ALL_TIME]
-    for widened in wider:
-        if composition.lead is not None:
-            break
-        if widened > window:
-            window = widened
-            posts = retrieve(store, question, as_of, window, semantic, restrict)
-            quoted = quoted_times(store, posts)
-            composition = compose(question, posts, as_of, weights, widened=True, quoted=quoted,
-                                  similar=posts.similarity)  # fmt: skip
+
+    def attempt(posts: Ranked, widened: bool) -> Composition:
+        return compose(question, posts, as_of, weights, widened=widened,
+                       quoted=quoted_times(store, posts), similar=posts.similarity)  # fmt: skip
+
+    composition, posts, window = widening(
+        store, question, as_of, window, attempt, lambda c: c.lead is not None,
+        semantic=semantic, restrict=restrict, fixed=since is not None,
+    )  # fmt: skip
     retrieved = time.perf_counter()
     answer = Answer(
         question=text,

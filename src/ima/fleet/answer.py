@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ima.answer import digest, verify, voice
-from ima.answer.ask import WIDEST_WINDOW, Semantic, retrieve
+from ima.answer.ask import Semantic, widening
 from ima.answer.compose import key_weights
 from ima.answer.model import Answer, Citation
-from ima.answer.question import ALL_TIME, Question, understand
+from ima.answer.question import Question, understand
 from ima.fleet.protocol import MAX_COMPOSE_POSTS, Composed, ComposeJob, ProtocolError
 from ima.fleet.supervisor import NoWorker, Supervisor, note_route
 from ima.fleet.work import composed
@@ -70,16 +70,12 @@ class FleetAnswerer:
         started = time.perf_counter()
         window = question.window if since is None else max(as_of - since, timedelta(0))
         weights = key_weights(question, *self.store.term_stats(question.terms))
-        wider = [] if question.timed or since is not None else [WIDEST_WINDOW, ALL_TIME]
-        posts = retrieve(self.store, question, as_of, window, self.semantic, restrict)
-        worker, composed = self._compose(question, posts, as_of, weights, persona)
-        for widened in wider:
-            if composed.found:
-                break
-            if widened > window:
-                window = widened
-                posts = retrieve(self.store, question, as_of, window, self.semantic, restrict)
-                worker, composed = self._compose(question, posts, as_of, weights, persona)
+        (worker, composed), posts, window = widening(
+            self.store, question, as_of, window,
+            lambda found, _widened: self._compose(question, found, as_of, weights, persona),
+            lambda attempt: attempt[1].found,
+            semantic=self.semantic, restrict=restrict, fixed=since is not None,
+        )  # fmt: skip
         note_route(f"worker {worker}")
         answer = Answer(
             question=question.text, text=composed.text, citations=[], as_of=as_of,
