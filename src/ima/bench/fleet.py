@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ima.bench.serve import free_port
+from ima.bench.serve import cpu_seconds, free_port, memory_mb, percentile
 from ima.fleet.protocol import Composed, ComposeJob, EmbedJob, GenerateJob
 from ima.fleet.worker import Worker, rss_mb
 
@@ -164,15 +164,10 @@ class Workers:
 
     def cpu_s(self, name: str) -> float:
         """CPU seconds (user + system) the worker has used so far."""
-        fields = Path(f"/proc/{self.processes[name].pid}/stat").read_text().rsplit(")", 1)[1]
-        parts = fields.split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.processes[name].pid)
 
     def peak_rss_mb(self, name: str) -> float:
-        for line in Path(f"/proc/{self.processes[name].pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return memory_mb(self.processes[name].pid, "VmHWM")
 
     def close(self) -> None:
         for process in self.processes.values():
@@ -311,11 +306,6 @@ def faulty_main(argv: list[str]) -> None:
 # the benchmark
 
 
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] if ordered else 0.0
-
-
 @dataclass
 class ChatLoad:
     """Chats through the fleet's answerer, each compared with the local composer's answer."""
@@ -381,8 +371,8 @@ class ChatLoad:
     def summary(self) -> dict[str, Any]:
         return {"answered": self.asked, "lost": self.lost, "unverified": self.unverified,
                 "local_fallbacks": self.local,
-                "p50_ms": round(_percentile(self.latencies, 50) * 1000, 1),
-                "p99_ms": round(_percentile(self.latencies, 99) * 1000, 1),
+                "p50_ms": round(percentile(self.latencies, 50) * 1000, 1),
+                "p99_ms": round(percentile(self.latencies, 99) * 1000, 1),
                 "errors": self.errors}  # fmt: skip
 
 

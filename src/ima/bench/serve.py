@@ -60,7 +60,7 @@ priority = 0
 """
 
 
-def _percentile(values: list[float], pct: float) -> float:
+def percentile(values: list[float], pct: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -70,8 +70,8 @@ def _percentile(values: list[float], pct: float) -> float:
 def _summary(values: list[float]) -> dict[str, float]:
     return {
         "requests": len(values),
-        "p50_ms": round(_percentile(values, 50), 2),
-        "p99_ms": round(_percentile(values, 99), 2),
+        "p50_ms": round(percentile(values, 50), 2),
+        "p99_ms": round(percentile(values, 99), 2),
     }
 
 
@@ -252,7 +252,7 @@ def open_fds(pid: int) -> int:
         return 0
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """CPU seconds used so far by `pid` and its descendants (Linux /proc; 0 elsewhere)."""
     tick = os.sysconf("SC_CLK_TCK")
     table = processes()
@@ -364,9 +364,9 @@ async def _load(
     async def meter() -> None:
         """CPU used by the server (with its worker processes) and by this load, measured."""
         await asyncio.sleep(max(0.0, warm - time.monotonic()))
-        server, load = _cpu_seconds(server_pid), time.process_time()
+        server, load = cpu_seconds(server_pid), time.process_time()
         await asyncio.sleep(max(0.0, end - time.monotonic()))
-        cpu["server"] = (_cpu_seconds(server_pid) - server) / duration
+        cpu["server"] = (cpu_seconds(server_pid) - server) / duration
         cpu["load"] = (time.process_time() - load) / duration
 
     await asyncio.gather(meter(), feeder(), *(client(n) for n in range(clients)))
