@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ima.store.log import COLUMNS
+
 POOL = 4096  # texts per kind of post
 AUTHORS = 10_000_019  # background authors
 CHUNK = 2_000_000  # posts per transaction of the fill
@@ -56,9 +58,7 @@ _KIND = (
 _HASH = "n * 2654435761 % 4294967291"
 _SERIES = "WITH RECURSIVE s(n) AS (SELECT :low UNION ALL SELECT n + 1 FROM s WHERE n < :high)"
 _FILL = f"""
-INSERT INTO posts (seq, id, source, author, author_name, followers, text, lang, created_us,
-    ingested_us, url, reply_to, quote_of, repost_of, hashtags, mentions, links, likes,
-    reposts, replies, views, duplicate_of, spam, injection, copies, indexed_text)
+INSERT INTO posts ({COLUMNS})
 {_SERIES}, h(n, h) AS (SELECT n, {_HASH} FROM s),
 k(n, h, kind, c) AS (SELECT n, h, {_KIND}, :first_us + (n - 1) * 1000000 / :rate FROM h)
 SELECT n, 'b' || n, 'bench',
@@ -134,12 +134,7 @@ def _index(conn: sqlite3.Connection, data: Path, marks: dict[str, int], last_seq
     wanted = f"{_KIND} IN (1, 2) OR n % 1000 = 0"
     conn.execute(f"CREATE TEMP TABLE wanted AS {_SERIES}, h(n, h) AS "
                  f"(SELECT n, {_HASH} FROM s) SELECT n FROM h WHERE {wanted}", marks)  # fmt: skip
-    rows = conn.execute(
-        "SELECT seq, id, source, author, author_name, followers, text, lang, created_us, "
-        "ingested_us, url, reply_to, quote_of, repost_of, hashtags, mentions, links, likes, "
-        "reposts, replies, views, duplicate_of, spam, injection, copies, indexed_text "
-        "FROM posts WHERE seq IN (SELECT n FROM temp.wanted)"
-    )
+    rows = conn.execute(f"SELECT {COLUMNS} FROM posts WHERE seq IN (SELECT n FROM temp.wanted)")
     index = LexicalIndex(data / "index")
     index.add(_fresh_doc(r[0], r[1:25], r[25]) for r in rows)
     index.commit(last_seq)

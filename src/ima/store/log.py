@@ -75,12 +75,12 @@ READERS = 8  # reader connections open at most (reads waiting for one queue)
 READ_CACHE_KIB = 2048  # page cache of a connection that reads
 WRITE_CACHE_KIB = 65536  # page cache of the writing process's connection
 
-_COLUMNS = (
+COLUMNS = (  # a post row, in the order `StoredPost` reads it
     "seq, id, source, author, author_name, followers, text, lang, created_us, ingested_us, "
     "url, reply_to, quote_of, repost_of, hashtags, mentions, links, likes, reposts, replies, "
     "views, duplicate_of, spam, injection, copies, indexed_text"
 )
-_INSERT = f"INSERT INTO posts ({_COLUMNS}) VALUES ({', '.join('?' * 26)})"
+_INSERT = f"INSERT INTO posts ({COLUMNS}) VALUES ({', '.join('?' * 26)})"
 _UPDATE_METRICS = "UPDATE posts SET likes=?, reposts=?, replies=?, views=? WHERE id=?"
 _ADD_COPIES = "UPDATE posts SET copies = copies + ? WHERE id=?"
 _ADD_ENGAGEMENT = (
@@ -260,13 +260,13 @@ class PostLog:
         for i in range(0, len(seqs), _LOOKUP_CHUNK):
             chunk = seqs[i : i + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT {_COLUMNS} FROM posts WHERE seq IN ({marks})"
+            sql = f"SELECT {COLUMNS} FROM posts WHERE seq IN ({marks})"
             for r in self._read(sql, chunk):
                 out[r[0]] = _from_row(r)
         return out
 
     def get(self, post_id: str) -> StoredPost | None:
-        sql = f"SELECT {_COLUMNS} FROM posts WHERE id = ?"
+        sql = f"SELECT {COLUMNS} FROM posts WHERE id = ?"
         rows = self._read(sql, (post_id,))
         return _from_row(rows[0]) if rows else None
 
@@ -276,7 +276,7 @@ class PostLog:
         (`ima.post.flatten`'s form: what the index and the fresh segment need)."""
         while True:  # pages are fetched whole: no read is left open between them
             page = self._read(
-                f"SELECT {_COLUMNS} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
+                f"SELECT {COLUMNS} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
                 "ORDER BY seq LIMIT 5000",
                 (after_seq,),
             )
@@ -334,7 +334,7 @@ class PostLog:
             conn.close()
 
     def recent_originals(self, limit: int) -> list[StoredPost]:
-        sql = f"SELECT {_COLUMNS} FROM posts WHERE duplicate_of IS NULL ORDER BY seq DESC LIMIT ?"
+        sql = f"SELECT {COLUMNS} FROM posts WHERE duplicate_of IS NULL ORDER BY seq DESC LIMIT ?"
         return [_from_row(r) for r in self._read(sql, (limit,))][::-1]
 
     def counts(self) -> dict[str, int]:
