@@ -229,6 +229,7 @@ class BurstDetector:
         minutes = window.covered_minutes()
         everyone = window.total[ANYONE] + current[ANYONE]
         least = self.min_authors
+        ordinary_rate = ORDINARY_SHARE * everyone / minutes  # a common word's, a minute
         if cold:
             # an item said no more than an ordinary word's share could be (the mean of
             # the law it is judged by below, from ORDINARY_SHARE) is no surprise: skip
@@ -244,7 +245,7 @@ class BurstDetector:
             count = window.total[item] + current[item]
             seen, exposure = window.baseline(item)
             if cold:
-                rate = ORDINARY_SHARE * everyone / minutes
+                rate = ordinary_rate
                 if exposure:
                     rate = max(rate, seen / exposure)
                 if count < COLD_SHARE * everyone:
