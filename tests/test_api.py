@@ -265,3 +265,27 @@ def test_keys_commands_and_bench_serve(tmp_path):
     assert figures["search_server_side"]["p50_ms"] <= figures["search"]["p50_ms"]
     assert figures["server_cpu_cores"] > 0 and figures["load_cpu_cores"] > 0
     assert figures["chat"]["requests"] > 0 and figures["ingested_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("half_life_hours", "first", "other"),
+    [(0.1, "fresh", "thorough"), (10_000, "thorough", "fresh")],
+)
+def test_search_ranks_recency_by_the_configured_half_life(
+    tmp_path: Path, half_life_hours, first, other
+):
+    """`IMA_HALF_LIFE_HOURS` (Settings.ranking) reaches GET /v1/search: with a short
+    half-life the day-newer post leads, with a long one the post that matches better."""
+    from datetime import timedelta
+
+    from ima.search import Ranking
+
+    ranking = Ranking(half_life=timedelta(hours=half_life_hours))
+    with serving(tmp_path / "data", no_auth=True, ranking=ranking) as (base, svc):
+        feed(svc.store, [
+            post("thorough", "ferry strike: every ferry route closed",
+                 "2026-11-20T12:00:00Z"),
+            post("fresh", "a ferry delay downtown", "2026-11-21T12:00:00Z"),
+        ])  # fmt: skip
+        hits = httpx.get(f"{base}/search", params={"q": "ferry", "as_of": "2026-11-21T12:00:00Z"})
+        assert [h["post"]["id"] for h in hits.json()["hits"]] == [f"test:{first}", f"test:{other}"]

@@ -1128,6 +1128,7 @@ def serve_cmd(
         demo=demo,
         notice=notice,
         answerers=answer_pool,
+        ranking=settings.ranking(),
         # the gate orders answers by tier: as many run at once as there are answerers
         gate=PriorityGate(slots=answerers) if answer_pool else PriorityGate(),
     )

@@ -44,7 +44,7 @@ async def search_posts(
         svc = services(request)
         try:
             instant = parse_as_of(as_of)
-            result = search(svc.store, q, as_of=instant, k=k)
+            result = search(svc.store, q, as_of=instant, k=k, ranking=svc.ranking)
         except RecordError as exc:
             raise ApiError(400, str(exc), param="as_of", code="invalid_value") from None
         except QuerySyntaxError as exc:

@@ -25,6 +25,7 @@ from ima.errors import Overloaded
 from ima.normalize import web_url
 from ima.post import Post
 from ima.query import clamp_instant
+from ima.search import Ranking
 from ima.store import Store, StoreStats
 from ima.writer import Writer
 
@@ -106,6 +107,8 @@ class Services:
     gate: PriorityGate = field(default_factory=PriorityGate)
     #: extractive answers run in these processes (`ima.answer.answerers`), when set
     answerers: Any = None
+    #: how GET /v1/search weighs relevance, recency (IMA_HALF_LIFE_HOURS) and engagement
+    ranking: Ranking = field(default_factory=Ranking)
 
     def url_of(self, post: Post) -> str:
         return self.link(post.id, post.url)
