@@ -23,6 +23,7 @@ _VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
          "fourteen fifteen sixteen seventeen eighteen nineteen").split()  # fmt: skip
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
 _TOKEN = re.compile(r"\d+|[a-z]+(?:'[a-z]+)?|[,.!?;:]")
 
 
@@ -44,7 +45,7 @@ def number_words(n: int) -> str:
         return _ONES[n]
     if n < 100:
         return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")):  # noqa: E501
+    for size, name in _SCALES:
         if n >= size:
             rest = n % size
             return f"{number_words(n // size)} {name}" + (f" {number_words(rest)}" if rest else "")
@@ -56,8 +57,8 @@ def _word(word: str) -> str:
     if phones is None and word.endswith("'s"):
         base = dictionary().get(word[:-2])
         phones = None if base is None else (*base, "Z")
-    if phones is None:  # spell it: every letter is in the dictionary
-        return " ".join(_word(letter) for letter in word if letter in dictionary())
+    if phones is None:
+        return " ".join(_word(part) for part in _compound(word))
     vowels = [p for p in phones if p in _VOWELS]
     # the stress: the first full vowel, else the first schwa; one-vowel words get none
     stress = next((i for i, p in enumerate(phones) if p in _VOWELS - {"AH"}), None)
@@ -69,6 +70,14 @@ def _word(word: str) -> str:
             out.append("ˈ")
         out.append(("ʌ" if i == stress else "ə") if phone == "AH" else _IPA[phone])
     return "".join(out)
+
+
+def _compound(word: str) -> list[str]:
+    """A word the dictionary lacks, as two known words (`citynews`), else its letters."""
+    for cut in range(len(word) - 3, 2, -1):
+        if word[:cut] in dictionary() and word[cut:] in dictionary():
+            return [word[:cut], word[cut:]]
+    return [letter for letter in word if letter in dictionary()]
 
 
 def english(text: str) -> list[str]:
