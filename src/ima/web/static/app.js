@@ -254,6 +254,7 @@ async function ask(question) {
   $("ask-button").disabled = true;
   let answer = "";
   let started = false;
+  let done = null; // what a spoken question reads aloud
   try {
     let cards = [];
     // the latest turns are context enough, and keep the request within the API's limits
@@ -283,7 +284,7 @@ async function ask(question) {
     aloud.type = "button";
     aloud.addEventListener("click", () => speak(answer, cards, reply));
     reply.append(aloud);
-    return { answer, cards, reply };
+    done = { answer, cards, reply };
   } catch (error) {
     text.textContent = t("failed") + error.message;
     state.history.pop();
@@ -291,6 +292,7 @@ async function ask(question) {
     $("ask-button").disabled = false;
   }
   follow(question);
+  return done;
 }
 
 // -- voice ---------------------------------------------------------------------------
