@@ -8,10 +8,12 @@ the tier's daily allowance, on top of the request itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -149,8 +151,11 @@ async def transcriptions(
     from ima.voice.decode import AudioError, decode
 
     data = await file.read(MAX_UPLOAD_BYTES + 1)  # the body was already capped
-    try:
-        audio = decode(data, max_seconds=MAX_AUDIO_SECONDS)
+    loop = asyncio.get_running_loop()
+    try:  # off the event loop: decoding minutes of audio takes a while
+        audio = await loop.run_in_executor(
+            None, partial(decode, data, max_seconds=MAX_AUDIO_SECONDS)
+        )
     except AudioError as exc:
         raise ApiError(
             413 if exc.too_long else 400,
@@ -169,9 +174,7 @@ async def transcriptions(
 
     if stream:
         return StreamingResponse(_events(run), media_type="text/event-stream")
-    import asyncio
-
-    transcript = await asyncio.get_running_loop().run_in_executor(None, run)
+    transcript = await loop.run_in_executor(None, run)
     if response_format == "text":
         return PlainTextResponse(transcript.text + "\n")
     if response_format in ("srt", "vtt"):
