@@ -25,6 +25,7 @@ TEST_TIERS = {
     **DEFAULT_TIERS,
     "tiny": Tier("tiny", 10, 1000, False, 0),
     "daily2": Tier("daily2", 100, 2, False, 0),
+    "audio2": Tier("audio2", 100, 1000, False, 0, audio_seconds_per_day=2),
 }
 
 

@@ -16,15 +16,17 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ima import web
-from ima.api import auth, chat, errors, fleet, posts, responses, system, trends
+from ima.api import audio, auth, chat, errors, fleet, posts, responses, system, trends
 from ima.api.feeds import Feeds
 from ima.api.service import Services
 
-MAX_REQUEST_BYTES = 1024 * 1024  # except POST /v1/posts, which has its own limit
+MAX_REQUEST_BYTES = 1024 * 1024  # except these, which have their own limits
+_BODY_LIMITS = {"/v1/posts": posts.MAX_BODY_BYTES,
+                "/v1/audio/transcriptions": audio.MAX_UPLOAD_BYTES}  # fmt: skip
 
 
 def _body_limit(scope: Scope) -> int:
-    return posts.MAX_BODY_BYTES if scope["path"] == "/v1/posts" else MAX_REQUEST_BYTES
+    return _BODY_LIMITS.get(scope["path"], MAX_REQUEST_BYTES)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -138,7 +140,7 @@ def create_app(svc: Services) -> FastAPI:
     app.add_middleware(fleet.RouteHeader)  # inside the limits: X-Ima-Fleet, who answered
     app.add_middleware(LimitsAndLatency, services=svc)
 
-    for module in (chat, responses, posts, trends, system, fleet):
+    for module in (chat, responses, posts, trends, system, fleet, audio):
         app.include_router(module.router)
     web.install(app)
     return app

@@ -38,6 +38,12 @@ class Limiter(Protocol):
 
     def admit(self, key_id: str, tier: Tier) -> Decision: ...
 
+    def spend(self, key_id: str, quantity: str, amount: float, limit: float) -> Decision:
+        """Add `amount` to today's `quantity` (audio seconds, say), unless today's total
+        has already reached `limit`: usage is known only once the work is done, so the
+        last request may end past it, and the next is refused."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -59,6 +65,8 @@ class SqliteLimiter:
             "(key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL);"
             "CREATE TABLE IF NOT EXISTS daily (key TEXT NOT NULL, day TEXT NOT NULL, "
             "count INTEGER NOT NULL, PRIMARY KEY (key, day));"
+            "CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, day TEXT NOT NULL, "
+            "quantity TEXT NOT NULL, amount REAL NOT NULL, PRIMARY KEY (key, day, quantity));"
         )
 
     def admit(self, key_id: str, tier: Tier) -> Decision:
@@ -68,6 +76,30 @@ class SqliteLimiter:
     def close(self) -> None:
         with self._turn:
             self._db.close()
+
+    def spend(self, key_id: str, quantity: str, amount: float, limit: float) -> Decision:
+        now = time.time()
+        day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+        with self._turn:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT amount FROM usage WHERE key = ? AND day = ? AND "
+                                 "quantity = ?", (key_id, day, quantity)).fetchone()  # fmt: skip
+                if row is not None and row[0] >= limit:
+                    db.execute("ROLLBACK")
+                    return Decision(False, _seconds_to_midnight(now), "daily")
+                db.execute(
+                    "INSERT INTO usage (key, day, quantity, amount) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(key, day, quantity) DO UPDATE SET amount = amount + ?",
+                    (key_id, day, quantity, amount, amount),
+                )
+                db.execute("COMMIT")
+                return Decision(True)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def _admit(self, key_id: str, tier: Tier) -> Decision:
         db = self._db
@@ -130,6 +162,17 @@ return {1, '0', 'ok'}
 """
 
 
+_SPEND = """
+local now = tonumber(redis.call('TIME')[1])
+local key = KEYS[1] .. ':' .. math.floor(now / 86400)
+local used = tonumber(redis.call('GET', key) or '0')
+if used >= tonumber(ARGV[2]) then return {0, tostring(86400 - now % 86400)} end
+redis.call('INCRBYFLOAT', key, ARGV[1])
+redis.call('EXPIRE', key, 86400 - now % 86400 + 60)
+return {1, '0'}
+"""
+
+
 class RedisLimiter:
     """The same limits in Redis, checked and spent by one Lua script (atomic)."""
 
@@ -142,9 +185,17 @@ class RedisLimiter:
         self.client.ping()  # fail at start, not on the first request
         self.prefix = prefix
         self._script = self.client.register_script(_SCRIPT)
+        self._spend = self.client.register_script(_SPEND)
 
     def close(self) -> None:
         self.client.close()
+
+    def spend(self, key_id: str, quantity: str, amount: float, limit: float) -> Decision:
+        allowed, wait = self._spend(
+            keys=[f"{self.prefix}:{quantity}:{key_id}"],
+            args=[repr(float(amount)), repr(min(float(limit), 1e18))],
+        )
+        return Decision(True) if int(allowed) == 1 else Decision(False, float(wait), "daily")
 
     def admit(self, key_id: str, tier: Tier) -> Decision:
         allowed, value, reason = self._script(

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ima.api import schemas
+from ima.api import audio, schemas
 from ima.api.auth import Caller, services
 from ima.api.chat import MODELS
 
@@ -17,8 +17,10 @@ _STARTED = int(time.time())
 
 @router.get("/v1/models", response_model=schemas.ModelList)
 def list_models(who: Caller) -> schemas.ModelList:
-    """`ima` (the regular voice) and `ima-fun` (the fun voice, for tiers that include it)."""
-    return schemas.ModelList(data=[schemas.ModelCard(id=m, created=_STARTED) for m in MODELS])
+    """`ima` (the regular voice) and `ima-fun` (the fun voice, for tiers that include it);
+    the speech models (`ima-whisper-base`, `ima-tts`) and OpenAI's names for them."""
+    names = (*MODELS, *audio.MODELS)
+    return schemas.ModelList(data=[schemas.ModelCard(id=m, created=_STARTED) for m in names])
 
 
 @router.get("/v1/me", response_model=schemas.Me, responses=schemas.errors(401))

@@ -7,6 +7,7 @@ requests_per_day = 100
 fun = false
 priority = 0
 ingest = false   # optional: may POST /v1/posts (default false)
+audio_seconds_per_day = 600   # optional: speech transcribed and synthesized
 ```
 """
 
@@ -25,16 +26,18 @@ class Tier:
     fun: bool  # may use the fun persona
     priority: int  # higher goes first when the server is busy
     ingest: bool = False  # may POST /v1/posts (else only keys granted it: `ima keys grant`)
+    audio_seconds_per_day: int = 600  # speech in and out (`/v1/audio/*`)
 
 
 DEFAULT_TIERS = {
     "free": Tier("free", 5, 100, False, 0),
-    "premium": Tier("premium", 60, 5_000, False, 1),
-    "premium_plus": Tier("premium_plus", 300, 50_000, True, 2),
+    "premium": Tier("premium", 60, 5_000, False, 1, audio_seconds_per_day=3_600),
+    "premium_plus": Tier("premium_plus", 300, 50_000, True, 2, audio_seconds_per_day=36_000),
 }
 #: `--no-auth`: one local user, every feature, no limits worth hitting
-LOCAL = Tier("local", 1_000_000, 1_000_000_000, True, 2, ingest=True)
-_OPTIONAL = frozenset({"ingest"})
+LOCAL = Tier("local", 1_000_000, 1_000_000_000, True, 2, ingest=True,
+             audio_seconds_per_day=1_000_000_000)  # fmt: skip
+_OPTIONAL = frozenset({"ingest", "audio_seconds_per_day"})
 
 
 def load(path: Path | None) -> dict[str, Tier]:

@@ -2,7 +2,8 @@
 
 It speaks only the public API (`/v1/...`), as any client would. Post text is always
 set as text, never parsed as HTML, and a strict Content-Security-Policy (scripts and
-styles from this server only, no inline code, never in a frame) backs that up on every
+styles from this server only, no inline code, never in a frame; audio also from the
+page's own blob: URLs, for spoken answers) backs that up on every
 HTML response, whatever its path (`/` and `/static/index.html` are the same page).
 """
 
@@ -18,7 +19,8 @@ from starlette.types import Message
 STATIC = Path(__file__).parent / "static"
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 #: on every response: no content-type guessing, no address leaked to linked sites
 _ALWAYS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))

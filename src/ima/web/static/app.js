@@ -16,7 +16,11 @@ const TEXT = {
     evidence: (age) => `Based on posts from the last ${age}.`,
     posts: (n) => `${n} posts`, authors: (n) => `${n} authors`, volume: "Volume over the window",
     askAbout: (t) => `What's happening with “${t}”?`, failed: "Something went wrong: ",
-    original: "Original",
+    original: "Original", talk: "Talk", stopTalk: "Stop and ask", readAloud: "Read aloud",
+    noMic: "No microphone here (or it was refused): type your question instead.",
+    listening: "Listening… press again to ask.", transcribing: "Transcribing…",
+    autoplayBlocked: "The browser blocked playback: press play on the answer.",
+    according: (h) => `, according to ${h}`,
     unreachable: (name, why) => `Cannot reach ${name} (${why}). Add a source with “ima serve SOURCE…”, or try “ima serve --demo”.`,
   },
   ja: {
@@ -32,7 +36,11 @@ const TEXT = {
     evidence: (age) => `直近${age}の投稿にもとづく回答です。`,
     posts: (n) => `${n}件の投稿`, authors: (n) => `${n}人`, volume: "期間内の投稿数の推移",
     askAbout: (t) => `「${t}」について、いま何が起きていますか？`, failed: "エラー：",
-    original: "元の投稿",
+    original: "元の投稿", talk: "話す", stopTalk: "止めて質問", readAloud: "読み上げ",
+    noMic: "マイクが使えません（または許可されませんでした）。質問を入力してください。",
+    listening: "聞いています…もう一度押すと質問します。", transcribing: "文字に起こしています…",
+    autoplayBlocked: "ブラウザが再生を止めました。回答の再生ボタンを押してください。",
+    according: (h) => `（${h}によると）`,
     unreachable: (name, why) => `${name} に接続できません（${why}）。「ima serve SOURCE…」でソースを追加するか、「ima serve --demo」をお試しください。`,
   },
 };
@@ -246,6 +254,7 @@ async function ask(question) {
   $("ask-button").disabled = true;
   let answer = "";
   let started = false;
+  let done = null; // what a spoken question reads aloud
   try {
     let cards = [];
     // the latest turns are context enough, and keep the request within the API's limits
@@ -271,6 +280,11 @@ async function ask(question) {
       for (const post of cards) list.append(card(post));
       reply.append(list);
     }
+    const aloud = el("button", "read-aloud", t("readAloud"));
+    aloud.type = "button";
+    aloud.addEventListener("click", () => speak(answer, cards, reply));
+    reply.append(aloud);
+    done = { answer, cards, reply };
   } catch (error) {
     text.textContent = t("failed") + error.message;
     state.history.pop();
@@ -278,6 +292,92 @@ async function ask(question) {
     $("ask-button").disabled = false;
   }
   follow(question);
+  return done;
+}
+
+// -- voice ---------------------------------------------------------------------------
+// Push-to-talk records with MediaRecorder and sends the recording to the transcription
+// API; answers are read by the speech API, citations said as "according to @handle".
+// Without a microphone, or with autoplay blocked, the page says so and goes on.
+
+const talking = { recorder: null, parts: [] };
+
+function talkNote(message) {
+  $("talk-note").textContent = message;
+  $("talk-note").hidden = !message;
+}
+
+async function toggleTalk() {
+  if (talking.recorder) {
+    talking.recorder.stop();
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch {
+    talkNote(t("noMic"));
+    return;
+  }
+  const recorder = new MediaRecorder(stream);
+  talking.recorder = recorder;
+  talking.parts = [];
+  recorder.addEventListener("dataavailable", (event) => talking.parts.push(event.data));
+  recorder.addEventListener("stop", async () => {
+    stream.getTracks().forEach((track) => track.stop());
+    talking.recorder = null;
+    $("talk-button").setAttribute("aria-pressed", "false");
+    $("talk-button").textContent = t("talk");
+    await askAloud(new Blob(talking.parts, { type: recorder.mimeType }));
+  });
+  recorder.start();
+  $("talk-button").setAttribute("aria-pressed", "true");
+  $("talk-button").textContent = t("stopTalk");
+  talkNote(t("listening"));
+}
+
+async function askAloud(recording) {
+  talkNote(t("transcribing"));
+  const form = new FormData();
+  const kind = recording.type.includes("ogg") ? "ogg" : recording.type.includes("mp4") ? "m4a" : "webm";
+  form.append("file", recording, `question.${kind}`);
+  form.append("model", "whisper-1");
+  try {
+    const response = await fetch("/v1/audio/transcriptions", { method: "POST", headers: headers(false), body: form });
+    if (!response.ok) throw new Error(await errorText(response));
+    const heard = (await response.json()).text.trim();
+    talkNote("");
+    if (!heard) return;
+    const done = await ask(heard);
+    if (done) await speak(done.answer, done.cards, done.reply);
+  } catch (error) {
+    talkNote(t("failed") + error.message);
+  }
+}
+
+async function speak(answer, cards, reply) {
+  const handles = new Map(cards.map((c) => [c.number, "@" + c.author.replace(/\.bsky\.social$/, "")]));
+  const said = answer.replace(/\s*\[(\d+(?:\s*,\s*\d+)*)\]/g, (_m, numbers) => {
+    const names = [...new Set(numbers.split(",").map((n) => handles.get(Number(n))).filter(Boolean))];
+    return names.length ? t("according", names.join(state.lang === "ja" ? "、" : " and ")) : "";
+  });
+  const voiceName = voice() === "fun" ? "ima-fun" : "ima";
+  const body = JSON.stringify({ model: "tts-1", voice: voiceName, input: said, response_format: "mp3" });
+  const response = await fetch("/v1/audio/speech", { method: "POST", headers: headers(true), body });
+  if (!response.ok) {
+    talkNote(t("failed") + (await errorText(response)));
+    return;
+  }
+  const player = el("audio", "spoken");
+  player.controls = true;
+  player.src = URL.createObjectURL(await response.blob());
+  reply.querySelector("audio.spoken")?.remove();
+  reply.append(player);
+  try {
+    await player.play();
+  } catch {
+    talkNote(t("autoplayBlocked"));
+  }
 }
 
 // -- live feed -------------------------------------------------------------------------
@@ -437,6 +537,12 @@ async function start() {
     }
   });
   $("feed-pause").addEventListener("click", togglePause);
+  if (navigator.mediaDevices?.getUserMedia && window.MediaRecorder) {
+    $("talk-button").addEventListener("click", toggleTalk);
+  } else {
+    $("talk-button").disabled = true;
+    talkNote(t("noMic"));
+  }
   $("window").addEventListener("change", watchStories);
   for (const input of document.querySelectorAll('input[name="voice"]')) input.addEventListener("change", watchStories);
   if (await signIn()) watchStories();
