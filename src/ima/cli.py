@@ -19,6 +19,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from ima.bench.voice import bench_voice
 from ima.config import Settings
 from ima.ingest import Pipeline, ingest, tune_gc
 from ima.normalize import RecordError
@@ -27,6 +28,7 @@ from ima.search import MAX_K, SearchResult, search
 from ima.sources import replay, runner
 from ima.sources import spec as spec_module
 from ima.store import ReadOnlyIndexError, Store
+from ima.voice.talk import talk
 from ima.writer import follow_trends, follow_with_vectors
 
 
@@ -1388,3 +1390,8 @@ def bench_fleet(workers: int, churn: float, minutes: float, chats: int, as_json:
     embedded = loaded["embed"]
     if loaded["lost"] or loaded["unverified"] or embedded["lost"] or embedded["off_model"]:
         raise SystemExit(1)
+
+
+# commands defined beside what they drive
+main.add_command(talk)
+bench.add_command(bench_voice)
