@@ -8,6 +8,7 @@ lexical index's high-water mark is a `seq`, so catching up after a crash is
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -87,7 +88,11 @@ _ADD_ENGAGEMENT = (
     "UPDATE posts SET likes = MAX(0, likes + ?), reposts = MAX(0, reposts + ?), "
     "replies = MAX(0, replies + ?) WHERE id=?"
 )
-_LOOKUP_CHUNK = 500
+#: a list of ids or seqs bound as one JSON parameter: one statement whatever the list's
+#: length. With `IN (?, ?, …)` every length was a statement of its own, and each reading
+#: connection kept up to 128 of them prepared: a server's memory grew for minutes as
+#: searches of new result sizes came in (README "Hardening").
+IN_LIST = "IN (SELECT value FROM json_each(?))"
 
 
 @dataclass(slots=True)
@@ -156,22 +161,15 @@ class PostLog:
         conn.execute("PRAGMA query_only=1")
         return conn
 
-    def _lookup(self, sql: str, ids: Iterable[str]) -> list[tuple]:
-        """Rows of `sql` (with an `IN ({marks})` for the ids), in chunks SQLite accepts."""
-        wanted = list(ids)
-        rows: list[tuple] = []
-        for i in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[i : i + _LOOKUP_CHUNK]
-            rows += self._writer.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
-        return rows
-
     def existing(self, ids: Iterable[str]) -> dict[str, int]:
         """Map of the given ids already in the log to their seq."""
-        return dict(self._lookup("SELECT id, seq FROM posts WHERE id IN ({marks})", ids))
+        sql = f"SELECT id, seq FROM posts WHERE id {IN_LIST}"
+        return dict(self._writer.execute(sql, (json.dumps(list(ids)),)))
 
     def tombstoned(self, ids: Iterable[str]) -> set[str]:
         """Those of the given ids that were deleted at their source."""
-        return {r[0] for r in self._lookup("SELECT id FROM tombstones WHERE id IN ({marks})", ids)}
+        sql = f"SELECT id FROM tombstones WHERE id {IN_LIST}"
+        return {r[0] for r in self._writer.execute(sql, (json.dumps(list(ids)),))}
 
     def _remove(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[int]:
         """Delete rows (and their copies' counts on originals); returns the removed seqs."""
@@ -256,14 +254,8 @@ class PostLog:
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def fetch(self, seqs: Sequence[int]) -> dict[int, StoredPost]:
-        out: dict[int, StoredPost] = {}
-        for i in range(0, len(seqs), _LOOKUP_CHUNK):
-            chunk = seqs[i : i + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT {COLUMNS} FROM posts WHERE seq IN ({marks})"
-            for r in self._read(sql, chunk):
-                out[r[0]] = _from_row(r)
-        return out
+        rows = self._read(f"SELECT {COLUMNS} FROM posts WHERE seq {IN_LIST}", (json.dumps(seqs),))
+        return {r[0]: _from_row(r) for r in rows}
 
     def get(self, post_id: str) -> StoredPost | None:
         sql = f"SELECT {COLUMNS} FROM posts WHERE id = ?"

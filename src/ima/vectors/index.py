@@ -9,6 +9,7 @@ windows most questions ask about. A partition is reloaded when its row count cha
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ import numpy as np
 
 from ima.post import Post
 from ima.sqlite_pool import ConnectionPool
+from ima.store.log import IN_LIST
 
 _HOUR_US = 3_600_000_000
 
@@ -65,12 +67,9 @@ class VectorIndex:
         return self._read.rows("SELECT COUNT(*) FROM vectors")[0][0]
 
     def embedded(self, seqs: list[int]) -> set[int]:
-        found: set[int] = set()
-        for i in range(0, len(seqs), 500):
-            chunk = seqs[i : i + 500]
-            sql = f"SELECT seq FROM vectors WHERE seq IN ({','.join('?' * len(chunk))})"
-            found.update(r[0] for r in self._read.rows(sql, chunk))
-        return found
+        listed = json.dumps([int(seq) for seq in seqs])
+        rows = self._read.rows(f"SELECT seq FROM vectors WHERE seq {IN_LIST}", (listed,))
+        return {r[0] for r in rows}
 
     def close(self) -> None:
         self._read.close()
