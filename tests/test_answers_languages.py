@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import assert_verified, feed, post
+from conftest import assert_verified, cited_ids, feed, post
 from ima.answer.ask import ask
 from ima.vectors.embedder import E5
 from ima.vectors.semantic import Vectors
@@ -66,3 +66,34 @@ def test_the_nearest_post_in_another_language_is_no_answer_when_it_is_not_near(s
         assert not ask(store, question, as_of=AT, semantic=vectors.semantic).found
     without = ask(store, "Did the Giants win?", as_of=AT)  # no vectors: no shared word
     assert not without.found
+
+
+def test_a_post_in_another_language_not_yet_embedded_is_found(store):
+    feed(store, [
+        post("shinkansen", "東海道新幹線は大雪の影響で運転を見合わせています。",
+             "2026-11-22T10:00:00Z", author="jr_info"),
+        post("lunch", "今日のランチはカレーでした。", "2026-11-22T10:05:00Z", author="gourmet"),
+        post("bake", "Our sourdough course starts next month.", "2026-11-22T10:20:00Z",
+             author="bakery"),
+    ])  # fmt: skip
+    vectors = Vectors(store, E5())  # nothing embedded in the background
+    try:
+        assert vectors.index.count() == 0
+        assert not ask(store, "Is the Shinkansen running?", as_of=AT).found
+        answer = ask(store, "Is the Shinkansen running?", as_of=AT, semantic=vectors.semantic)
+        assert answer.found and cited_ids(answer) == ["test:shinkansen"]
+        assert "東海道新幹線は大雪の影響で運転を見合わせています。" in answer.text
+        assert_verified(answer)
+        assert vectors.index.count() == 3  # the window's posts, embedded once, kept
+        assert vectors.catch_up(0, int(AT.timestamp() * 1e6)) == 0
+    finally:
+        vectors.close()
+
+
+def test_japanese_words_are_spelled_as_english_writes_them():
+    from ima.answer.romaji import fold, spelled
+
+    said = spelled("東海道新幹線は東京から大阪まで運転を見合わせています。")
+    assert {"shinkansen", "tokyo", "osaka", "tokaido"} <= said
+    assert fold("Tōkyō") == fold("Toukyou") == fold("Tokyo") and fold("Shimbashi") in spelled("新橋")
+    assert fold("Kyoto") not in said and not spelled("Breaking news")

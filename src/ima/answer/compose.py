@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from ima import analysis
+from ima.answer import romaji
 from ima.answer import sentences as segmenter
 from ima.answer.question import STOP_WORDS, Question, compounds
 from ima.copies import copied, manual_retweet
@@ -114,6 +115,18 @@ def _term_list(text: str) -> tuple[str, ...]:
     return tuple(analysis.terms(text))
 
 
+def _held(question: Question, text: str) -> frozenset[str]:
+    """The question's terms as `text` holds them: its own terms, the words of a hashtag
+    that runs two of the question's together, and for an English question, the
+    question's words that a Japanese text's words sound like (新幹線 for "Shinkansen")."""
+    terms = question.expand(text, _terms(text))
+    if question.lang == "en" and _JAPANESE.search(text):
+        said = romaji.spelled(text)
+        sounded = [_term_list(w) for w in question.words if romaji.fold(w) in said]
+        terms = terms.union(*sounded) if sounded else terms
+    return terms
+
+
 def _passage(text: str, parts: list[str], best: int) -> str:
     """`parts[best]` with its neighbours while the whole stays short, as `text` has them
     (so the quote is the post's own words, spacing aside)."""
@@ -168,7 +181,7 @@ def fills(question: Question, text: str) -> float:
         return 1.0
     matches = [m.group() for m in pattern.finditer(text)]
     if question.gap in ("person", "place", "name") and _JAPANESE.search(text):
-        matches += [word for word, named in compounds(text) if named]  # 名古屋市, 大空翼
+        matches += [word for word, named, _ in compounds(text) if named]  # 名古屋市, 大空翼
     for match in matches:
         found = set(analysis.terms(match)) - STOP_WORDS
         if found and not found <= question.terms:
@@ -284,7 +297,7 @@ def _best_passage(
     for i, part in enumerate(parts):
         if part.rstrip().endswith(("?", "？")):
             continue  # a question states nothing
-        terms = _terms(part)
+        terms = _held(question, part)
         if terms:
             overlap, fill = _weighted(terms, weights), fills(question, part)
             ranked.append((overlap * fill, -i, overlap, fill, terms))
@@ -293,7 +306,7 @@ def _best_passage(
     _, at, overlap, fill, terms = max(ranked)
     passage = _passage(text, parts, -at)
     if passage != parts[-at]:
-        terms = _terms(passage)
+        terms = _held(question, passage)
     return passage, terms, overlap, fill, parts[-at]
 
 
@@ -328,7 +341,7 @@ def _statements(
             continue
         if to_us(post.created_at) > as_of_us:
             continue  # never: but the cut is cheap to check twice
-        post_terms = _terms(post.text)
+        post_terms = _held(question, post.text)
         post_overlap = _weighted(post_terms, weights)
         if (
             post_overlap < MIN_POST_OVERLAP
@@ -338,10 +351,16 @@ def _statements(
             )
             or not _names_match(question, post_terms, weights)
         ):
-            # a post in the other language shares no word: its meaning must be near
+            # a post in the other language shares no word: its meaning must be near, and
+            # stand out from that language's posts unless it names, by sound, all that the
+            # question names (新幹線 for "Shinkansen")
             near = similar.get(post.id, 0.0)
+            sounded = bool(question.entities & post_terms) and _names_match(
+                question, post_terms, weights
+            )
+            margin = 0.0 if sounded else CROSS_LANGUAGE_MARGIN
             if (
-                near < max(CROSS_LANGUAGE_SIMILARITY, median + CROSS_LANGUAGE_MARGIN)
+                near < max(CROSS_LANGUAGE_SIMILARITY, median + margin)
                 or _language(post.text) == question.lang
             ):
                 continue

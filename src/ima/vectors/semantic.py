@@ -9,6 +9,9 @@ from ima.vectors.index import Ranked, VectorIndex
 from ima.vectors.worker import EmbeddingWorker
 
 FILE = "vectors.sqlite3"
+#: posts a question embeds itself, at most, when the background is behind (multilingual-e5
+#: small: ~50–80 posts/s on two cores, so at most about half a second)
+LAZY = 32
 
 
 class Vectors:
@@ -56,11 +59,27 @@ class Vectors:
 
     def semantic(self, question: str, low_us: int, high_us: int, k: int) -> Ranked:
         """Posts in the window nearest to the question in meaning, nearest first, with
-        their similarity."""
+        their similarity. The window's newest posts are embedded first if the background
+        has not reached them yet: a post in another language shares no word with the
+        question, so only its vector can find it."""
+        self.catch_up(low_us, high_us)
         scored = self.index.scored(self.embedder.query(question), low_us, high_us, k)
         found = self.store.fetch([seq for _, seq in scored])
         near = [(found[seq].post, score) for score, seq in scored if seq in found]
         return Ranked((p for p, _ in near), {p.id: score for p, score in near})
+
+    def catch_up(self, low_us: int, high_us: int, limit: int = LAZY) -> int:
+        """Embed the window's newest `limit` originals that have no vector yet (bounded:
+        a question costs at most one batch of `limit`); returns how many."""
+        newest = self.store.newest_originals(low_us, high_us, limit)
+        done = self.index.embedded([sp.seq for sp in newest])
+        todo = [sp for sp in newest if sp.seq not in done]
+        if todo:
+            vectors = self.embedder.passages([sp.post.text for sp in todo])
+            self.index.add([sp.seq for sp in todo],
+                           [int(sp.post.created_at.timestamp() * 1e6) for sp in todo],
+                           vectors)  # fmt: skip
+        return len(todo)
 
     def share_embedded(self) -> float:
         originals = self.store.counts()["originals"]
