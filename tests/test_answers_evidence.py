@@ -180,3 +180,19 @@ def test_a_lowercase_joined_hashtag_names_its_words(store):
     answer = ask(store, "Where did Pope Francis draw huge crowds?", as_of=AT)
     assert cited_ids(answer) == ["test:pope"] and "Manila" in answer.text
     assert_verified(answer)
+
+
+def test_a_neighbouring_paragraph_as_strong_as_the_lead_is_cited_before_weaker_sources(store):
+    feed(store, [
+        post("p1", "ビワタナゴの名前は濃尾平野の地方名に由来するという説もある。",
+             "2026-11-22T09:00:00Z", author="encyclopedia"),
+        post("p2", "ビワタナゴの名前は琵琶湖に由来する。かつては琵琶湖の内湖に多く生息した。",
+             "2026-11-22T09:00:00Z", author="encyclopedia"),
+        post("blog", "タナゴの名前の由来には諸説ある。", "2026-11-22T09:00:00Z",
+             author="fishblog"),
+        post("angler", "タナゴ釣りの名前の由来を調べてみた。", "2026-11-22T09:00:00Z",
+             author="angler"),
+    ])  # fmt: skip
+    answer = ask(store, "ビワタナゴの名前の由来は何ですか?", as_of=AT)
+    assert {"test:p1", "test:p2"} <= set(cited_ids(answer))
+    assert_verified(answer)

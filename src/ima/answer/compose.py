@@ -48,6 +48,7 @@ SPAM_LIMIT = 0.6
 CROSS_LANGUAGE_SIMILARITY = 0.74
 CROSS_LANGUAGE_MARGIN = 0.04
 MAX_STATEMENTS = 40
+NEAR_LEAD = 0.9  # a passage of the lead's source this near the lead's score is cited too
 EARLIER_BY = timedelta(minutes=5)  # "earlier posts said" is for news that has moved on
 
 
@@ -454,6 +455,23 @@ def compose(
     chosen = [lead]
     also: list[Statement] = []
     earlier: list[Statement] = []
+
+    def same_source(s: Statement, floor: float) -> bool:
+        """Another post of the lead's source that answers as the lead does (an article's
+        paragraphs, a thread's posts), scoring at least `floor`."""
+        return (
+            s.post.author.handle == lead.post.author.handle
+            and (s.filled or not lead.filled)
+            and s.score >= floor
+            and not _repeats(s, chosen)
+        )
+
+    # one of the lead's source's posts nearly as strong as the lead comes before weaker
+    # independent sources: which of two neighbouring paragraphs leads is a near tie
+    near = next((s for s in every if same_source(s, NEAR_LEAD * lead.score)), None)
+    if near is not None and max_also:
+        also.append(near)
+        chosen.append(near)
     for s in sorted(statements, key=lambda s: s.score, reverse=True):
         # what was said before counts even when it matches the question's words less
         # well ("cancelled" answers "is it running?" too); additions must be strong
@@ -469,17 +487,12 @@ def compose(
             # it otherwise (both are quoted, each with its citation)
             also.append(s)
             chosen.append(s)
-    # room left: the lead's own source's other posts that fill the gap too (an article's
-    # paragraphs, a thread's posts); independent sources came first
+    # room left: the lead's own source's other posts that fill the gap too; independent
+    # sources came first
     for s in every:
         if len(also) >= max_also:
             break
-        if (
-            s.post.author.handle == lead.post.author.handle
-            and (s.filled or not lead.filled)
-            and s.score >= 0.3 * best
-            and not _repeats(s, chosen)
-        ):
+        if same_source(s, 0.3 * best):
             also.append(s)
             chosen.append(s)
     return Composition(lead, tuple(also), tuple(earlier))
