@@ -95,5 +95,6 @@ def test_japanese_words_are_spelled_as_english_writes_them():
 
     said = spelled("東海道新幹線は東京から大阪まで運転を見合わせています。")
     assert {"shinkansen", "tokyo", "osaka", "tokaido"} <= said
-    assert fold("Tōkyō") == fold("Toukyou") == fold("Tokyo") and fold("Shimbashi") in spelled("新橋")
+    assert fold("Tōkyō") == fold("Toukyou") == fold("Tokyo")
+    assert fold("Shimbashi") in spelled("新橋")
     assert fold("Kyoto") not in said and not spelled("Breaking news")
