@@ -9,6 +9,7 @@ import pytest
 
 from conftest import assert_verified, cited_ids, feed, post
 from ima.answer.ask import ask
+from ima.answer.question import understand
 from ima.vectors.embedder import E5
 from ima.vectors.semantic import Vectors
 
@@ -91,10 +92,28 @@ def test_a_post_in_another_language_not_yet_embedded_is_found(store):
 
 
 def test_japanese_words_are_spelled_as_english_writes_them():
-    from ima.answer.romaji import fold, spelled
+    from ima.answer.question import spellings
+    from ima.answer.romaji import fold
 
-    said = spelled("東海道新幹線は東京から大阪まで運転を見合わせています。")
-    assert {"shinkansen", "tokyo", "osaka", "tokaido"} <= said
+    said = spellings("東海道新幹線は東京から大阪まで運転を見合わせています。")
+    assert said["shinkansen"] == "新幹線" and said["tokyo"] == "東京"
+    assert {"osaka", "tokaido"} <= said.keys()
     assert fold("Tōkyō") == fold("Toukyou") == fold("Tokyo")
-    assert fold("Shimbashi") in spelled("新橋")
-    assert fold("Kyoto") not in said and not spelled("Breaking news")
+    assert fold("Shimbashi") in spellings("新橋")
+    assert fold("Kyoto") not in said and not spellings("Breaking news")
+
+
+def test_a_japanese_question_finds_an_english_post_that_spells_its_words(store):
+    feed(store, [
+        post("snow", "Shinkansen services between Tokyo and Osaka are suspended due to heavy "
+             "snow.", "2026-11-22T10:00:00Z", author="japan_news"),
+        post("ramen", "今日のラーメンは最高でした。", "2026-11-22T10:05:00Z", author="gourmet"),
+        post("kansen", "Kansen means infection in Japanese.", "2026-11-22T10:06:00Z",
+             author="words"),
+    ])  # fmt: skip
+    question = understand("新幹線は動いていますか？")
+    assert "shinkansen" in question.query()
+    answer = ask(store, "新幹線は動いていますか？", as_of=AT)  # no vectors
+    assert answer.found and cited_ids(answer) == ["test:snow"]
+    assert answer.language == "ja" and "「Shinkansen services between Tokyo" in answer.text
+    assert_verified(answer)

@@ -25,7 +25,7 @@ from functools import lru_cache
 from ima import analysis
 from ima.answer import romaji
 from ima.answer import sentences as segmenter
-from ima.answer.question import STOP_WORDS, Question, compounds
+from ima.answer.question import STOP_WORDS, Question, compounds, spellings
 from ima.copies import copied, manual_retweet
 from ima.post import Post, to_us
 
@@ -122,7 +122,7 @@ def _held(question: Question, text: str) -> frozenset[str]:
     question's words that a Japanese text's words sound like (新幹線 for "Shinkansen")."""
     terms = question.expand(text, _terms(text))
     if question.lang == "en" and _JAPANESE.search(text):
-        said = romaji.spelled(text)
+        said = spellings(text)
         sounded = [_term_list(w) for w in question.words if romaji.fold(w) in said]
         terms = terms.union(*sounded) if sounded else terms
     return terms
@@ -205,6 +205,10 @@ def key_weights(question: Question, doc_count: int, doc_freq: dict[str, int]) ->
     own phrasing, a name spelled otherwise: "Nicolas" for Nicolás) is left out, except
     when no name of the question is found at all: then its names stay, and no post
     can match them."""
+    doc_freq = dict(doc_freq)
+    for _, spelled, parts in question.sounds:  # posts that spell 新幹線 "Shinkansen" hold it
+        for term in parts:
+            doc_freq[term] = max(doc_freq.get(term, 0), doc_freq.get(spelled, 0))
     known_name = any(doc_freq.get(t, 0) for t in question.entities)
     idf = {}
     for term in question.terms:

@@ -14,10 +14,12 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 import fugashi
 
 from ima import analysis
+from ima.answer import romaji
 
 _LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
 _SCRIPT_RUN = re.compile(
@@ -111,25 +113,38 @@ class Question:
     names: tuple[frozenset[str], ...] = ()  # each name's terms (東海道新幹線: 3 terms, 1 name)
     #: two neighbouring key words written as one hashtag (#popefrancis), with their terms
     joined: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: a Japanese question's words as English spells them (新幹線 → shinkansen): (the
+    #: folded spelling, its index term, the Japanese word's terms)
+    sounds: tuple[tuple[str, str, frozenset[str]], ...] = ()
 
     def query(self) -> str:
         """The search for its key words, any of them (ranking prefers posts with more), and
         for neighbouring words run together as a hashtag writes them. Hashtags and handles
         are searched as words: posts say `storm` as often as `#storm`."""
         words = [*self.words, *(written for written, _ in self.joined)]
+        words += [spelled for spelled, _, _ in self.sounds]
         return " OR ".join(f'"{word}"' for word in words)
 
+    @property
+    def lookup(self) -> frozenset[str]:
+        """The terms to count posts for: its key terms and their other spellings."""
+        return self.terms | {term for _, term, _ in self.sounds}
+
     def expand(self, text: str, terms: frozenset[str]) -> frozenset[str]:
-        """`text`'s `terms` with the words of each joined hashtag or handle it holds whole:
-        a post tagged #popefrancis, or one "at the @edsheeran show", names both words."""
-        if not self.joined or not ("#" in text or "@" in text):
-            return terms
-        lowered = text.lower()
-        held = [
-            parts
-            for written, parts in self.joined
-            if re.search(rf"[#@]{written}(?![a-z0-9_])", lowered)
-        ]
+        """`text`'s `terms` with the words of each joined hashtag or handle it holds whole
+        (a post tagged #popefrancis, or one "at the @edsheeran show", names both words),
+        and the Japanese words it spells in Latin letters (Shinkansen says 新幹線)."""
+        held = []
+        if self.joined and ("#" in text or "@" in text):
+            lowered = text.lower()
+            held += [
+                parts
+                for written, parts in self.joined
+                if re.search(rf"[#@]{written}(?![a-z0-9_])", lowered)
+            ]
+        if self.sounds:
+            latin = _latin_words(text)
+            held += [parts for spelled, _, parts in self.sounds if spelled in latin]
         return terms.union(*held) if held else terms
 
 
@@ -261,10 +276,37 @@ def understand(text: str) -> Question:
         if w in words and (name := frozenset(analysis.terms(w)) & terms)
     )
     window, timed = _window(text)
+    sounds = tuple(
+        (spelled, term[0], parts)
+        for spelled, word in spellings(text).items()
+        if word in words
+        and len(spelled) > romaji.MIN_LETTERS
+        and len(term := analysis.terms(spelled)) == 1
+        and (parts := frozenset(analysis.terms(word)) & terms)
+    )
     return Question(
         text, lang, tuple(words), terms, entity_terms, window, timed, _gap(text), common_terms,
-        names, _joined(words),
+        names, _joined(words), sounds,
     )  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def spellings(text: str) -> dict[str, str]:
+    """`text`'s Japanese words (each compound noun) by how English spells them: folded
+    Latin spelling → the word."""
+    out = {}
+    for run in _SCRIPT_RUN.finditer(unicodedata.normalize("NFKC", text)):
+        if _JAPANESE.search(run.group()):
+            for word, _, kana in compounds(run.group()):
+                if spelled := romaji.latin(kana):
+                    out.setdefault(spelled, word)
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _latin_words(text: str) -> frozenset[str]:
+    """`text`'s Latin words, folded as readings are."""
+    return frozenset(romaji.fold(w) for w in _LATIN_WORD.findall(text))
 
 
 def _joined(words: list[str]) -> tuple[tuple[str, frozenset[str]], ...]:

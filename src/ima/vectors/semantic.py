@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from ima.post import Flat
 from ima.store import Entry, Store
 from ima.vectors.embedder import Embedder
 from ima.vectors.index import Ranked, VectorIndex
 from ima.vectors.worker import EmbeddingWorker
+
+log = logging.getLogger(__name__)
 
 FILE = "vectors.sqlite3"
 #: posts a question embeds itself, at most, when the background is behind (multilingual-e5
@@ -62,7 +66,10 @@ class Vectors:
         their similarity. The window's newest posts are embedded first if the background
         has not reached them yet: a post in another language shares no word with the
         question, so only its vector can find it."""
-        self.catch_up(low_us, high_us)
+        try:
+            self.catch_up(low_us, high_us)
+        except Exception:  # a vector not written now is written by the background later
+            log.warning("embedding the window's newest posts failed", exc_info=True)
         scored = self.index.scored(self.embedder.query(question), low_us, high_us, k)
         found = self.store.fetch([seq for _, seq in scored])
         near = [(found[seq].post, score) for score, seq in scored if seq in found]
