@@ -110,6 +110,8 @@ def test_a_japanese_question_finds_an_english_post_that_spells_its_words(store):
         post("ramen", "今日のラーメンは最高でした。", "2026-11-22T10:05:00Z", author="gourmet"),
         post("kansen", "Kansen means infection in Japanese.", "2026-11-22T10:06:00Z",
              author="words"),
+        post("lower", "the shinkansen of my dreams, said no one", "2026-11-22T10:07:00Z",
+             author="joker"),  # an English word that happens to spell it is no name
     ])  # fmt: skip
     question = understand("新幹線は動いていますか？")
     assert "shinkansen" in question.query()

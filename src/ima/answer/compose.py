@@ -119,11 +119,15 @@ def _term_list(text: str) -> tuple[str, ...]:
 def _held(question: Question, text: str) -> frozenset[str]:
     """The question's terms as `text` holds them: its own terms, the words of a hashtag
     that runs two of the question's together, and for an English question, the
-    question's words that a Japanese text's words sound like (新幹線 for "Shinkansen")."""
+    question's names that a Japanese text's words sound like (新幹線 for "Shinkansen")."""
     terms = question.expand(text, _terms(text))
     if question.lang == "en" and _JAPANESE.search(text):
         said = spellings(text)
-        sounded = [_term_list(w) for w in question.words if romaji.fold(w) in said]
+        # names only: English capitalizes what it spells from Japanese (Shinkansen, Sochi),
+        # while its other words meet readings by chance ("take" is 竹, "sochi" 措置)
+        sounded = [
+            _term_list(w) for w in question.words if w[:1].isupper() and romaji.fold(w) in said
+        ]
         terms = terms.union(*sounded) if sounded else terms
     return terms
 

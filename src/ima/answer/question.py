@@ -305,8 +305,9 @@ def spellings(text: str) -> dict[str, str]:
 
 @lru_cache(maxsize=1024)
 def _latin_words(text: str) -> frozenset[str]:
-    """`text`'s Latin words, folded as readings are."""
-    return frozenset(romaji.fold(w) for w in _LATIN_WORD.findall(text))
+    """`text`'s capitalized Latin words (names: Shinkansen, not "take"), folded as
+    readings are."""
+    return frozenset(romaji.fold(w) for w in _LATIN_WORD.findall(text) if w[:1].isupper())
 
 
 def _joined(words: list[str]) -> tuple[tuple[str, frozenset[str]], ...]:
