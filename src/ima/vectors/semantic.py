@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ima.lang import detect
 from ima.post import Flat
 from ima.store import Entry, Store
 from ima.vectors.embedder import Embedder
@@ -14,8 +15,9 @@ log = logging.getLogger(__name__)
 
 FILE = "vectors.sqlite3"
 #: posts a question embeds itself, at most, when the background is behind (multilingual-e5
-#: small: ~50–80 posts/s on two cores, so at most about half a second)
-LAZY = 32
+#: small: ~50–80 posts/s on two idle cores, so about a quarter of a second; on a machine
+#: loaded far past its cores, seconds)
+LAZY = 16
 
 
 class Vectors:
@@ -63,11 +65,12 @@ class Vectors:
 
     def semantic(self, question: str, low_us: int, high_us: int, k: int) -> Ranked:
         """Posts in the window nearest to the question in meaning, nearest first, with
-        their similarity. The window's newest posts are embedded first if the background
-        has not reached them yet: a post in another language shares no word with the
-        question, so only its vector can find it."""
+        their similarity. The window's newest posts in another language than the
+        question's are embedded first if the background has not reached them yet: such a
+        post shares no word with the question, so only its vector can find it (one in the
+        question's language is found by its words)."""
         try:
-            self.catch_up(low_us, high_us)
+            self.catch_up(low_us, high_us, besides=detect(question))
         except Exception:  # a vector not written now is written by the background later
             log.warning("embedding the window's newest posts failed", exc_info=True)
         scored = self.index.scored(self.embedder.query(question), low_us, high_us, k)
@@ -75,12 +78,13 @@ class Vectors:
         near = [(found[seq].post, score) for score, seq in scored if seq in found]
         return Ranked((p for p, _ in near), {p.id: score for p, score in near})
 
-    def catch_up(self, low_us: int, high_us: int, limit: int = LAZY) -> int:
-        """Embed the window's newest `limit` originals that have no vector yet (bounded:
-        a question costs at most one batch of `limit`); returns how many."""
+    def catch_up(self, low_us: int, high_us: int, besides: str = "", limit: int = LAZY) -> int:
+        """Embed those of the window's newest `limit` originals that have no vector yet,
+        except posts in the language `besides` (bounded: a question costs at most one batch
+        of `limit`); returns how many."""
         newest = self.store.newest_originals(low_us, high_us, limit)
         done = self.index.embedded([sp.seq for sp in newest])
-        todo = [sp for sp in newest if sp.seq not in done]
+        todo = [sp for sp in newest if sp.seq not in done and sp.post.lang != besides]
         if todo:
             vectors = self.embedder.passages([sp.post.text for sp in todo])
             self.index.add([sp.seq for sp in todo],
