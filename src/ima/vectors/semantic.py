@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from ima.lang import detect
 from ima.post import Flat
@@ -18,6 +19,8 @@ FILE = "vectors.sqlite3"
 #: small: ~50–80 posts/s on two idle cores, so about a quarter of a second; on a machine
 #: loaded far past its cores, seconds)
 LAZY = 16
+LAZY_BATCH = 4
+LAZY_S = 1.0  # and no more time than this, once a batch has started
 
 
 class Vectors:
@@ -80,17 +83,24 @@ class Vectors:
 
     def catch_up(self, low_us: int, high_us: int, besides: str = "", limit: int = LAZY) -> int:
         """Embed those of the window's newest `limit` originals that have no vector yet,
-        except posts in the language `besides` (bounded: a question costs at most one batch
-        of `limit`); returns how many."""
+        except posts in the language `besides`, newest first, a few at a time until
+        `LAZY_S` has passed (bounded work and time: the background embeds the rest);
+        returns how many."""
+        started = time.monotonic()
         newest = self.store.newest_originals(low_us, high_us, limit)
         done = self.index.embedded([sp.seq for sp in newest])
         todo = [sp for sp in newest if sp.seq not in done and sp.post.lang != besides]
-        if todo:
-            vectors = self.embedder.passages([sp.post.text for sp in todo])
-            self.index.add([sp.seq for sp in todo],
-                           [int(sp.post.created_at.timestamp() * 1e6) for sp in todo],
+        count = 0
+        for i in range(0, len(todo), LAZY_BATCH):
+            if time.monotonic() - started > LAZY_S:
+                break
+            chunk = todo[i : i + LAZY_BATCH]
+            vectors = self.embedder.passages([sp.post.text for sp in chunk])
+            self.index.add([sp.seq for sp in chunk],
+                           [int(sp.post.created_at.timestamp() * 1e6) for sp in chunk],
                            vectors)  # fmt: skip
-        return len(todo)
+            count += len(chunk)
+        return count
 
     def share_embedded(self) -> float:
         originals = self.store.counts()["originals"]
