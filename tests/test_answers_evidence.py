@@ -196,3 +196,16 @@ def test_a_neighbouring_paragraph_as_strong_as_the_lead_is_cited_before_weaker_s
     answer = ask(store, "ビワタナゴの名前の由来は何ですか?", as_of=AT)
     assert {"test:p1", "test:p2"} <= set(cited_ids(answer))
     assert_verified(answer)
+
+
+def test_a_foreign_name_mecab_cuts_up_is_one_name_and_must_be_there(store):
+    akron = understand("アクロンはどの州に位置しているの?")
+    assert "アクロン" in akron.words and akron.names  # ア + クロン: a name MeCab did not know
+    assert understand("グレフュール伯爵夫人は誰?").names  # unknown to MeCab: a name
+    fish = understand("ゼニタナゴと何がありますか?")  # two known katakana nouns: one word
+    assert fish.words == ("ゼニタナゴ",) and not fish.names
+    feed(store, [
+        post("saddle", "サドルとペダルの位置を高い位置に付け直した。", "2026-11-22T09:00:00Z",
+             author="circus"),
+    ])  # fmt: skip
+    assert not ask(store, "アクロンはどの州に位置しているの?", as_of=AT).found

@@ -28,6 +28,7 @@ _SCRIPT_RUN = re.compile(
 _local = threading.local()
 _CONTENT_JA = re.compile(r"[\u4e00-\u9fff\u3005\u30a0-\u30ffA-Za-z0-9]")
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+_KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]+")  # not the ・ between words
 
 _STOP_EN = frozenset(
     """a about above after again all also am an and any anything are as at be been before
@@ -201,7 +202,9 @@ def _candidates(text: str) -> list[tuple[str, bool, bool]]:
 def compounds(chunk: str) -> list[tuple[str, bool, str]]:
     """Japanese nouns with their prefixes and suffixes, kept whole: 新幹線 is one word
     (MeCab says 新 + 幹線), as is 山手線; two nouns side by side stay two words
-    (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神). A word holding a proper noun is a name;
+    (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神), except katakana beside katakana, one
+    foreign word (ゼニタナゴ). A word holding a proper noun is a name, as is a katakana word
+    MeCab does not know or cut at a lone kana (グレフュール, ア + クロン);
     each part of a compound is a key term, so a post about 幹線道路 holds one of 新幹線's
     two, and a post need not spell 飛行者 whole to count. Each comes with its reading in
     katakana ("" when MeCab knows none of a part)."""
@@ -225,14 +228,24 @@ def compounds(chunk: str) -> list[tuple[str, bool, str]]:
         if surface in STOP_WORDS or pos1 not in ("名詞", "接頭辞", "接尾辞"):
             close()
             continue
-        if pos1 == "接頭辞" or (pos1 == "名詞" and noun):
-            close()  # a prefix, or a second noun, starts a new word
+        # a prefix, or a second noun, starts a new word; but katakana beside katakana is
+        # one foreign word MeCab cut up (アクロン → ア + クロン)
+        foreign = _KATAKANA.fullmatch(surface) is not None
+        joined = foreign and bool(word) and _KATAKANA.fullmatch(word[-1]) is not None
+        if pos1 == "接頭辞" or (pos1 == "名詞" and noun and not joined):
+            close()
         word.append(surface)
         if token.feature.kana:
             kana.append(token.feature.kana)
         if pos1 == "名詞":
             noun = True
-            named = named or token.feature.pos2 == "固有名詞"
+            # a katakana word MeCab does not know, or cut at a lone kana, is a foreign name
+            fragment = joined and min(len(surface), len(word[-2])) == 1
+            named = (
+                named
+                or token.feature.pos2 == "固有名詞"
+                or (foreign and (token.is_unk or fragment))
+            )
     close()
     return out
 
