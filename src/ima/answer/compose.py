@@ -118,8 +118,9 @@ def _term_list(text: str) -> tuple[str, ...]:
 
 def _held(question: Question, text: str) -> frozenset[str]:
     """The question's terms as `text` holds them: its own terms, the words of a hashtag
-    that runs two of the question's together, and for an English question, the
-    question's names that a Japanese text's words sound like (新幹線 for "Shinkansen")."""
+    that runs two of the question's together, a Japanese question's words that an
+    English text spells (`Question.expand`), and for an English question, its names that
+    a Japanese text's words sound like (新幹線 for "Shinkansen")."""
     terms = question.expand(text, _terms(text))
     if question.lang == "en" and _JAPANESE.search(text):
         said = spellings(text)
