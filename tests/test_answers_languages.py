@@ -122,3 +122,17 @@ def test_a_japanese_question_finds_an_english_post_that_spells_its_words(store):
     assert answer.found and cited_ids(answer) == ["test:snow"]
     assert answer.language == "ja" and "「Shinkansen services between Tokyo" in answer.text
     assert_verified(answer)
+
+
+def test_a_question_embeds_the_other_languages_newest_posts_only(store):
+    feed(store, [
+        post("ja", "山手線は運転を再開しました。", "2026-11-22T09:00:00Z", author="jr"),
+        *(post(f"en{n}", f"Local bake sale number {n} opens at noon.",
+               f"2026-11-22T10:{n:02d}:00Z", author=f"baker{n}") for n in range(20)),
+    ])  # fmt: skip
+    vectors = Vectors(store, E5())
+    try:  # behind twenty newer English posts, the Japanese one is still reached
+        assert vectors.catch_up(0, int(AT.timestamp() * 1e6), besides="en") == 1
+        assert vectors.index.count() == 1
+    finally:
+        vectors.close()

@@ -19,6 +19,7 @@ FILE = "vectors.sqlite3"
 #: small: ~50–80 posts/s on two idle cores, so about a quarter of a second; on a machine
 #: loaded far past its cores, seconds)
 LAZY = 16
+LAZY_SCAN = 256  # among the window's newest this many (a bounded read of the log)
 LAZY_BATCH = 4
 LAZY_S = 1.0  # and no more time than this, once a batch has started
 
@@ -82,14 +83,14 @@ class Vectors:
         return Ranked((p for p, _ in near), {p.id: score for p, score in near})
 
     def catch_up(self, low_us: int, high_us: int, besides: str = "", limit: int = LAZY) -> int:
-        """Embed those of the window's newest `limit` originals that have no vector yet,
-        except posts in the language `besides`, newest first, a few at a time until
-        `LAZY_S` has passed (bounded work and time: the background embeds the rest);
-        returns how many."""
+        """Embed up to `limit` of the window's newest `LAZY_SCAN` originals that have no
+        vector yet and are not in the language `besides`, newest first, a few at a time
+        until `LAZY_S` has passed (bounded work and time: the background embeds the
+        rest); returns how many."""
         started = time.monotonic()
-        newest = self.store.newest_originals(low_us, high_us, limit)
+        newest = self.store.newest_originals(low_us, high_us, LAZY_SCAN)
         done = self.index.embedded([sp.seq for sp in newest])
-        todo = [sp for sp in newest if sp.seq not in done and sp.post.lang != besides]
+        todo = [sp for sp in newest if sp.seq not in done and sp.post.lang != besides][:limit]
         count = 0
         for i in range(0, len(todo), LAZY_BATCH):
             if time.monotonic() - started > LAZY_S:
