@@ -147,3 +147,65 @@ def test_a_contraction_typed_without_its_apostrophe_is_phrasing(store):
     answer = ask(store, "who said you wont get ebola", as_of=AT)
     assert answer.found and cited_ids(answer) == ["test:ebola"]
     assert_verified(answer)
+
+
+def test_a_name_keeps_its_words_that_are_stop_words_elsewhere(store):
+    assert "Story" in understand("How many home runs did Trevor Story hit?").words
+    assert "Story" in understand("Trevor Story hit how many home runs?").words
+    # a short function word beside a name, a stop word after a verb: not kept
+    assert "The" not in understand("What did The Beatles sing?").words
+    assert "story" not in understand("What is the story about Trevor?").words
+    feed(store, [
+        post("story", "Trevor Story hit two home runs as the Rockies won 6-3.",
+             "2026-11-22T09:00:00Z", author="rockies_beat"),
+        post("bauer", "Trevor Bauer hit a batter and left after two innings.",
+             "2026-11-22T10:00:00Z", author="mlb_wire"),
+    ])  # fmt: skip
+    answer = ask(store, "How many home runs did Trevor Story hit?", as_of=AT)
+    assert cited_ids(answer) == ["test:story"]
+    assert_verified(answer)
+
+
+def test_a_lowercase_joined_hashtag_names_its_words(store):
+    feed(store, [
+        post("pope", "Huge crowds line the streets of Manila for a glimpse of him "
+             "#popefrancis", "2026-11-22T09:00:00Z", author="asia_desk"),
+        post("other", "Francis scored twice for the visitors.", "2026-11-22T10:00:00Z",
+             author="football"),
+        post("longer", "Huge crowds in the square #popefrancisco", "2026-11-22T10:30:00Z",
+             author="fan"),  # another tag: joined words count only whole
+    ])  # fmt: skip
+    question = understand("Where did Pope Francis draw huge crowds?")
+    assert "popefrancis" in question.query()
+    answer = ask(store, "Where did Pope Francis draw huge crowds?", as_of=AT)
+    assert cited_ids(answer) == ["test:pope"] and "Manila" in answer.text
+    assert_verified(answer)
+
+
+def test_a_neighbouring_paragraph_as_strong_as_the_lead_is_cited_before_weaker_sources(store):
+    feed(store, [
+        post("p1", "ビワタナゴの名前は濃尾平野の地方名に由来するという説もある。",
+             "2026-11-22T09:00:00Z", author="encyclopedia"),
+        post("p2", "ビワタナゴの名前は琵琶湖に由来する。かつては琵琶湖の内湖に多く生息した。",
+             "2026-11-22T09:00:00Z", author="encyclopedia"),
+        post("blog", "タナゴの名前の由来には諸説ある。", "2026-11-22T09:00:00Z",
+             author="fishblog"),
+        post("angler", "タナゴ釣りの名前の由来を調べてみた。", "2026-11-22T09:00:00Z",
+             author="angler"),
+    ])  # fmt: skip
+    answer = ask(store, "ビワタナゴの名前の由来は何ですか?", as_of=AT)
+    assert {"test:p1", "test:p2"} <= set(cited_ids(answer))
+    assert_verified(answer)
+
+
+def test_a_foreign_name_mecab_cuts_up_is_one_name_and_must_be_there(store):
+    akron = understand("アクロンはどの州に位置しているの?")
+    assert "アクロン" in akron.words and akron.names  # ア + クロン: a name MeCab did not know
+    assert understand("グレフュール伯爵夫人は誰?").names  # unknown to MeCab: a name
+    fish = understand("ゼニタナゴと何がありますか?")  # two known katakana nouns: one word
+    assert fish.words == ("ゼニタナゴ",) and not fish.names
+    feed(store, [
+        post("saddle", "サドルとペダルの位置を高い位置に付け直した。", "2026-11-22T09:00:00Z",
+             author="circus"),
+    ])  # fmt: skip
+    assert not ask(store, "アクロンはどの州に位置しているの?", as_of=AT).found

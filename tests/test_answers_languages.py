@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import assert_verified, feed, post
+from conftest import assert_verified, cited_ids, feed, post
 from ima.answer.ask import ask
+from ima.answer.question import understand
 from ima.vectors.embedder import E5
 from ima.vectors.semantic import Vectors
 
@@ -66,3 +67,72 @@ def test_the_nearest_post_in_another_language_is_no_answer_when_it_is_not_near(s
         assert not ask(store, question, as_of=AT, semantic=vectors.semantic).found
     without = ask(store, "Did the Giants win?", as_of=AT)  # no vectors: no shared word
     assert not without.found
+
+
+def test_a_post_in_another_language_not_yet_embedded_is_found(store):
+    feed(store, [
+        post("shinkansen", "東海道新幹線は大雪の影響で運転を見合わせています。",
+             "2026-11-22T10:00:00Z", author="jr_info"),
+        post("lunch", "今日のランチはカレーでした。", "2026-11-22T10:05:00Z", author="gourmet"),
+        post("bake", "Our sourdough course starts next month.", "2026-11-22T10:20:00Z",
+             author="bakery"),
+    ])  # fmt: skip
+    vectors = Vectors(store, E5())  # nothing embedded in the background
+    try:
+        assert vectors.index.count() == 0
+        assert not ask(store, "Is the Shinkansen running?", as_of=AT).found
+        answer = ask(store, "Is the Shinkansen running?", as_of=AT, semantic=vectors.semantic)
+        assert answer.found and cited_ids(answer) == ["test:shinkansen"]
+        assert "東海道新幹線は大雪の影響で運転を見合わせています。" in answer.text
+        assert_verified(answer)
+        # the window's posts in Japanese, embedded once and kept; the English one is found
+        # by its words
+        assert vectors.index.count() == 2
+        assert vectors.catch_up(0, int(AT.timestamp() * 1e6), besides="en") == 0
+        assert vectors.catch_up(0, int(AT.timestamp() * 1e6)) == 1
+    finally:
+        vectors.close()
+
+
+def test_japanese_words_are_spelled_as_english_writes_them():
+    from ima.answer.question import spellings
+    from ima.answer.romaji import fold
+
+    said = spellings("東海道新幹線は東京から大阪まで運転を見合わせています。")
+    assert said["shinkansen"] == "新幹線" and said["tokyo"] == "東京"
+    assert {"osaka", "tokaido"} <= said.keys()
+    assert fold("Tōkyō") == fold("Toukyou") == fold("Tokyo")
+    assert fold("Shimbashi") in spellings("新橋")
+    assert fold("Kyoto") not in said and not spellings("Breaking news")
+
+
+def test_a_japanese_question_finds_an_english_post_that_spells_its_words(store):
+    feed(store, [
+        post("snow", "Shinkansen services between Tokyo and Osaka are suspended due to heavy "
+             "snow.", "2026-11-22T10:00:00Z", author="japan_news"),
+        post("ramen", "今日のラーメンは最高でした。", "2026-11-22T10:05:00Z", author="gourmet"),
+        post("kansen", "Kansen means infection in Japanese.", "2026-11-22T10:06:00Z",
+             author="words"),
+        post("lower", "the shinkansen of my dreams, said no one", "2026-11-22T10:07:00Z",
+             author="joker"),  # an English word that happens to spell it is no name
+    ])  # fmt: skip
+    question = understand("新幹線は動いていますか？")
+    assert "shinkansen" in question.query()
+    answer = ask(store, "新幹線は動いていますか？", as_of=AT)  # no vectors
+    assert answer.found and cited_ids(answer) == ["test:snow"]
+    assert answer.language == "ja" and "「Shinkansen services between Tokyo" in answer.text
+    assert_verified(answer)
+
+
+def test_a_question_embeds_the_other_languages_newest_posts_only(store):
+    feed(store, [
+        post("ja", "山手線は運転を再開しました。", "2026-11-22T09:00:00Z", author="jr"),
+        *(post(f"en{n}", f"Local bake sale number {n} opens at noon.",
+               f"2026-11-22T10:{n:02d}:00Z", author=f"baker{n}") for n in range(20)),
+    ])  # fmt: skip
+    vectors = Vectors(store, E5())
+    try:  # behind twenty newer English posts, the Japanese one is still reached
+        assert vectors.catch_up(0, int(AT.timestamp() * 1e6), besides="en") == 1
+        assert vectors.index.count() == 1
+    finally:
+        vectors.close()

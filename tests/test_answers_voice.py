@@ -29,3 +29,23 @@ def test_a_neutral_line_says_nothing_of_what_follows():
     for (_lang, topic, _mood), lines in voice._QUIPS.items():
         if topic == "general":
             assert not any(w in line for line in lines for w in ("gossip", "噂"))
+
+
+def test_one_word_that_says_a_topic_is_enough_and_lines_fit_the_whole_topic():
+    topics = {
+        "Steven Bowditch will head to the last with a four-shot lead. — PGA TOUR": "sports",
+        "Standing in line with Chara to use the restroom #Sochi2014": "sports",
+        "Turkish President Erdogan doesn't get to export abuse against journalists": "politics",
+        "Drake was dancing like Carlton in his music video Hotline Bling": "showbiz",
+        "単通路機市場では150席級の新型旅客機が求められつつあった。": "transport",
+        "A quiet afternoon with a good book": "general",
+        "One game tonight": "general",  # one word that says it only in pairs
+    }
+    for text, topic in topics.items():
+        assert voice.topic_of([text]) == topic, text
+    # a sport's line fits golf and a zamboni as well as a ball game; a transport line
+    # fits a plane as well as a train
+    for line in voice._QUIPS[("en", "sports", "fine")] + voice._QUIPS[("ja", "sports", "fine")]:
+        assert not any(w in line.lower() for w in ("ball", "score", "スコア", "ボール"))
+    for line in voice._QUIPS[("ja", "transport", "fine")]:
+        assert "電車" not in line

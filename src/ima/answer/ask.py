@@ -215,7 +215,7 @@ def ask(
     open_scope = digest.scope(question) if not restrict and story is None else None
     if open_scope is not None:
         return _digest(store, question, open_scope, as_of, window, persona, started, on_text)
-    weights = key_weights(question, *store.term_stats(question.terms))
+    weights = key_weights(question, *store.term_stats(question.lookup))
 
     def attempt(posts: Ranked, widened: bool) -> Composition:
         return compose(question, posts, as_of, weights, widened=widened,

@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from ima import analysis
+from ima.answer import romaji
 from ima.answer import sentences as segmenter
-from ima.answer.question import STOP_WORDS, Question, compounds
+from ima.answer.question import STOP_WORDS, Question, compounds, spellings
 from ima.copies import copied, manual_retweet
 from ima.post import Post, to_us
 
@@ -47,6 +48,7 @@ SPAM_LIMIT = 0.6
 CROSS_LANGUAGE_SIMILARITY = 0.74
 CROSS_LANGUAGE_MARGIN = 0.04
 MAX_STATEMENTS = 40
+NEAR_LEAD = 0.9  # a passage of the lead's source this near the lead's score is cited too
 EARLIER_BY = timedelta(minutes=5)  # "earlier posts said" is for news that has moved on
 
 
@@ -114,6 +116,23 @@ def _term_list(text: str) -> tuple[str, ...]:
     return tuple(analysis.terms(text))
 
 
+def _held(question: Question, text: str) -> frozenset[str]:
+    """The question's terms as `text` holds them: its own terms, the words of a hashtag
+    that runs two of the question's together, a Japanese question's words that an
+    English text spells (`Question.expand`), and for an English question, its names that
+    a Japanese text's words sound like (新幹線 for "Shinkansen")."""
+    terms = question.expand(text, _terms(text))
+    if question.lang == "en" and _JAPANESE.search(text):
+        said = spellings(text)
+        # names only: English capitalizes what it spells from Japanese (Shinkansen, Sochi),
+        # while its other words meet readings by chance ("take" is 竹, "sochi" 措置)
+        sounded = [
+            _term_list(w) for w in question.words if w[:1].isupper() and romaji.fold(w) in said
+        ]
+        terms = terms.union(*sounded) if sounded else terms
+    return terms
+
+
 def _passage(text: str, parts: list[str], best: int) -> str:
     """`parts[best]` with its neighbours while the whole stays short, as `text` has them
     (so the quote is the post's own words, spacing aside)."""
@@ -168,7 +187,7 @@ def fills(question: Question, text: str) -> float:
         return 1.0
     matches = [m.group() for m in pattern.finditer(text)]
     if question.gap in ("person", "place", "name") and _JAPANESE.search(text):
-        matches += [word for word, named in compounds(text) if named]  # 名古屋市, 大空翼
+        matches += [word for word, named, _ in compounds(text) if named]  # 名古屋市, 大空翼
     for match in matches:
         found = set(analysis.terms(match)) - STOP_WORDS
         if found and not found <= question.terms:
@@ -191,6 +210,10 @@ def key_weights(question: Question, doc_count: int, doc_freq: dict[str, int]) ->
     own phrasing, a name spelled otherwise: "Nicolas" for Nicolás) is left out, except
     when no name of the question is found at all: then its names stay, and no post
     can match them."""
+    doc_freq = dict(doc_freq)
+    for _, spelled, parts in question.sounds:  # posts that spell 新幹線 "Shinkansen" hold it
+        for term in parts:
+            doc_freq[term] = max(doc_freq.get(term, 0), doc_freq.get(spelled, 0))
     known_name = any(doc_freq.get(t, 0) for t in question.entities)
     idf = {}
     for term in question.terms:
@@ -284,7 +307,7 @@ def _best_passage(
     for i, part in enumerate(parts):
         if part.rstrip().endswith(("?", "？")):
             continue  # a question states nothing
-        terms = _terms(part)
+        terms = _held(question, part)
         if terms:
             overlap, fill = _weighted(terms, weights), fills(question, part)
             ranked.append((overlap * fill, -i, overlap, fill, terms))
@@ -293,7 +316,7 @@ def _best_passage(
     _, at, overlap, fill, terms = max(ranked)
     passage = _passage(text, parts, -at)
     if passage != parts[-at]:
-        terms = _terms(passage)
+        terms = _held(question, passage)
     return passage, terms, overlap, fill, parts[-at]
 
 
@@ -328,7 +351,7 @@ def _statements(
             continue
         if to_us(post.created_at) > as_of_us:
             continue  # never: but the cut is cheap to check twice
-        post_terms = _terms(post.text)
+        post_terms = _held(question, post.text)
         post_overlap = _weighted(post_terms, weights)
         if (
             post_overlap < MIN_POST_OVERLAP
@@ -338,10 +361,16 @@ def _statements(
             )
             or not _names_match(question, post_terms, weights)
         ):
-            # a post in the other language shares no word: its meaning must be near
+            # a post in the other language shares no word: its meaning must be near, and
+            # stand out from that language's posts unless it names, by sound, all that the
+            # question names (新幹線 for "Shinkansen")
             near = similar.get(post.id, 0.0)
+            sounded = bool(question.entities & post_terms) and _names_match(
+                question, post_terms, weights
+            )
+            margin = 0.0 if sounded else CROSS_LANGUAGE_MARGIN
             if (
-                near < max(CROSS_LANGUAGE_SIMILARITY, median + CROSS_LANGUAGE_MARGIN)
+                near < max(CROSS_LANGUAGE_SIMILARITY, median + margin)
                 or _language(post.text) == question.lang
             ):
                 continue
@@ -435,6 +464,23 @@ def compose(
     chosen = [lead]
     also: list[Statement] = []
     earlier: list[Statement] = []
+
+    def same_source(s: Statement, floor: float) -> bool:
+        """Another post of the lead's source that answers as the lead does (an article's
+        paragraphs, a thread's posts), scoring at least `floor`."""
+        return (
+            s.post.author.handle == lead.post.author.handle
+            and (s.filled or not lead.filled)
+            and s.score >= floor
+            and not _repeats(s, chosen)
+        )
+
+    # one of the lead's source's posts nearly as strong as the lead comes before weaker
+    # independent sources: which of two neighbouring paragraphs leads is a near tie
+    near = next((s for s in every if same_source(s, NEAR_LEAD * lead.score)), None)
+    if near is not None and max_also:
+        also.append(near)
+        chosen.append(near)
     for s in sorted(statements, key=lambda s: s.score, reverse=True):
         # what was said before counts even when it matches the question's words less
         # well ("cancelled" answers "is it running?" too); additions must be strong
@@ -450,17 +496,12 @@ def compose(
             # it otherwise (both are quoted, each with its citation)
             also.append(s)
             chosen.append(s)
-    # room left: the lead's own source's other posts that fill the gap too (an article's
-    # paragraphs, a thread's posts); independent sources came first
+    # room left: the lead's own source's other posts that fill the gap too; independent
+    # sources came first
     for s in every:
         if len(also) >= max_also:
             break
-        if (
-            s.post.author.handle == lead.post.author.handle
-            and (s.filled or not lead.filled)
-            and s.score >= 0.3 * best
-            and not _repeats(s, chosen)
-        ):
+        if same_source(s, 0.3 * best):
             also.append(s)
             chosen.append(s)
     return Composition(lead, tuple(also), tuple(earlier))

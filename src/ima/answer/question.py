@@ -8,15 +8,18 @@ katakana). The window comes from time words ("now", "today", "this week", 今, �
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 import fugashi
 
 from ima import analysis
+from ima.answer import romaji
 
 _LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
 _SCRIPT_RUN = re.compile(
@@ -25,6 +28,7 @@ _SCRIPT_RUN = re.compile(
 _local = threading.local()
 _CONTENT_JA = re.compile(r"[\u4e00-\u9fff\u3005\u30a0-\u30ffA-Za-z0-9]")
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+_KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]+")  # not the ・ between words
 
 _STOP_EN = frozenset(
     """a about above after again all also am an and any anything are as at be been before
@@ -54,6 +58,7 @@ _ASKING = frozenset(
     didnt doesnt dont isnt wasnt arent werent wont cant
     someone something thing things way ways kind type sort really actually 対""".split()
 )
+_NAME_WORD = 4  # a stop word this long kept inside a name: Story, News, Still
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
 #: (pattern, window, kept): the first that matches sets how far back to look; `kept`
@@ -107,11 +112,41 @@ class Question:
     gap: str = ""  # what the answer must hold: person, place, time, number, name, or ""
     common: frozenset[str] = frozenset()  # terms of common nouns (運行): phrasing, not topic
     names: tuple[frozenset[str], ...] = ()  # each name's terms (東海道新幹線: 3 terms, 1 name)
+    #: two neighbouring key words written as one hashtag (#popefrancis), with their terms
+    joined: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: a Japanese question's words as English spells them (新幹線 → shinkansen): (the
+    #: folded spelling, its index term, the Japanese word's terms)
+    sounds: tuple[tuple[str, str, frozenset[str]], ...] = ()
 
     def query(self) -> str:
-        """The search for its key words, any of them (ranking prefers posts with more).
-        Hashtags and handles are searched as words: posts say `storm` as often as `#storm`."""
-        return " OR ".join(f'"{word}"' for word in self.words)
+        """The search for its key words, any of them (ranking prefers posts with more), and
+        for neighbouring words run together as a hashtag writes them. Hashtags and handles
+        are searched as words: posts say `storm` as often as `#storm`."""
+        words = [*self.words, *(written for written, _ in self.joined)]
+        words += [spelled for spelled, _, _ in self.sounds]
+        return " OR ".join(f'"{word}"' for word in words)
+
+    @property
+    def lookup(self) -> frozenset[str]:
+        """The terms to count posts for: its key terms and their other spellings."""
+        return self.terms | {term for _, term, _ in self.sounds}
+
+    def expand(self, text: str, terms: frozenset[str]) -> frozenset[str]:
+        """`text`'s `terms` with the words of each joined hashtag or handle it holds whole
+        (a post tagged #popefrancis, or one "at the @edsheeran show", names both words),
+        and the Japanese words it spells in Latin letters (Shinkansen says 新幹線)."""
+        held = []
+        if self.joined and ("#" in text or "@" in text):
+            lowered = text.lower()
+            held += [
+                parts
+                for written, parts in self.joined
+                if re.search(rf"[#@]{written}(?![a-z0-9_])", lowered)
+            ]
+        if self.sounds:
+            latin = _latin_words(text)
+            held += [parts for spelled, _, parts in self.sounds if spelled in latin]
+        return terms.union(*held) if held else terms
 
 
 def _window(text: str) -> tuple[timedelta, bool]:
@@ -128,35 +163,54 @@ def _gap(text: str) -> str:
     return next((gap for pattern, gap in _GAPS if pattern.search(lowered)), "")
 
 
-def _candidates(text: str) -> list[tuple[str, bool]]:
-    """(word, is a name) for the content words of `text`: Japanese nouns by MeCab's
-    part of speech (proper nouns are names), Latin words by shape (capitalized past the
-    first word, all-caps or mixing letters and digits are names)."""
-    out: list[tuple[str, bool]] = []
+def _candidates(text: str) -> list[tuple[str, bool, bool]]:
+    """(word, is a name, is a word of a longer name) for the content words of `text`:
+    Japanese nouns by MeCab's part of speech (proper nouns are names), Latin words by
+    shape (capitalized past the first word, all-caps or mixing letters and digits are
+    names). A name of several capitalized words ("Trevor Story") keeps each of them,
+    even one that is a stop word elsewhere."""
+    out: list[tuple[str, bool, bool]] = []
     for run in _SCRIPT_RUN.finditer(unicodedata.normalize("NFKC", text)):
         chunk = run.group()
         if _JAPANESE.search(chunk):
-            out.extend(compounds(chunk))
+            out.extend((word, named, False) for word, named, _ in compounds(chunk))
             continue
-        for position, word in enumerate(_LATIN_WORD.findall(chunk)):
+        words = _LATIN_WORD.findall(chunk)
+        capital = [i > 0 and w[:1].isupper() for i, w in enumerate(words)]
+        for position, word in enumerate(words):
             # a bare number is no name: "37" must not veto "37pts"
-            named = (position > 0 and word[:1].isupper()) or (
+            named = capital[position] or (
                 len(word) > 1
                 and not word.isdigit()
                 and (word.isupper() or any(c.isdigit() for c in word))
             )
-            out.append((word, named))
+            # beside a capitalized word that is no stop word: "Story" of "Trevor Story",
+            # not "The" of "The Beatles" (too short) nor "Now" of "Right Now"
+            bound = (
+                capital[position]
+                and len(word) >= _NAME_WORD
+                and any(
+                    words[i][:1].isupper() and words[i].lower() not in STOP_WORDS
+                    for i in (position - 1, position + 1)
+                    if 0 <= i < len(words)
+                )
+            )
+            out.append((word, named, bound))
     return out
 
 
-def compounds(chunk: str) -> list[tuple[str, bool]]:
+def compounds(chunk: str) -> list[tuple[str, bool, str]]:
     """Japanese nouns with their prefixes and suffixes, kept whole: 新幹線 is one word
     (MeCab says 新 + 幹線), as is 山手線; two nouns side by side stay two words
-    (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神). A word holding a proper noun is a name;
+    (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神), except katakana beside katakana, one
+    foreign word (ゼニタナゴ). A word holding a proper noun is a name, as is a katakana word
+    MeCab does not know or cut at a lone kana (グレフュール, ア + クロン);
     each part of a compound is a key term, so a post about 幹線道路 holds one of 新幹線's
-    two, and a post need not spell 飛行者 whole to count."""
-    out: list[tuple[str, bool]] = []
+    two, and a post need not spell 飛行者 whole to count. Each comes with its reading in
+    katakana ("" when MeCab knows none of a part)."""
+    out: list[tuple[str, bool, str]] = []
     word: list[str] = []
+    kana: list[str] = []
     named = False
     noun = False
 
@@ -164,8 +218,9 @@ def compounds(chunk: str) -> list[tuple[str, bool]]:
         nonlocal named, noun
         text = "".join(word)
         if noun and _CONTENT_JA.search(text):
-            out.append((text, named))
+            out.append((text, named, "".join(kana) if len(kana) == len(word) else ""))
         word.clear()
+        kana.clear()
         named = noun = False
 
     for token in _tagger()(chunk):
@@ -173,12 +228,24 @@ def compounds(chunk: str) -> list[tuple[str, bool]]:
         if surface in STOP_WORDS or pos1 not in ("名詞", "接頭辞", "接尾辞"):
             close()
             continue
-        if pos1 == "接頭辞" or (pos1 == "名詞" and noun):
-            close()  # a prefix, or a second noun, starts a new word
+        # a prefix, or a second noun, starts a new word; but katakana beside katakana is
+        # one foreign word MeCab cut up (アクロン → ア + クロン)
+        foreign = _KATAKANA.fullmatch(surface) is not None
+        joined = foreign and bool(word) and _KATAKANA.fullmatch(word[-1]) is not None
+        if pos1 == "接頭辞" or (pos1 == "名詞" and noun and not joined):
+            close()
         word.append(surface)
+        if token.feature.kana:
+            kana.append(token.feature.kana)
         if pos1 == "名詞":
             noun = True
-            named = named or token.feature.pos2 == "固有名詞"
+            # a katakana word MeCab does not know, or cut at a lone kana, is a foreign name
+            fragment = joined and min(len(surface), len(word[-2])) == 1
+            named = (
+                named
+                or token.feature.pos2 == "固有名詞"
+                or (foreign and (token.is_unk or fragment))
+            )
     close()
     return out
 
@@ -201,10 +268,10 @@ def understand(text: str) -> Question:
     words: list[str] = []
     entities: list[str] = []
     common: list[str] = []
-    for word, entity in _candidates(_BOILERPLATE.sub(" ", text)):
+    for word, entity, bound in _candidates(_BOILERPLATE.sub(" ", text)):
         word = _POSSESSIVE.sub("", word.strip("'’-#@"))
         folded = word.lower()
-        if len(folded) < 2 or folded in STOP_WORDS or folded in _ASKING:
+        if len(folded) < 2 or (not bound and (folded in STOP_WORDS or folded in _ASKING)):
             continue
         words.append(word)
         if entity:
@@ -222,7 +289,47 @@ def understand(text: str) -> Question:
         if w in words and (name := frozenset(analysis.terms(w)) & terms)
     )
     window, timed = _window(text)
+    sounds = tuple(
+        (spelled, term[0], parts)
+        for spelled, word in spellings(text).items()
+        if word in words
+        and len(spelled) > romaji.MIN_LETTERS
+        and len(term := analysis.terms(spelled)) == 1
+        and (parts := frozenset(analysis.terms(word)) & terms)
+    )
     return Question(
         text, lang, tuple(words), terms, entity_terms, window, timed, _gap(text), common_terms,
-        names,
+        names, _joined(words), sounds,
     )  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def spellings(text: str) -> dict[str, str]:
+    """`text`'s Japanese words (each compound noun) by how English spells them: folded
+    Latin spelling → the word."""
+    out = {}
+    for run in _SCRIPT_RUN.finditer(unicodedata.normalize("NFKC", text)):
+        if _JAPANESE.search(run.group()):
+            for word, _, kana in compounds(run.group()):
+                if spelled := romaji.latin(kana):
+                    out.setdefault(spelled, word)
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _latin_words(text: str) -> frozenset[str]:
+    """`text`'s capitalized Latin words (names: Shinkansen, not "take"), folded as
+    readings are."""
+    return frozenset(romaji.fold(w) for w in _LATIN_WORD.findall(text) if w[:1].isupper())
+
+
+def _joined(words: list[str]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Each two neighbouring Latin key words run together, as a lowercase hashtag or a
+    handle writes them ("Pope Francis" → #popefrancis), with the terms the two stand for
+    (letters only, so the pattern `expand` builds of them is plain)."""
+    out = []
+    for first, second in itertools.pairwise(words):
+        if first.isascii() and second.isascii() and first.isalpha() and second.isalpha():
+            parts = frozenset(analysis.terms(first)) | frozenset(analysis.terms(second))
+            out.append(((first + second).lower(), parts))
+    return tuple(out)

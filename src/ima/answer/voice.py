@@ -43,49 +43,103 @@ _VICTIM = re.compile(
     re.IGNORECASE,
 )
 
-#: topic → words that mark it; a topic needs two distinct ones (one "game" is no match)
-_TOPICS: dict[str, re.Pattern[str]] = {
-    "transport": re.compile(
-        r"\b(trains?|rail\w*|bus(es)?|ferr(y|ies)|flights?|airports?|traffic|roads?|metro|"
-        r"subway|stations?|delay\w*|suspend\w*|commut\w*|line)\b"
-        r"|線|電車|列車|運転|運休|遅延|新幹線|駅|バス|空港|便",
-        re.IGNORECASE,
+#: topic → (words that say it alone, words that say it in pairs): a topic needs two
+#: marks, a word of the first kind counting as two ("golf" is sport; one "game" is not)
+_TOPICS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
+    "transport": (
+        re.compile(
+            r"\b(trains?|railways?|railroad|subway|metro|commut\w+|flights?|airports?|"
+            r"airlines?|airliners?|ferry|ferries|timetable)\b"
+            r"|電車|列車|新幹線|鉄道|旅客機|空港|航空|路線",
+            re.IGNORECASE,
+        ),
+        re.compile(
+            r"\b(rail\w*|bus(es)?|traffic|roads?|stations?|delay\w*|suspend\w*|line|"
+            r"passengers?|planes?|platforms?)\b|線|運転|運休|遅延|駅|バス|便|乗客",
+            re.IGNORECASE,
+        ),
     ),
-    "space": re.compile(
-        r"\b(launch\w*|rockets?|orbit\w*|nasa|spacex|artemis|satellites?|moon|mars|"
-        r"astronauts?|spacecraft)\b|打ち上げ|ロケット|衛星|宇宙",
-        re.IGNORECASE,
+    "space": (
+        re.compile(
+            r"\b(rockets?|orbit\w*|nasa|spacex|artemis|satellites?|astronauts?|spacecraft|"
+            r"apollo)\b|ロケット|衛星|宇宙",
+            re.IGNORECASE,
+        ),
+        re.compile(r"\b(launch\w*|moon|mars|lunar)\b|打ち上げ|月面", re.IGNORECASE),
     ),
-    "sports": re.compile(
-        r"\b(score[sd]?|match|game|goals?|win|won|final|league|cup|inning|team|season|"
-        r"playoffs?|championship|title|coach|nba|nfl|mlb|nhl|pga|fifa|olympic\w*|tournament|"
-        r"points|defeat\w*|beat|golf|tennis|hockey|baseball|basketball|soccer|football|"
-        r"practice|players?|innings|birdie|putt|touchdown)\b"
-        r"|試合|得点|優勝|勝利|リード|選手|監督|リーグ|サッカー|野球|大会",
-        re.IGNORECASE,
+    "sports": (
+        re.compile(
+            r"\b(nba|nfl|mlb|nhl|pga|fifa|uefa|olympic\w*|playoffs?|championships?|"
+            r"tournament|golf|tennis|hockey|baseball|basketball|soccer|football|inning|"
+            r"innings|birdie|putt|touchdown|quarterback|pitcher|homer(ed|s)?|world cup|"
+            r"super bowl|davis ?cup|sochi\d*|zamboni|wimbledon|marathon)\b"
+            r"|試合|優勝|選手|リーグ|サッカー|野球|大会|五輪",
+            re.IGNORECASE,
+        ),
+        re.compile(
+            r"\b(score[sd]?|match|game|goals?|win|won|final|league|cup|team|season|coach|"
+            r"points|defeat\w*|beat|practice|players?|lead|shots?|fans)\b"
+            r"|得点|勝利|リード|監督",
+            re.IGNORECASE,
+        ),
     ),
-    "weather": re.compile(
-        r"\b(rain|snow|storm|wind|heat|weather|forecast|cold|sunny|temperature\w*|"
-        r"degrees)\b|雨|雪|嵐|天気|暑|寒|気温",
-        re.IGNORECASE,
+    "weather": (
+        re.compile(
+            r"\b(weather|forecast|snowfall|heatwave|temperatures?|blizzard|rainfall)\b"
+            r"|天気|気温|降水",
+            re.IGNORECASE,
+        ),
+        re.compile(
+            r"\b(rain|snow|storm|wind|heat|cold|sunny|degrees)\b|雨|雪|嵐|暑|寒", re.IGNORECASE
+        ),
     ),
-    "tech": re.compile(
-        r"\b(app|apps|outage|servers?|ai|software|bug|update|release[sd]?|users|data|"
-        r"privacy|iphone|android|google|apple|meta|instagram|facebook|microsoft)\b"
-        r"|障害|アプリ|サーバー|ソフト",
-        re.IGNORECASE,
+    "tech": (
+        re.compile(
+            r"\b(outage|servers?|software|iphone|android|smartphones?|apps?|instagram|"
+            r"facebook|google|microsoft|internet|privacy)\b|障害|アプリ|サーバー|ソフト",
+            re.IGNORECASE,
+        ),
+        re.compile(r"\b(ai|bug|update|release[sd]?|users|data|apple|meta|online)\b", re.IGNORECASE),
     ),
-    "money": re.compile(
-        r"\b(fined?|fines|billion|million|shares|stocks?|market|prices?|court|lawsuit|"
-        r"regulators?|ruling|deal|sales|profit\w*|tax\w*|bank\w*)\b|罰金|株|円|億|裁判|価格",
-        re.IGNORECASE,
+    "money": (
+        re.compile(
+            r"\b(fined|fines|stocks?|shares|lawsuit|regulators?|profits?|revenue|"
+            r"economy|inflation)\b|罰金|株価|裁判|経済",
+            re.IGNORECASE,
+        ),
+        re.compile(
+            r"\b(fine|billion|million|market|prices?|court|ruling|deal|sales|tax\w*|"
+            r"bank\w*)\b|株|円|億|価格",
+            re.IGNORECASE,
+        ),
     ),
-    "showbiz": re.compile(
-        r"\b(film|movie|actor|actress|star|engaged|engagement|wedding|married|album|song|"
-        r"concert|tour|emmys?|oscars?|grammys?|celebrity|series|premiere|music|video|singer|"
-        r"band|festival|snl|comedian|episode|trailer|fans)\b"
-        r"|映画|俳優|女優|結婚|婚約|アルバム|ライブ|ドラマ|アニメ|漫画|放送",
-        re.IGNORECASE,
+    "showbiz": (
+        re.compile(
+            r"\b(film|movie|actor|actress|album|concert|emmys?|oscars?|grammys?|celebrity|"
+            r"premiere|singer|snl\d*|comedian|trailer|coachella|eurovision|hollywood|"
+            r"music video|box office|red carpet|comics?|superheroe?s?|super hero)\b"
+            r"|映画|俳優|女優|アルバム|ドラマ|アニメ|漫画",
+            re.IGNORECASE,
+        ),
+        re.compile(
+            r"\b(star|engaged|engagement|wedding|married|song|tour|series|music|video|"
+            r"band|festival|episode|fans|show|stage|photos?|shoes?|fashion|prank)\b"
+            r"|結婚|婚約|ライブ|放送|作品",
+            re.IGNORECASE,
+        ),
+    ),
+    "politics": (
+        re.compile(
+            r"\b(president|senators?|congress|parliament|elections?|prime minister|"
+            r"democrats?|republicans?|gop|primary|debate|campaign|minister|governor|"
+            r"demdebate)\b|選挙|首相|大統領|国会|政府|議員|政権",
+            re.IGNORECASE,
+        ),
+        re.compile(
+            r"\b(vote[sd]?|voters?|policy|bill|law|mayor|statement|party|politics|"
+            r"political)\b|政治|法案|帝国",
+            re.IGNORECASE,
+        ),
     ),
 }
 _SETBACK = re.compile(
@@ -97,7 +151,7 @@ _SETBACK = re.compile(
 
 _QUIPS: dict[tuple[str, str, str], tuple[str, ...]] = {
     ("en", "transport", "setback"): (
-        "Good news for people who enjoy standing on platforms contemplating existence.",
+        "Good news for people who enjoy waiting around contemplating existence.",
         "The timetable has been reclassified as a work of speculative fiction.",
     ),
     ("en", "transport", "fine"): (
@@ -117,8 +171,8 @@ _QUIPS: dict[tuple[str, str, str], tuple[str, ...]] = {
         "Sport: where numbers go up for one side and hearts go down for the other.",
     ),
     ("en", "sports", "fine"): (
-        "The scoreboard has opinions, and it is sharing them.",
-        "Grown adults chasing a ball, with consequences. The latest:",
+        "Sport happened, and people have feelings about it. The latest:",
+        "Athletes doing athletic things, as advertised. The latest:",
     ),
     ("en", "weather", "setback"): (
         "The sky has filed a formal complaint.",
@@ -148,11 +202,11 @@ _QUIPS: dict[tuple[str, str, str], tuple[str, ...]] = {
         "ホームで人生について考える時間が増えそうです。",
         "時刻表が、ほぼ文学作品になりました。",
     ),
-    ("ja", "transport", "fine"): ("電車が電車らしく走っています。鉄道的には大事件です。",),
+    ("ja", "transport", "fine"): ("乗り物が乗り物らしく動いています。交通的には大事件です。",),
     ("ja", "space", "setback"): ("宇宙は広く、ロケットは気まぐれ。慌てずに。",),
     ("ja", "space", "fine"): ("タオルの準備はいいですか。打ち上げの話です。",),
     ("ja", "sports", "setback"): ("どこかのファンが遠い目をしています。",),
-    ("ja", "sports", "fine"): ("スコアボードが言いたいことを言っています。",),
+    ("ja", "sports", "fine"): ("スポーツの世界は今日も汗をかいています。",),
     ("ja", "weather", "setback"): ("空が正式に苦情を申し立てました。",),
     ("ja", "weather", "fine"): ("大気は本日も営業中です。",),
     ("ja", "tech", "setback"): ("インターネットを一度切って入れ直したい気分です。",),
@@ -172,10 +226,20 @@ _QUIPS: dict[tuple[str, str, str], tuple[str, ...]] = {
         "Hold the front page, and the red carpet.",
         "Famous people did a thing, and the posts have notes.",
     ),
+    ("en", "politics", "setback"): (
+        "Somewhere, a press secretary is drafting a very careful sentence.",
+        "Politics: the sport where everyone loses points for style.",
+    ),
+    ("en", "politics", "fine"): (
+        "Democracy is happening, loudly, as designed.",
+        "The people in suits have been busy. Here's what they did:",
+    ),
+    ("ja", "politics", "setback"): ("どこかで広報担当者が言葉を慎重に選んでいます。",),
+    ("ja", "politics", "fine"): ("政治の世界は今日もにぎやかです。",),
     ("ja", "money", "setback"): ("どこかで経理の方が深いため息をつきました。",),
     ("ja", "money", "fine"): ("数字が動きました。行き先はこちら。",),
     ("ja", "showbiz", "setback"): ("公式発表はきっと「円満」と書くでしょう。",),
-    ("ja", "showbiz", "fine"): ("レッドカーペット級のニュースです。",),
+    ("ja", "showbiz", "fine"): ("ポップコーンのご用意を。こんな話題です。",),
 }
 SOBER = {
     "en": "No jokes on this one. Here is what the posts say.",
@@ -191,11 +255,13 @@ def is_tragic(texts: list[str]) -> bool:
 
 
 def topic_of(texts: list[str]) -> str:
-    """The topic most marked in `texts` (two distinct marks at least), else general."""
+    """The topic most marked in `texts` (two marks at least, a word that says it alone
+    counting as two), else general."""
     joined = " ".join(texts)
     marks = {
-        name: len({m.group().lower() for m in pattern.finditer(joined)})
-        for name, pattern in _TOPICS.items()
+        name: 2 * len({m.group().lower() for m in alone.finditer(joined)})
+        + len({m.group().lower() for m in paired.finditer(joined)})
+        for name, (alone, paired) in _TOPICS.items()
     }
     best = max(marks, key=marks.__getitem__)
     return best if marks[best] >= 2 else "general"

@@ -69,7 +69,7 @@ class FleetAnswerer:
                since: datetime | None) -> Answer:  # fmt: skip
         started = time.perf_counter()
         window = question.window if since is None else max(as_of - since, timedelta(0))
-        weights = key_weights(question, *self.store.term_stats(question.terms))
+        weights = key_weights(question, *self.store.term_stats(question.lookup))
         (worker, composed), posts, window = widening(
             self.store, question, as_of, window,
             lambda found, _widened: self._compose(question, found, as_of, weights, persona),

@@ -329,6 +329,14 @@ class PostLog:
         sql = f"SELECT {COLUMNS} FROM posts WHERE duplicate_of IS NULL ORDER BY seq DESC LIMIT ?"
         return [_from_row(r) for r in self._read(sql, (limit,))][::-1]
 
+    def newest_originals(self, low_us: int, high_us: int, limit: int) -> list[StoredPost]:
+        """The `limit` originals created last in [low_us, high_us], newest first."""
+        sql = (
+            f"SELECT {COLUMNS} FROM posts WHERE created_us BETWEEN ? AND ? "
+            "AND duplicate_of IS NULL ORDER BY created_us DESC LIMIT ?"
+        )
+        return [_from_row(r) for r in self._read(sql, (low_us, high_us, limit))]
+
     def counts(self) -> dict[str, int]:
         total, copies = self._read("SELECT COUNT(*), COUNT(duplicate_of) FROM posts")[0]
         return {"posts": total, "copies": copies, "originals": total - copies}

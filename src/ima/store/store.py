@@ -380,6 +380,11 @@ class Store:
         """The newest `limit` originals, oldest first (what warms dedup and vectors)."""
         return self.log.recent_originals(limit)
 
+    def newest_originals(self, low_us: int, high_us: int, limit: int) -> list[StoredPost]:
+        """The `limit` originals created last in [low_us, high_us], newest first (what a
+        question about that window embeds when the background has not yet)."""
+        return self.log.newest_originals(low_us, high_us, limit)
+
     def changes_since(self, seq: int) -> Iterator[tuple[int, tuple, str]]:
         """(seq, flat post, indexed text) of the originals after `seq`, in log order:
         what followers (trends, vectors, readers in other processes) catch up with."""
