@@ -1,0 +1,231 @@
+"""`ima bench cluster`, and the harness its tests share: `ima node` processes on a NATS
+cluster of three `nats-server`s, a stream of posts, and a single store fed the same stream.
+
+The single store is the reference: it reads the cluster's stream in order and ingests
+every record exactly as a node does, so for the same query the cluster must return
+the same posts in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from ima.cluster.fabric import Fabric, publish
+from ima.cluster.ownership import Directory
+from ima.cluster.replica import SOURCE
+from ima.ingest import Pipeline
+from ima.normalize import JsonLine
+from ima.store import Store
+
+WORDS = tuple(
+    "quake tokyo rain storm vote game cat dog launch rocket market coffee train "
+    "river music film bridge harbor power outage".split()
+)
+_JA = ("地震", "東京", "台風", "選挙", "電車")
+LANGS = ("en", "ja", "es")
+AUTHORS = tuple(f"user{i}" for i in range(8))
+
+
+def records(n: int, *, seed: int = 7, end: datetime | None = None) -> list[bytes]:
+    """`n` distinct posts (each carries its own number, so none is a copy of another)
+    over the hour before `end`: a few authors, three languages, a small vocabulary so
+    that queries match many of them."""
+    rng = random.Random(seed)
+    end = end or datetime.now(UTC)
+    out = []
+    for i in range(n):
+        lang = rng.choice(LANGS)
+        words = rng.choices(WORDS, k=rng.randint(3, 9))
+        if lang == "ja":
+            words.append(rng.choice(_JA))
+        created = end - timedelta(seconds=rng.uniform(0, 3600))
+        out.append(json.dumps({
+            "id": f"c{seed}-{i}", "text": f"{' '.join(words)} n{i}", "lang": lang,
+            "created_at": created.isoformat().replace("+00:00", "Z"),
+            "author": {"handle": rng.choice(AUTHORS), "followers": rng.randint(0, 10_000)},
+            "metrics": {"likes": rng.randint(0, 50)}, "source": "synthetic",
+        }).encode())  # fmt: skip
+    return out
+
+
+class Nodes:
+    """`ima node` processes (`python -m ima.cluster.node`), node i under `root/node-i`."""
+
+    def __init__(self, root: Path, url: str, fabric: Fabric, *, span: int,
+                 commit_interval: float = 0.05) -> None:  # fmt: skip
+        self.root = root
+        self.url = url
+        self.fabric = fabric
+        self.span = span
+        self.commit_interval = commit_interval
+        self.processes: dict[int, subprocess.Popen] = {}
+
+    def start(self, i: int) -> None:
+        data = self.root / f"node-{i}"
+        data.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "ima.cluster.node", "--fabric", self.url,
+                   "--cluster", self.fabric.cluster, "--data-dir", str(data),
+                   "--span", str(self.span), "--stream-replicas", str(self.fabric.replicas),
+                   "--commit-interval", str(self.commit_interval)]  # fmt: skip
+        log = open(data / "node.log", "ab")  # noqa: SIM115 (the process keeps it)
+        self.processes[i] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def kill(self, i: int) -> None:
+        process = self.processes.pop(i)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+def feed(url: str, fabric: Fabric, data: list[bytes]) -> int:
+    """Publish `data` to the cluster's stream; returns how many JetStream acknowledged."""
+
+    async def run() -> int:
+        nc = await nats.connect(url.split(","))
+        try:
+            js = nc.jetstream()
+            await _retry(lambda: fabric.ensure_stream(js))
+            return await publish(js, fabric, data)
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+async def _retry(make: Any, timeout: float = 30) -> Any:
+    """JetStream answers 'unavailable' while a new cluster elects its leaders."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await make()
+        except (nats.errors.Error, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def _settled(js: Any, fabric: Fabric, copies: int) -> bool:
+    """Whether every partition has `copies` owners that each committed (acknowledged) all
+    of its range that the stream holds."""
+    last = (await js.stream_info(fabric.stream)).state.last_seq
+    directory = await Directory(js, fabric).open()
+    try:
+        serving = await directory.serving()
+        for part in directory.partitions.values():
+            if len(part.owners) < copies:
+                return False
+            for owner in part.owners:
+                if part.index not in serving.get(owner, ()):
+                    return False
+                try:
+                    info = await js.consumer_info(fabric.stream, fabric.consumer(part.index, owner))
+                except nats.js.errors.NotFoundError:
+                    return False
+                if info.ack_floor.stream_seq < min(part.last, last):
+                    return False
+        return bool(directory.partitions) or last == 0
+    finally:
+        await directory.close()
+
+
+def wait_nodes(url: str, fabric: Fabric, count: int, timeout: float = 60) -> None:
+    """Until `count` nodes hold a lease."""
+
+    async def run() -> None:
+        nc = await nats.connect(url.split(","))
+        try:
+            js = nc.jetstream()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    nodes = await (
+                        await js.key_value(fabric.nodes_bucket)
+                    ).keys()  # nodes create it
+                except (nats.errors.Error, TimeoutError):
+                    nodes = []
+                if len(nodes) >= count:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(nodes)} of {count} nodes came up")
+                await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def wait_settled(url: str, fabric: Fabric, copies: int = 2, timeout: float = 60) -> float:
+    """Seconds until every partition is fully committed on `copies` nodes."""
+    started = time.monotonic()
+
+    async def run() -> float:
+        nc = await nats.connect(url.split(","))
+        try:
+            js = nc.jetstream()
+            while not await _retry(lambda: _settled(js, fabric, copies)):
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError("the cluster did not settle")
+                await asyncio.sleep(0.2)
+            return time.monotonic() - started
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def stream_records(url: str, fabric: Fabric) -> list[JsonLine]:
+    """Every record in the cluster's stream, in the stream's order."""
+
+    async def run() -> list[JsonLine]:
+        nc = await nats.connect(url.split(","))
+        try:
+            js = nc.jetstream()
+            last = (await js.stream_info(fabric.stream)).state.last_seq
+            lines: list[JsonLine] = []
+            done = asyncio.Event()
+
+            async def got(message: Any) -> None:
+                lines.append(JsonLine(message.metadata.sequence.stream, message.data))
+                if len(lines) >= last:
+                    done.set()
+
+            subscription = await js.subscribe(fabric.posts_subject, cb=got, ordered_consumer=True)
+            if last:
+                await asyncio.wait_for(done.wait(), 60)
+            await subscription.unsubscribe()
+            return lines[:last]
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def reference_store(path: Path, lines: list[JsonLine]) -> Store:
+    """A single store fed `lines` in order, as one node feeds one partition."""
+    store = Store(path, commit_interval=0.05)
+    with Pipeline(store, workers=0) as pipeline:
+        for line in lines:
+            pipeline.submit(line, source=SOURCE)
+    return store

@@ -1,0 +1,144 @@
+"""The store past one machine, on loopback: three real `nats-server`s in a JetStream
+cluster (stream and buckets R3), three real `ima node` processes, and a single store
+fed the same stream as the reference the cluster must agree with."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import nats
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ima.bench.cluster import (
+    AUTHORS,
+    LANGS,
+    WORDS,
+    Nodes,
+    feed,
+    records,
+    reference_store,
+    stream_records,
+    wait_nodes,
+    wait_settled,
+)
+from ima.bench.fleet import NatsCluster
+from ima.cluster.fabric import Fabric
+from ima.cluster.partitioned import PartitionedStore
+from ima.cluster.wire import unpack
+from ima.search import search
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+POSTS, SPAN = 120, 40  # three sealed partitions: every query's matches fit one candidate list
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    servers = NatsCluster(root / "nats", jetstream=True).start()
+    fabric = Fabric("t_same")
+    nodes = Nodes(root, servers.url, fabric, span=SPAN)
+    root_store = None
+    try:
+        for i in range(3):
+            nodes.start(i)
+        wait_nodes(servers.url, fabric, 3)
+        assert feed(servers.url, fabric, records(POSTS + 7, end=NOW)) == POSTS + 7
+        wait_settled(servers.url, fabric)
+        single = reference_store(root / "single", stream_records(servers.url, fabric))
+        root_store = PartitionedStore(servers.url, fabric).open()
+        yield servers, fabric, single, root_store
+        single.close()
+    finally:
+        if root_store is not None:
+            root_store.close()
+        nodes.close()
+        servers.close()
+
+
+def test_each_partition_is_held_by_two_nodes_and_the_full_ones_are_sealed(cluster):
+    _, _, single, root = cluster
+    parts = root.partitions
+    assert [p.index for p in parts] == [0, 1, 2, 3]
+    assert all(len(set(p.owners)) == 2 for p in parts)
+    assert len({o for p in parts for o in p.owners}) == 3  # spread over all three nodes
+    assert [p.sealed for p in parts] == [True, True, True, False]  # the fourth is hot
+    assert sum(p.posts for p in parts if p.sealed) == 3 * SPAN
+    posts = {sp.post.id: sp for sp in single.recent_originals(1000)}
+    for part in parts[:3]:  # a sealed partition's range covers exactly its posts
+        created = [int(sp.post.created_at.timestamp() * 1e6) for sp in posts.values()
+                   if part.first <= int(sp.post.id.split("-")[1]) + 1 <= part.last]  # fmt: skip
+        assert (part.low_us, part.high_us) == (min(created), max(created))
+
+
+_instants = st.integers(0, 3600).map(lambda s: NOW - timedelta(seconds=s))
+
+
+def _day(instant: datetime) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@st.composite
+def _queries(draw) -> tuple[str, datetime]:
+    """A query with at least one word or author (so its matches fit one candidate list:
+    see POSTS), with or without a language, a phrase, an excluded word and a time range."""
+    parts = draw(st.lists(st.sampled_from(WORDS), min_size=0, max_size=2))
+    if draw(st.booleans()) or not parts:
+        parts.append(f"from:{draw(st.sampled_from(AUTHORS))}")
+    if draw(st.booleans()):
+        parts.append(f"lang:{draw(st.sampled_from(LANGS))}")
+    if draw(st.booleans()):
+        phrase = " ".join(draw(st.lists(st.sampled_from(WORDS), min_size=2, max_size=2)))
+        parts.append(f'"{phrase}"')
+    if draw(st.booleans()):
+        parts.append(f"-{draw(st.sampled_from(WORDS))}")
+    since, until = sorted(draw(st.lists(_instants, min_size=2, max_size=2)))
+    if draw(st.booleans()):
+        parts.append(f"since:{_day(since)}")
+    if draw(st.booleans()):
+        parts.append(f"until:{_day(until + timedelta(seconds=1))}")
+    return " ".join(parts), draw(_instants)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(query=_queries(), k=st.integers(1, 12))
+def test_the_cluster_returns_what_one_store_fed_the_same_stream_returns(cluster, query, k):
+    _, _, single, root = cluster
+    text, as_of = query
+    expected = search(single, text, as_of=as_of, k=k)
+    got = search(root, text, as_of=as_of, k=k)
+    assert got.missing == []
+    assert [(h.post.id, h.score) for h in got.hits] == [(h.post.id, h.score) for h in expected.hits]
+    assert got.candidates == expected.candidates
+
+
+def test_partitions_outside_the_time_range_are_asked_only_for_statistics(cluster):
+    _, _, single, root = cluster
+    sealed = root.partitions[1]
+    since = datetime.fromtimestamp(sealed.high_us / 1e6, UTC) + timedelta(seconds=1)
+    query = f"rain since:{_day(since)}"
+    before = dict(root.asked)
+    got = search(root, query, as_of=NOW, k=10)
+    assert [h.post.id for h in got.hits] == [
+        h.post.id for h in search(single, query, as_of=NOW).hits
+    ]
+    asked = {key: root.asked[key] - before.get(key, 0) for key in root.asked}
+    full = sum(p.sealed and p.high_us >= int(since.timestamp() * 1e6) for p in root.partitions)
+    assert asked["search"] == full + 1  # the overlapping sealed ones and the hot one
+    assert asked["stats"] <= 4 - asked["search"]  # sealed ones' statistics are kept
+
+
+def test_a_malformed_request_to_a_partition_gets_an_error_not_silence(cluster):
+    servers, fabric, _, _ = cluster
+
+    async def ask(data: bytes) -> dict:
+        nc = await nats.connect(servers.url.split(","))
+        try:
+            return unpack((await nc.request(fabric.query_subject(0), data, timeout=5)).data)
+        finally:
+            await nc.close()
+
+    for bad in (b"", b"not zlib", __import__("zlib").compress(b'{"plan": ["t", "x"]}')):
+        assert "error" in asyncio.run(ask(bad))
