@@ -5,6 +5,7 @@ fed the same stream as the reference the cluster must agree with."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import nats
@@ -17,6 +18,7 @@ from ima.bench.cluster import (
     LANGS,
     WORDS,
     Nodes,
+    Producer,
     feed,
     records,
     reference_store,
@@ -61,10 +63,11 @@ def cluster(tmp_path_factory):
 def test_each_partition_is_held_by_two_nodes_and_the_full_ones_are_sealed(cluster):
     _, _, single, root = cluster
     parts = root.partitions
-    assert [p.index for p in parts] == [0, 1, 2, 3]
+    assert [p.index for p in parts] == [0, 1, 2, 3, 4]
     assert all(len(set(p.owners)) == 2 for p in parts)
     assert len({o for p in parts for o in p.owners}) == 3  # spread over all three nodes
-    assert [p.sealed for p in parts] == [True, True, True, False]  # the fourth is hot
+    # three full, the fourth hot, the fifth held ready for the stream to reach it
+    assert [p.sealed for p in parts] == [True, True, True, False, False]
     assert sum(p.posts for p in parts if p.sealed) == 3 * SPAN
     posts = {sp.post.id: sp for sp in single.recent_originals(1000)}
     for part in parts[:3]:  # a sealed partition's range covers exactly its posts
@@ -119,15 +122,19 @@ def test_partitions_outside_the_time_range_are_asked_only_for_statistics(cluster
     sealed = root.partitions[1]
     since = datetime.fromtimestamp(sealed.high_us / 1e6, UTC) + timedelta(seconds=1)
     query = f"rain since:{_day(since)}"
-    before = dict(root.asked)
+    before = root.asked.copy()
     got = search(root, query, as_of=NOW, k=10)
     assert [h.post.id for h in got.hits] == [
         h.post.id for h in search(single, query, as_of=NOW).hits
     ]
-    asked = {key: root.asked[key] - before.get(key, 0) for key in root.asked}
+    asked = root.asked - before
     full = sum(p.sealed and p.high_us >= int(since.timestamp() * 1e6) for p in root.partitions)
-    assert asked["search"] == full + 1  # the overlapping sealed ones and the hot one
-    assert asked["stats"] <= 4 - asked["search"]  # sealed ones' statistics are kept
+    assert full < 3  # the sealed partition before `since` was pruned
+    assert asked["search"] == full + 2  # the overlapping sealed ones, the hot one, the next
+    assert asked["stats"] <= 3 - full  # and statistics only from the pruned, at most once
+    again = root.asked.copy()
+    search(root, query, as_of=NOW, k=10)
+    assert root.asked["stats"] == again["stats"]  # a sealed partition's statistics are kept
 
 
 def test_a_malformed_request_to_a_partition_gets_an_error_not_silence(cluster):
@@ -142,3 +149,47 @@ def test_a_malformed_request_to_a_partition_gets_an_error_not_silence(cluster):
 
     for bad in (b"", b"not zlib", __import__("zlib").compress(b'{"plan": ["t", "x"]}')):
         assert "error" in asyncio.run(ask(bad))
+
+
+def test_killing_a_node_and_a_server_under_ingest_loses_no_acknowledged_post(tmp_path):
+    servers = NatsCluster(tmp_path / "nats", jetstream=True).start()
+    fabric = Fabric("t_kill")
+    nodes = Nodes(tmp_path, servers.url, fabric, span=100)
+    root = None
+    try:
+        for i in range(3):
+            nodes.start(i)
+        wait_nodes(servers.url, fabric, 3)
+        producer = Producer(servers.url, fabric, records(900, seed=11, end=NOW), rate=60).start()
+        root = PartitionedStore(servers.url, fabric).open()
+        time.sleep(1.5)
+        nodes.kill(0)  # SIGKILL, mid-ingest
+        killed = time.monotonic()
+        incomplete_until = killed
+        while time.monotonic() - killed < 10:
+            if search(root, "rain", as_of=NOW, k=5).missing:
+                incomplete_until = time.monotonic()
+            time.sleep(0.1)
+        assert incomplete_until - killed < 9  # its partitions answered from the replica
+        servers.kill(2)  # SIGKILL one of the three NATS servers, still mid-ingest
+        producer.join()
+        acked = set(producer.acked)
+        assert len(acked) == 900
+        wait_settled(servers.url, fabric, timeout=120)  # the dead node's places refilled
+        held = [p.posts for p in root.partitions if p.sealed]
+        assert held == [100] * len(held) and len(held) >= 8  # each its own range, no more
+        live = {o for p in root.partitions for o in p.owners}
+        assert (tmp_path / "node-0" / "node-id").read_text() not in live
+        found: set[str] = set()
+        numbers = sorted(int(post_id.split("-")[1]) for post_id in acked)
+        for at in range(0, len(numbers), 40):
+            query = " OR ".join(f"n{n}" for n in numbers[at : at + 40])
+            result = search(root, query, as_of=NOW, k=40)
+            assert result.missing == []
+            found |= {h.post.id.removeprefix("synthetic:") for h in result.hits}
+        assert found == acked  # every acknowledged post, once
+    finally:
+        if root is not None:
+            root.close()
+        nodes.close()
+        servers.close()

@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ import nats
 from ima.cluster.fabric import Fabric, publish
 from ima.cluster.ownership import Directory
 from ima.cluster.replica import SOURCE
+from ima.fleet.connection import connect
 from ima.ingest import Pipeline
 from ima.normalize import JsonLine
 from ima.store import Store
@@ -114,6 +116,48 @@ def feed(url: str, fabric: Fabric, data: list[bytes]) -> int:
     return asyncio.run(run())
 
 
+class Producer:
+    """Publishes `data` from a thread at about `rate` records a second, each retried until
+    JetStream acknowledges it (what a producer does when a server dies under it).
+    `acked`: the ids acknowledged; `latencies`: seconds each publish took to be."""
+
+    def __init__(self, url: str, fabric: Fabric, data: list[bytes], rate: float) -> None:
+        self.url = url
+        self.fabric = fabric
+        self.data = data
+        self.rate = rate
+        self.acked: list[str] = []
+        self.retries = 0
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def start(self) -> Producer:
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float = 300) -> None:
+        self._thread.join(timeout)
+
+    async def _run(self) -> None:
+        nc = await connect(self.url, "ima-bench-producer")
+        try:
+            js = nc.jetstream()
+            started = time.monotonic()
+            for n, data in enumerate(self.data):
+                wait = started + n / self.rate - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                while True:
+                    try:
+                        await js.publish(self.fabric.posts_subject, data, timeout=2)
+                        break
+                    except (nats.errors.Error, TimeoutError):
+                        self.retries += 1
+                        await asyncio.sleep(0.2)
+                self.acked.append(json.loads(data)["id"])
+        finally:
+            await nc.close()
+
+
 async def _retry(make: Any, timeout: float = 30) -> Any:
     """JetStream answers 'unavailable' while a new cluster elects its leaders."""
     deadline = time.monotonic() + timeout
@@ -126,45 +170,69 @@ async def _retry(make: Any, timeout: float = 30) -> Any:
             await asyncio.sleep(0.5)
 
 
-async def _settled(js: Any, fabric: Fabric, copies: int) -> bool:
-    """Whether every partition has `copies` owners that each committed (acknowledged) all
-    of its range that the stream holds."""
+async def _settled(js: Any, directory: Directory, fabric: Fabric, copies: int) -> bool:
+    """Whether every partition has `copies` owners that each serve it and committed
+    (acknowledged) all of its range that the stream holds."""
     last = (await js.stream_info(fabric.stream)).state.last_seq
-    directory = await Directory(js, fabric).open()
-    try:
-        serving = await directory.serving()
-        for part in directory.partitions.values():
-            if len(part.owners) < copies:
+    await directory.resync()
+    serving = await directory.serving()
+    for part in directory.partitions.values():
+        if len(part.owners) < copies:
+            return False
+        for owner in part.owners:
+            if part.index not in serving.get(owner, ()):
                 return False
-            for owner in part.owners:
-                if part.index not in serving.get(owner, ()):
-                    return False
+            try:
+                info = await js.consumer_info(fabric.stream, fabric.consumer(part.index, owner))
+            except nats.js.errors.NotFoundError:
+                return False
+            if part.first <= last and info.ack_floor.stream_seq < min(part.last, last):
+                return False
+    return bool(directory.partitions) or last == 0
+
+
+def wait_settled(url: str, fabric: Fabric, copies: int = 2, timeout: float = 60) -> float:
+    """Seconds until every partition is fully committed on `copies` nodes."""
+    started = time.monotonic()
+
+    async def settle(js: Any) -> float:
+        directory = await _retry(lambda: Directory(js, fabric).open())
+        try:
+            while True:
                 try:
-                    info = await js.consumer_info(fabric.stream, fabric.consumer(part.index, owner))
-                except nats.js.errors.NotFoundError:
-                    return False
-                if info.ack_floor.stream_seq < min(part.last, last):
-                    return False
-        return bool(directory.partitions) or last == 0
-    finally:
-        await directory.close()
+                    if await _settled(js, directory, fabric, copies):
+                        return time.monotonic() - started
+                except (nats.errors.Error, TimeoutError):
+                    pass  # a server away: ask again
+                await asyncio.sleep(0.2)
+        finally:
+            await directory.close()
+
+    async def run() -> float:
+        nc = await connect(url, "ima-bench-settle")
+        try:
+            return await asyncio.wait_for(settle(nc.jetstream()), timeout)
+        except TimeoutError:
+            raise TimeoutError("the cluster did not settle") from None
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
 
 
 def wait_nodes(url: str, fabric: Fabric, count: int, timeout: float = 60) -> None:
     """Until `count` nodes hold a lease."""
 
     async def run() -> None:
-        nc = await nats.connect(url.split(","))
+        nc = await connect(url, "ima-bench-nodes")
         try:
-            js = nc.jetstream()
+            directory = Directory(nc.jetstream(), fabric)
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    nodes = await (
-                        await js.key_value(fabric.nodes_bucket)
-                    ).keys()  # nodes create it
+                    nodes = await directory.live_nodes()
                 except (nats.errors.Error, TimeoutError):
-                    nodes = []
+                    nodes = set()  # the bucket is not there yet: nodes create it
                 if len(nodes) >= count:
                     return
                 if time.monotonic() > deadline:
@@ -174,25 +242,6 @@ def wait_nodes(url: str, fabric: Fabric, count: int, timeout: float = 60) -> Non
             await nc.close()
 
     asyncio.run(run())
-
-
-def wait_settled(url: str, fabric: Fabric, copies: int = 2, timeout: float = 60) -> float:
-    """Seconds until every partition is fully committed on `copies` nodes."""
-    started = time.monotonic()
-
-    async def run() -> float:
-        nc = await nats.connect(url.split(","))
-        try:
-            js = nc.jetstream()
-            while not await _retry(lambda: _settled(js, fabric, copies)):
-                if time.monotonic() - started > timeout:
-                    raise TimeoutError("the cluster did not settle")
-                await asyncio.sleep(0.2)
-            return time.monotonic() - started
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
 
 
 def stream_records(url: str, fabric: Fabric) -> list[JsonLine]:

@@ -88,8 +88,10 @@ class Node:
         beat = asyncio.create_task(self._beat(stop))
         try:
             while not stop.is_set():
-                with contextlib.suppress(Exception):  # NATS briefly away: try next round
+                try:
                     await self._round(js, directory)
+                except (NatsError, TimeoutError) as exc:  # NATS briefly away: next round
+                    log.warning("round skipped: %s", type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
         finally:
@@ -112,15 +114,22 @@ class Node:
             last_seq = (await js.stream_info(self.fabric.stream)).state.last_seq
         except NotFoundError:
             last_seq = 0
-        if last_seq:
-            for index in range((last_seq - 1) // directory.span + 1):
-                if index not in directory.partitions:
-                    await directory.create(index)
-                    await directory.fresh(index)
+        # the partitions the stream has reached, and the next: claimed and served (empty)
+        # before its first post arrives, so a new partition is never a silent one
+        for index in range((last_seq - 1) // directory.span + 2 if last_seq else 1):
+            if index not in directory.partitions:
+                await directory.create(index)
+                await directory.fresh(index)
         live = await directory.live_nodes() | {self.name}
-        for part in sorted(directory.partitions.values(), key=lambda p: p.index):
+        by_need = sorted(
+            directory.partitions.values(),  # the least held first
+            key=lambda p: (sum(o in live for o in p.owners), p.index),
+        )
+        for part in by_need:
             if self.name not in part.owners and self._should_claim(part, live, directory):
-                holders = tuple(o for o in part.owners if o in live)
+                holders = tuple([o for o in part.owners if o in live or await directory.alive(o)])
+                if len(holders) >= self.copies:
+                    continue  # its owners are alive after all (a short listing)
                 claimed = await directory.change(part, owners=(*holders, self.name))
                 if claimed is not None:
                     log.info("claimed partition %d", part.index)

@@ -19,13 +19,16 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from ima.cluster.fabric import Fabric
 
 log = logging.getLogger(__name__)
 
 LAYOUT = "layout"
+RESYNC_S = 5.0
 
 
 def _key(index: int) -> str:
@@ -108,13 +111,20 @@ class Directory:
                 break
             except KeyNotFoundError:
                 await asyncio.sleep(0.2)
-        watcher = await self._parts.watchall()
-        first = await watcher.updates(timeout=5)
-        while first is not None:  # the current values, up to the watcher's marker
-            self._apply(first)
-            first = await watcher.updates(timeout=5)
-        self._watch = asyncio.create_task(self._follow(watcher))
+        await self.resync()
+        self._watch = asyncio.create_task(self._follow())
         return self
+
+    async def resync(self) -> None:
+        """Read every partition's key now: they are numbered from 0 without gaps, so
+        each is read directly (listing a bucket's keys can come back short)."""
+        index = 0
+        while True:
+            try:
+                self._apply(await self._parts.get(_key(index)))
+            except KeyNotFoundError:
+                return
+            index += 1
 
     def _apply(self, entry: Any) -> None:
         if not entry.key.startswith("p.") or entry.value is None or entry.operation:
@@ -125,10 +135,24 @@ class Directory:
             self.partitions[index] = Partition.decode(index, self.span, entry.value, entry.revision)
             self.changed.set()
 
-    async def _follow(self, watcher: Any) -> None:
-        async for entry in watcher:
-            if entry is not None:
-                self._apply(entry)
+    async def _follow(self) -> None:
+        """Apply changes as they come; the watcher's consumer can be lost with a server,
+        so every few seconds a new watcher starts from the current values."""
+        while True:
+            try:
+                watcher = await self._parts.watchall()
+                try:
+                    deadline = asyncio.get_running_loop().time() + RESYNC_S
+                    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                        with contextlib.suppress(NatsTimeout):
+                            entry = await watcher.updates(timeout=left)
+                            if entry is not None:
+                                self._apply(entry)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()
+            except (NatsError, TimeoutError):
+                await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -143,10 +167,20 @@ class Directory:
         await self._nodes.put(node, json.dumps({"serving": sorted(serving)}).encode())
 
     async def live_nodes(self) -> set[str]:
+        """Nodes holding a lease: the subjects the bucket's stream holds, in one request
+        (listing keys through a watcher needs a consumer, slow while a server is away)."""
+        bucket = self.fabric.nodes_bucket
+        info = await self.js.stream_info(f"KV_{bucket}", subjects_filter=f"$KV.{bucket}.>")
+        prefix = len(f"$KV.{bucket}.")
+        return {subject[prefix:] for subject in (info.state.subjects or {})}
+
+    async def alive(self, node: str) -> bool:
+        """Whether `node` holds a lease, asked of its key directly."""
         try:
-            return set(await self._nodes.keys())
-        except NoKeysError:
-            return set()
+            await self._nodes.get(node)
+            return True
+        except KeyNotFoundError:
+            return False
 
     async def serving(self) -> dict[str, set[int]]:
         """Live node -> the partitions it answers searches for."""

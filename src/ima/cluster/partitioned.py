@@ -15,6 +15,7 @@ Search is synchronous; the NATS client runs on its own event loop in a thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -70,6 +71,8 @@ class PartitionedStore:
         self._nc: Any = None
         self._directory: Directory | None = None
         self._sealed = _Sealed()
+        self._expected = 0
+        self._watch_stream: asyncio.Task | None = None
         #: requests sent: "search" (candidates and statistics) and "stats" (statistics only)
         self.asked: Counter[str] = Counter()
 
@@ -80,13 +83,27 @@ class PartitionedStore:
 
     async def _open(self) -> None:
         self._nc = await connect(self.url, "ima-root")
-        self._directory = await Directory(self._nc.jetstream(), self.fabric).open()
+        js = self._nc.jetstream()
+        self._directory = await Directory(js, self.fabric).open()
+        self._watch_stream = asyncio.create_task(self._follow_stream(js))
+
+    async def _follow_stream(self, js: Any) -> None:
+        """Keep `_expected` (how many partitions the stream's length implies) current: a
+        partition the directory does not list yet is missing from answers, not absent."""
+        while True:
+            with contextlib.suppress(NatsError, TimeoutError):
+                last = (await js.stream_info(self.fabric.stream)).state.last_seq
+                span = self._directory.span
+                self._expected = max(self._expected, (last - 1) // span + 1 if last else 0)
+            await asyncio.sleep(0.5)
 
     def _call(self, coroutine: Any, timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def close(self) -> None:
         if self._thread.is_alive():
+            if self._watch_stream is not None:
+                self._loop.call_soon_threadsafe(self._watch_stream.cancel)
             if self._directory is not None:
                 self._call(self._directory.close(), 10)
             if self._nc is not None:
@@ -130,9 +147,13 @@ class PartitionedStore:
         posts: list[StoredPost] = []
         doc_count = 0
         doc_freq = dict.fromkeys(ask.terms, 0)
-        missing: list[tuple[int | None, int | None]] = []
+        known = self.partitions
+        listed = {p.index for p in known}
+        missing: list[tuple[int | None, int | None]] = [
+            (None, None) for i in range(self._expected) if i not in listed
+        ]
         asks: list[tuple[Partition, Ask]] = []
-        for part in self.partitions:
+        for part in known:
             wanted = not ask.stats_only and part.overlaps(ask.low_us, ask.high_us)
             if not wanted and part.sealed and self._sealed.known(part.index, ask.terms):
                 count, freq = self._sealed.get(part.index, ask.terms)
@@ -146,7 +167,8 @@ class PartitionedStore:
         replies = await asyncio.gather(*(self._ask(p, a, deadline) for p, a in asks))
         for (part, sent), reply in zip(asks, replies, strict=True):
             if reply is None:
-                missing.append((part.low_us, part.high_us if part.sealed else None))
+                if part.index < self._expected:  # else the stream has not reached it: empty
+                    missing.append((part.low_us, part.high_us if part.sealed else None))
                 continue
             doc_count += reply["doc_count"]
             for term in ask.terms:

@@ -4,7 +4,7 @@ the posts stream, answering searches once it has caught up.
 The replica's own durable consumer starts at the partition's first stream position;
 each post is acknowledged only after the replica's store committed it, so a replica
 that dies resumes where its last commit ended and the other replica's acknowledgements
-never stand in for its own. Messages past the partition's range are not its business
+never stand in for its own. Messages outside the partition's range are not its business
 (`term`: never redelivered to this consumer). When every position of the range is
 committed, the partition is complete and the replica seals it: its key records the
 range of creation times it holds, which lets queries skip it.
@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -99,7 +100,7 @@ class Replica:
         config = ConsumerConfig(
             durable_name=consumer,
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30,
+            ack_wait=10,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=self.part.first,
             filter_subject=self.fabric.posts_subject,
@@ -113,9 +114,14 @@ class Replica:
                 messages = await pull.fetch(_FETCH, timeout=0.5)
             except NatsTimeout:
                 messages = []
+            except NatsError:  # a server went away; the client reconnects to another
+                await asyncio.sleep(0.5)
+                continue
             for message in messages:
                 seq = message.metadata.sequence.stream
-                if seq > self.part.last:
+                if not self.part.first <= seq <= self.part.last:
+                    # (a consumer made before the stream reaches its start position
+                    # begins at the stream's end, which may be before it)
                     await message.term()
                     continue
                 self._submitted += 1
