@@ -3,7 +3,11 @@ cluster of three `nats-server`s, a stream of posts, and a single store fed the s
 
 The single store is the reference: it reads the cluster's stream in order and ingests
 every record exactly as a node does, so for the same query the cluster must return
-the same posts in the same order.
+the same posts in the same order. The bench measures, in one run: the cluster's
+ingest (publish to the stream until every partition is committed on both of its
+nodes) against the single store's; search p50/p99 on both and the difference per
+query (fan-out and merge); `agreement`, the fraction of queries whose hits and scores
+equal the single store's; and the nodes' disk and memory per post held.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 import nats
 
+from ima.bench.fleet import NatsCluster
 from ima.cluster.fabric import Fabric, publish
 from ima.cluster.ownership import Directory
 from ima.cluster.replica import SOURCE
@@ -278,3 +285,126 @@ def reference_store(path: Path, lines: list[JsonLine]) -> Store:
         for line in lines:
             pipeline.submit(line, source=SOURCE)
     return store
+
+
+def _queries(n: int, seed: int) -> list[str]:
+    """Queries of the kinds the property test draws: words, an author, a language, a
+    phrase, an excluded word."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts = rng.sample(WORDS, rng.randint(1, 2))
+        if rng.random() < 0.4:
+            parts.append(f"from:{rng.choice(AUTHORS)}")
+        if rng.random() < 0.4:
+            parts.append(f"lang:{rng.choice(LANGS)}")
+        if rng.random() < 0.2:
+            parts.append(f'"{" ".join(rng.sample(WORDS, 2))}"')
+        if rng.random() < 0.2:
+            parts.append(f"-{rng.choice(WORDS)}")
+        out.append(" ".join(parts))
+    return out
+
+
+def run(*, nodes_n: int, posts: int, queries: int, progress: Any = print) -> dict[str, Any]:
+    """The figures of `ima bench cluster` (see the module's docstring)."""
+    from ima.bench.serve import cpu_seconds, memory_mb, percentile
+    from ima.cluster.partitioned import PartitionedStore
+    from ima.search import search
+
+    now = datetime.now(UTC)
+    span = max(500, posts // (2 * nodes_n))
+    with tempfile.TemporaryDirectory(prefix="ima-bench-cluster-") as tmp:
+        root = Path(tmp)
+        servers = NatsCluster(root / "nats", jetstream=True).start()
+        fabric = Fabric("bench")
+        nodes = Nodes(root, servers.url, fabric, span=span, commit_interval=1.0)
+        store = single = None
+        try:
+            for i in range(nodes_n):
+                nodes.start(i)
+            wait_nodes(servers.url, fabric, nodes_n)
+            data = records(posts, seed=3, end=now)
+            cpu_before = sum(cpu_seconds(p.pid) for p in nodes.processes.values())
+            started = time.monotonic()
+            feed(servers.url, fabric, data)
+            published_s = time.monotonic() - started
+            wait_settled(servers.url, fabric, timeout=600)
+            cluster_s = time.monotonic() - started
+            node_cpu = sum(cpu_seconds(p.pid) for p in nodes.processes.values()) - cpu_before
+            progress(f"cluster ingested {posts} posts (x2 replicas) in {cluster_s:.1f} s")
+            lines = stream_records(servers.url, fabric)
+            started = time.monotonic()
+            single = reference_store(root / "single", lines)
+            single_s = time.monotonic() - started
+            progress(f"single store ingested the same stream in {single_s:.1f} s")
+            store = PartitionedStore(servers.url, fabric).open()
+            single_ms, cluster_ms, agree, alike, alike_agree = [], [], 0, 0, 0
+            for text in _queries(queries, seed=5):
+                t0 = time.perf_counter()
+                expected = search(single, text, as_of=now, k=10)
+                t1 = time.perf_counter()
+                got = search(store, text, as_of=now, k=10)
+                t2 = time.perf_counter()
+                single_ms.append((t1 - t0) * 1000)
+                cluster_ms.append((t2 - t1) * 1000)
+                same = [(h.post.id, h.score) for h in got.hits] == [
+                    (h.post.id, h.score) for h in expected.hits
+                ]
+                agree += same and not got.missing
+                if got.candidates == expected.candidates:  # same candidates: the merge alone
+                    alike += 1
+                    alike_agree += same and not got.missing
+            overhead = [c - s for c, s in zip(cluster_ms, single_ms, strict=True)]
+            disk = sum(f.stat().st_size for f in root.glob("node-*/p*/**/*") if f.is_file())
+            rss = sum(memory_mb(p.pid, "VmRSS") for p in nodes.processes.values())
+            parts = store.partitions
+            return {
+                "nodes": nodes_n, "posts": posts, "span": span, "copies": 2,
+                "partitions": len(parts), "queries": queries,
+                "ingest": {
+                    "publish_posts_per_s": round(posts / published_s),
+                    "cluster_posts_per_s": round(posts / cluster_s),
+                    "single_store_posts_per_s": round(posts / single_s),
+                    "node_cpu_s_per_post_copy": round(node_cpu / (2 * posts), 6),
+                },
+                "search_ms": {
+                    "single_p50": round(percentile(single_ms, 50), 2),
+                    "single_p99": round(percentile(single_ms, 99), 2),
+                    "cluster_p50": round(percentile(cluster_ms, 50), 2),
+                    "cluster_p99": round(percentile(cluster_ms, 99), 2),
+                    "merge_overhead_p50": round(percentile(overhead, 50), 2),
+                },
+                "agreement": round(agree / queries, 4),
+                # queries for which both gathered the same number of candidates (every
+                # partition's matches within its candidate list), and agreement among them
+                "same_candidates": alike,
+                "agreement_same_candidates": round(alike_agree / max(1, alike), 4),
+                "disk_bytes_per_post_copy": round(disk / (2 * posts)),
+                "node_rss_mb": rss,
+                "node_rss_bytes_per_post_copy": round(rss * 2**20 / (2 * posts)),
+            }  # fmt: skip
+        finally:
+            if store is not None:
+                store.close()
+            if single is not None:
+                single.close()
+            nodes.close()
+            servers.close()
+
+
+@click.command("cluster")
+@click.option("--nodes", "nodes_n", type=click.IntRange(2, 16), default=3, show_default=True)
+@click.option("--posts", type=click.IntRange(1000, 10_000_000), default=20_000,
+              show_default=True)  # fmt: skip
+@click.option("--queries", type=click.IntRange(10, 100_000), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
+def bench_cluster(nodes_n: int, posts: int, queries: int, as_json: bool) -> None:
+    """The cluster against one store fed the same stream, in the same run: three NATS
+    servers (R3), N `ima node`s; ingest rate, search p50/p99, merge overhead, agreement.
+    Exits non-zero when agreement is below 1.0."""
+    figures = run(nodes_n=nodes_n, posts=posts, queries=queries,
+                  progress=lambda m: click.echo(f"… {m}", err=True))  # fmt: skip
+    click.echo(json.dumps(figures, indent=None if as_json else 2))
+    if figures["agreement"] < 1.0:
+        raise SystemExit(1)
