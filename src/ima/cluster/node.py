@@ -152,7 +152,7 @@ class Node:
     def _should_claim(self, part: Partition, live: set[str], directory: Directory) -> bool:
         """Free place, and no less loaded live node that could take it instead."""
         if sum(o in live for o in part.owners) >= self.copies:
-            return False
+            return False  # (a partition being moved has one more, for a moment)
         load = dict.fromkeys(live, 0)
         for p in directory.partitions.values():
             for owner in p.owners:

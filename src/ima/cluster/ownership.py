@@ -219,3 +219,22 @@ class Directory:
         part = Partition.decode(index, self.span, entry.value, entry.revision)
         self._apply_local(part)
         return part
+
+    async def move(self, index: int, source: str, target: str, timeout: float = 60) -> None:
+        """Move partition `index` from node `source` to node `target` without a gap: the
+        target is added as a third owner, and `source` removed only once the target
+        answers searches for it (then `source` drops its copy)."""
+        await self._set_owners(index, lambda owners: (*owners, target) if target not in owners
+                               else owners)  # fmt: skip
+        deadline = asyncio.get_running_loop().time() + timeout
+        while index not in (await self.serving()).get(target, set()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"node {target} did not take partition {index}")
+            await asyncio.sleep(0.2)
+        await self._set_owners(index, lambda owners: tuple(o for o in owners if o != source))
+
+    async def _set_owners(self, index: int, change: Any) -> None:
+        while True:
+            part = await self.fresh(index)
+            if await self.change(part, owners=change(part.owners)) is not None:
+                return

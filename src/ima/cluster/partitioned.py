@@ -117,6 +117,11 @@ class PartitionedStore:
         assert self._directory is not None, "open the store first"
         return sorted(self._directory.partitions.values(), key=lambda p: p.index)
 
+    def move(self, index: int, source: str, target: str, timeout: float = 60) -> None:
+        """Move partition `index` from node `source` to `target`, searchable throughout."""
+        assert self._directory is not None, "open the store first"
+        self._call(self._directory.move(index, source, target, timeout), timeout + 10)
+
     # -- the face search uses -----------------------------------------------------------
 
     def candidates(

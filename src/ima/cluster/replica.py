@@ -76,6 +76,7 @@ class Replica:
         self._at_end = False  # the last message fetched was the stream's last
         self._subscription: Any = None
         self._acks: set[asyncio.Future] = set()
+        self._answering = 0
         self._task: asyncio.Task | None = None
 
     def start(self) -> Replica:
@@ -196,11 +197,14 @@ class Replica:
         except BadInput as exc:
             await message.respond(pack({"error": str(exc)}))
             return
+        self._answering += 1
         try:
             reply = await asyncio.to_thread(self._search, ask)
         except Exception:
             log.exception("search failed in partition %d", self.part.index)
             reply = pack({"error": "search failed"})
+        finally:
+            self._answering -= 1
         await message.respond(reply)
 
     def _search(self, ask: Ask) -> bytes:
@@ -223,6 +227,10 @@ class Replica:
             await self._subscription.unsubscribe()
             self._subscription = None
         self.serving = False
+        for _ in range(100):  # searches under way finish before the store closes
+            if not self._answering:
+                break
+            await asyncio.sleep(0.05)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
