@@ -28,7 +28,6 @@ from typing import Any
 import click
 import nats
 
-from ima.bench.fleet import NatsCluster
 from ima.cluster.fabric import Fabric, publish
 from ima.cluster.ownership import Directory
 from ima.cluster.replica import SOURCE
@@ -308,6 +307,7 @@ def _queries(n: int, seed: int) -> list[str]:
 
 def run(*, nodes_n: int, posts: int, queries: int, progress: Any = print) -> dict[str, Any]:
     """The figures of `ima bench cluster` (see the module's docstring)."""
+    from ima.bench.fleet import NatsCluster  # (numpy and the fleet: only when run)
     from ima.bench.serve import cpu_seconds, memory_mb, percentile
     from ima.cluster.partitioned import PartitionedStore
     from ima.search import search
