@@ -92,7 +92,6 @@ class Directory:
         self.lease_s = lease_s
         self.span = 0
         self.partitions: dict[int, Partition] = {}
-        self.changed = asyncio.Event()
         self._parts: Any = None
         self._nodes: Any = None
         self._watch: asyncio.Task | None = None
@@ -133,7 +132,6 @@ class Directory:
         current = self.partitions.get(index)
         if current is None or entry.revision > current.revision:
             self.partitions[index] = Partition.decode(index, self.span, entry.value, entry.revision)
-            self.changed.set()
 
     async def _follow(self) -> None:
         """Apply changes as they come; the watcher's consumer can be lost with a server,

@@ -27,7 +27,7 @@ from nats.errors import Error as NatsError
 from ima.cluster.fabric import Fabric
 from ima.cluster.ownership import Directory, Partition
 from ima.cluster.wire import MAX_LIMIT, Ask, post_in, unpack
-from ima.errors import BadInput, Unavailable
+from ima.errors import BadInput
 from ima.fleet.connection import connect
 from ima.store import Candidates, Plan, StoredPost
 
@@ -200,11 +200,3 @@ class PartitionedStore:
         if not isinstance(reply, dict) or "error" in reply:
             return None
         return reply
-
-
-def open_store(url: str, cluster: str = "ima", deadline_s: float = 2.0) -> PartitionedStore:
-    """The cluster's store face, ready; Unavailable when NATS cannot be reached."""
-    try:
-        return PartitionedStore(url, Fabric(cluster), deadline_s=deadline_s).open()
-    except (OSError, NatsError, TimeoutError) as exc:
-        raise Unavailable(f"cannot reach the cluster {cluster!r}") from exc
