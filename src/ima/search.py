@@ -66,6 +66,8 @@ class SearchResult:
     hits: list[Hit] = field(default_factory=list)
     candidates: int = 0
     took_ms: float = 0.0
+    #: ranges of creation times (µs; None where open) left out: the result is partial
+    missing: list[tuple[int | None, int | None]] = field(default_factory=list)
 
 
 def _bm25(
@@ -163,6 +165,7 @@ def search(
         and sp.post.metrics.likes >= query.min_faves
         and sp.post.metrics.reposts >= query.min_reposts
     ]
+    result.missing = list(found.missing)
     found = Candidates(posts, found.doc_count, found.doc_freq)
     result.candidates = len(posts)
     seen_texts: set[str] = set()

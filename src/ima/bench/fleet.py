@@ -52,9 +52,11 @@ def _quiet(_message: str) -> None:
 class NatsCluster:
     """`servers` nats-server processes routed to each other on loopback, in `root`."""
 
-    def __init__(self, root: Path, servers: int = 3, auth_file: Path | None = None) -> None:
+    def __init__(self, root: Path, servers: int = 3, auth_file: Path | None = None,
+                 jetstream: bool = False) -> None:  # fmt: skip
         self.root = root
         self.auth_file = auth_file
+        self.jetstream = jetstream  # each server keeps its JetStream files under root
         self.ports = [free_port() for _ in range(servers)]
         self.routes = [free_port() for _ in range(servers)]
         self.processes: list[subprocess.Popen | None] = [None] * servers
@@ -84,6 +86,8 @@ class NatsCluster:
                 f"pid_file: {self.pid_file(i)}\n"
                 f"cluster {{\n  name: ima\n  listen: 127.0.0.1:{self.routes[i]}\n"
                 f"  routes: [{', '.join(routes)}]\n}}\n")  # fmt: skip
+        if self.jetstream:
+            text += f"jetstream {{\n  store_dir: {self.root / f'js-{i}'}\n}}\n"
         if self.auth_file is not None:
             text += f"include {os.path.relpath(self.auth_file, self.root)}\n"  # relative only
         conf.write_text(text)

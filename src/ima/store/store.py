@@ -63,11 +63,14 @@ class StoreStats:
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
-    """Posts matching a plan, with the term statistics ranking needs."""
+    """Posts matching a plan, with the term statistics ranking needs; `missing`: the
+    ranges of creation times (µs; None where open) a partitioned store could not search
+    in time, empty when the answer is complete."""
 
     posts: list[StoredPost]
     doc_count: int
     doc_freq: dict[str, int]
+    missing: tuple[tuple[int | None, int | None], ...] = ()
 
 
 def _disk_bytes(directory: Path) -> int:

@@ -1,0 +1,228 @@
+"""The store past one machine, on loopback: three real `nats-server`s in a JetStream
+cluster (stream and buckets R3), three real `ima node` processes, and a single store
+fed the same stream as the reference the cluster must agree with."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import nats
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ima.bench.cluster import (
+    AUTHORS,
+    LANGS,
+    WORDS,
+    Nodes,
+    Producer,
+    feed,
+    records,
+    reference_store,
+    stream_records,
+    wait_nodes,
+    wait_settled,
+)
+from ima.bench.fleet import NatsCluster
+from ima.cluster.fabric import Fabric
+from ima.cluster.partitioned import PartitionedStore
+from ima.cluster.wire import unpack
+from ima.search import search
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+POSTS, SPAN = 120, 40  # three sealed partitions: every query's matches fit one candidate list
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    servers = NatsCluster(root / "nats", jetstream=True).start()
+    fabric = Fabric("t_same")
+    nodes = Nodes(root, servers.url, fabric, span=SPAN)
+    root_store = None
+    try:
+        for i in range(3):
+            nodes.start(i)
+        wait_nodes(servers.url, fabric, 3)
+        assert feed(servers.url, fabric, records(POSTS + 7, end=NOW)) == POSTS + 7
+        wait_settled(servers.url, fabric)
+        single = reference_store(root / "single", stream_records(servers.url, fabric))
+        root_store = PartitionedStore(servers.url, fabric).open()
+        yield servers, fabric, single, root_store
+        single.close()
+    finally:
+        if root_store is not None:
+            root_store.close()
+        nodes.close()
+        servers.close()
+
+
+def test_each_partition_is_held_by_two_nodes_and_the_full_ones_are_sealed(cluster):
+    _, _, single, root = cluster
+    parts = root.partitions
+    assert [p.index for p in parts] == [0, 1, 2, 3, 4]
+    assert all(len(set(p.owners)) == 2 for p in parts)
+    assert len({o for p in parts for o in p.owners}) == 3  # spread over all three nodes
+    # three full, the fourth hot, the fifth held ready for the stream to reach it
+    assert [p.sealed for p in parts] == [True, True, True, False, False]
+    assert sum(p.posts for p in parts if p.sealed) == 3 * SPAN
+    posts = {sp.post.id: sp for sp in single.recent_originals(1000)}
+    for part in parts[:3]:  # a sealed partition's range covers exactly its posts
+        created = [int(sp.post.created_at.timestamp() * 1e6) for sp in posts.values()
+                   if part.first <= int(sp.post.id.split("-")[1]) + 1 <= part.last]  # fmt: skip
+        assert (part.low_us, part.high_us) == (min(created), max(created))
+
+
+_instants = st.integers(0, 3600).map(lambda s: NOW - timedelta(seconds=s))
+
+
+def _day(instant: datetime) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@st.composite
+def _queries(draw) -> tuple[str, datetime]:
+    """A query with at least one word or author (so its matches fit one candidate list:
+    see POSTS), with or without a language, a phrase, an excluded word and a time range."""
+    parts = draw(st.lists(st.sampled_from(WORDS), min_size=0, max_size=2))
+    if draw(st.booleans()) or not parts:
+        parts.append(f"from:{draw(st.sampled_from(AUTHORS))}")
+    if draw(st.booleans()):
+        parts.append(f"lang:{draw(st.sampled_from(LANGS))}")
+    if draw(st.booleans()):
+        phrase = " ".join(draw(st.lists(st.sampled_from(WORDS), min_size=2, max_size=2)))
+        parts.append(f'"{phrase}"')
+    if draw(st.booleans()):
+        parts.append(f"-{draw(st.sampled_from(WORDS))}")
+    since, until = sorted(draw(st.lists(_instants, min_size=2, max_size=2)))
+    if draw(st.booleans()):
+        parts.append(f"since:{_day(since)}")
+    if draw(st.booleans()):
+        parts.append(f"until:{_day(until + timedelta(seconds=1))}")
+    return " ".join(parts), draw(_instants)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(query=_queries(), k=st.integers(1, 12))
+def test_the_cluster_returns_what_one_store_fed_the_same_stream_returns(cluster, query, k):
+    _, _, single, root = cluster
+    text, as_of = query
+    expected = search(single, text, as_of=as_of, k=k)
+    got = search(root, text, as_of=as_of, k=k)
+    assert got.missing == []
+    assert [(h.post.id, h.score) for h in got.hits] == [(h.post.id, h.score) for h in expected.hits]
+    assert got.candidates == expected.candidates
+
+
+def test_partitions_outside_the_time_range_are_asked_only_for_statistics(cluster):
+    _, _, single, root = cluster
+    sealed = root.partitions[1]
+    since = datetime.fromtimestamp(sealed.high_us / 1e6, UTC) + timedelta(seconds=1)
+    query = f"rain since:{_day(since)}"
+    before = root.asked.copy()
+    got = search(root, query, as_of=NOW, k=10)
+    assert [h.post.id for h in got.hits] == [
+        h.post.id for h in search(single, query, as_of=NOW).hits
+    ]
+    asked = root.asked - before
+    full = sum(p.sealed and p.high_us >= int(since.timestamp() * 1e6) for p in root.partitions)
+    assert full < 3  # the sealed partition before `since` was pruned
+    assert asked["search"] == full + 2  # the overlapping sealed ones, the hot one, the next
+    assert asked["stats"] <= 3 - full  # and statistics only from the pruned, at most once
+    again = root.asked.copy()
+    search(root, query, as_of=NOW, k=10)
+    assert root.asked["stats"] == again["stats"]  # a sealed partition's statistics are kept
+
+
+def test_a_malformed_request_to_a_partition_gets_an_error_not_silence(cluster):
+    servers, fabric, _, _ = cluster
+
+    async def ask(data: bytes) -> dict:
+        nc = await nats.connect(servers.url.split(","))
+        try:
+            return unpack((await nc.request(fabric.query_subject(0), data, timeout=5)).data)
+        finally:
+            await nc.close()
+
+    for bad in (b"", b"not zlib", __import__("zlib").compress(b'{"plan": ["t", "x"]}')):
+        assert "error" in asyncio.run(ask(bad))
+
+
+def test_killing_a_node_and_a_server_under_ingest_loses_no_acknowledged_post(tmp_path):
+    servers = NatsCluster(tmp_path / "nats", jetstream=True).start()
+    fabric = Fabric("t_kill")
+    nodes = Nodes(tmp_path, servers.url, fabric, span=100)
+    root = None
+    try:
+        for i in range(3):
+            nodes.start(i)
+        wait_nodes(servers.url, fabric, 3)
+        producer = Producer(servers.url, fabric, records(900, seed=11, end=NOW), rate=60).start()
+        root = PartitionedStore(servers.url, fabric).open()
+        time.sleep(1.5)
+        nodes.kill(0)  # SIGKILL, mid-ingest
+        killed = time.monotonic()
+        incomplete_until = killed
+        while time.monotonic() - killed < 10:
+            if search(root, "rain", as_of=NOW, k=5).missing:
+                incomplete_until = time.monotonic()
+            time.sleep(0.1)
+        assert incomplete_until - killed < 9  # its partitions answered from the replica
+        servers.kill(2)  # SIGKILL one of the three NATS servers, still mid-ingest
+        producer.join()
+        acked = set(producer.acked)
+        assert len(acked) == 900
+        wait_settled(servers.url, fabric, timeout=120)  # the dead node's places refilled
+        deadline = time.monotonic() + 30  # sealing follows the last commit of a range
+        while sum(p.sealed for p in root.partitions) < 9 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [p.posts for p in root.partitions if p.sealed] == [100] * 9  # each its range
+        live = {o for p in root.partitions for o in p.owners}
+        assert (tmp_path / "node-0" / "node-id").read_text() not in live
+        found: set[str] = set()
+        numbers = sorted(int(post_id.split("-")[1]) for post_id in acked)
+        for at in range(0, len(numbers), 40):
+            query = " OR ".join(f"n{n}" for n in numbers[at : at + 40])
+            result = search(root, query, as_of=NOW, k=40)
+            assert result.missing == []
+            found |= {h.post.id.removeprefix("synthetic:") for h in result.hits}
+        assert found == acked  # every acknowledged post, once
+    finally:
+        if root is not None:
+            root.close()
+        nodes.close()
+        servers.close()
+
+
+def test_a_sealed_partition_moves_to_another_node_while_queries_run(cluster):
+    _, _, single, root = cluster
+    part = root.partitions[1]
+    assert part.sealed
+    everyone = {o for p in root.partitions for o in p.owners}
+    source, target = part.owners[0], next(iter(everyone - set(part.owners)))
+    queries = ["rain", "quake from:user1", "lang:ja storm", '"power outage"', "cat -dog"]
+    expected = {q: [h.post.id for h in search(single, q, as_of=NOW).hits] for q in queries}
+    seen: list[bool] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            for q in queries:
+                got = search(root, q, as_of=NOW)
+                seen.append(not got.missing and [h.post.id for h in got.hits] == expected[q])
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        root.move(1, source, target)
+        time.sleep(2)  # the source drops its copy after the move
+    finally:
+        stop.set()
+        asker.join()
+    moved = root.partitions[1]
+    assert source not in moved.owners and target in moved.owners and len(moved.owners) == 2
+    assert len(seen) > 10 and all(seen)  # complete and the same, throughout

@@ -1,0 +1,70 @@
+"""What travels between the cluster's root and its partitions: plans and posts survive the
+trip unchanged, and what a partition decodes is bounded (depth, sizes, inflated bytes)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import pytest
+
+from conftest import feed, post
+from ima.cluster.wire import MAX_INFLATED, Ask, pack, plan_in, plan_out, post_in, post_out
+from ima.errors import BadInput
+from ima.planner import plan
+from ima.query import parse
+from ima.store import AllOf, Terms
+
+
+@pytest.mark.parametrize("text", [
+    "quake", '"power outage" -cat', "from:alice lang:ja (rain OR storm)", "#tag @bob -from:eve",
+])  # fmt: skip
+def test_a_plan_comes_back_as_it_went(text):
+    node = plan(parse(text).root)
+    assert plan_in(json.loads(json.dumps(plan_out(node)))) == node
+    ask = Ask(node, 5, 10, 50, ("quak",))
+    assert Ask.decode(ask.encode()) == ask
+
+
+def test_a_stored_post_comes_back_with_its_position_shifted(store):
+    feed(store, [post(1, "the first post about rain")])
+    stored = store.recent_originals(1)[0]
+    back = post_in(json.loads(json.dumps(post_out(stored, 1 << 32))))
+    assert back.seq == (1 << 32) + stored.seq
+    assert (back.post, back.indexed_text) == (stored.post, stored.indexed_text)
+
+
+def _nested(depth: int) -> list:
+    node: list = ["t", "text", ["a"]]
+    for _ in range(depth):
+        node = ["all", [node], []]
+    return node
+
+
+@pytest.mark.parametrize("body", [
+    {"plan": ["t", "secret_field", ["a"]], "high": 1, "limit": 1, "terms": []},
+    {"plan": ["t", "text", []], "high": 1, "limit": 1, "terms": []},
+    {"plan": _nested(40), "high": 1, "limit": 1, "terms": []},
+    {"plan": None, "high": "1", "limit": 1, "terms": []},
+    {"plan": None, "high": 1, "limit": 10_000, "terms": []},
+    {"plan": None, "high": 1, "limit": 1, "terms": ["x"] * 1000},
+    {"plan": None, "high": 1, "limit": 1, "terms": [7]},
+    [1, 2, 3],
+])  # fmt: skip
+def test_a_malformed_request_is_refused(body):
+    with pytest.raises(BadInput):
+        Ask.decode(pack(body))
+
+
+def test_a_plan_as_deep_as_the_limit_is_taken():
+    assert isinstance(plan_in(_nested(31)), AllOf)
+    assert plan_in(["t", "lang", ["ja"]]) == Terms("lang", ("ja",))
+
+
+def test_what_would_inflate_past_the_limit_is_refused_without_inflating_it():
+    bomb = zlib.compress(b"[" + b"0," * (MAX_INFLATED // 2) + b"0]", 9)
+    assert len(bomb) < MAX_INFLATED // 100
+    with pytest.raises(BadInput):
+        Ask.decode(bomb)
+    with pytest.raises(BadInput):
+        Ask.decode(b"not compressed")
