@@ -19,7 +19,9 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from ima.bench.cluster import bench_cluster
 from ima.bench.voice import bench_voice
+from ima.cluster.node import node_cmd
 from ima.config import Settings
 from ima.ingest import Pipeline, ingest, tune_gc
 from ima.normalize import RecordError
@@ -1394,4 +1396,6 @@ def bench_fleet(workers: int, churn: float, minutes: float, chats: int, as_json:
 
 # commands defined beside what they drive
 main.add_command(talk)
+main.add_command(node_cmd)
 bench.add_command(bench_voice)
+bench.add_command(bench_cluster)
