@@ -4,6 +4,7 @@ lying worker (quarantined, nothing of it reaching a client)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from ima.fleet.answer import FleetAnswerer
 from ima.fleet.embed import FleetEmbedder
 from ima.fleet.generate import FleetBackend
 from ima.fleet.serving import local_answer
-from ima.fleet.supervisor import Supervisor
+from ima.fleet.supervisor import HEDGE_MIN_SAMPLES, Supervisor
 from ima.vectors.embedder import E5
 from servers import ChatCompletions
 
@@ -162,3 +163,47 @@ def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local,
         store.close()
         watcher.close()
         workers.close()
+
+
+class StuckOnce(ChatCompletions):
+    """An LLM server that, once `armed`, holds its next answer `SLOW_S` before the first
+    byte (a stuck accelerator, a long queue): its worker is slow to a first token."""
+
+    armed = False
+
+    async def _chat(self, request):
+        if self.armed:
+            self.armed = False
+            await asyncio.sleep(SLOW_S)
+        return await super()._chat(request)
+
+
+def test_a_slow_first_token_is_hedged_and_nothing_is_given_twice(tmp_path, cluster):
+    full = "The harbor bridge reopened at 9:15 [1]. Traffic is back to normal, police said [2]."
+    request = Request([{"role": "user", "content": "Is the harbor bridge open?"}])
+    with StuckOnce(full) as llm:
+        workers = Workers(cluster.url, tmp_path)
+        supervisor = Supervisor(cluster.url, seed=5).start()
+        try:
+            names = [workers.start(("generate",), llm=llm.url("/v1")) for _ in range(2)]
+            wait_live(supervisor, "generate", names)
+            # the times to a first piece that a hedge waits for (p95: past the first jobs')
+            for _ in range(3 * HEDGE_MIN_SAMPLES):
+                assert "".join(FleetBackend(supervisor).stream(request)) == full
+            hedges = supervisor.count("hedges", "generate")
+            llm.armed = True
+            started = time.monotonic()
+            pieces = list(FleetBackend(supervisor).stream(request))
+            took = time.monotonic() - started
+            deadline = time.monotonic() + 5
+            while any(m.inflight for m in supervisor.members.values()):
+                assert time.monotonic() < deadline  # the loser is let go of, not leaked
+                time.sleep(0.05)
+        finally:
+            supervisor.close()
+            workers.close()
+    assert "".join(pieces) == full  # one copy's pieces, none twice
+    assert took < SLOW_S  # nobody waited out the stuck one
+    assert supervisor.count("hedges", "generate") == hedges + 1
+    assert supervisor.count("hedge_wins", "generate") >= 1
+    assert supervisor.count("retries", "generate") == 0

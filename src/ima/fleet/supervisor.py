@@ -7,10 +7,12 @@ worker gone from the heartbeats, "busy", a malformed reply or one that fails its
 check) sends it to another worker, at most `MAX_RETRIES` times, after a little jitter.
 When no answer has come by the recent p95 latency, a second copy goes to another
 worker, within a budget of `HEDGE_BUDGET` extra jobs per job; the first good answer
-wins and the other is cancelled. Results are checked by the caller's `check` (always
-for malformed replies, and on a sample set by the worker's reputation); failures cost
-reputation and, repeated, quarantine. With no worker, `NoWorker` tells the caller to
-do the work locally (and say so). The NATS connection lives in a thread of its own.
+wins and the other is cancelled. A stream (generate) is hedged the same way on its
+first piece: the first copy to give one goes on alone. Results are checked by the
+caller's `check` (always for malformed replies, and on a sample set by the worker's
+reputation); failures cost reputation and, repeated, quarantine. With no worker,
+`NoWorker` tells the caller to do the work locally (and say so). The NATS connection
+lives in a thread of its own.
 """
 
 from __future__ import annotations
@@ -274,11 +276,31 @@ class Supervisor:
         recent = self._latencies[kind]
         return statistics.median(recent) if recent else 0.5
 
-    def _quantile(self, kind: str, q: float) -> float | None:
+    def _quantiles(self, kind: str, *qs: float) -> list[float | None]:
+        """The recent latencies' quantiles `qs` (None each, with too short a history)."""
         recent = sorted(self._latencies[kind])
         if len(recent) < HEDGE_MIN_SAMPLES:
-            return None
-        return recent[min(len(recent) - 1, int(q * len(recent)))]
+            return [None] * len(qs)
+        return [recent[min(len(recent) - 1, int(q * len(recent)))] for q in qs]
+
+    @staticmethod
+    def _timed(member: Member, took: float) -> None:
+        """A job the worker finished in `took` seconds: its recent speed."""
+        member.latency_s = took if member.latency_s is None else (
+            0.7 * member.latency_s + 0.3 * took)  # fmt: skip
+        member.jobs += 1
+
+    def _earn_hedges(self, kind: str) -> None:
+        """Each job adds `HEDGE_BUDGET` of a second copy to the kind's budget."""
+        self._hedge_tokens[kind] = min(10.0, self._hedge_tokens[kind] + HEDGE_BUDGET)
+
+    def _hedge(self, kind: str, launch: Callable[[], bool]) -> bool:
+        """Send a second copy (`launch`) if the budget holds one and a worker takes it."""
+        if self._hedge_tokens[kind] < 1 or not launch():
+            return False
+        self._hedge_tokens[kind] -= 1
+        self.metrics.hedges.labels(kind).inc()
+        return True
 
     def _pick(self, kind: str, exclude: set[str], probe: bool = False) -> str | None:
         """The better of two random candidates (power of two choices). A job goes to a
@@ -301,9 +323,8 @@ class Supervisor:
                    ) -> tuple[str, bytes]:  # fmt: skip
         request_id = uuid.uuid4().hex
         deadline = time.monotonic() + timeout_s
-        self._hedge_tokens[kind] = min(10.0, self._hedge_tokens[kind] + HEDGE_BUDGET)
-        p99 = self._quantile(kind, 0.99)
-        hedge_at = self._quantile(kind, 0.95)
+        self._earn_hedges(kind)
+        hedge_at, p99 = self._quantiles(kind, 0.95, 0.99)
         started = time.monotonic()
         running: dict[asyncio.Task, tuple[str, float, bool]] = {}  # task → worker, start, hedge
         tried: set[str] = set()
@@ -330,9 +351,7 @@ class Supervisor:
 
         try:
             launch(False)
-            if self._hedge_tokens[kind] >= 1 and launch(True, probe=True):
-                self._hedge_tokens[kind] -= 1
-                self.metrics.hedges.labels(kind).inc()
+            self._hedge(kind, lambda: launch(True, probe=True))
             while running:
                 now = time.monotonic()
                 if now > deadline:
@@ -350,9 +369,7 @@ class Supervisor:
                     if isinstance(outcome, bytes):
                         took = time.monotonic() - sent
                         self._latencies[kind].append(took)
-                        member.latency_s = took if member.latency_s is None else (
-                            0.7 * member.latency_s + 0.3 * took)  # fmt: skip
-                        member.jobs += 1
+                        self._timed(member, took)
                         if is_hedge:
                             self.metrics.hedge_wins.labels(kind).inc()
                         self.metrics.jobs.labels(kind, "ok").inc()
@@ -371,9 +388,7 @@ class Supervisor:
                 due = hedge_at is not None and now - started >= hedge_at
                 if not hedged and due and running and self._hedge_tokens[kind] >= 1:
                     hedged = True
-                    if launch(True):
-                        self._hedge_tokens[kind] -= 1
-                        self.metrics.hedges.labels(kind).inc()
+                    self._hedge(kind, lambda: launch(True))
             self.metrics.jobs.labels(kind, "failed").inc()
             raise NoWorker("; ".join(problems[-3:]) or "no worker answered in time")
         finally:
@@ -436,10 +451,10 @@ class Supervisor:
                timeout_s: float = JOB_TIMEOUT_S) -> Iterator[str]:  # fmt: skip
         """The pieces of a streamed job, from any thread. `body(prefix)` is the job, asked
         to go on after `prefix`, the text already given out. Before the first piece, a
-        failed job goes to another worker (at most `MAX_RETRIES` times); after it, a worker
-        that dies or stalls is replaced by another that continues from the text given,
-        never repeating it (as many times). Raises NoWorker when it cannot go on; setting
-        `stop` ends it (and the worker's job)."""
+        failed job goes to another worker (at most `MAX_RETRIES` times), and a slow one is
+        hedged (`_round`); after it, a worker that dies or stalls is replaced by another
+        that continues from the text given, never repeating it (as many times). Raises
+        NoWorker when it cannot go on; setting `stop` ends it (and the worker's job)."""
         if not self._connected.is_set() or not self.live(kind):
             self.metrics.local.labels(kind).inc()
             raise NoWorker(f"no live {kind} worker")
@@ -461,23 +476,24 @@ class Supervisor:
                       pieces: queue.Queue[str | BaseException | None], stop: threading.Event,
                       deadline: float) -> None:  # fmt: skip
         request_id = uuid.uuid4().hex
+        self._earn_hedges(kind)
         given = ""
         tried: set[str] = set()
         retries = continuations = 0
         while True:
-            worker = self._pick(kind, tried)
-            while worker is None and given and time.monotonic() < deadline - 1:
+            worker, text, outcome = None, "", None
+            if time.monotonic() < deadline:
+                worker, text, outcome = await self._round(kind, body(given), request_id, pieces,
+                                                          stop, deadline, tried)  # fmt: skip
+            if worker is None and given and time.monotonic() < deadline - 1:
                 await asyncio.sleep(0.2)  # what a client saw must go on: wait for a worker
-                worker = self._pick(kind, tried)
-            if worker is None or time.monotonic() > deadline:
+                continue
+            if worker is None:
                 self.metrics.jobs.labels(kind, "failed").inc()
                 if not given:
                     self.metrics.local.labels(kind).inc()
                 pieces.put(NoWorker(f"no {kind} worker could go on"))
                 return
-            tried.add(worker)
-            text, outcome = await self._attempt(kind, worker, body(given), request_id, pieces,
-                                                stop, deadline)  # fmt: skip
             given += text
             if outcome in ("done", "stopped"):
                 self.metrics.jobs.labels(kind, "ok" if outcome == "done" else "stopped").inc()
@@ -496,11 +512,67 @@ class Supervisor:
                 return
             await asyncio.sleep(self._rng.uniform(0.005, 0.05))  # jitter
 
+    async def _round(self, kind: str, body: bytes, request_id: str,
+                     pieces: queue.Queue[str | BaseException | None], stop: threading.Event,
+                     deadline: float, tried: set[str]) -> tuple[str | None, str, str]:  # fmt: skip
+        """One go at a stream, from where it stands: a worker, and a second copy at another
+        when the first piece has not come by the recent p95 time to a first piece (a new
+        worker gets its copy at once, as a probe), within the hedge budget. The first copy
+        to give a piece goes on alone and the other is cancelled, so nothing is given
+        twice. Returns (the worker that went on, the text it gave, how it ended); no
+        worker when none could take it."""
+        started = time.monotonic()
+        (hedge_at,) = self._quantiles(kind, 0.95)
+        race = _Race()
+        copies: dict[asyncio.Task, tuple[str, float, bool]] = {}  # task → worker, start, hedge
+
+        def launch(is_hedge: bool, probe: bool = False) -> bool:
+            worker = self._pick(kind, tried, probe)
+            if worker is None:
+                return False
+            tried.add(worker)
+            task = asyncio.ensure_future(self._attempt(kind, worker, body, request_id, pieces,
+                                                       stop, deadline, race))  # fmt: skip
+            copies[task] = (worker, time.monotonic(), is_hedge)
+            return True
+
+        if not launch(False):
+            return None, "", "no worker"
+        self._hedge(kind, lambda: launch(True, probe=True))
+        hedged = hedge_at is None
+        decided = asyncio.ensure_future(race.decided.wait())
+        try:
+            while race.owner is None and (running := [t for t in copies if not t.done()]):
+                wake = None if hedged else max(0.0, started + hedge_at - time.monotonic())
+                await asyncio.wait([*running, decided], timeout=wake,
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if not hedged and race.owner is None and time.monotonic() - started >= hedge_at:
+                    hedged = True
+                    self._hedge(kind, lambda: launch(True))
+        finally:
+            decided.cancel()
+        if race.owner is None:  # every copy ended before its first piece
+            first = next(iter(copies))
+            outcomes = [t.result()[1] for t in copies]
+            return copies[first][0], "", "stopped" if "stopped" in outcomes else outcomes[0]
+        winner = next(t for t, (w, _, _) in copies.items() if w == race.owner)
+        for task, (worker, sent, _) in copies.items():
+            if task is not winner and not task.done():  # lost the race: what it took so far
+                task.cancel()  # is the least it would have taken
+                member = self.members.get(worker)
+                if member is not None:
+                    member.latency_s = max(member.latency_s or 0.0, time.monotonic() - sent)
+                await self._cancel(request_id, worker)
+        if copies[winner][2]:
+            self.metrics.hedge_wins.labels(kind).inc()
+        text, outcome = await winner
+        return race.owner, text, outcome
+
     async def _attempt(self, kind: str, worker: str, body: bytes, request_id: str,
                        pieces: queue.Queue[str | BaseException | None], stop: threading.Event,
-                       deadline: float) -> tuple[str, str]:  # fmt: skip
+                       deadline: float, race: _Race) -> tuple[str, str]:  # fmt: skip
         """One worker's part of a stream: (the text it gave, how it ended: done, stopped,
-        or what went wrong)."""
+        or what went wrong). Its pieces are given only once it has won the `race`."""
         member = self.members[worker]
         inbox = self._nc.new_inbox()
         subscription = await self._nc.subscribe(inbox)
@@ -528,14 +600,15 @@ class Supervisor:
                 headers = msg.headers or {}
                 if protocol.ERROR in headers:
                     return text, headers[protocol.ERROR][:200]
+                if seq == 0 and not race.claim(worker):
+                    return text, "another worker went on"
                 if protocol.DONE in headers:
-                    took = time.monotonic() - sent
-                    member.latency_s = took if member.latency_s is None else (
-                        0.7 * member.latency_s + 0.3 * took)  # fmt: skip
-                    member.jobs += 1
+                    self._timed(member, time.monotonic() - sent)
                     return text, "done"
                 if headers.get(protocol.SEQ) != str(seq):
                     return text, "a piece out of order"
+                if seq == 0:  # the time to a first piece is what a hedge waits for
+                    self._latencies[kind].append(time.monotonic() - sent)
                 seq += 1
                 waited_from = time.monotonic()
                 piece = msg.data.decode(errors="replace")
@@ -544,3 +617,18 @@ class Supervisor:
         finally:
             member.inflight -= 1
             await subscription.unsubscribe()
+
+
+@dataclass(slots=True)
+class _Race:
+    """Copies of one stream's next part: the first to give a piece goes on alone."""
+
+    owner: str | None = None
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def claim(self, worker: str) -> bool:
+        """Whether `worker` goes on: it is the first to ask, or was."""
+        if self.owner is None:
+            self.owner = worker
+            self.decided.set()
+        return self.owner == worker
