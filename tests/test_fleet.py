@@ -19,13 +19,14 @@ from conftest import feed, post
 from ima.answer.compose import key_weights
 from ima.answer.question import understand
 from ima.api.keys import KeyStore
-from ima.bench.fleet import NatsCluster, Workers
+from ima.bench.fleet import NatsCluster, Workers, wait_live
 from ima.bench.serve import free_port, wait_until_up
 from ima.fleet import protocol
 from ima.fleet.answer import FleetAnswerer
 from ima.fleet.credentials import Credentials
 from ima.fleet.protocol import Composed, EmbedJob, Heartbeat, ProtocolError
 from ima.fleet.reputation import QUARANTINE_AFTER, TRUSTED_AFTER, Reputation
+from ima.fleet.supervisor import Supervisor
 from ima.fleet.work import composed
 from ima.post import Author, Post
 
@@ -148,13 +149,16 @@ def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_pat
     keys.close()
     cluster = NatsCluster(tmp_path / "nats", servers=1).start()
     workers = Workers(cluster.url, tmp_path)
+    watcher = Supervisor(cluster.url).start()
+    wait_live(watcher, "embed", [workers.start(("embed",))])  # the writer embeds through it
+    watcher.close()
     port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "IMA_OPERATOR_KEYS": operator.id}
     with open(log, "wb") as out:
         serve = subprocess.Popen(
             [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port", str(port),
-             "--no-default-source", "--no-embed", "--answerers", "0", "--fleet", cluster.url],
+             "--no-default-source", "--answerers", "0", "--fleet", cluster.url],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -190,9 +194,17 @@ def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_pat
         assert local.status_code == 200
         assert local.json()["choices"][0]["message"]["content"] == (
             answer.json()["choices"][0]["message"]["content"])  # fmt: skip
-        metrics = httpx.get(f"{base}/metrics").text
+        # the writer process embedded the two posts through the fleet: its metrics show here
+        # (it writes them every 2 s)
+        deadline = time.monotonic() + 15
+        while 'ima_embed_posts_total{by="fleet"} 2.0' not in (
+                metrics := httpx.get(f"{base}/metrics").text):  # fmt: skip
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
         assert 'ima_fleet_local_fallbacks_total{kind="compose"}' in metrics
         assert 'ima_fleet_jobs_total{kind="compose",outcome="ok"} 1.0' in metrics
+        assert 'ima_writer_fleet_jobs_total{kind="embed",outcome="ok"} 1.0' in metrics
+        assert "ima_embed_queue_posts 0.0" in metrics
     finally:
         serve.terminate()
         serve.wait(15)

@@ -134,8 +134,12 @@ def test_a_worker_dying_mid_stream_is_continued_without_repeat_or_drop(tmp_path,
     assert supervisor.count("continuations", "generate") == 1
 
 
-def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local, monkeypatch):
+def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local):
+    from prometheus_client import CollectorRegistry
+
     from conftest import feed, post
+    from ima.fleet.registry import writer_metrics_file
+    from ima.fleet.serving import WriterMetrics
     from ima.store import Store
     from ima.vectors.semantic import Vectors
 
@@ -145,8 +149,7 @@ def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local,
     vectors = None
     try:
         wait_live(watcher, "embed", [workers.start(("embed",))])
-        monkeypatch.setenv("IMA_FLEET_URL", cluster.url)  # as `ima serve --fleet` sets it
-        vectors = Vectors(store, local).follow()
+        vectors = Vectors(store, local).follow(cluster.url)  # as the writer of `ima serve --fleet`
         feed(store, [post(i, f"the harbor bridge update number {i}", at=NOW.isoformat())
                      for i in range(40)])  # fmt: skip
         deadline = time.monotonic() + 60
@@ -157,6 +160,21 @@ def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local,
         assert isinstance(embedder, FleetEmbedder) and embedder.remote == 40
         hits = vectors.semantic("harbor bridge update number 7", 0, 2**62, 1)
         assert [p.id for p in hits] == ["test:7"]
+        # what the API process's /metrics shows of the writer's embedding (another process
+        # there: here, another registry reading the file the writer's supervisor writes)
+        api = CollectorRegistry()
+        api.register(WriterMetrics(writer_metrics_file(tmp_path / "data")))
+        deadline = time.monotonic() + 10
+        while api.get_sample_value("ima_embed_posts_total", {"by": "fleet"}) != 40:
+            assert time.monotonic() < deadline, api.get_sample_value("ima_embed_posts_total",
+                                                                     {"by": "fleet"})  # fmt: skip
+            time.sleep(0.1)
+        assert api.get_sample_value("ima_embed_posts_total", {"by": "here"}) == 0
+        assert api.get_sample_value("ima_embed_queue_posts") == 0
+        assert api.get_sample_value("ima_embed_failed_batches_total") == 0
+        ok = {"kind": "embed", "outcome": "ok"}
+        assert api.get_sample_value("ima_writer_fleet_jobs_total", ok) >= 3  # 40 in 16s
+        assert api.get_sample_value("ima_writer_fleet_workers", {"state": "live"}) == 1
     finally:
         if vectors is not None:
             vectors.close()

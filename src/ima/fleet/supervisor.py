@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from nats.errors import Error as NatsError
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
 
 from ima.errors import Unavailable
 from ima.fleet import protocol
@@ -75,20 +75,22 @@ def note_route(route: str) -> None:
 
 
 class FleetMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        def counter(name: str, text: str, labels: tuple[str, ...] = ("kind",)) -> Counter:
-            return Counter(name, text, list(labels), registry=registry)
+    """A supervisor's counters, named `PREFIX_…` (`ima_fleet` in the API process; the
+    writer's, which embeds, reports as `ima_writer_fleet`: both show in /metrics)."""
 
-        self.jobs = counter("ima_fleet_jobs_total", "Jobs by outcome", ("kind", "outcome"))
-        self.retries = counter("ima_fleet_retries_total", "Jobs sent again to another worker")
-        self.hedges = counter("ima_fleet_hedges_total", "Second copies sent past the p95")
-        self.hedge_wins = counter("ima_fleet_hedge_wins_total", "Hedges that answered first")
-        self.failed_checks = counter("ima_fleet_failed_checks_total", "Results that failed a check")
-        self.quarantines = counter("ima_fleet_quarantines_total", "Workers quarantined", ())
-        self.local = counter("ima_fleet_local_fallbacks_total", "Jobs done locally: no worker")
-        self.continuations = counter("ima_fleet_continuations_total",
-                                     "Streams another worker went on with")  # fmt: skip
-        self.workers = Gauge("ima_fleet_workers", "Workers by state", ["state"], registry=registry)
+    def __init__(self, registry: CollectorRegistry, prefix: str = "ima_fleet") -> None:
+        def counter(name: str, text: str, labels: tuple[str, ...] = ("kind",)) -> Counter:
+            return Counter(f"{prefix}_{name}_total", text, list(labels), registry=registry)
+
+        self.jobs = counter("jobs", "Jobs by outcome", ("kind", "outcome"))
+        self.retries = counter("retries", "Jobs sent again to another worker")
+        self.hedges = counter("hedges", "Second copies sent past the p95")
+        self.hedge_wins = counter("hedge_wins", "Hedges that answered first")
+        self.failed_checks = counter("failed_checks", "Results that failed a check")
+        self.quarantines = counter("quarantines", "Workers quarantined", ())
+        self.local = counter("local_fallbacks", "Jobs done locally: no worker")
+        self.continuations = counter("continuations", "Streams another worker went on with")
+        self.workers = Gauge(f"{prefix}_workers", "Workers by state", ["state"], registry=registry)
 
 
 @dataclass(slots=True)
@@ -117,13 +119,17 @@ class Supervisor:
         registry: CollectorRegistry | None = None,
         *,
         state_file: Path | None = None,
+        metrics_file: Path | None = None,
+        prefix: str = "ima_fleet",
         seed: int | None = None,
     ) -> None:
         self.url = url
         self.registry = registry or CollectorRegistry()
-        self.metrics = FleetMetrics(self.registry)
+        self.prefix = prefix
+        self.metrics = FleetMetrics(self.registry, prefix)
         self.members: dict[str, Member] = {}
         self.state_file = state_file
+        self.metrics_file = metrics_file  # the registry, every 2 s, for another process
         self._rng = random.Random(seed)
         self._latencies: dict[str, deque[float]] = {k: deque(maxlen=200) for k in protocol.KINDS}
         self._hedge_tokens = dict.fromkeys(protocol.KINDS, 0.0)
@@ -174,7 +180,7 @@ class Supervisor:
 
     def count(self, metric: str, kind: str) -> float:
         """A counter's total for `kind` (`hedges`, `retries`, `local_fallbacks`…)."""
-        value = self.registry.get_sample_value(f"ima_fleet_{metric}_total", {"kind": kind})
+        value = self.registry.get_sample_value(f"{self.prefix}_{metric}_total", {"kind": kind})
         return value or 0.0
 
     # membership
@@ -243,6 +249,8 @@ class Supervisor:
             partial = self.state_file.with_suffix(".tmp")
             partial.write_text(json.dumps({"at": time.time(), "workers": snapshot}))
             os.replace(partial, self.state_file)
+        if self.metrics_file is not None:
+            write_to_textfile(str(self.metrics_file), self.registry)  # whole, or not at all
 
     # jobs
 
