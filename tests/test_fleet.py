@@ -58,6 +58,24 @@ def test_a_new_worker_is_always_checked_and_a_repeated_liar_quarantined():
     assert reputation.failed_check("wrong") and reputation.quarantined
 
 
+def test_reputations_kept_are_the_quarantined_and_the_recent(tmp_path):
+    from ima.fleet import reputation
+
+    liar, old, recent = Reputation(), Reputation(), Reputation()
+    for _ in range(QUARANTINE_AFTER):
+        liar.failed_check("a fabricated quote")
+    old.passed_check()
+    recent.passed_check()
+    path = tmp_path / "reputations.json"
+    reputation.save(path, {"liar": (liar, 100.0), "old": (old, 100.0), "recent": (recent, 900.0)})
+    assert reputation.load(path, since=500.0, most=10) == {"liar": (liar, 100.0),
+                                                           "recent": (recent, 900.0)}
+    assert list(reputation.load(path, since=0.0, most=1)) == ["recent"]
+    path.write_text('{"liar": {"passed": "many"}}')  # damaged: a fleet without a past
+    assert reputation.load(path, since=0.0, most=10) == {}
+    assert reputation.load(tmp_path / "absent.json", since=0.0, most=10) == {}
+
+
 def _post(n: int, text: str) -> Post:
     return Post(f"t:{n}", "t", Author(f"user{n}"), text, "en", NOW, NOW)
 

@@ -76,7 +76,9 @@ def test_a_lying_worker_is_quarantined_and_none_of_its_output_gets_out(
     tmp_path, cluster, store, local
 ):
     workers = Workers(cluster.url, tmp_path)
-    supervisor = Supervisor(cluster.url, seed=1).start()
+    kept = tmp_path / "reputations.json"
+    supervisor = Supervisor(cluster.url, seed=1, reputation_file=kept).start()
+    again = None
     try:
         liar = workers.start(("compose", "embed"), fault="liar", name="liar")
         honest = [workers.start(("compose",)), workers.start(("embed",))]
@@ -101,8 +103,24 @@ def test_a_lying_worker_is_quarantined_and_none_of_its_output_gets_out(
         assert all(listed[name]["state"] == "live" for name in honest)
         assert supervisor.registry.get_sample_value("ima_fleet_quarantines_total") == 1
         assert liar not in supervisor.live("compose") + supervisor.live("embed")
+
+        # `ima serve` restarts: the liar, still connected, stays quarantined, and the
+        # honest keep the trust they earned
+        supervisor.close()
+        again = Supervisor(cluster.url, reputation_file=kept).start()
+        wait_live(again, "compose", [honest[0]])
+        deadline = time.monotonic() + 10
+        while liar not in (relisted := {w["name"]: w for w in again.snapshot()}):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert relisted[liar]["state"] == "quarantined"
+        assert relisted[liar]["checks_failed"] == listed[liar]["checks_failed"]
+        assert liar not in again.live("compose") + again.live("embed")
+        assert relisted[honest[0]]["checks_passed"] == listed[honest[0]]["checks_passed"] > 0
     finally:
         supervisor.close()
+        if again is not None:
+            again.close()
         workers.close()
 
 

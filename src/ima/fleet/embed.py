@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from ima.fleet import protocol
 from ima.fleet.protocol import EmbedJob
-from ima.fleet.registry import writer_metrics_file
+from ima.fleet.registry import reputation_file, writer_metrics_file
 from ima.fleet.supervisor import NoWorker, Supervisor
 from ima.vectors.embedder import Embedder
 
@@ -36,9 +36,11 @@ def writer_embedder(url: str, local: Embedder, data_dir: Path | None,
                     *collectors: Collector) -> FleetEmbedder:  # fmt: skip
     """The writer's embedder under `ima serve --fleet`: a supervisor of its own, whose
     metrics, with `collectors`' (the embedding queue's), it writes into `data_dir` every
-    2 s for the API process's /metrics (`ima.fleet.serving.WriterMetrics`)."""
-    report = writer_metrics_file(data_dir) if data_dir is not None else None
-    supervisor = Supervisor(url, metrics_file=report, prefix=WRITER_PREFIX)
+    2 s for the API process's /metrics (`ima.fleet.serving.WriterMetrics`), and its
+    workers' reputations, kept across restarts."""
+    supervisor = Supervisor(url, prefix=WRITER_PREFIX) if data_dir is None else Supervisor(
+        url, prefix=WRITER_PREFIX, metrics_file=writer_metrics_file(data_dir),
+        reputation_file=reputation_file(data_dir, "writer"))  # fmt: skip
     for collector in collectors:
         supervisor.registry.register(collector)
     return FleetEmbedder(supervisor.start(wait_s=5), local)

@@ -21,6 +21,12 @@ def state_file(data_dir: Path) -> Path:
     return Credentials(data_dir).dir / STATE_FILE
 
 
+def reputation_file(data_dir: Path, side: str) -> Path:
+    """Where a supervisor keeps its workers' reputations across restarts: `side` is the
+    process it runs in (`api`, which composes and generates, or `writer`, which embeds)."""
+    return Credentials(data_dir).dir / f"reputations-{side}.json"
+
+
 def writer_metrics_file(data_dir: Path) -> Path:
     """Where the writer process, which embeds through the fleet, leaves its metrics for
     the API process's /metrics (Prometheus text format)."""

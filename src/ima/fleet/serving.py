@@ -28,7 +28,7 @@ from ima.answer.model import Answer
 from ima.fleet.answer import FleetAnswerer, LocalAnswer
 from ima.fleet.credentials import Credentials
 from ima.fleet.generate import FleetBackend
-from ima.fleet.registry import state_file, writer_metrics_file
+from ima.fleet.registry import reputation_file, state_file, writer_metrics_file
 from ima.fleet.supervisor import Supervisor
 from ima.search import PostStore
 
@@ -98,6 +98,7 @@ def join(url: str, data_dir: Path, store: PostStore, registry: CollectorRegistry
     """Start the API process's supervisor on `url` and the answerer that uses it, and
     show the writer's embedding metrics in `registry`."""
     registry.register(WriterMetrics(writer_metrics_file(data_dir)))
-    supervisor = Supervisor(url, registry, state_file=state_file(data_dir)).start()
+    supervisor = Supervisor(url, registry, state_file=state_file(data_dir),
+                            reputation_file=reputation_file(data_dir, "api")).start()  # fmt: skip
     answerer = FleetAnswerer(store, supervisor, local_answer(store, semantic, pool), semantic)
     return ServingFleet(supervisor, answerer)

@@ -40,7 +40,7 @@ from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
 
 from ima.errors import Unavailable
-from ima.fleet import protocol
+from ima.fleet import protocol, reputation
 from ima.fleet.connection import connect
 from ima.fleet.protocol import Heartbeat, ProtocolError
 from ima.fleet.reputation import Reputation
@@ -120,6 +120,7 @@ class Supervisor:
         *,
         state_file: Path | None = None,
         metrics_file: Path | None = None,
+        reputation_file: Path | None = None,
         prefix: str = "ima_fleet",
         seed: int | None = None,
     ) -> None:
@@ -130,6 +131,10 @@ class Supervisor:
         self.members: dict[str, Member] = {}
         self.state_file = state_file
         self.metrics_file = metrics_file  # the registry, every 2 s, for another process
+        self.reputation_file = reputation_file  # the workers' reputations, kept across restarts
+        #: reputations from before a restart, of workers not heard from since
+        self._known: reputation.Known = {} if reputation_file is None else reputation.load(
+            reputation_file, time.time() - FORGET_AFTER_S, MAX_MEMBERS)  # fmt: skip
         self._rng = random.Random(seed)
         self._latencies: dict[str, deque[float]] = {k: deque(maxlen=200) for k in protocol.KINDS}
         self._hedge_tokens = dict.fromkeys(protocol.KINDS, 0.0)
@@ -177,6 +182,7 @@ class Supervisor:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+            self._publish_state()  # the last word: reputations earned since the last 2 s
 
     def count(self, metric: str, kind: str) -> float:
         """A counter's total for `kind` (`hedges`, `retries`, `local_fallbacks`…)."""
@@ -194,7 +200,8 @@ class Supervisor:
             return  # a worker may speak only for itself (the server enforces it with auth)
         member = self.members.get(beat.worker)
         if member is None or member.beat.started != beat.started:  # new, or restarted
-            old = member.reputation if member is not None else Reputation()
+            old = member.reputation if member is not None else (
+                self._known.pop(beat.worker, (Reputation(), 0.0))[0])  # fmt: skip
             # a restart keeps a quarantine: a liar cannot launder itself by reconnecting
             member = self.members[beat.worker] = Member(beat, time.monotonic(), reputation=old)
         member.beat, member.seen = beat, time.monotonic()
@@ -251,6 +258,13 @@ class Supervisor:
             os.replace(partial, self.state_file)
         if self.metrics_file is not None:
             write_to_textfile(str(self.metrics_file), self.registry)  # whole, or not at all
+        if self.reputation_file is not None:
+            known = self._known | {w["name"]: (self.members[w["name"]].reputation, w["last_seen"])
+                                   for w in snapshot if w["name"] in self.members}  # fmt: skip
+            try:
+                reputation.save(self.reputation_file, known)
+            except OSError as exc:  # a full or read-only disk: reputations live in memory
+                log.warning("fleet: cannot keep reputations in %s: %s", self.reputation_file, exc)
 
     # jobs
 
@@ -440,15 +454,15 @@ class Supervisor:
         error = (msg.headers or {}).get(protocol.ERROR)
         if error:
             return error[:200]
-        reputation = self.members[worker].reputation
-        checked = reputation.should_check(self._rng)
+        trust = self.members[worker].reputation
+        checked = trust.should_check(self._rng)
         problem = await asyncio.get_running_loop().run_in_executor(None, check, msg.data, checked)
         if problem is None:
             if checked:
-                reputation.passed_check()
+                trust.passed_check()
             return msg.data
         self.metrics.failed_checks.labels(kind).inc()
-        if reputation.failed_check(problem):
+        if trust.failed_check(problem):
             self.metrics.quarantines.inc()
             log.warning("fleet: worker %s quarantined: %s", worker, problem)
         return problem
