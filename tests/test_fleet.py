@@ -24,11 +24,11 @@ from ima.bench.serve import free_port, wait_until_up
 from ima.fleet import protocol
 from ima.fleet.answer import FleetAnswerer
 from ima.fleet.credentials import Credentials
-from ima.fleet.protocol import Composed, EmbedJob, Heartbeat, ProtocolError
+from ima.fleet.protocol import Composed, ComposeJob, EmbedJob, Heartbeat, ProtocolError
 from ima.fleet.reputation import QUARANTINE_AFTER, TRUSTED_AFTER, Reputation
 from ima.fleet.supervisor import Supervisor
 from ima.fleet.work import composed
-from ima.post import Author, Post
+from ima.post import Author, Post, to_us
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -85,7 +85,7 @@ def test_the_verifier_passes_a_composition_and_catches_a_fabricated_one():
              _post(2, "Traffic on the harbor bridge is back to normal, police said.")]  # fmt: skip
     question = understand("Is the harbor bridge open?")
     weights = key_weights(question, 100, {"harbor": 3, "bridge": 3, "open": 10})
-    honest = composed(question.text, posts, NOW, weights, "regular")
+    honest = composed(ComposeJob(question.text, [], to_us(NOW), weights), posts)
     assert honest.found and FleetAnswerer.problems(honest, posts, NOW) is None
     claim = "Officials say 40 people were hurt on the harbor bridge"
     invented = Composed(f"{claim} [1].", True, [(0, claim)])
@@ -228,6 +228,54 @@ def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_pat
         serve.wait(15)
         workers.close()
         cluster.close()
+
+
+def test_a_worker_composes_what_ask_composes_misspelled_widened_and_quoted(tmp_path):
+    from ima.answer.ask import ask
+    from ima.fleet.serving import local_answer
+    from ima.fleet.supervisor import ROUTE
+    from ima.store import Store
+
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    feed(store, [
+        post(1, "The Ukrainian delegation arrived in Geneva for the talks at 9:00.",
+             at="2026-11-22T10:00:00Z"),
+        post(2, "Ukrainian and Swiss officials met the delegation at the airport.",
+             at="2026-11-22T10:30:00Z", author="bob"),
+        post(3, "The old lighthouse on Cape Rocky reopened to visitors after repairs.",
+             at="2026-11-19T10:00:00Z", author="carol"),
+        post(4, "Visitors queued for hours at the lighthouse gift shop.",
+             at="2026-11-19T11:00:00Z", author="dave"),
+        post(5, "The dam on the Green river failed at noon, flooding two villages.",
+             at="2026-11-17T12:00:00Z", author="erin"),
+        post(6, "Villages near the Green river dam are still flooded today.",
+             at="2026-11-22T09:00:00Z", author="fred", quote_of="test:5"),
+        *(post(7 + i, text, at=f"2026-11-22T08:{i}0:00Z", author=f"u{i}") for i, text in
+          enumerate(["The bakery on Main street closed early.", "The pool closed for cleaning.",
+                     "The museum closed its east wing."])),
+    ])  # fmt: skip
+    cluster = NatsCluster(tmp_path / "nats", servers=1).start()
+    workers = Workers(cluster.url, tmp_path)
+    supervisor = Supervisor(cluster.url).start()
+    try:
+        name = workers.start(("compose",))
+        wait_live(supervisor, "compose", [name])
+        fleet = FleetAnswerer(store, supervisor, local_answer(store, None, None))
+        for question in (
+            "Did the ukranian delegation arrive?",  # read as the posts spell it
+            "Is the lighthouse closed?",  # its posts are days old: one word is not enough
+            "What happened to the green river villages?",  # a quote is as old as its news
+        ):
+            route: dict[str, str] = {}
+            ROUTE.set(route)
+            answer = fleet.answer(question, as_of=NOW, persona="regular")
+            assert route == {"route": f"worker {name}"}
+            assert answer.text == ask(store, question, as_of=NOW).text, question
+    finally:
+        supervisor.close()
+        workers.close()
+        cluster.close()
+        store.close()
 
 
 def test_a_fleet_url_names_a_cluster_and_its_credentials_stay_out_of_logs():

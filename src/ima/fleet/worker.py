@@ -36,7 +36,7 @@ from ima.fleet.protocol import (
     ProtocolError,
 )
 from ima.fleet.work import composed
-from ima.post import from_us, unflatten
+from ima.post import unflatten
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 32
@@ -91,8 +91,7 @@ class Worker:
         yield from self.llm.stream(Request(messages, job.max_tokens, job.temperature))
 
     def compose(self, job: ComposeJob) -> Composed:
-        return composed(job.question, [unflatten(p) for p in job.posts], from_us(job.as_of_us),
-                        job.weights, job.persona)  # fmt: skip
+        return composed(job, [unflatten(p) for p in job.posts])
 
     # the fleet side
 
