@@ -278,6 +278,36 @@ def test_a_worker_composes_what_ask_composes_misspelled_widened_and_quoted(tmp_p
         store.close()
 
 
+def test_a_worker_serves_only_its_own_subjects(tmp_path):
+    import json
+
+    cluster = NatsCluster(tmp_path / "nats", servers=1).start()
+    workers = Workers(cluster.url, tmp_path)
+    supervisor = Supervisor(cluster.url).start()
+
+    async def info() -> dict:
+        nc = await _connect(cluster.url)
+        try:
+            reply = await nc.request(f"$SRV.INFO.{protocol.SERVICE}", b"", timeout=5)
+            return json.loads(reply.data)
+        finally:
+            await nc.close()
+
+    try:
+        name = workers.start(("compose",))
+        wait_live(supervisor, "compose", [name])
+        service = asyncio.run(info())
+        assert service["metadata"]["worker"] == name
+        # jobs go where the supervisor sends them (it routes, hedges and checks): no
+        # subject takes a job for "any worker"
+        assert [e["subject"] for e in service["endpoints"]] == [
+            protocol.job_subject(name, "compose")]
+    finally:
+        supervisor.close()
+        workers.close()
+        cluster.close()
+
+
 def test_a_fleet_url_names_a_cluster_and_its_credentials_stay_out_of_logs():
     from ima.fleet.connection import redacted, servers
 

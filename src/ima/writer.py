@@ -463,7 +463,9 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
     pipeline = Pipeline(
         store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=config.workers
     ).start()
-    vectors = follow_with_vectors(store, os.environ.get("IMA_FLEET_URL")) if config.embed else None
+    # `ima serve --fleet` names the fleet to embed through (`ima.fleet.serving.ENV`)
+    fleet_url = os.environ.get("IMA_FLEET_URL")
+    vectors = follow_with_vectors(store, fleet_url) if config.embed else None
     trends = follow_trends(store)
     try:
         sources = [spec_module.build(spec) for spec in config.specs]

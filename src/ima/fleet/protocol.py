@@ -1,9 +1,9 @@
 """What travels between `ima serve` and its workers: subjects, headers and job bodies.
 
 Every body is JSON. A job goes to one worker's own subject (`ima.fleet.w.ID.KIND`),
-chosen by the supervisor; the shared subject `ima.fleet.KIND` (a queue group) takes
-jobs for any worker. Workers heartbeat on `ima.fleet.hb.ID`, and are a NATS micro
-service (`ima-worker`) so `$SRV.PING/INFO/STATS` discover and count them. With
+chosen by the supervisor (which routes, hedges and checks: no job goes to "any
+worker"). Workers heartbeat on `ima.fleet.hb.ID`, and are a NATS micro service
+(`ima-worker`) so `$SRV.PING/INFO/STATS` discover and count them. With
 credentials, the NATS server itself (user permissions) lets worker ID publish only its
 own heartbeats and answers, and subscribe only to its own subjects.
 """
@@ -46,10 +46,6 @@ def check_name(name: str) -> str:
 
 def job_subject(worker: str, kind: str) -> str:
     return f"{PREFIX}.w.{worker}.{kind}"
-
-
-def queue_subject(kind: str) -> str:
-    return f"{PREFIX}.{kind}"
 
 
 def heartbeat_subject(worker: str) -> str:

@@ -3,9 +3,9 @@
 The API process answers through the fleet (`FleetAnswerer`, in place of the answerer
 processes, which stay as its local fallback; with `--llm`, `FleetBackend` generates
 on workers, the local LLM as the fallback); the writer process embeds through it
-(`IMA_FLEET_URL` in the writer's environment, see `ima.vectors.worker`). Each has a
-supervisor of its own on the same fleet; the API's writes what it sees for
-`ima fleet list`.
+(`IMA_FLEET_URL` in the writer's environment, handed to `ima.vectors.worker`). Each has
+a supervisor of its own on the same fleet; the API's writes what it sees for
+`ima fleet list`, the writer's its metrics for the API's /metrics (`WriterMetrics`).
 """
 
 from __future__ import annotations

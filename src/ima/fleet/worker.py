@@ -116,9 +116,6 @@ class Worker:
                 own = protocol.job_subject(self.name, kind)
                 await service.add_endpoint(name=kind, subject=own, queue_group=f"w-{self.name}",
                                            handler=self._accept)  # fmt: skip
-                await service.add_endpoint(name=f"{kind}-any", queue_group="ima-workers",
-                                           subject=protocol.queue_subject(kind),
-                                           handler=self._accept)  # fmt: skip
             await nc.subscribe(protocol.CANCEL, cb=self._cancel)
             runner = asyncio.create_task(self._work(nc))
             last_status = 0.0
