@@ -417,23 +417,22 @@ class Supervisor:
             for task, (worker, sent, _) in running.items():
                 # the loser still holds the job (unless the cancel reaches it first): it
                 # stays counted in flight, and its time, when it comes, says how slow it is
-                task.add_done_callback(lambda t, w=worker, s=sent: self._lost_race(t, w, s))
+                task.add_done_callback(lambda _, w=worker, s=sent: self._lost_race(w, s))
                 await self._cancel(request_id, worker)
 
     async def _cancel(self, request_id: str, worker: str) -> None:
         if self._nc is not None and self._nc.is_connected:
             await self._nc.publish(protocol.CANCEL, protocol.cancel_body(request_id, worker))
 
-    def _lost_race(self, task: asyncio.Task, worker: str, sent: float) -> None:
+    def _lost_race(self, worker: str, sent: float, in_flight: bool = True) -> None:
+        """A copy that lost a race has ended (answered late, or not at all): what it took
+        is the least this worker takes. `in_flight`: it is still counted as running."""
         member = self.members.get(worker)
         if member is None:  # forgotten meanwhile
             return
-        member.inflight -= 1
-        took = time.monotonic() - sent
-        if not task.cancelled() and task.exception() is None:
-            member.latency_s = took if member.latency_s is None else max(member.latency_s, took)
-        else:  # no answer at all, as long as it was waited for
-            member.latency_s = max(member.latency_s or 0.0, took)
+        if in_flight:
+            member.inflight -= 1
+        member.latency_s = max(member.latency_s or 0.0, time.monotonic() - sent)
 
     async def _send(self, worker: str, kind: str, body: bytes, request_id: str, wait_s: float
                     ) -> Any:  # fmt: skip
@@ -579,11 +578,11 @@ class Supervisor:
             return copies[first][0], "", "stopped" if "stopped" in outcomes else outcomes[0]
         winner = next(t for t, (w, _, _) in copies.items() if w == race.owner)
         for task, (worker, sent, _) in copies.items():
-            if task is not winner and not task.done():  # lost the race: what it took so far
-                task.cancel()  # is the least it would have taken
-                member = self.members.get(worker)
-                if member is not None:
-                    member.latency_s = max(member.latency_s or 0.0, time.monotonic() - sent)
+            if task is not winner and not task.done():
+                # the loser ends at its next word (the cancel stops it there): its time,
+                # as for a job's loser, says how slow it is
+                task.add_done_callback(  # its attempt counts itself out of flight
+                    lambda _, w=worker, s=sent: self._lost_race(w, s, in_flight=False))
                 await self._cancel(request_id, worker)
         if copies[winner][2]:
             self.metrics.hedge_wins.labels(kind).inc()
@@ -610,7 +609,7 @@ class Supervisor:
                 try:
                     msg = await subscription.next_msg(timeout=0.25)
                 except TimeoutError:
-                    if stop.is_set():
+                    if stop.is_set() and race.owner in (None, worker):  # a loser is timed
                         await self._cancel(request_id, worker)
                         return text, "stopped"
                     now = time.monotonic()

@@ -166,8 +166,10 @@ class Worker:
         while True:
             kind, request = await self._queue.get()
             request_id = (request.headers or {}).get(protocol.REQUEST_ID, "")
-            if request_id in self._cancelled:
-                continue  # a hedge's twin already answered it
+            if request_id in self._cancelled:  # a hedge's twin already answered it: the
+                with contextlib.suppress(Exception):  # asker, told so, stops waiting
+                    await request.respond(b"", headers=self._headers(request, "cancelled"))
+                continue
             try:
                 if kind == "generate":  # streamed: pieces go out as they come, then DONE
                     await loop.run_in_executor(None, self._generate, loop, request, request_id)
