@@ -21,6 +21,7 @@ from ima.bench.fleet import (
     build_store,
     churn_run,
     hedging_run,
+    stream_hedging_run,
     wait_live,
 )
 from ima.fleet.answer import FleetAnswerer
@@ -69,6 +70,15 @@ def test_a_slow_worker_is_hedged(tmp_path, cluster, store):
     slow, fast = figures["one_slow_in_four"], figures["four_fast"]
     assert slow["hedges"] >= 1
     assert (slow["lost"], slow["unverified"], fast["lost"], fast["unverified"]) == (0, 0, 0, 0)
+    assert slow["p99_ms"] < SLOW_S * 1000  # nobody waited out the slow worker
+
+
+def test_a_worker_slow_to_its_first_piece_is_hedged(tmp_path, cluster):
+    figures = stream_hedging_run(tmp_path, cluster, streams=40)
+    slow, fast = figures["one_slow_in_four"], figures["four_fast"]
+    assert slow["hedges"] >= 1
+    assert (slow["lost"], slow["wrong"], fast["lost"], fast["wrong"]) == (0, 0, 0, 0)
+    assert slow["answered"] == fast["answered"] == 40
     assert slow["p99_ms"] < SLOW_S * 1000  # nobody waited out the slow worker
 
 
