@@ -76,6 +76,20 @@ def test_reputations_kept_are_the_quarantined_and_the_recent(tmp_path):
     assert reputation.load(tmp_path / "absent.json", since=0.0, most=10) == {}
 
 
+def test_routing_prefers_an_idle_worker_and_sends_copies_only_to_idle_ones():
+    from ima.fleet.supervisor import Member
+
+    supervisor = Supervisor("nats://127.0.0.1:1", seed=0)  # never started: routing only
+    for name, latency, inflight in (("slow", 2.0, 0), ("busy", 0.2, 1), ("idle", 0.2, 0)):
+        beat = Heartbeat(name, ("generate",), "", inflight, 0, 0, 1.0, 50.0, 0.0)
+        supervisor.members[name] = Member(beat, time.monotonic(), inflight, latency)
+    # of two sampled, slow and busy, busy looks better: the idle third is better still
+    assert {supervisor._pick("generate", set()) for _ in range(50)} == {"idle"}
+    assert supervisor._pick("generate", {"idle"}) == "busy"  # no idle one left: the better
+    assert supervisor._pick("generate", {"idle"}, idle=True) == "slow"
+    assert supervisor._pick("generate", {"idle", "slow"}, idle=True) is None  # no copy queued
+
+
 def _post(n: int, text: str) -> Post:
     return Post(f"t:{n}", "t", Author(f"user{n}"), text, "en", NOW, NOW)
 

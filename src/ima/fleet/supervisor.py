@@ -324,20 +324,28 @@ class Supervisor:
         self.metrics.hedges.labels(kind).inc()
         return True
 
-    def _pick(self, kind: str, exclude: set[str], probe: bool = False) -> str | None:
-        """The better of two random candidates (power of two choices). A job goes to a
-        worker already timed when there is one; a new worker is first sent copies of
-        jobs (`probe`, within the hedge budget) until its first answer says how fast it
-        is, so a slow newcomer delays nobody. Without a timed worker, any will do."""
+    def _pick(self, kind: str, exclude: set[str], probe: bool = False, idle: bool = False
+              ) -> str | None:  # fmt: skip
+        """The better of two random candidates (power of two choices), idle ones drawn
+        first: of two where one is slow and the other busy, the busy one looks better,
+        yet an idle third would have been; a lone idle one is still weighed against a
+        busy one (a slow worker is idle the most). A job goes to a worker
+        already timed when there is one; a new worker is first sent copies of jobs
+        (`probe`, within the hedge budget) until its first answer says how fast it is, so
+        a slow newcomer delays nobody. Without a timed worker, any will do. A copy
+        (`idle`, and every probe) goes only to a worker with nothing in flight: behind
+        another job it would rarely be first, and would delay that worker's next."""
         untried = [n for n in self.live(kind) if n not in exclude]
+        if idle or probe:
+            untried = [n for n in untried if not self.members[n].inflight]
         fresh = [n for n in untried if self.members[n].latency_s is None]
-        if probe:
-            candidates = [n for n in fresh if not self.members[n].inflight]
-        else:
-            candidates = [n for n in untried if n not in fresh] or untried
+        candidates = fresh if probe else [n for n in untried if n not in fresh] or untried
         if not candidates:
             return None
-        two = self._rng.sample(candidates, min(2, len(candidates)))
+        idle = [n for n in candidates if not self.members[n].inflight]
+        busy = [n for n in candidates if self.members[n].inflight]
+        two = self._rng.sample(idle, min(2, len(idle)))
+        two += self._rng.sample(busy, min(2 - len(two), len(busy)))
         prior = self._prior(kind)
         return min(two, key=lambda n: self.members[n].cost(prior))
 
@@ -355,7 +363,7 @@ class Supervisor:
         problems: list[str] = []
 
         def launch(is_hedge: bool, probe: bool = False) -> bool:
-            worker = self._pick(kind, tried, probe)
+            worker = self._pick(kind, tried, probe, idle=is_hedge)
             if worker is None:
                 return False
             tried.add(worker)
@@ -417,16 +425,19 @@ class Supervisor:
             for task, (worker, sent, _) in running.items():
                 # the loser still holds the job (unless the cancel reaches it first): it
                 # stays counted in flight, and its time, when it comes, says how slow it is
-                task.add_done_callback(lambda _, w=worker, s=sent: self._lost_race(w, s))
+                task.add_done_callback(lambda t, w=worker, s=sent: self._lost_race(t, w, s))
                 await self._cancel(request_id, worker)
 
     async def _cancel(self, request_id: str, worker: str) -> None:
         if self._nc is not None and self._nc.is_connected:
             await self._nc.publish(protocol.CANCEL, protocol.cancel_body(request_id, worker))
 
-    def _lost_race(self, worker: str, sent: float, in_flight: bool = True) -> None:
+    def _lost_race(self, task: asyncio.Task, worker: str, sent: float, in_flight: bool = True
+                   ) -> None:  # fmt: skip
         """A copy that lost a race has ended (answered late, or not at all): what it took
         is the least this worker takes. `in_flight`: it is still counted as running."""
+        if not task.cancelled():
+            task.exception()  # a loser's failure is no news (and asyncio need not log it)
         member = self.members.get(worker)
         if member is None:  # forgotten meanwhile
             return
@@ -548,7 +559,7 @@ class Supervisor:
         copies: dict[asyncio.Task, tuple[str, float, bool]] = {}  # task → worker, start, hedge
 
         def launch(is_hedge: bool, probe: bool = False) -> bool:
-            worker = self._pick(kind, tried, probe)
+            worker = self._pick(kind, tried, probe, idle=is_hedge)
             if worker is None:
                 return False
             tried.add(worker)
@@ -582,7 +593,7 @@ class Supervisor:
                 # the loser ends at its next word (the cancel stops it there): its time,
                 # as for a job's loser, says how slow it is
                 task.add_done_callback(  # its attempt counts itself out of flight
-                    lambda _, w=worker, s=sent: self._lost_race(w, s, in_flight=False))
+                    lambda t, w=worker, s=sent: self._lost_race(t, w, s, in_flight=False))
                 await self._cancel(request_id, worker)
         if copies[winner][2]:
             self.metrics.hedge_wins.labels(kind).inc()
