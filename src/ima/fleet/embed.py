@@ -38,9 +38,9 @@ def writer_embedder(url: str, local: Embedder, data_dir: Path | None,
     metrics, with `collectors`' (the embedding queue's), it writes into `data_dir` every
     2 s for the API process's /metrics (`ima.fleet.serving.WriterMetrics`), and its
     workers' reputations, kept across restarts."""
-    supervisor = Supervisor(url, prefix=WRITER_PREFIX) if data_dir is None else Supervisor(
-        url, prefix=WRITER_PREFIX, metrics_file=writer_metrics_file(data_dir),
-        reputation_file=reputation_file(data_dir, "writer"))  # fmt: skip
+    report = None if data_dir is None else writer_metrics_file(data_dir)
+    kept = None if data_dir is None else reputation_file(data_dir, "writer")
+    supervisor = Supervisor(url, prefix=WRITER_PREFIX, metrics_file=report, reputation_file=kept)
     for collector in collectors:
         supervisor.registry.register(collector)
     return FleetEmbedder(supervisor.start(wait_s=5), local)
