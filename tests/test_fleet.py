@@ -19,15 +19,16 @@ from conftest import feed, post
 from ima.answer.compose import key_weights
 from ima.answer.question import understand
 from ima.api.keys import KeyStore
-from ima.bench.fleet import NatsCluster, Workers
+from ima.bench.fleet import NatsCluster, Workers, wait_live
 from ima.bench.serve import free_port, wait_until_up
 from ima.fleet import protocol
 from ima.fleet.answer import FleetAnswerer
 from ima.fleet.credentials import Credentials
-from ima.fleet.protocol import Composed, EmbedJob, Heartbeat, ProtocolError
+from ima.fleet.protocol import Composed, ComposeJob, EmbedJob, Heartbeat, ProtocolError
 from ima.fleet.reputation import QUARANTINE_AFTER, TRUSTED_AFTER, Reputation
+from ima.fleet.supervisor import Supervisor
 from ima.fleet.work import composed
-from ima.post import Author, Post
+from ima.post import Author, Post, to_us
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -57,6 +58,38 @@ def test_a_new_worker_is_always_checked_and_a_repeated_liar_quarantined():
     assert reputation.failed_check("wrong") and reputation.quarantined
 
 
+def test_reputations_kept_are_the_quarantined_and_the_recent(tmp_path):
+    from ima.fleet import reputation
+
+    liar, old, recent = Reputation(), Reputation(), Reputation()
+    for _ in range(QUARANTINE_AFTER):
+        liar.failed_check("a fabricated quote")
+    old.passed_check()
+    recent.passed_check()
+    path = tmp_path / "reputations.json"
+    reputation.save(path, {"liar": (liar, 100.0), "old": (old, 100.0), "recent": (recent, 900.0)})
+    assert reputation.load(path, since=500.0, most=10) == {"liar": (liar, 100.0),
+                                                           "recent": (recent, 900.0)}
+    assert list(reputation.load(path, since=0.0, most=1)) == ["recent"]
+    path.write_text('{"liar": {"passed": "many"}}')  # damaged: a fleet without a past
+    assert reputation.load(path, since=0.0, most=10) == {}
+    assert reputation.load(tmp_path / "absent.json", since=0.0, most=10) == {}
+
+
+def test_routing_prefers_an_idle_worker_and_sends_copies_only_to_idle_ones():
+    from ima.fleet.supervisor import Member
+
+    supervisor = Supervisor("nats://127.0.0.1:1", seed=0)  # never started: routing only
+    for name, latency, inflight in (("slow", 2.0, 0), ("busy", 0.2, 1), ("idle", 0.2, 0)):
+        beat = Heartbeat(name, ("generate",), "", inflight, 0, 0, 1.0, 50.0, 0.0)
+        supervisor.members[name] = Member(beat, time.monotonic(), inflight, latency)
+    # of two sampled, slow and busy, busy looks better: the idle third is better still
+    assert {supervisor._pick("generate", set()) for _ in range(50)} == {"idle"}
+    assert supervisor._pick("generate", {"idle"}) == "busy"  # no idle one left: the better
+    assert supervisor._pick("generate", {"idle"}, idle=True) == "slow"
+    assert supervisor._pick("generate", {"idle", "slow"}, idle=True) is None  # no copy queued
+
+
 def _post(n: int, text: str) -> Post:
     return Post(f"t:{n}", "t", Author(f"user{n}"), text, "en", NOW, NOW)
 
@@ -66,7 +99,7 @@ def test_the_verifier_passes_a_composition_and_catches_a_fabricated_one():
              _post(2, "Traffic on the harbor bridge is back to normal, police said.")]  # fmt: skip
     question = understand("Is the harbor bridge open?")
     weights = key_weights(question, 100, {"harbor": 3, "bridge": 3, "open": 10})
-    honest = composed(question.text, posts, NOW, weights, "regular")
+    honest = composed(ComposeJob(question.text, [], to_us(NOW), weights), posts)
     assert honest.found and FleetAnswerer.problems(honest, posts, NOW) is None
     claim = "Officials say 40 people were hurt on the harbor bridge"
     invented = Composed(f"{claim} [1].", True, [(0, claim)])
@@ -148,13 +181,16 @@ def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_pat
     keys.close()
     cluster = NatsCluster(tmp_path / "nats", servers=1).start()
     workers = Workers(cluster.url, tmp_path)
+    watcher = Supervisor(cluster.url).start()
+    wait_live(watcher, "embed", [workers.start(("embed",))])  # the writer embeds through it
+    watcher.close()
     port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "IMA_OPERATOR_KEYS": operator.id}
     with open(log, "wb") as out:
         serve = subprocess.Popen(
             [sys.executable, "-m", "ima", "--data-dir", str(data), "serve", "--port", str(port),
-             "--no-default-source", "--no-embed", "--answerers", "0", "--fleet", cluster.url],
+             "--no-default-source", "--answerers", "0", "--fleet", cluster.url],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -190,12 +226,98 @@ def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_pat
         assert local.status_code == 200
         assert local.json()["choices"][0]["message"]["content"] == (
             answer.json()["choices"][0]["message"]["content"])  # fmt: skip
-        metrics = httpx.get(f"{base}/metrics").text
+        # the writer process embedded the two posts through the fleet: its metrics show here
+        # (it writes them every 2 s)
+        deadline = time.monotonic() + 15
+        while 'ima_embed_posts_total{by="fleet"} 2.0' not in (
+                metrics := httpx.get(f"{base}/metrics").text):  # fmt: skip
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
         assert 'ima_fleet_local_fallbacks_total{kind="compose"}' in metrics
         assert 'ima_fleet_jobs_total{kind="compose",outcome="ok"} 1.0' in metrics
+        assert 'ima_writer_fleet_jobs_total{kind="embed",outcome="ok"} 1.0' in metrics
+        assert "ima_embed_queue_posts 0.0" in metrics
     finally:
         serve.terminate()
         serve.wait(15)
+        workers.close()
+        cluster.close()
+
+
+def test_a_worker_composes_what_ask_composes_misspelled_widened_and_quoted(tmp_path):
+    from ima.answer.ask import ask
+    from ima.fleet.serving import local_answer
+    from ima.fleet.supervisor import ROUTE
+    from ima.store import Store
+
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    feed(store, [
+        post(1, "The Ukrainian delegation arrived in Geneva for the talks at 9:00.",
+             at="2026-11-22T10:00:00Z"),
+        post(2, "Ukrainian and Swiss officials met the delegation at the airport.",
+             at="2026-11-22T10:30:00Z", author="bob"),
+        post(3, "The old lighthouse on Cape Rocky reopened to visitors after repairs.",
+             at="2026-11-19T10:00:00Z", author="carol"),
+        post(4, "Visitors queued for hours at the lighthouse gift shop.",
+             at="2026-11-19T11:00:00Z", author="dave"),
+        post(5, "The dam on the Green river failed at noon, flooding two villages.",
+             at="2026-11-17T12:00:00Z", author="erin"),
+        post(6, "Villages near the Green river dam are still flooded today.",
+             at="2026-11-22T09:00:00Z", author="fred", quote_of="test:5"),
+        *(post(7 + i, text, at=f"2026-11-22T08:{i}0:00Z", author=f"u{i}") for i, text in
+          enumerate(["The bakery on Main street closed early.", "The pool closed for cleaning.",
+                     "The museum closed its east wing."])),
+    ])  # fmt: skip
+    cluster = NatsCluster(tmp_path / "nats", servers=1).start()
+    workers = Workers(cluster.url, tmp_path)
+    supervisor = Supervisor(cluster.url).start()
+    try:
+        name = workers.start(("compose",))
+        wait_live(supervisor, "compose", [name])
+        fleet = FleetAnswerer(store, supervisor, local_answer(store, None, None))
+        for question in (
+            "Did the ukranian delegation arrive?",  # read as the posts spell it
+            "Is the lighthouse closed?",  # its posts are days old: one word is not enough
+            "What happened to the green river villages?",  # a quote is as old as its news
+        ):
+            route: dict[str, str] = {}
+            ROUTE.set(route)
+            answer = fleet.answer(question, as_of=NOW, persona="regular")
+            assert route == {"route": f"worker {name}"}
+            assert answer.text == ask(store, question, as_of=NOW).text, question
+    finally:
+        supervisor.close()
+        workers.close()
+        cluster.close()
+        store.close()
+
+
+def test_a_worker_serves_only_its_own_subjects(tmp_path):
+    import json
+
+    cluster = NatsCluster(tmp_path / "nats", servers=1).start()
+    workers = Workers(cluster.url, tmp_path)
+    supervisor = Supervisor(cluster.url).start()
+
+    async def info() -> dict:
+        nc = await _connect(cluster.url)
+        try:
+            reply = await nc.request(f"$SRV.INFO.{protocol.SERVICE}", b"", timeout=5)
+            return json.loads(reply.data)
+        finally:
+            await nc.close()
+
+    try:
+        name = workers.start(("compose",))
+        wait_live(supervisor, "compose", [name])
+        service = asyncio.run(info())
+        assert service["metadata"]["worker"] == name
+        # jobs go where the supervisor sends them (it routes, hedges and checks): no
+        # subject takes a job for "any worker"
+        assert [e["subject"] for e in service["endpoints"]] == [
+            protocol.job_subject(name, "compose")]
+    finally:
+        supervisor.close()
         workers.close()
         cluster.close()
 

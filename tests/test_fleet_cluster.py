@@ -4,6 +4,7 @@ lying worker (quarantined, nothing of it reaching a client)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from datetime import UTC, datetime
@@ -20,13 +21,14 @@ from ima.bench.fleet import (
     build_store,
     churn_run,
     hedging_run,
+    stream_hedging_run,
     wait_live,
 )
 from ima.fleet.answer import FleetAnswerer
 from ima.fleet.embed import FleetEmbedder
 from ima.fleet.generate import FleetBackend
 from ima.fleet.serving import local_answer
-from ima.fleet.supervisor import Supervisor
+from ima.fleet.supervisor import HEDGE_MIN_SAMPLES, Supervisor
 from ima.vectors.embedder import E5
 from servers import ChatCompletions
 
@@ -71,11 +73,22 @@ def test_a_slow_worker_is_hedged(tmp_path, cluster, store):
     assert slow["p99_ms"] < SLOW_S * 1000  # nobody waited out the slow worker
 
 
+def test_a_worker_slow_to_its_first_piece_is_hedged(tmp_path, cluster):
+    figures = stream_hedging_run(tmp_path, cluster, streams=40)
+    slow, fast = figures["one_slow_in_four"], figures["four_fast"]
+    assert slow["hedges"] >= 1
+    assert (slow["lost"], slow["wrong"], fast["lost"], fast["wrong"]) == (0, 0, 0, 0)
+    assert slow["answered"] == fast["answered"] == 40
+    assert slow["p99_ms"] < SLOW_S * 1000  # nobody waited out the slow worker
+
+
 def test_a_lying_worker_is_quarantined_and_none_of_its_output_gets_out(
     tmp_path, cluster, store, local
 ):
     workers = Workers(cluster.url, tmp_path)
-    supervisor = Supervisor(cluster.url, seed=1).start()
+    kept = tmp_path / "reputations.json"
+    supervisor = Supervisor(cluster.url, seed=1, reputation_file=kept).start()
+    again = None
     try:
         liar = workers.start(("compose", "embed"), fault="liar", name="liar")
         honest = [workers.start(("compose",)), workers.start(("embed",))]
@@ -100,8 +113,24 @@ def test_a_lying_worker_is_quarantined_and_none_of_its_output_gets_out(
         assert all(listed[name]["state"] == "live" for name in honest)
         assert supervisor.registry.get_sample_value("ima_fleet_quarantines_total") == 1
         assert liar not in supervisor.live("compose") + supervisor.live("embed")
+
+        # `ima serve` restarts: the liar, still connected, stays quarantined, and the
+        # honest keep the trust they earned
+        supervisor.close()
+        again = Supervisor(cluster.url, reputation_file=kept).start()
+        wait_live(again, "compose", [honest[0]])
+        deadline = time.monotonic() + 10
+        while liar not in (relisted := {w["name"]: w for w in again.snapshot()}):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert relisted[liar]["state"] == "quarantined"
+        assert relisted[liar]["checks_failed"] == listed[liar]["checks_failed"]
+        assert liar not in again.live("compose") + again.live("embed")
+        assert relisted[honest[0]]["checks_passed"] == listed[honest[0]]["checks_passed"] > 0
     finally:
         supervisor.close()
+        if again is not None:
+            again.close()
         workers.close()
 
 
@@ -133,8 +162,12 @@ def test_a_worker_dying_mid_stream_is_continued_without_repeat_or_drop(tmp_path,
     assert supervisor.count("continuations", "generate") == 1
 
 
-def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local, monkeypatch):
+def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local):
+    from prometheus_client import CollectorRegistry
+
     from conftest import feed, post
+    from ima.fleet.registry import writer_metrics_file
+    from ima.fleet.serving import WriterMetrics
     from ima.store import Store
     from ima.vectors.semantic import Vectors
 
@@ -144,8 +177,7 @@ def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local,
     vectors = None
     try:
         wait_live(watcher, "embed", [workers.start(("embed",))])
-        monkeypatch.setenv("IMA_FLEET_URL", cluster.url)  # as `ima serve --fleet` sets it
-        vectors = Vectors(store, local).follow()
+        vectors = Vectors(store, local).follow(cluster.url)  # as the writer of `ima serve --fleet`
         feed(store, [post(i, f"the harbor bridge update number {i}", at=NOW.isoformat())
                      for i in range(40)])  # fmt: skip
         deadline = time.monotonic() + 60
@@ -156,9 +188,72 @@ def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local,
         assert isinstance(embedder, FleetEmbedder) and embedder.remote == 40
         hits = vectors.semantic("harbor bridge update number 7", 0, 2**62, 1)
         assert [p.id for p in hits] == ["test:7"]
+        # what the API process's /metrics shows of the writer's embedding (another process
+        # there: here, another registry reading the file the writer's supervisor writes)
+        api = CollectorRegistry()
+        api.register(WriterMetrics(writer_metrics_file(tmp_path / "data")))
+        deadline = time.monotonic() + 10
+        while api.get_sample_value("ima_embed_posts_total", {"by": "fleet"}) != 40:
+            assert time.monotonic() < deadline, api.get_sample_value("ima_embed_posts_total",
+                                                                     {"by": "fleet"})  # fmt: skip
+            time.sleep(0.1)
+        assert api.get_sample_value("ima_embed_posts_total", {"by": "here"}) == 0
+        assert api.get_sample_value("ima_embed_queue_posts") == 0
+        assert api.get_sample_value("ima_embed_failed_batches_total") == 0
+        ok = {"kind": "embed", "outcome": "ok"}
+        assert api.get_sample_value("ima_writer_fleet_jobs_total", ok) >= 3  # 40 in 16s
+        assert api.get_sample_value("ima_writer_fleet_workers", {"state": "live"}) == 1
     finally:
         if vectors is not None:
             vectors.close()
         store.close()
         watcher.close()
         workers.close()
+
+
+class StuckOnce(ChatCompletions):
+    """An LLM server that, once `armed`, holds its next answer `SLOW_S` before the first
+    byte (a stuck accelerator, a long queue): its worker is slow to a first token."""
+
+    armed = False
+
+    async def _chat(self, request):
+        if self.armed:
+            self.armed = False
+            await asyncio.sleep(SLOW_S)
+        return await super()._chat(request)
+
+
+def test_a_slow_first_token_is_hedged_and_nothing_is_given_twice(tmp_path, cluster):
+    full = "The harbor bridge reopened at 9:15 [1]. Traffic is back to normal, police said [2]."
+    request = Request([{"role": "user", "content": "Is the harbor bridge open?"}])
+    with StuckOnce(full) as llm:
+        workers = Workers(cluster.url, tmp_path)
+        supervisor = Supervisor(cluster.url, seed=5).start()
+        try:
+            names = [workers.start(("generate",), llm=llm.url("/v1")) for _ in range(2)]
+            wait_live(supervisor, "generate", names)
+            # the times to a first piece that a hedge waits for (p95: past the first jobs')
+            for _ in range(3 * HEDGE_MIN_SAMPLES):
+                assert "".join(FleetBackend(supervisor).stream(request)) == full
+            hedges = supervisor.count("hedges", "generate")
+            llm.armed = True
+            started = time.monotonic()
+            pieces = list(FleetBackend(supervisor).stream(request))
+            took = time.monotonic() - started
+            deadline = time.monotonic() + 10
+            while any(m.inflight for m in supervisor.members.values()):
+                assert time.monotonic() < deadline  # the loser is let go of, not leaked
+                time.sleep(0.05)
+            # the loser was timed to its end (the cancel stops it at its first word): its
+            # worker is now known to be slow, and the next streams go to the other
+            slowest = max(m.latency_s for m in supervisor.members.values())
+        finally:
+            supervisor.close()
+            workers.close()
+    assert "".join(pieces) == full  # one copy's pieces, none twice
+    assert took < SLOW_S  # nobody waited out the stuck one
+    assert supervisor.count("hedges", "generate") == hedges + 1
+    assert supervisor.count("hedge_wins", "generate") >= 1
+    assert supervisor.count("retries", "generate") == 0
+    assert slowest >= SLOW_S

@@ -410,15 +410,16 @@ class WriterProcess:
 # -- in the writer process ---------------------------------------------------------------
 
 
-def follow_with_vectors(store: Store) -> Any:
+def follow_with_vectors(store: Store, fleet_url: str | None = None) -> Any:
     """Embed new posts as they are committed (and the last day's backlog), if the
-    embedder loads; otherwise answers use lexical search only."""
+    embedder loads, through the fleet at `fleet_url` when given; otherwise answers use
+    lexical search only."""
     from ima.vectors.semantic import Vectors
 
     vectors = Vectors.open(store)
     if vectors is None:
         return None
-    vectors.follow().backfill(20_000)
+    vectors.follow(fleet_url).backfill(20_000)
     return vectors
 
 
@@ -462,7 +463,9 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
     pipeline = Pipeline(
         store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=config.workers
     ).start()
-    vectors = follow_with_vectors(store) if config.embed else None
+    # `ima serve --fleet` names the fleet to embed through (`ima.fleet.serving.ENV`)
+    fleet_url = os.environ.get("IMA_FLEET_URL")
+    vectors = follow_with_vectors(store, fleet_url) if config.embed else None
     trends = follow_trends(store)
     try:
         sources = [spec_module.build(spec) for spec in config.specs]

@@ -86,13 +86,25 @@ _SPELLABLE = re.compile(r"[a-z]{5,20}")
 
 
 def respelled(store: PostStore, question: Question) -> Question:
-    """`question` with each word that no post holds, and that one letter more or two
-    letters swapped make a word posts do hold ("donad" → "donald", "ukranian" →
+    """`question` read as the posts spell its words (`respelling`)."""
+    return spelled_as(question, respelling(store, question))
+
+
+def spelled_as(question: Question, spelling: str) -> Question:
+    """`question` with the words of `spelling` (its `respelling`), its text as asked."""
+    if spelling == question.text:
+        return question
+    return replace(understand(spelling), text=question.text)
+
+
+def respelling(store: PostStore, question: Question) -> str:
+    """`question`'s text with each word that no post holds, and that one letter more or
+    two letters swapped make a word posts do hold ("donad" → "donald", "ukranian" →
     "ukrainian"), spelled as the posts spell it (the most frequent such word): a
     misspelling is no topic of its own."""
     unknown = [w for w in question.words if _SPELLABLE.fullmatch(w.lower())]
     if not unknown:
-        return question
+        return question.text
     _, held = store.term_stats(t for w in unknown for t in analysis.terms(w))
     fixes: dict[str, str] = {}
     for word in unknown:
@@ -109,13 +121,11 @@ def respelled(store: PostStore, question: Question) -> Question:
         best = max(stems, key=lambda e: (freq.get(stems[e], 0), e), default="")
         if freq.get(stems.get(best, ""), 0):
             fixes[word] = best
-    if not fixes:
-        return question
     text = question.text
     for word, fix in fixes.items():
         fix = fix.capitalize() if word[:1].isupper() else fix  # a name stays a name
         text = re.sub(rf"\b{re.escape(word)}\b", fix, text)
-    return replace(understand(text), text=question.text)
+    return text
 
 
 def quoted_times(store: PostStore, posts: list[Post]) -> dict[str, datetime]:

@@ -6,7 +6,9 @@ store of generated posts. It measures: embedding throughput with 1, 2 and 4 work
 (and each worker's CPU seconds per text, so the figure for N machines can be
 computed) and an embedding worker's peak memory, an LLM worker's, chat latency with
 four fast compose workers and with one of them slow (2 s before it answers), the same
-run; then a steady load of chats and embedding
+run, and so for streamed answers (generate: the slow one 2 s before its first piece, the
+LLM a stand-in that streams a fixed answer at a steady pace, so that only the fleet
+is measured); then a steady load of chats and embedding
 jobs while 30% of the workers are SIGKILLed every few seconds and new ones start, and
 one NATS server is SIGKILLed midway. Every chat answer is compared with the answer the
 local composer gives (an unverified output is one that differs); a lost request is one
@@ -42,6 +44,7 @@ from ima.fleet.worker import Worker, rss_mb
 
 SLOW_S = 2.0
 KILL_EVERY_S = 4.0
+CANNED = "canned"  # `Workers.start(llm=CANNED)`: a worker whose LLM is `CannedLLM`
 Progress = Callable[[str], None]
 
 
@@ -146,7 +149,7 @@ class Workers:
         """Start a worker (`llm`: the LLM server a generating one fronts)."""
         self.started += 1
         name = name or f"{fault or 'w'}{self.started}"
-        if fault:
+        if fault or llm == CANNED:
             command = [sys.executable, "-m", "ima.bench.fleet", self.url, name, ",".join(kinds),
                        fault, llm]  # fmt: skip
         else:
@@ -238,8 +241,24 @@ def build_store(data_dir: Path, posts: int, now: datetime) -> Any:
 # the slow and the lying workers
 
 
+class CannedLLM:
+    """Stands for an LLM in the streaming benchmark: `ANSWER`, a piece each `PIECE_S`
+    (about 100 tokens a second), whatever the prompt: the fleet is what is measured."""
+
+    name = CANNED
+    ANSWER = ("The harbor bridge reopened at 9:15 after 12 hours of repairs [1]. Traffic "
+              "is back to normal, police said [2].")  # fmt: skip
+    PIECE_S = 0.01
+
+    def stream(self, request: Any, cancel: threading.Event | None = None) -> Iterator[str]:
+        for start in range(0, len(self.ANSWER), 7):
+            time.sleep(self.PIECE_S)
+            yield self.ANSWER[start : start + 7]
+
+
 class SlowWorker(Worker):
-    """Adds `SLOW_S` seconds before each answer (a loaded or far-away machine)."""
+    """Adds `SLOW_S` seconds before each answer, or a stream's first piece (a loaded or
+    far-away machine)."""
 
     def compose(self, job: ComposeJob) -> Composed:
         time.sleep(SLOW_S)
@@ -248,6 +267,10 @@ class SlowWorker(Worker):
     def embed(self, job: EmbedJob) -> np.ndarray:
         time.sleep(SLOW_S)
         return super().embed(job)
+
+    def generate(self, job: GenerateJob) -> Iterator[str]:
+        time.sleep(SLOW_S)
+        yield from super().generate(job)
 
 
 class LyingWorker(Worker):
@@ -295,8 +318,8 @@ def faulty_main(argv: list[str]) -> None:
             from ima.vectors.embedder import E5
 
             embedder = E5()
-    backend = OpenAICompatible(llm) if llm else None
-    faulty = {"slow": SlowWorker, "liar": LyingWorker, "dies": DyingWorker}[fault]
+    backend = CannedLLM() if llm == CANNED else OpenAICompatible(llm) if llm else None
+    faulty = {"slow": SlowWorker, "liar": LyingWorker, "dies": DyingWorker}.get(fault, Worker)
     worker = faulty(url, name, kinds_tuple, embedder, backend)
 
     async def main() -> None:
@@ -458,6 +481,81 @@ def hedging_run(root: Path, cluster: NatsCluster, store: Any, now: datetime, req
     return out
 
 
+@dataclass
+class StreamLoad:
+    """Streamed answers through the fleet, each compared with `CannedLLM.ANSWER`: a piece
+    repeated or dropped is a wrong stream."""
+
+    supervisor: Any
+    first_piece: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    lost: int = 0
+    wrong: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def one(self, _: int) -> None:
+        from ima.answer.llm import Request
+        from ima.fleet.generate import FleetBackend
+
+        request = Request([{"role": "user", "content": "Is the harbor bridge open?"}])
+        started = time.perf_counter()
+        pieces: list[str] = []
+        try:
+            for piece in FleetBackend(self.supervisor).stream(request):
+                if not pieces:
+                    first = time.perf_counter() - started
+                pieces.append(piece)
+        except Exception:  # a lost stream: counted
+            with self._lock:
+                self.lost += 1
+            return
+        with self._lock:
+            self.latencies.append(time.perf_counter() - started)
+            self.first_piece.append(first)
+            self.wrong += "".join(pieces) != CannedLLM.ANSWER
+
+    def run(self, streams: int, clients: int) -> None:
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(self.one, range(streams)))
+
+    def summary(self) -> dict[str, Any]:
+        return {"answered": len(self.latencies), "lost": self.lost, "wrong": self.wrong,
+                "first_piece_p50_ms": round(percentile(self.first_piece, 50) * 1000, 1),
+                "first_piece_p99_ms": round(percentile(self.first_piece, 99) * 1000, 1),
+                "p99_ms": round(percentile(self.latencies, 99) * 1000, 1)}  # fmt: skip
+
+
+def stream_hedging_run(root: Path, cluster: NatsCluster, streams: int,
+                       progress: Progress = _quiet) -> dict[str, Any]:  # fmt: skip
+    """Streamed answers' p99 with four fast generate workers, then with one of the four
+    slow to its first piece, joining after the warm-up (`hedging_run`, for streams)."""
+    from ima.fleet.supervisor import Supervisor
+
+    out: dict[str, Any] = {}
+    for label, fault in (("four_fast", ""), ("one_slow_in_four", "slow")):
+        workers = Workers(cluster.url, root)
+        supervisor = Supervisor(cluster.url, seed=3).start()
+        try:
+            names = [workers.start(("generate",), name=f"g{label[:4]}{i}", llm=CANNED)
+                     for i in range(3)]  # fmt: skip
+            wait_live(supervisor, "generate", names)
+            StreamLoad(supervisor).run(30, 2)  # warm-up: the p95 the hedges wait for
+            fourth = workers.start(("generate",), fault=fault, name=f"g{label[:4]}3{fault}",
+                                   llm=CANNED)  # fmt: skip
+            wait_live(supervisor, "generate", [fourth])
+            load = StreamLoad(supervisor)
+            load.run(streams, 2)
+            out[label] = load.summary()
+            out[label]["hedges"] = supervisor.count("hedges", "generate")
+            progress(f"streams, {label}: p99 {out[label]['p99_ms']} ms")
+        finally:
+            supervisor.close()
+            workers.close()
+    fast, slow = out["four_fast"]["p99_ms"], out["one_slow_in_four"]["p99_ms"]
+    out["p99_ratio"] = round(slow / fast, 2) if fast else None
+    return out
+
+
 def churn_run(root: Path, cluster: NatsCluster, store: Any, now: datetime, local: Any,
               workers_n: int, churn: float, minutes: float, progress: Progress = _quiet
               ) -> dict[str, Any]:  # fmt: skip
@@ -592,6 +690,8 @@ def run(*, workers: int = 4, churn: float = 0.3, minutes: float = 10.0, posts: i
             figures["llm_worker"] = llm_worker_rss(root, cluster, progress)
             progress("chat latency: four fast workers, then one slow in four")
             figures["hedging"] = hedging_run(root, cluster, store, now, chats, progress)
+            progress("streamed answers: four fast workers, then one slow in four")
+            figures["stream_hedging"] = stream_hedging_run(root, cluster, chats, progress)
             progress(f"churn: {workers} workers, {churn:.0%} SIGKILLed every {KILL_EVERY_S:g} s")
             figures["churn"] = churn_run(root, cluster, store, now, local, workers, churn, minutes,
                                       progress)  # fmt: skip

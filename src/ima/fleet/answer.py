@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from ima.answer import digest, verify, voice
-from ima.answer.ask import Semantic, widening
+from ima.answer.ask import Semantic, quoted_times, respelling, spelled_as, widening
 from ima.answer.compose import key_weights
 from ima.answer.model import Answer, Citation
 from ima.answer.question import Question, understand
@@ -27,6 +28,7 @@ from ima.fleet.supervisor import NoWorker, Supervisor, note_route
 from ima.fleet.work import composed
 from ima.post import Post, flatten, from_us, to_us
 from ima.search import PostStore
+from ima.vectors.index import Ranked
 
 #: the local way to answer: `Answerers.answer`'s signature
 LocalAnswer = Callable[..., Answer]
@@ -54,25 +56,30 @@ class FleetAnswerer:
     def answer(self, question: str, *, as_of: datetime, **options: Any) -> Answer:
         persona = options.get("persona", "regular")
         restrict, since = options.get("restrict", ""), options.get("since")
-        understood = understand(question)
+        asked = understand(question)
+        spelling = respelling(self.store, asked)
+        understood = spelled_as(asked, spelling)
         if options.get("context") or (digest.scope(understood) is not None and not restrict):
             note_route("local")
             return self.local(question, as_of=as_of, **options)
         try:
-            answer = self._fleet(understood, as_of, persona, restrict, since)
+            answer = self._fleet(understood, spelling, as_of, persona, restrict, since)
         except NoWorker:
             note_route("local")
             return self.local(question, as_of=as_of, **options)
         return answer
 
-    def _fleet(self, question: Question, as_of: datetime, persona: str, restrict: str,
-               since: datetime | None) -> Answer:  # fmt: skip
+    def _fleet(self, question: Question, spelling: str, as_of: datetime, persona: str,
+               restrict: str, since: datetime | None) -> Answer:  # fmt: skip
         started = time.perf_counter()
         window = question.window if since is None else max(as_of - since, timedelta(0))
         weights = key_weights(question, *self.store.term_stats(question.lookup))
+        # what `ask` composes from, all of it: the job is the same composition, elsewhere
+        job = ComposeJob(question.text, [], to_us(as_of), weights, persona,
+                         spelled="" if spelling == question.text else spelling)  # fmt: skip
         (worker, composed), posts, window = widening(
             self.store, question, as_of, window,
-            lambda found, _widened: self._compose(question, found, as_of, weights, persona),
+            lambda found, widened: self._compose(job, found, widened),
             lambda attempt: attempt[1].found,
             semantic=self.semantic, restrict=restrict, fixed=since is not None,
         )  # fmt: skip
@@ -91,13 +98,18 @@ class FleetAnswerer:
         answer.timings_ms = {"total": (time.perf_counter() - started) * 1000}
         return answer
 
-    def _compose(self, question: Question, posts: list[Post], as_of: datetime,
-                 weights: dict[str, float], persona: str) -> tuple[str, Composed]:  # fmt: skip
-        posts = posts[:MAX_COMPOSE_POSTS]
+    def _compose(self, base: ComposeJob, found: Ranked, widened: bool) -> tuple[str, Composed]:
+        """`base` composed from the posts `found` (in a window `widened` or not) by a
+        worker, checked; (the worker, its composition)."""
+        posts = found[:MAX_COMPOSE_POSTS]
         if not posts:
             return "none", Composed("", False)
-        job = ComposeJob(question.text, [list(flatten(p)) for p in posts], to_us(as_of),
-                         weights, persona)  # fmt: skip
+        sent = {p.id for p in posts}
+        job = replace(
+            base, posts=[list(flatten(p)) for p in posts], widened=widened,
+            quoted={i: to_us(t) for i, t in quoted_times(self.store, posts).items()},
+            similar={i: s for i, s in found.similarity.items() if i in sent},
+        )  # fmt: skip
         as_of = from_us(job.as_of_us)  # what the worker sees: the µs-exact instant
         result: dict[str, Composed] = {}
 
@@ -110,7 +122,7 @@ class FleetAnswerer:
             if problem is not None or sample:
                 # the verifier is strict (it was made for LLMs): an answer the composer
                 # here gives word for word is checked by that, whatever the verifier says
-                here = composed(question.text, posts, as_of, weights, persona)
+                here = composed(job, posts)
                 if here == theirs:
                     problem = None
                 elif problem is None and here.found != theirs.found:

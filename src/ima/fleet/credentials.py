@@ -109,8 +109,7 @@ class Credentials:
             rows = conn.execute("SELECT name, hash FROM workers WHERE revoked IS NULL").fetchall()
         users = [f"    {{user: {json.dumps(SERVE_USER)}, password: {json.dumps(serve_hash)}}}"]
         for name, hashed in rows:
-            subscribe = [protocol.job_subject(name, ">"), protocol.CANCEL, "$SRV.>", "_INBOX.>",
-                         *(protocol.queue_subject(k) for k in protocol.KINDS)]  # fmt: skip
+            subscribe = [protocol.job_subject(name, ">"), protocol.CANCEL, "$SRV.>", "_INBOX.>"]
             users.append(
                 f"    {{user: {json.dumps(name)}, password: {json.dumps(hashed)}, permissions: {{"
                 f"publish: {{allow: {json.dumps([protocol.heartbeat_subject(name)])}}}, "

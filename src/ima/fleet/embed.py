@@ -11,21 +11,39 @@ from __future__ import annotations
 
 import random
 from concurrent.futures import Future
+from pathlib import Path
 
 import numpy as np
+from prometheus_client.registry import Collector
 
 from ima.fleet import protocol
 from ima.fleet.protocol import EmbedJob
+from ima.fleet.registry import reputation_file, writer_metrics_file
 from ima.fleet.supervisor import NoWorker, Supervisor
 from ima.vectors.embedder import Embedder
 
 MIN_COSINE = 0.99
 JOBS_AT_ONCE = 8
+WRITER_PREFIX = "ima_writer_fleet"  # the writer's supervisor's metrics: ima_writer_fleet_…
 
 
 def fleet_batch() -> int:
     """Texts a background embedder should hand over at once: several jobs' worth."""
     return protocol.EMBED_BATCH * JOBS_AT_ONCE
+
+
+def writer_embedder(url: str, local: Embedder, data_dir: Path | None,
+                    *collectors: Collector) -> FleetEmbedder:  # fmt: skip
+    """The writer's embedder under `ima serve --fleet`: a supervisor of its own, whose
+    metrics, with `collectors`' (the embedding queue's), it writes into `data_dir` every
+    2 s for the API process's /metrics (`ima.fleet.serving.WriterMetrics`), and its
+    workers' reputations, kept across restarts."""
+    report = None if data_dir is None else writer_metrics_file(data_dir)
+    kept = None if data_dir is None else reputation_file(data_dir, "writer")
+    supervisor = Supervisor(url, prefix=WRITER_PREFIX, metrics_file=report, reputation_file=kept)
+    for collector in collectors:
+        supervisor.registry.register(collector)
+    return FleetEmbedder(supervisor.start(wait_s=5), local)
 
 
 class FleetEmbedder:

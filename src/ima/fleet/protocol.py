@@ -1,9 +1,9 @@
 """What travels between `ima serve` and its workers: subjects, headers and job bodies.
 
 Every body is JSON. A job goes to one worker's own subject (`ima.fleet.w.ID.KIND`),
-chosen by the supervisor; the shared subject `ima.fleet.KIND` (a queue group) takes
-jobs for any worker. Workers heartbeat on `ima.fleet.hb.ID`, and are a NATS micro
-service (`ima-worker`) so `$SRV.PING/INFO/STATS` discover and count them. With
+chosen by the supervisor (which routes, hedges and checks: no job goes to "any
+worker"). Workers heartbeat on `ima.fleet.hb.ID`, and are a NATS micro service
+(`ima-worker`) so `$SRV.PING/INFO/STATS` discover and count them. With
 credentials, the NATS server itself (user permissions) lets worker ID publish only its
 own heartbeats and answers, and subscribe only to its own subjects.
 """
@@ -46,10 +46,6 @@ def check_name(name: str) -> str:
 
 def job_subject(worker: str, kind: str) -> str:
     return f"{PREFIX}.w.{worker}.{kind}"
-
-
-def queue_subject(kind: str) -> str:
-    return f"{PREFIX}.{kind}"
 
 
 def heartbeat_subject(worker: str) -> str:
@@ -123,14 +119,22 @@ class EmbedJob:
 
 @dataclass(frozen=True, slots=True)
 class ComposeJob:
-    """A question, the posts retrieved for it (flat, `ima.post.flatten`), the instant it
-    is asked as of (µs), the key terms' weights and the persona."""
+    """What `ask` composes an answer from: the question (and its words as the posts
+    spell them, `spelled`, when that differs), the posts retrieved for it (flat,
+    `ima.post.flatten`), the instant it is asked as of (µs), the key terms' weights, the
+    persona, whether the window was widened past the question's, when the posts they
+    quote were posted (µs, for those not among them) and the similarity of those found
+    by meaning."""
 
     question: str
     posts: list[list[Any]]
     as_of_us: int
     weights: dict[str, float]
     persona: str = "regular"
+    spelled: str = ""
+    widened: bool = False
+    quoted: dict[str, int] = field(default_factory=dict)
+    similar: dict[str, float] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False).encode()
@@ -139,12 +143,19 @@ class ComposeJob:
     def decode(cls, data: bytes) -> ComposeJob:
         body = _object(data)
         try:
+            quoted, similar = dict(body.get("quoted", {})), dict(body.get("similar", {}))
+            if max(len(quoted), len(similar)) > MAX_COMPOSE_POSTS:
+                raise ValueError(f"more than {MAX_COMPOSE_POSTS} quoted or similar posts")
             job = cls(
                 question=str(body["question"])[:MAX_TEXT_CHARS],
                 posts=list(body["posts"])[:MAX_COMPOSE_POSTS],
                 as_of_us=int(body["as_of_us"]),
                 weights={str(k): float(v) for k, v in dict(body["weights"]).items()},
                 persona=str(body.get("persona", "regular")),
+                spelled=str(body.get("spelled", ""))[:MAX_TEXT_CHARS],
+                widened=bool(body.get("widened", False)),
+                quoted={str(k): int(v) for k, v in quoted.items()},
+                similar={str(k): float(v) for k, v in similar.items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"bad compose job: {exc}") from None

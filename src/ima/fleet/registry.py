@@ -14,10 +14,23 @@ from typing import Any
 from ima.fleet.credentials import Credentials
 
 STATE_FILE = "members.json"
+WRITER_METRICS = "writer.prom"
 
 
 def state_file(data_dir: Path) -> Path:
     return Credentials(data_dir).dir / STATE_FILE
+
+
+def reputation_file(data_dir: Path, side: str) -> Path:
+    """Where a supervisor keeps its workers' reputations across restarts: `side` is the
+    process it runs in (`api`, which composes and generates, or `writer`, which embeds)."""
+    return Credentials(data_dir).dir / f"reputations-{side}.json"
+
+
+def writer_metrics_file(data_dir: Path) -> Path:
+    """Where the writer process, which embeds through the fleet, leaves its metrics for
+    the API process's /metrics (Prometheus text format)."""
+    return Credentials(data_dir).dir / WRITER_METRICS
 
 
 def listing(data_dir: Path) -> dict[str, Any]:

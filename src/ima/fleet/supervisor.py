@@ -7,10 +7,12 @@ worker gone from the heartbeats, "busy", a malformed reply or one that fails its
 check) sends it to another worker, at most `MAX_RETRIES` times, after a little jitter.
 When no answer has come by the recent p95 latency, a second copy goes to another
 worker, within a budget of `HEDGE_BUDGET` extra jobs per job; the first good answer
-wins and the other is cancelled. Results are checked by the caller's `check` (always
-for malformed replies, and on a sample set by the worker's reputation); failures cost
-reputation and, repeated, quarantine. With no worker, `NoWorker` tells the caller to
-do the work locally (and say so). The NATS connection lives in a thread of its own.
+wins and the other is cancelled. A stream (generate) is hedged the same way on its
+first piece: the first copy to give one goes on alone. Results are checked by the
+caller's `check` (always for malformed replies, and on a sample set by the worker's
+reputation); failures cost reputation and, repeated, quarantine. With no worker,
+`NoWorker` tells the caller to do the work locally (and say so). The NATS connection
+lives in a thread of its own.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from nats.errors import Error as NatsError
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
 
 from ima.errors import Unavailable
-from ima.fleet import protocol
+from ima.fleet import protocol, reputation
 from ima.fleet.connection import connect
 from ima.fleet.protocol import Heartbeat, ProtocolError
 from ima.fleet.reputation import Reputation
@@ -73,20 +75,22 @@ def note_route(route: str) -> None:
 
 
 class FleetMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        def counter(name: str, text: str, labels: tuple[str, ...] = ("kind",)) -> Counter:
-            return Counter(name, text, list(labels), registry=registry)
+    """A supervisor's counters, named `PREFIX_…` (`ima_fleet` in the API process; the
+    writer's, which embeds, reports as `ima_writer_fleet`: both show in /metrics)."""
 
-        self.jobs = counter("ima_fleet_jobs_total", "Jobs by outcome", ("kind", "outcome"))
-        self.retries = counter("ima_fleet_retries_total", "Jobs sent again to another worker")
-        self.hedges = counter("ima_fleet_hedges_total", "Second copies sent past the p95")
-        self.hedge_wins = counter("ima_fleet_hedge_wins_total", "Hedges that answered first")
-        self.failed_checks = counter("ima_fleet_failed_checks_total", "Results that failed a check")
-        self.quarantines = counter("ima_fleet_quarantines_total", "Workers quarantined", ())
-        self.local = counter("ima_fleet_local_fallbacks_total", "Jobs done locally: no worker")
-        self.continuations = counter("ima_fleet_continuations_total",
-                                     "Streams another worker went on with")  # fmt: skip
-        self.workers = Gauge("ima_fleet_workers", "Workers by state", ["state"], registry=registry)
+    def __init__(self, registry: CollectorRegistry, prefix: str = "ima_fleet") -> None:
+        def counter(name: str, text: str, labels: tuple[str, ...] = ("kind",)) -> Counter:
+            return Counter(f"{prefix}_{name}_total", text, list(labels), registry=registry)
+
+        self.jobs = counter("jobs", "Jobs by outcome", ("kind", "outcome"))
+        self.retries = counter("retries", "Jobs sent again to another worker")
+        self.hedges = counter("hedges", "Second copies sent past the p95")
+        self.hedge_wins = counter("hedge_wins", "Hedges that answered first")
+        self.failed_checks = counter("failed_checks", "Results that failed a check")
+        self.quarantines = counter("quarantines", "Workers quarantined", ())
+        self.local = counter("local_fallbacks", "Jobs done locally: no worker")
+        self.continuations = counter("continuations", "Streams another worker went on with")
+        self.workers = Gauge(f"{prefix}_workers", "Workers by state", ["state"], registry=registry)
 
 
 @dataclass(slots=True)
@@ -115,13 +119,22 @@ class Supervisor:
         registry: CollectorRegistry | None = None,
         *,
         state_file: Path | None = None,
+        metrics_file: Path | None = None,
+        reputation_file: Path | None = None,
+        prefix: str = "ima_fleet",
         seed: int | None = None,
     ) -> None:
         self.url = url
         self.registry = registry or CollectorRegistry()
-        self.metrics = FleetMetrics(self.registry)
+        self.prefix = prefix
+        self.metrics = FleetMetrics(self.registry, prefix)
         self.members: dict[str, Member] = {}
         self.state_file = state_file
+        self.metrics_file = metrics_file  # the registry, every 2 s, for another process
+        self.reputation_file = reputation_file  # the workers' reputations, kept across restarts
+        #: reputations from before a restart, of workers not heard from since
+        self._known: reputation.Known = {} if reputation_file is None else reputation.load(
+            reputation_file, time.time() - FORGET_AFTER_S, MAX_MEMBERS)  # fmt: skip
         self._rng = random.Random(seed)
         self._latencies: dict[str, deque[float]] = {k: deque(maxlen=200) for k in protocol.KINDS}
         self._hedge_tokens = dict.fromkeys(protocol.KINDS, 0.0)
@@ -169,10 +182,11 @@ class Supervisor:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+            self._publish_state()  # the last word: reputations earned since the last 2 s
 
     def count(self, metric: str, kind: str) -> float:
         """A counter's total for `kind` (`hedges`, `retries`, `local_fallbacks`…)."""
-        value = self.registry.get_sample_value(f"ima_fleet_{metric}_total", {"kind": kind})
+        value = self.registry.get_sample_value(f"{self.prefix}_{metric}_total", {"kind": kind})
         return value or 0.0
 
     # membership
@@ -186,7 +200,8 @@ class Supervisor:
             return  # a worker may speak only for itself (the server enforces it with auth)
         member = self.members.get(beat.worker)
         if member is None or member.beat.started != beat.started:  # new, or restarted
-            old = member.reputation if member is not None else Reputation()
+            old = member.reputation if member is not None else (
+                self._known.pop(beat.worker, (Reputation(), 0.0))[0])  # fmt: skip
             # a restart keeps a quarantine: a liar cannot launder itself by reconnecting
             member = self.members[beat.worker] = Member(beat, time.monotonic(), reputation=old)
         member.beat, member.seen = beat, time.monotonic()
@@ -241,6 +256,15 @@ class Supervisor:
             partial = self.state_file.with_suffix(".tmp")
             partial.write_text(json.dumps({"at": time.time(), "workers": snapshot}))
             os.replace(partial, self.state_file)
+        if self.metrics_file is not None:
+            write_to_textfile(str(self.metrics_file), self.registry)  # whole, or not at all
+        if self.reputation_file is not None:
+            known = self._known | {w["name"]: (self.members[w["name"]].reputation, w["last_seen"])
+                                   for w in snapshot if w["name"] in self.members}  # fmt: skip
+            try:
+                reputation.save(self.reputation_file, known)
+            except OSError as exc:  # a full or read-only disk: reputations live in memory
+                log.warning("fleet: cannot keep reputations in %s: %s", self.reputation_file, exc)
 
     # jobs
 
@@ -274,26 +298,54 @@ class Supervisor:
         recent = self._latencies[kind]
         return statistics.median(recent) if recent else 0.5
 
-    def _quantile(self, kind: str, q: float) -> float | None:
+    def _quantiles(self, kind: str, *qs: float) -> list[float | None]:
+        """The recent latencies' quantiles `qs` (None each, with too short a history)."""
         recent = sorted(self._latencies[kind])
         if len(recent) < HEDGE_MIN_SAMPLES:
-            return None
-        return recent[min(len(recent) - 1, int(q * len(recent)))]
+            return [None] * len(qs)
+        return [recent[min(len(recent) - 1, int(q * len(recent)))] for q in qs]
 
-    def _pick(self, kind: str, exclude: set[str], probe: bool = False) -> str | None:
-        """The better of two random candidates (power of two choices). A job goes to a
-        worker already timed when there is one; a new worker is first sent copies of
-        jobs (`probe`, within the hedge budget) until its first answer says how fast it
-        is, so a slow newcomer delays nobody. Without a timed worker, any will do."""
+    @staticmethod
+    def _timed(member: Member, took: float) -> None:
+        """A job the worker finished in `took` seconds: its recent speed."""
+        member.latency_s = took if member.latency_s is None else (
+            0.7 * member.latency_s + 0.3 * took)  # fmt: skip
+        member.jobs += 1
+
+    def _earn_hedges(self, kind: str) -> None:
+        """Each job adds `HEDGE_BUDGET` of a second copy to the kind's budget."""
+        self._hedge_tokens[kind] = min(10.0, self._hedge_tokens[kind] + HEDGE_BUDGET)
+
+    def _hedge(self, kind: str, launch: Callable[[], bool]) -> bool:
+        """Send a second copy (`launch`) if the budget holds one and a worker takes it."""
+        if self._hedge_tokens[kind] < 1 or not launch():
+            return False
+        self._hedge_tokens[kind] -= 1
+        self.metrics.hedges.labels(kind).inc()
+        return True
+
+    def _pick(self, kind: str, exclude: set[str], probe: bool = False, idle: bool = False
+              ) -> str | None:  # fmt: skip
+        """The better of two random candidates (power of two choices), idle ones drawn
+        first: of two where one is slow and the other busy, the busy one looks better,
+        yet an idle third would have been; a lone idle one is still weighed against a
+        busy one (a slow worker is idle the most). A job goes to a worker
+        already timed when there is one; a new worker is first sent copies of jobs
+        (`probe`, within the hedge budget) until its first answer says how fast it is, so
+        a slow newcomer delays nobody. Without a timed worker, any will do. A copy
+        (`idle`, and every probe) goes only to a worker with nothing in flight: behind
+        another job it would rarely be first, and would delay that worker's next."""
         untried = [n for n in self.live(kind) if n not in exclude]
+        if idle or probe:
+            untried = [n for n in untried if not self.members[n].inflight]
         fresh = [n for n in untried if self.members[n].latency_s is None]
-        if probe:
-            candidates = [n for n in fresh if not self.members[n].inflight]
-        else:
-            candidates = [n for n in untried if n not in fresh] or untried
+        candidates = fresh if probe else [n for n in untried if n not in fresh] or untried
         if not candidates:
             return None
-        two = self._rng.sample(candidates, min(2, len(candidates)))
+        idle = [n for n in candidates if not self.members[n].inflight]
+        busy = [n for n in candidates if self.members[n].inflight]
+        two = self._rng.sample(idle, min(2, len(idle)))
+        two += self._rng.sample(busy, min(2 - len(two), len(busy)))
         prior = self._prior(kind)
         return min(two, key=lambda n: self.members[n].cost(prior))
 
@@ -301,9 +353,8 @@ class Supervisor:
                    ) -> tuple[str, bytes]:  # fmt: skip
         request_id = uuid.uuid4().hex
         deadline = time.monotonic() + timeout_s
-        self._hedge_tokens[kind] = min(10.0, self._hedge_tokens[kind] + HEDGE_BUDGET)
-        p99 = self._quantile(kind, 0.99)
-        hedge_at = self._quantile(kind, 0.95)
+        self._earn_hedges(kind)
+        hedge_at, p99 = self._quantiles(kind, 0.95, 0.99)
         started = time.monotonic()
         running: dict[asyncio.Task, tuple[str, float, bool]] = {}  # task → worker, start, hedge
         tried: set[str] = set()
@@ -312,7 +363,7 @@ class Supervisor:
         problems: list[str] = []
 
         def launch(is_hedge: bool, probe: bool = False) -> bool:
-            worker = self._pick(kind, tried, probe)
+            worker = self._pick(kind, tried, probe, idle=is_hedge)
             if worker is None:
                 return False
             tried.add(worker)
@@ -330,9 +381,7 @@ class Supervisor:
 
         try:
             launch(False)
-            if self._hedge_tokens[kind] >= 1 and launch(True, probe=True):
-                self._hedge_tokens[kind] -= 1
-                self.metrics.hedges.labels(kind).inc()
+            self._hedge(kind, lambda: launch(True, probe=True))
             while running:
                 now = time.monotonic()
                 if now > deadline:
@@ -350,9 +399,7 @@ class Supervisor:
                     if isinstance(outcome, bytes):
                         took = time.monotonic() - sent
                         self._latencies[kind].append(took)
-                        member.latency_s = took if member.latency_s is None else (
-                            0.7 * member.latency_s + 0.3 * took)  # fmt: skip
-                        member.jobs += 1
+                        self._timed(member, took)
                         if is_hedge:
                             self.metrics.hedge_wins.labels(kind).inc()
                         self.metrics.jobs.labels(kind, "ok").inc()
@@ -371,9 +418,7 @@ class Supervisor:
                 due = hedge_at is not None and now - started >= hedge_at
                 if not hedged and due and running and self._hedge_tokens[kind] >= 1:
                     hedged = True
-                    if launch(True):
-                        self._hedge_tokens[kind] -= 1
-                        self.metrics.hedges.labels(kind).inc()
+                    self._hedge(kind, lambda: launch(True))
             self.metrics.jobs.labels(kind, "failed").inc()
             raise NoWorker("; ".join(problems[-3:]) or "no worker answered in time")
         finally:
@@ -387,16 +432,18 @@ class Supervisor:
         if self._nc is not None and self._nc.is_connected:
             await self._nc.publish(protocol.CANCEL, protocol.cancel_body(request_id, worker))
 
-    def _lost_race(self, task: asyncio.Task, worker: str, sent: float) -> None:
+    def _lost_race(self, task: asyncio.Task, worker: str, sent: float, in_flight: bool = True
+                   ) -> None:  # fmt: skip
+        """A copy that lost a race has ended (answered late, or not at all): what it took
+        is the least this worker takes. `in_flight`: it is still counted as running."""
+        if not task.cancelled():
+            task.exception()  # a loser's failure is no news (and asyncio need not log it)
         member = self.members.get(worker)
         if member is None:  # forgotten meanwhile
             return
-        member.inflight -= 1
-        took = time.monotonic() - sent
-        if not task.cancelled() and task.exception() is None:
-            member.latency_s = took if member.latency_s is None else max(member.latency_s, took)
-        else:  # no answer at all, as long as it was waited for
-            member.latency_s = max(member.latency_s or 0.0, took)
+        if in_flight:
+            member.inflight -= 1
+        member.latency_s = max(member.latency_s or 0.0, time.monotonic() - sent)
 
     async def _send(self, worker: str, kind: str, body: bytes, request_id: str, wait_s: float
                     ) -> Any:  # fmt: skip
@@ -417,15 +464,15 @@ class Supervisor:
         error = (msg.headers or {}).get(protocol.ERROR)
         if error:
             return error[:200]
-        reputation = self.members[worker].reputation
-        checked = reputation.should_check(self._rng)
+        trust = self.members[worker].reputation
+        checked = trust.should_check(self._rng)
         problem = await asyncio.get_running_loop().run_in_executor(None, check, msg.data, checked)
         if problem is None:
             if checked:
-                reputation.passed_check()
+                trust.passed_check()
             return msg.data
         self.metrics.failed_checks.labels(kind).inc()
-        if reputation.failed_check(problem):
+        if trust.failed_check(problem):
             self.metrics.quarantines.inc()
             log.warning("fleet: worker %s quarantined: %s", worker, problem)
         return problem
@@ -436,10 +483,10 @@ class Supervisor:
                timeout_s: float = JOB_TIMEOUT_S) -> Iterator[str]:  # fmt: skip
         """The pieces of a streamed job, from any thread. `body(prefix)` is the job, asked
         to go on after `prefix`, the text already given out. Before the first piece, a
-        failed job goes to another worker (at most `MAX_RETRIES` times); after it, a worker
-        that dies or stalls is replaced by another that continues from the text given,
-        never repeating it (as many times). Raises NoWorker when it cannot go on; setting
-        `stop` ends it (and the worker's job)."""
+        failed job goes to another worker (at most `MAX_RETRIES` times), and a slow one is
+        hedged (`_round`); after it, a worker that dies or stalls is replaced by another
+        that continues from the text given, never repeating it (as many times). Raises
+        NoWorker when it cannot go on; setting `stop` ends it (and the worker's job)."""
         if not self._connected.is_set() or not self.live(kind):
             self.metrics.local.labels(kind).inc()
             raise NoWorker(f"no live {kind} worker")
@@ -461,23 +508,24 @@ class Supervisor:
                       pieces: queue.Queue[str | BaseException | None], stop: threading.Event,
                       deadline: float) -> None:  # fmt: skip
         request_id = uuid.uuid4().hex
+        self._earn_hedges(kind)
         given = ""
         tried: set[str] = set()
         retries = continuations = 0
         while True:
-            worker = self._pick(kind, tried)
-            while worker is None and given and time.monotonic() < deadline - 1:
+            worker, text, outcome = None, "", None
+            if time.monotonic() < deadline:
+                worker, text, outcome = await self._round(kind, body(given), request_id, pieces,
+                                                          stop, deadline, tried)  # fmt: skip
+            if worker is None and given and time.monotonic() < deadline - 1:
                 await asyncio.sleep(0.2)  # what a client saw must go on: wait for a worker
-                worker = self._pick(kind, tried)
-            if worker is None or time.monotonic() > deadline:
+                continue
+            if worker is None:
                 self.metrics.jobs.labels(kind, "failed").inc()
                 if not given:
                     self.metrics.local.labels(kind).inc()
                 pieces.put(NoWorker(f"no {kind} worker could go on"))
                 return
-            tried.add(worker)
-            text, outcome = await self._attempt(kind, worker, body(given), request_id, pieces,
-                                                stop, deadline)  # fmt: skip
             given += text
             if outcome in ("done", "stopped"):
                 self.metrics.jobs.labels(kind, "ok" if outcome == "done" else "stopped").inc()
@@ -496,11 +544,67 @@ class Supervisor:
                 return
             await asyncio.sleep(self._rng.uniform(0.005, 0.05))  # jitter
 
+    async def _round(self, kind: str, body: bytes, request_id: str,
+                     pieces: queue.Queue[str | BaseException | None], stop: threading.Event,
+                     deadline: float, tried: set[str]) -> tuple[str | None, str, str]:  # fmt: skip
+        """One go at a stream, from where it stands: a worker, and a second copy at another
+        when the first piece has not come by the recent p95 time to a first piece (a new
+        worker gets its copy at once, as a probe), within the hedge budget. The first copy
+        to give a piece goes on alone and the other is cancelled, so nothing is given
+        twice. Returns (the worker that went on, the text it gave, how it ended); no
+        worker when none could take it."""
+        started = time.monotonic()
+        (hedge_at,) = self._quantiles(kind, 0.95)
+        race = _Race()
+        copies: dict[asyncio.Task, tuple[str, float, bool]] = {}  # task → worker, start, hedge
+
+        def launch(is_hedge: bool, probe: bool = False) -> bool:
+            worker = self._pick(kind, tried, probe, idle=is_hedge)
+            if worker is None:
+                return False
+            tried.add(worker)
+            task = asyncio.ensure_future(self._attempt(kind, worker, body, request_id, pieces,
+                                                       stop, deadline, race))  # fmt: skip
+            copies[task] = (worker, time.monotonic(), is_hedge)
+            return True
+
+        if not launch(False):
+            return None, "", "no worker"
+        self._hedge(kind, lambda: launch(True, probe=True))
+        hedged = hedge_at is None
+        decided = asyncio.ensure_future(race.decided.wait())
+        try:
+            while race.owner is None and (running := [t for t in copies if not t.done()]):
+                wake = None if hedged else max(0.0, started + hedge_at - time.monotonic())
+                await asyncio.wait([*running, decided], timeout=wake,
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if not hedged and race.owner is None and time.monotonic() - started >= hedge_at:
+                    hedged = True
+                    self._hedge(kind, lambda: launch(True))
+        finally:
+            decided.cancel()
+        if race.owner is None:  # every copy ended before its first piece
+            first = next(iter(copies))
+            outcomes = [t.result()[1] for t in copies]
+            return copies[first][0], "", "stopped" if "stopped" in outcomes else outcomes[0]
+        winner = next(t for t, (w, _, _) in copies.items() if w == race.owner)
+        for task, (worker, sent, _) in copies.items():
+            if task is not winner and not task.done():
+                # the loser ends at its next word (the cancel stops it there): its time,
+                # as for a job's loser, says how slow it is
+                task.add_done_callback(  # its attempt counts itself out of flight
+                    lambda t, w=worker, s=sent: self._lost_race(t, w, s, in_flight=False))
+                await self._cancel(request_id, worker)
+        if copies[winner][2]:
+            self.metrics.hedge_wins.labels(kind).inc()
+        text, outcome = await winner
+        return race.owner, text, outcome
+
     async def _attempt(self, kind: str, worker: str, body: bytes, request_id: str,
                        pieces: queue.Queue[str | BaseException | None], stop: threading.Event,
-                       deadline: float) -> tuple[str, str]:  # fmt: skip
+                       deadline: float, race: _Race) -> tuple[str, str]:  # fmt: skip
         """One worker's part of a stream: (the text it gave, how it ended: done, stopped,
-        or what went wrong)."""
+        or what went wrong). Its pieces are given only once it has won the `race`."""
         member = self.members[worker]
         inbox = self._nc.new_inbox()
         subscription = await self._nc.subscribe(inbox)
@@ -516,7 +620,7 @@ class Supervisor:
                 try:
                     msg = await subscription.next_msg(timeout=0.25)
                 except TimeoutError:
-                    if stop.is_set():
+                    if stop.is_set() and race.owner in (None, worker):  # a loser is timed
                         await self._cancel(request_id, worker)
                         return text, "stopped"
                     now = time.monotonic()
@@ -528,14 +632,15 @@ class Supervisor:
                 headers = msg.headers or {}
                 if protocol.ERROR in headers:
                     return text, headers[protocol.ERROR][:200]
+                if seq == 0 and not race.claim(worker):
+                    return text, "another worker went on"
                 if protocol.DONE in headers:
-                    took = time.monotonic() - sent
-                    member.latency_s = took if member.latency_s is None else (
-                        0.7 * member.latency_s + 0.3 * took)  # fmt: skip
-                    member.jobs += 1
+                    self._timed(member, time.monotonic() - sent)
                     return text, "done"
                 if headers.get(protocol.SEQ) != str(seq):
                     return text, "a piece out of order"
+                if seq == 0:  # the time to a first piece is what a hedge waits for
+                    self._latencies[kind].append(time.monotonic() - sent)
                 seq += 1
                 waited_from = time.monotonic()
                 piece = msg.data.decode(errors="replace")
@@ -544,3 +649,18 @@ class Supervisor:
         finally:
             member.inflight -= 1
             await subscription.unsubscribe()
+
+
+@dataclass(slots=True)
+class _Race:
+    """Copies of one stream's next part: the first to give a piece goes on alone."""
+
+    owner: str | None = None
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def claim(self, worker: str) -> bool:
+        """Whether `worker` goes on: it is the first to ask, or was."""
+        if self.owner is None:
+            self.owner = worker
+            self.decided.set()
+        return self.owner == worker

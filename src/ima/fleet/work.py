@@ -3,23 +3,26 @@ and `ima serve` runs the same ones to check a worker's result."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ima.answer import voice
+from ima.answer.ask import spelled_as
 from ima.answer.compose import compose
 from ima.answer.question import understand
-from ima.fleet.protocol import Composed
-from ima.post import Post
+from ima.fleet.protocol import Composed, ComposeJob
+from ima.post import Post, from_us
 
 
-def composed(question_text: str, posts: list[Post], as_of: datetime, weights: dict[str, float],
-             persona: str) -> Composed:  # fmt: skip
-    """The extractive answer `ima serve` would give from `posts`, each citation naming
-    the index of the post it quotes."""
-    question = understand(question_text)
-    composition = compose(question, posts, as_of, weights)
+def composed(job: ComposeJob, posts: list[Post]) -> Composed:
+    """The extractive answer `ask` gives from `posts` (the job's, as posts), each citation
+    naming the index of the post it quotes."""
+    question = understand(job.question)
+    if job.spelled:
+        question = spelled_as(question, job.spelled)
+    as_of = from_us(job.as_of_us)
+    quoted = {post_id: from_us(us) for post_id, us in job.quoted.items()}
+    composition = compose(question, posts, as_of, job.weights, widened=job.widened,
+                          quoted=quoted, similar=job.similar)  # fmt: skip
     if composition.lead is None:
         return Composed("", False)
-    text, statements = voice.say(question, composition, as_of, persona)
+    text, statements = voice.say(question, composition, as_of, job.persona)
     index = {p.id: i for i, p in enumerate(posts)}
     return Composed(text, True, [(index[s.post.id], s.text) for s in statements])

@@ -36,7 +36,7 @@ from ima.fleet.protocol import (
     ProtocolError,
 )
 from ima.fleet.work import composed
-from ima.post import from_us, unflatten
+from ima.post import unflatten
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 32
@@ -91,8 +91,7 @@ class Worker:
         yield from self.llm.stream(Request(messages, job.max_tokens, job.temperature))
 
     def compose(self, job: ComposeJob) -> Composed:
-        return composed(job.question, [unflatten(p) for p in job.posts], from_us(job.as_of_us),
-                        job.weights, job.persona)  # fmt: skip
+        return composed(job, [unflatten(p) for p in job.posts])
 
     # the fleet side
 
@@ -116,9 +115,6 @@ class Worker:
             for kind in self.kinds:
                 own = protocol.job_subject(self.name, kind)
                 await service.add_endpoint(name=kind, subject=own, queue_group=f"w-{self.name}",
-                                           handler=self._accept)  # fmt: skip
-                await service.add_endpoint(name=f"{kind}-any", queue_group="ima-workers",
-                                           subject=protocol.queue_subject(kind),
                                            handler=self._accept)  # fmt: skip
             await nc.subscribe(protocol.CANCEL, cb=self._cancel)
             runner = asyncio.create_task(self._work(nc))
@@ -170,8 +166,10 @@ class Worker:
         while True:
             kind, request = await self._queue.get()
             request_id = (request.headers or {}).get(protocol.REQUEST_ID, "")
-            if request_id in self._cancelled:
-                continue  # a hedge's twin already answered it
+            if request_id in self._cancelled:  # a hedge's twin already answered it: the
+                with contextlib.suppress(Exception):  # asker, told so, stops waiting
+                    await request.respond(b"", headers=self._headers(request, "cancelled"))
+                continue
             try:
                 if kind == "generate":  # streamed: pieces go out as they come, then DONE
                     await loop.run_in_executor(None, self._generate, loop, request, request_id)

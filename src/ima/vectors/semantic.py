@@ -41,10 +41,11 @@ class Vectors:
         embedder = default_embedder()
         return cls(store, embedder) if embedder is not None else None
 
-    def follow(self) -> Vectors:
-        """Embed new posts in the background from now on."""
+    def follow(self, fleet_url: str | None = None) -> Vectors:
+        """Embed new posts in the background from now on (through the fleet at
+        `fleet_url`, when given)."""
         self.store.listeners.append(self._committed)
-        self.worker.start()
+        self.worker.start(fleet_url, self.store.data_dir)
         self._following = True
         return self
 

@@ -5,18 +5,21 @@ priority queue (when it is full, the lowest priority, the oldest and least engag
 is dropped: a newer post matters more to "what is happening now"). One thread
 embeds batches and writes them to the vector index. Embedding is slower than ingest
 on a small machine (~100 vs ~20,000 posts/s); `ima stats` shows the share embedded.
-Under `ima serve --fleet` (`IMA_FLEET_URL` set for the writer), the batches go to the
-fleet's workers, several at once, spot-checked against the local model, which also
-embeds whatever no worker could.
+Under `ima serve --fleet` (`start(fleet_url)`), the batches go to the fleet's workers,
+several at once, spot-checked against the local model, which also embeds whatever no
+worker could; the queue's metrics (`EmbeddingMetrics`) then go with the fleet's to
+`ima serve`'s /metrics.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ima.vectors.embedder import Embedder
 from ima.vectors.index import VectorIndex
@@ -38,18 +41,21 @@ class EmbeddingWorker:
         self.batch = batch
         self.embedded = 0
         self.dropped = 0
+        self.failed = 0  # batches whose embedding raised
         self._heap: list[tuple[int, int, int, str]] = []  # (priority, seq, created, text)
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ima-embedder", daemon=True)
 
-    def start(self) -> EmbeddingWorker:
-        url = os.environ.get("IMA_FLEET_URL")
-        if url:
-            from ima.fleet.embed import FleetEmbedder, fleet_batch
-            from ima.fleet.supervisor import Supervisor
+    def start(self, fleet_url: str | None = None, data_dir: Path | None = None
+              ) -> EmbeddingWorker:  # fmt: skip
+        """Embed in the background: through the fleet at `fleet_url` when given (its
+        metrics and this queue's written into `data_dir` for `ima serve`'s /metrics)."""
+        if fleet_url:
+            from ima.fleet.embed import fleet_batch, writer_embedder
 
-            self.embedder = FleetEmbedder(Supervisor(url).start(wait_s=5), self.embedder)
+            self.embedder = writer_embedder(fleet_url, self.embedder, data_dir,
+                                            EmbeddingMetrics(self))  # fmt: skip
             self.batch = fleet_batch()  # several jobs at once: as many workers as there are
         self._thread.start()
         return self
@@ -103,6 +109,7 @@ class EmbeddingWorker:
                 try:
                     self._embed(chunk)
                 except Exception:  # an embedding failure must not stop ingest
+                    self.failed += 1
                     log.exception("embedding failed for %d posts", len(chunk))
 
     def stop(self) -> None:
@@ -114,3 +121,24 @@ class EmbeddingWorker:
         close = getattr(self.embedder, "close", None)
         if close is not None:
             close()
+
+
+class EmbeddingMetrics:
+    """A worker's progress as Prometheus metrics, read from it when collected: posts
+    embedded (by the fleet's workers, or here), waiting, dropped, and failed batches."""
+
+    def __init__(self, worker: EmbeddingWorker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        worker = self.worker
+        posts = CounterMetricFamily("ima_embed_posts", "Posts embedded, by where", labels=["by"])
+        posts.add_metric(["fleet"], getattr(worker.embedder, "remote", 0))
+        posts.add_metric(["here"], getattr(worker.embedder, "fallback", worker.embedded))
+        yield posts
+        yield GaugeMetricFamily("ima_embed_queue_posts", "Posts waiting to be embedded",
+                                value=len(worker._heap))  # fmt: skip
+        yield CounterMetricFamily("ima_embed_dropped_posts", "Posts dropped from a full queue",
+                                  value=worker.dropped)  # fmt: skip
+        yield CounterMetricFamily("ima_embed_failed_batches", "Batches whose embedding failed",
+                                  value=worker.failed)  # fmt: skip
