@@ -24,6 +24,8 @@ def test_a_short_soak_loses_nothing_acknowledged():
     assert figures["restarts"]["writer"] >= 1
     assert figures["latency"]["search"]["requests"] > 0
     assert {"start", "end"} <= figures["footprint"].keys()
+    # memory is first sampled once the writer and an answerer have each restarted
+    assert figures["kills"].get("answerer", 0) >= 1 and figures["warm_up_s"] >= 3
     assert figures["stop_s"] < 8  # SIGTERM with four live feeds open
     # a few seconds are too short to judge memory; `flat` is judged by the README's run
     assert result.exit_code == (1 if figures["failed"] else 0)

@@ -16,7 +16,11 @@ What it reports, and what should hold:
 - no response ≥ 500 but 503 (`unexpected_5xx`: 0; 503s are counted by their code: the
   writer restarting, answers busy), no traceback in the server's log;
 - open file descriptors and memory of the API process and of the whole server flat
-  (within 10%) from the end of warm-up to the end;
+  (within 10%) from the end of warm-up to the end. Warm-up lasts until the writer and
+  an answerer have each been killed and restarted once, and at least a tenth of the run
+  (at most 30 s): what the first restart of each costs (the code paths and buffers it
+  runs for the first time) is paid once, like a cache filling; what a leak costs comes
+  again with every restart and every request after it;
 - latencies by kind, restarts observed, and how long SIGTERM took with feeds open.
 """
 
@@ -288,6 +292,7 @@ class _Watch:
     kills: Counter = field(default_factory=Counter)
     healthz: Counter = field(default_factory=Counter)
     down_s: list[float] = field(default_factory=list)
+    most_answerers: int = 0
 
     def helpers(self, server_pid: int) -> tuple[list[int], list[int]]:
         """The writer and answerer processes of the server now (told apart by niceness)."""
@@ -298,7 +303,14 @@ class _Watch:
         answerers = [pid for pid in spawned if int(table[pid][16]) == ANSWERER_NICE]
         self.writers.update(writers)
         self.answerers.update(answerers)
+        self.most_answerers = max(self.most_answerers, len(answerers))
         return writers, answerers
+
+    def restarted_once(self, server_pid: int) -> bool:
+        """The writer and an answerer have each been killed, and all are back."""
+        writers, answerers = self.helpers(server_pid)
+        killed = self.kills["writer"] and self.kills["answerer"]
+        return bool(killed and writers and len(answerers) >= self.most_answerers)
 
 
 def _cmdline(pid: int) -> bytes:
@@ -369,26 +381,32 @@ async def _soak(
     port, pid = server.port, server.process.pid
     words = stream.en_vocab[30:400]
     began = time.monotonic()
-    warm, end = began + warm_up, began + warm_up + duration
+    # the kills begin at once; the run is long enough that the span measured after
+    # warm-up is about `duration` (the first kill of each kind lands within ~2 kill_every)
+    warm, end = began + warm_up, began + warm_up + 2 * kill_every + duration
     gone = asyncio.Event()
     feeds = [asyncio.create_task(_feed(tally, port, key, rng.choice(words), gone))
              for _ in range(4)]  # fmt: skip
     health = asyncio.create_task(_watch_health(watch, port, pid, gone))
     footprint: dict[str, dict[str, int]] = {}
     timeline: list[tuple[int, int]] = []
+    warmed = {"at": warm}
 
     async def sample() -> None:
         """At warm-up's end, and nine times more: the API process's fds and anonymous memory."""
         await asyncio.sleep(max(0.0, warm - time.monotonic()))
+        while not watch.restarted_once(pid) and time.monotonic() < end:
+            await asyncio.sleep(0.5)
         footprint["start"] = _footprint(pid)
+        warmed["at"] = time.monotonic()
         for _ in range(9):
-            await asyncio.sleep(duration / 10)
+            await asyncio.sleep(max(0.0, end - warmed["at"]) / 10)
             now = _footprint(pid)
             timeline.append((now["api_fds"], now["api_anon_mb"]))
 
     await asyncio.gather(
         sample(),
-        _kill(watch, pid, kill_every, warm, end),
+        _kill(watch, pid, kill_every, began, end),
         _post(tally, port, key, records, end, rng),
         _attack(tally, port, key, end, random.Random(9)),
         *(_search(tally, port, key, words, end) for _ in range(4)),
@@ -406,7 +424,8 @@ async def _soak(
     await asyncio.gather(*feeds, health)
     footprint["api_fds_anon_mb_every_tenth"] = timeline  # type: ignore[assignment]
     return {"tally": tally, "watch": watch, "footprint": footprint,
-            "stop_s": round(stop_s, 2), "seconds": round(time.monotonic() - warm, 1)}  # fmt: skip
+            "stop_s": round(stop_s, 2), "seconds": round(time.monotonic() - warmed["at"], 1),
+            "warm_up_s": round(warmed["at"] - began, 1)}  # fmt: skip
 
 
 def _flat(start: dict[str, int], end: dict[str, int]) -> dict[str, bool]:
@@ -441,7 +460,7 @@ def run(
     warm_up = min(30.0, max(3.0, duration / 10))
     with tempfile.TemporaryDirectory(prefix="ima-bench-soak-") as tmp:
         data = Path(tmp) / "data"
-        sends = int((warm_up + duration) / POST_EVERY_S + 10) * BATCH
+        sends = int((warm_up + 2 * kill_every + duration) / POST_EVERY_S + 10) * BATCH
         stream = Stream(posts + sends, seed=3)
         records = iter(stream)
         say(f"storing {posts:,} posts")
@@ -451,8 +470,9 @@ def run(
         key = keys.create("soak", "load")[1]
         keys.close()
         with served(data, Path(tmp)) as server:
-            say(f"soaking for {duration:.0f} s after {warm_up:.0f} s of warm-up, killing the "
-                f"writer or an answerer every ~{kill_every:.0f} s")  # fmt: skip
+            say(f"soaking for about {duration:.0f} s after a warm-up of {warm_up:.0f} s or "
+                f"more (until the writer and an answerer have each restarted once), killing "
+                f"one of them every ~{kill_every:.0f} s")  # fmt: skip
             seen = uvloop.run(_soak(server, key, stream, valid, duration, warm_up, kill_every))
         say(f"checking {len(seen['tally'].acked):,} acknowledged posts in the store")
         checked = _check_store(data, seen["tally"].acked)
@@ -472,6 +492,7 @@ def run(
         "failed": failed,
         "minutes": minutes,
         "seconds_measured": seen["seconds"],
+        "warm_up_s": seen["warm_up_s"],
         "acknowledged": len(tally.acked),
         "lost": checked["lost"],
         "duplicated": duplicated,
