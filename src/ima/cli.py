@@ -1094,10 +1094,6 @@ def serve_cmd(
         click.echo(notice, err=True)
     if workers is None:
         workers = 0 if (os.cpu_count() or 1) <= 2 else 1
-    config = WriterConfig(settings, declared, workers=workers, embed=embed, demo=demo,
-                          log_level=logging.getLogger().level)  # fmt: skip
-    if demo:
-        click.echo("storing the demo stream's history…", err=True)
     if fleet_url:
         from ima.fleet import serving
 
@@ -1105,7 +1101,10 @@ def serve_cmd(
             fleet_url = serving.fleet_url(fleet_url, settings.data_dir)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--fleet") from None
-        serving.embed_through_fleet(fleet_url)
+    config = WriterConfig(settings, declared, workers=workers, embed=embed, demo=demo,
+                          log_level=logging.getLogger().level, fleet_url=fleet_url)  # fmt: skip
+    if demo:
+        click.echo("storing the demo stream's history…", err=True)
     try:
         writer = WriterProcess(config)  # takes the store; this process follows it
     except WriterUnavailable as exc:

@@ -213,6 +213,8 @@ class WriterConfig:
     embed: bool = True
     demo: bool = False
     log_level: int = logging.WARNING
+    #: `ima serve --fleet`: embed new posts through the fleet's workers at this URL
+    fleet_url: str | None = None
 
 
 class WriterProcess:
@@ -463,9 +465,7 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
     pipeline = Pipeline(
         store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=config.workers
     ).start()
-    # `ima serve --fleet` names the fleet to embed through (`ima.fleet.serving.ENV`)
-    fleet_url = os.environ.get("IMA_FLEET_URL")
-    vectors = follow_with_vectors(store, fleet_url) if config.embed else None
+    vectors = follow_with_vectors(store, config.fleet_url) if config.embed else None
     trends = follow_trends(store)
     try:
         sources = [spec_module.build(spec) for spec in config.specs]

@@ -3,14 +3,13 @@
 The API process answers through the fleet (`FleetAnswerer`, in place of the answerer
 processes, which stay as its local fallback; with `--llm`, `FleetBackend` generates
 on workers, the local LLM as the fallback); the writer process embeds through it
-(`IMA_FLEET_URL` in the writer's environment, handed to `ima.vectors.worker`). Each has
+(`WriterConfig.fleet_url`, handed to `ima.vectors.worker`). Each has
 a supervisor of its own on the same fleet; the API's writes what it sees for
 `ima fleet list`, the writer's its metrics for the API's /metrics (`WriterMetrics`).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ from ima.fleet.registry import reputation_file, state_file, writer_metrics_file
 from ima.fleet.supervisor import Supervisor
 from ima.search import PostStore
 
-ENV = "IMA_FLEET_URL"
-
 
 @dataclass(slots=True)
 class ServingFleet:
@@ -52,11 +49,6 @@ def fleet_url(url: str, data_dir: Path) -> str:
     """The URL `ima serve` connects with (its own credentials added when workers have
     some), also handed to the writer for embedding."""
     return Credentials(data_dir).serve_url(url)
-
-
-def embed_through_fleet(url: str) -> None:
-    """Make the writer process (started after this) embed through the fleet at `url`."""
-    os.environ[ENV] = url
 
 
 def local_answer(store: PostStore, semantic: Semantic | None, pool: Any) -> LocalAnswer:
