@@ -15,7 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ima.answer.answerers import AnswerFailed
 from ima.answer.ask import ask
+from ima.answer.converse import Reply, Turn, converse
 from ima.answer.model import Answer, iso
+from ima.answer.tools import Scope
 from ima.api.errors import ApiError
 from ima.api.gate import PriorityGate
 from ima.api.keys import KeyStore
@@ -148,6 +150,37 @@ class Services:
         except AnswerFailed as exc:
             raise ApiError(503, f"No answer: {exc}.", code="answer_failed",
                            headers={"Retry-After": "5"}) from None  # fmt: skip
+
+    def converse(
+        self,
+        turns: list[Turn],
+        *,
+        mode: str,
+        persona: str,
+        priority: int = 0,
+        restrict: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        on_text: Any = None,
+        sampling: tuple[int | None, float | None] = (None, None),
+    ) -> Reply:
+        """A conversation turn with the configured LLM (`ima.answer.converse`)."""
+        as_of = datetime.now(UTC) if until is None else min(datetime.now(UTC), until)
+        try:
+            with self.gate.slot(priority):
+                reply = converse(
+                    self.store, turns, self.backend, mode=mode, persona=persona,
+                    scope=Scope(as_of, since, restrict), on_text=on_text, sampling=sampling,
+                    semantic=self.vectors.semantic if self.vectors else None,
+                )  # fmt: skip
+        except Overloaded:
+            raise ApiError(
+                503, "Busy answering others; retry shortly.", code="overloaded",
+                headers={"Retry-After": "2"},
+            ) from None  # fmt: skip
+        if reply.struck or reply.answer.fallback_reason:
+            self.metrics.llm_fallbacks.inc()
+        return reply
 
     def _answer(
         self,

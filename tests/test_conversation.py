@@ -1,0 +1,256 @@
+"""Conversation with an LLM through the real API and the `openai` client: the per-turn
+search decision, searches as tools, proof per sentence, and a bounded context.
+
+The model here is `servers.ChatCompletions`, a scripted OpenAI-compatible server on
+loopback: a test double whose replies are fixed, so that a lying model (one that always
+invents a current-events claim) can be shown to be caught. The real llama.cpp server is
+in tests/test_conversation_llama.py."""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import openai
+import pytest
+
+from api_server import serving
+from conftest import feed, post
+from ima.answer import verify
+from ima.answer.converse import MAX_CONTEXT_MESSAGES
+from ima.answer.llm import OpenAICompatible
+from ima.answer.question import understand
+from ima.answer.route import decide
+from ima.api.chat import SEARCH_OFF
+from ima.post import Author, Post
+from servers import ChatCompletions
+
+POSTS = [
+    (50, post("m1", "The Miyajima ferry is cancelled today because of strong winds",
+              author="port_news")),
+    (5, post("m2", "Update: the Miyajima ferry resumed at 11:30 with a reduced timetable",
+             author="port_news")),
+    (30, post("s1", "Shinkansen trains are delayed in Tokyo after a power failure",
+              author="jr_info")),
+    (20, post("s2", "Nagoya station: Shinkansen services delayed after the Tokyo outage",
+              author="nagoya_now")),
+]  # fmt: skip
+LIE = "Breaking: the Miyajima ferry sank this morning and 40 passengers are missing [1]."
+
+
+def _recent() -> list[dict]:
+    now = datetime.now(UTC)
+    return [{**p, "created_at": (now - timedelta(minutes=m)).isoformat()} for m, p in POSTS]
+
+
+def _number_of(body: dict, words: str) -> int:
+    """The [n] the prompt gave the post containing `words`."""
+    prompt = body["messages"][-1]["content"]
+    return int(re.findall(r"\[(\d+)\][^\[]*?" + re.escape(words), prompt, re.S)[-1])
+
+
+def honest(body: dict) -> str:
+    """A model that cites what the posts say, or talks from its own knowledge."""
+    prompt = body["messages"][-1]["content"]
+    if "<<<" not in prompt:
+        return "Ferries are boats that carry people across water. I cannot know the news."
+    if "Nagoya" in prompt.rsplit("Question:", 1)[-1]:
+        return f"Shinkansen is delayed at Nagoya too [{_number_of(body, 'Nagoya station')}]."
+    return f"The Miyajima ferry resumed at 11:30 [{_number_of(body, 'resumed at')}]."
+
+
+@pytest.fixture
+def chat(tmp_path: Path, request):
+    """(openai client, services, the scripted model) over a real `ima serve`."""
+    with ChatCompletions(getattr(request, "param", honest)) as model:
+        backend = OpenAICompatible(model.url("/v1"), model="scripted")
+        with serving(tmp_path / "data", no_auth=True, backend=backend) as (base, svc):
+            feed(svc.store, _recent())
+            yield openai.OpenAI(base_url=base, api_key="none", max_retries=0), svc, model
+
+
+class Untouchable:
+    """Stands in for the store: any use of it is recorded and fails."""
+
+    def __init__(self) -> None:
+        self.touched: list[str] = []
+
+    def __getattr__(self, name: str):
+        self.touched.append(name)
+        raise AssertionError(f"the store was read ({name})")
+
+
+@pytest.mark.parametrize(
+    "chat", [lambda body: "Ferries float because water pushes up on them. The Miyajima "
+             "ferry sank today."], indirect=True,
+)  # fmt: skip
+def test_mode_off_the_model_answers_and_the_store_is_never_read(chat):
+    client, svc, model = chat
+    store, svc.store = svc.store, Untouchable()
+    try:
+        reply = client.chat.completions.create(
+            model="ima", messages=[{"role": "user", "content": "Why do ferries float?"}],
+            extra_body={"search_parameters": {"mode": "off"}},
+        )  # fmt: skip
+        touched = svc.store.touched
+    finally:
+        svc.store = store
+    assert touched == []
+    turn = reply.model_extra["turn"]
+    assert turn["searched"] is False and "off" in turn["reason"]
+    assert reply.choices[0].message.content == "Ferries float because water pushes up on them."
+    assert turn["sentences"] == [{"text": "Ferries float because water pushes up on them.",
+                                  "source": "model", "citations": []}]  # fmt: skip
+    assert turn["removed"][0]["reason"] == "a claim about now that cites no post"
+    assert reply.model_extra["citations"] == []
+    assert "<<<" not in model.bodies[0]["messages"][-1]["content"]  # no posts in the prompt
+
+
+@pytest.mark.parametrize(
+    ("question", "mode", "llm", "grounded", "searches"),
+    [
+        ("Tell me a joke about cats", "auto", True, False, False),
+        ("Explain how photosynthesis works", "auto", True, False, False),
+        ("What's happening in Osaka?", "auto", True, False, True),
+        ("Is the Miyajima ferry running?", "auto", True, False, True),
+        ("Any updates on the election today?", "auto", True, False, True),
+        ("Tell me about Shinkansen", "auto", True, False, True),  # the posts name it
+        ("東京で今何が起きている？", "auto", True, False, True),
+        ("and then?", "auto", True, True, True),
+        ("and then?", "auto", True, False, False),
+        ("Tell me a joke about cats", "on", True, False, True),
+        ("What's happening now?", "off", True, False, False),
+        ("Tell me a joke about cats", "auto", False, False, True),  # no LLM: always posts
+    ],
+)
+def test_the_router_rule(store, question, mode, llm, grounded, searches):
+    feed(store, _recent())
+    decision = decide(mode, understand(question), llm=llm, grounded_before=grounded,
+                      store=store)  # fmt: skip
+    assert decision.search is searches and decision.reason
+
+
+def test_without_an_llm_ima_answers_from_posts_and_says_so(tmp_path):
+    with serving(tmp_path / "data", no_auth=True) as (base, svc):
+        feed(svc.store, _recent())
+        client = openai.OpenAI(base_url=base, api_key="none", max_retries=0)
+        ask = [{"role": "user", "content": "Is the Miyajima ferry running now?"}]
+        grounded = client.chat.completions.create(model="ima", messages=ask)
+        off = client.chat.completions.create(
+            model="ima", messages=ask, extra_body={"search_parameters": {"mode": "off"}}
+        )
+    assert "resumed" in grounded.choices[0].message.content
+    assert grounded.model_extra["turn"]["searched"] is True
+    assert "no LLM" in grounded.model_extra["turn"]["reason"]
+    assert off.choices[0].message.content == SEARCH_OFF
+    assert off.model_extra["turn"]["searched"] is False
+
+
+def _assert_lie_caught(text: str, turn: dict, citations: list[str]) -> None:
+    assert "sank" not in text and "40" not in text
+    assert turn["searched"] is True
+    removed = turn["removed"][0]
+    assert removed["text"] == LIE and removed["reason"]
+    instead = re.sub(r" \[\d+\]$", "", removed["replaced_by"])
+    assert instead and instead in text  # the posts' own words, cited
+    assert [s["source"] for s in turn["sentences"]] == ["posts"]
+    assert citations
+
+
+@pytest.mark.parametrize("chat", [LIE], indirect=True)
+def test_a_lying_model_has_its_claim_removed_and_the_reason_reported(chat):
+    client, _svc, _model = chat
+    ask = [{"role": "user", "content": "Is the Miyajima ferry running now?"}]
+    reply = client.chat.completions.create(model="ima", messages=ask)
+    _assert_lie_caught(reply.choices[0].message.content, reply.model_extra["turn"],
+                       reply.model_extra["citations"])  # fmt: skip
+    chunks = list(client.chat.completions.create(model="ima", messages=ask, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
+    last = chunks[-1].model_extra
+    _assert_lie_caught(streamed, last["turn"], last["citations"])
+    response = client.responses.create(model="ima", input=ask[0]["content"])
+    _assert_lie_caught(response.output_text, response.model_extra["turn"],
+                       response.model_extra["citations"])  # fmt: skip
+
+
+@pytest.mark.parametrize("chat", ["The Miyajima ferry sank this morning."], indirect=True)
+def test_an_uncited_claim_about_now_is_removed(chat):
+    client, _svc, _model = chat
+    reply = client.chat.completions.create(
+        model="ima", messages=[{"role": "user", "content": "Is the Miyajima ferry running now?"}]
+    )
+    turn = reply.model_extra["turn"]
+    assert turn["removed"][0]["reason"] == "a claim about now that cites no post"
+    assert "sank" not in reply.choices[0].message.content
+    assert "resumed" in reply.choices[0].message.content
+
+
+def test_responses_stream_searches_as_custom_tool_calls_before_the_text(chat):
+    client, _svc, _model = chat
+    events = list(client.responses.create(
+        model="ima", input="Is the Miyajima ferry running now?", stream=True,
+        extra_body={"include": ["x_search_call.results"]},
+    ))  # fmt: skip
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    added = next(e for e in events if e.type == "response.output_item.added")
+    assert added.item.type == "custom_tool_call" and added.item.name == "x_keyword_search"
+    first_text = kinds.index("response.output_text.delta")
+    assert kinds.index("response.custom_tool_call_input.done") < first_text
+    deltas = "".join(e.delta for e in events
+                     if e.type == "response.custom_tool_call_input.delta")  # fmt: skip
+    done = next(e for e in events if e.type == "response.custom_tool_call_input.done")
+    assert deltas == done.input and "Miyajima" in json.loads(done.input)["query"]
+    final = events[-1].response
+    assert kinds[-1] == "response.completed"
+    assert final.usage.model_extra["server_side_tool_usage_details"] == {"x_search_calls": 1}
+    call = final.output[0]
+    read = call.model_extra["results"]
+    assert {p["post_id"] for p in read} >= {"test:m1", "test:m2"}
+    assert "resumed at 11:30 [[" in final.output_text
+    turn = final.model_extra["turn"]
+    assert turn["sentences"][0]["source"] == "posts" and turn["removed"] == []
+    cited = [p for p in read if p["post_id"] == "test:m2"]
+    assert verify.problems("The Miyajima ferry resumed at 11:30 [1].",
+                           [_as_post(cited[0])], datetime.now(UTC)) == []  # fmt: skip
+
+
+def _as_post(card: dict) -> Post:
+    return Post(id=card["post_id"], source="test", author=Author(handle=card["author"]),
+                text=card["text"], lang=card["lang"],
+                created_at=datetime.fromisoformat(card["created_at"].replace("Z", "+00:00")),
+                ingested_at=datetime.now(UTC), url=card["url"])  # fmt: skip
+
+
+def test_a_follow_up_searches_with_the_earlier_topic(chat):
+    client, _svc, model = chat
+    response = client.responses.create(model="ima", input=[
+        {"role": "user", "content": "Are Shinkansen trains delayed in Tokyo?"},
+        {"role": "assistant", "content": "Shinkansen trains are delayed in Tokyo [[1]](x)."},
+        {"role": "user", "content": "and what about Nagoya?"},
+    ])  # fmt: skip
+    turn = response.model_extra["turn"]
+    assert turn["searched"] is True and "follow-up" in turn["reason"]
+    query = json.loads(response.output[0].input)["query"]
+    assert "Shinkansen" in query and "Nagoya" in query and "Tokyo" not in query
+    assert "is delayed at Nagoya too [[" in response.output_text, turn
+    prompt = model.bodies[-1]["messages"]
+    assert prompt[1]["content"] == "Are Shinkansen trains delayed in Tokyo?"  # the history
+    assert "Nagoya station" in prompt[-1]["content"]
+
+
+def test_the_context_is_bounded_and_says_what_it_dropped(chat):
+    client, _svc, model = chat
+    history = []
+    for n in range(8):
+        history += [{"role": "user", "content": f"Tell me fact {n} about boats"},
+                    {"role": "assistant", "content": f"Fact {n}: boats float."}]  # fmt: skip
+    reply = client.chat.completions.create(
+        model="ima", messages=[*history, {"role": "user", "content": "Why do boats float?"}]
+    )
+    turn = reply.model_extra["turn"]
+    assert turn["searched"] is False
+    assert turn["context_dropped"] == len(history) - MAX_CONTEXT_MESSAGES
+    assert str(turn["context_dropped"]) in turn["context_note"]
+    assert len(model.bodies[-1]["messages"]) == MAX_CONTEXT_MESSAGES + 2  # system + question
+    assert turn["sentences"][0]["source"] == "model"
