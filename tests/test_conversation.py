@@ -8,11 +8,13 @@ in tests/test_conversation_llama.py."""
 
 import json
 import re
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import openai
 import pytest
+from aiohttp import web
 
 from api_server import serving
 from conftest import feed, post
@@ -253,4 +255,76 @@ def test_the_context_is_bounded_and_says_what_it_dropped(chat):
     assert turn["context_dropped"] == len(history) - MAX_CONTEXT_MESSAGES
     assert str(turn["context_dropped"]) in turn["context_note"]
     assert len(model.bodies[-1]["messages"]) == MAX_CONTEXT_MESSAGES + 2  # system + question
+    assert turn["sentences"][0]["source"] == "model"
+
+
+class ToolModel(ChatCompletions):
+    """A scripted model that calls tools: a request offering tools gets a call to
+    x_keyword_search for `query` (each round, or the first `rounds`), or, with no query
+    or no rounds left, a plain answer; a streamed request gets `honest`'s answer."""
+
+    def __init__(self, query: str | None, rounds: int | None = None) -> None:
+        super().__init__(honest)
+        self.query, self.rounds = query, rounds
+        self.steps: list[dict] = []
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if "tools" not in body:
+            return await super()._chat(request)
+        self.steps.append(body)
+        message: dict = {"role": "assistant", "content": "Cats purr when they are content."}
+        if self.query and (self.rounds is None or len(self.steps) <= self.rounds):
+            arguments = json.dumps({"query": self.query, "limit": 5, "mode": "Latest"})
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"call_{len(self.steps)}", "type": "function",
+                 "function": {"name": "x_keyword_search", "arguments": arguments}}]}  # fmt: skip
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return web.json_response({"id": "c1", "object": "chat.completion", "choices": [choice]})
+
+
+@contextmanager
+def tool_model(tmp_path: Path, query: str | None):
+    with ToolModel(query) as model:
+        backend = OpenAICompatible(model.url("/v1"), model="scripted", tools=True)
+        with serving(tmp_path / "data", no_auth=True, backend=backend) as (base, svc):
+            feed(svc.store, _recent())
+            yield openai.OpenAI(base_url=base, api_key="none", max_retries=0), svc, model
+
+
+def test_a_tool_calling_model_searches_itself_in_bounded_rounds(tmp_path):
+    with tool_model(tmp_path, "Miyajima ferry") as (client, _svc, model):
+        events = list(client.responses.create(
+            model="ima", input="Is the Miyajima ferry running?", stream=True,
+            extra_body={"max_turns": 2},
+        ))  # fmt: skip
+        steps = model.steps
+    assert len(steps) == 2  # it would search forever; two rounds were allowed
+    tool_reply = [m for m in steps[1]["messages"] if m["role"] == "tool"]
+    assert tool_reply and "<<<" in tool_reply[0]["content"]  # what it found, fenced as data
+    final = events[-1].response
+    calls = [o for o in final.output if o.type == "custom_tool_call"]
+    assert [json.loads(c.input) for c in calls] == [
+        {"query": "Miyajima ferry", "limit": 5, "mode": "Latest"}] * 2
+    assert final.output[-1].type == "message"
+    assert "resumed at 11:30 [[" in final.output_text
+    assert final.model_extra["turn"]["reason"] == "the model searched"
+    assert final.usage.model_extra["server_side_tool_usage_details"] == {"x_search_calls": 2}
+
+
+def test_a_tool_calling_model_that_does_not_search_answers_alone(tmp_path):
+    with tool_model(tmp_path, None) as (client, svc, model):
+        store, svc.store = svc.store, Untouchable()
+        try:
+            reply = client.chat.completions.create(
+                model="ima", messages=[{"role": "user", "content": "Why do cats purr?"}]
+            )
+            touched = svc.store.touched
+        finally:
+            svc.store = store
+        streamed = len(model.bodies)  # the streamed requests (a step is not one)
+    assert touched == [] and streamed == 0 and len(model.steps) == 1
+    turn = reply.model_extra["turn"]
+    assert turn["searched"] is False and turn["reason"] == "the model answered without searching"
+    assert reply.choices[0].message.content == "Cats purr when they are content."
     assert turn["sentences"][0]["source"] == "model"

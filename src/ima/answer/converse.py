@@ -12,17 +12,18 @@ how many).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ima import analysis
 from ima.answer import proof, tools, verify, voice
 from ima.answer.ask import _first_sentence, ask
-from ima.answer.llm import Backend, BackendError, chat_request
+from ima.answer.llm import Backend, BackendError, Request, chat_request, fence
 from ima.answer.model import Answer
 from ima.answer.question import understand
 from ima.answer.route import FOLLOW_UP, Decision, decide
@@ -35,6 +36,7 @@ MAX_CONTEXT_MESSAGES = 6
 MAX_CONTEXT_CHARS = 4_000
 MAX_GIVEN = 10  # posts in the model's prompt
 SEARCH_LIMIT = 10
+MAX_TURNS = 5  # rounds of search a tool-calling model may take, at most
 NO_MODEL = "The model did not answer this time; try again in a moment."
 
 
@@ -107,9 +109,11 @@ def converse(
     semantic: tools.Semantic | None = None,
     on_text: Callable[[str], None] | None = None,
     sampling: tuple[int | None, float | None] = (None, None),
+    max_turns: int = 2,
 ) -> Reply:
     """Answer the last user turn of `turns` (bounded, see `window`). With `mode` off the
-    store is never read."""
+    store is never read. In `auto`, a backend whose model calls tools (`tools` set)
+    decides itself whether to search, in at most `max_turns` rounds."""
     started = time.perf_counter()
     text = turns[-1].text
     history, dropped = window(turns[:-1])
@@ -117,8 +121,25 @@ def converse(
     answered = [t.text for t in turns[:-1] if t.role == "assistant"]
     grounded_before = bool(answered) and verify.cites_any(answered[-1])
     question = understand(text)
-    decision = decide(mode, question, llm=True, grounded_before=grounded_before,
-                      store=store if mode == "auto" else None)  # fmt: skip
+    max_tokens, temperature = sampling
+    sampled = {"max_tokens": max_tokens or 300,
+               "temperature": 0.3 if temperature is None else temperature}  # fmt: skip
+    messages = [{"role": t.role, "content": t.text} for t in history]
+    searches: list[tools.ToolCall] = []
+    answered: str | None = None  # a tool-calling model's answer when it did not search
+    decision: Decision | None = None
+    if mode == "auto" and getattr(backend, "tools", False):
+        ask_model = replace(chat_request(messages, text, None, persona, tools=True), **sampled)
+        try:
+            searches, answered = _model_searches(backend, ask_model, store, scope, semantic,
+                                                 max_turns)  # fmt: skip
+            decision = Decision(bool(searches), "the model searched" if searches
+                                else "the model answered without searching")  # fmt: skip
+        except BackendError as exc:
+            log.warning("the model's search step failed; the rule decides: %s", exc)
+    if decision is None:
+        decision = decide(mode, question, llm=True, grounded_before=grounded_before,
+                          store=store if mode == "auto" else None)  # fmt: skip
     reply = Reply(Answer(text, "", [], scope.as_of, False, 0.0, persona, question.lang,
                          backend.name), decision, dropped=dropped)  # fmt: skip
     posts: list[Post] | None = None
@@ -126,7 +147,7 @@ def converse(
     if decision.search:
         if asked and (FOLLOW_UP.search(text) or not question.entities):
             text = with_topic(text, asked[-1])
-        reply.searches = _search(store, text, scope, semantic)
+        reply.searches = searches or _search(store, text, scope, semantic)
         posts = _given(reply.searches)
         extractive = ask(store, text, as_of=scope.as_of, persona=persona, semantic=semantic,
                          restrict=scope.restrict, since=scope.since)  # fmt: skip
@@ -137,13 +158,12 @@ def converse(
                               extractive.citations)  # fmt: skip
         if persona == "fun" and voice.is_tragic([text, *(p.text for p in posts)]):
             persona = "regular"  # the fun voice never jokes about a tragedy
-    request = chat_request([{"role": t.role, "content": t.text} for t in history],
-                           turns[-1].text, posts, persona)  # fmt: skip
-    max_tokens, temperature = sampling
-    request = request.__class__(request.messages, max_tokens or 300,
-                                0.3 if temperature is None else temperature)  # fmt: skip
+    request = replace(chat_request(messages, turns[-1].text, posts, persona), **sampled)
     try:
-        _stream(backend, request, checker, on_text)
+        if answered is not None:
+            _check(iter([answered]), checker, on_text)
+        else:
+            _check(backend.stream(request, threading.Event()), checker, on_text)
     except BackendError as exc:
         log.warning("the model did not answer: %s", exc)
         reply.answer.fallback_reason = f"{backend.name}: {exc}"
@@ -190,12 +210,37 @@ def _nothing(reply: Reply, extractive: Answer, on_text: Callable[[str], None] | 
     return reply
 
 
-def _stream(backend: Backend, request: Any, checker: proof.Proof,
-            on_text: Callable[[str], None] | None) -> None:
+def _model_searches(
+    backend: Any, request: Request, store: PostStore, scope: tools.Scope,
+    semantic: tools.Semantic | None, max_turns: int,
+) -> tuple[list[tools.ToolCall], str | None]:
+    """Rounds (at most `max_turns`) in which a tool-calling model searches; the searches,
+    and its answer when it gave one without searching. What a search found goes back to
+    the model fenced as data."""
+    messages = list(request.messages)
+    searches: list[tools.ToolCall] = []
+    for _ in range(max(1, min(max_turns, MAX_TURNS))):
+        step = backend.step(replace(request, messages=messages), tools.SCHEMAS)
+        if not step.calls:
+            return searches, None if searches else step.text
+        calls = [tools.run(tools.ToolCall(name, args, call_id=call_id), store, scope, semantic)
+                 for call_id, name, args in step.calls]  # fmt: skip
+        searches += calls
+        messages.append({"role": "assistant", "content": step.text, "tool_calls": [
+            {"id": c.call_id, "type": "function",
+             "function": {"name": c.name, "arguments": json.dumps(c.input)}} for c in calls
+        ]})  # fmt: skip
+        messages += [{"role": "tool", "tool_call_id": c.call_id,
+                      "content": c.error or fence(c.posts) or "no posts found"}
+                     for c in calls]  # fmt: skip
+    return searches, None
+
+
+def _check(pieces: Iterator[str], checker: proof.Proof,
+           on_text: Callable[[str], None] | None) -> None:
     """The model's text, checked sentence by sentence as each is whole."""
     pending = ""
-    cancel = threading.Event()
-    for piece in backend.stream(request, cancel):
+    for piece in pieces:
         pending += piece
         while (sentence := _first_sentence(pending)) is not None:
             pending = pending[len(sentence):]

@@ -108,7 +108,7 @@ def create_response(body: schemas.ResponsesRequest, request: Request, who: Calle
         reply = svc.converse(
             _turns(body), mode=_MODES[body.tool_choice or "auto"], persona=persona,
             priority=who.tier.priority, restrict=restrict, since=since, until=until,
-            sampling=sampling,
+            sampling=sampling, max_turns=body.max_turns or 2,
         )  # fmt: skip
         answer = reply.answer
     else:
