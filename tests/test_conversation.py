@@ -328,3 +328,14 @@ def test_a_tool_calling_model_that_does_not_search_answers_alone(tmp_path):
     assert turn["searched"] is False and turn["reason"] == "the model answered without searching"
     assert reply.choices[0].message.content == "Cats purr when they are content."
     assert turn["sentences"][0]["source"] == "model"
+
+
+def test_the_fun_voice_holds_for_the_conversation_but_never_jokes_on_a_tragedy(chat):
+    client, _svc, model = chat
+    for question in ("Why do ferries float?", "Three people died in a fire, why do fires spread?"):
+        client.chat.completions.create(
+            model="ima-fun", messages=[{"role": "user", "content": question}],
+            extra_body={"search_parameters": {"mode": "off"}},
+        )  # fmt: skip
+    light, grave = (body["messages"][0]["content"] for body in model.bodies)
+    assert "witty" in light and "witty" not in grave

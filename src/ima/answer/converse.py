@@ -156,8 +156,8 @@ def converse(
             return _nothing(reply, extractive, on_text)
         checker = proof.Proof(posts, scope.as_of, understand(text).entities,
                               extractive.citations)  # fmt: skip
-        if persona == "fun" and voice.is_tragic([text, *(p.text for p in posts)]):
-            persona = "regular"  # the fun voice never jokes about a tragedy
+    if persona == "fun" and voice.is_tragic([text, *(p.text for p in posts or [])]):
+        persona = "regular"  # the fun voice never jokes about a tragedy
     request = replace(chat_request(messages, turns[-1].text, posts, persona), **sampled)
     try:
         if answered is not None:
