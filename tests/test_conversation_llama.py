@@ -17,7 +17,7 @@ import pytest
 from api_server import serving
 from conftest import feed
 from ima.answer import verify
-from ima.answer.llm import OpenAICompatible, smollm2_gguf
+from ima.answer.llm import BackendError, LlamaCpp, OpenAICompatible, Request, smollm2_gguf
 from ima.answer.route import NOW_WORDS
 from ima.bench.serve import free_port, wait_until_up
 from ima.post import Author, Post
@@ -152,3 +152,14 @@ def test_a_follow_up_searches_with_the_earlier_topic(client, api, stream):
     if api == "responses":
         query = got["searches"][0]["query"]
         assert "Shinkansen" in query and "Nagoya" in query
+
+
+def test_the_embedded_default_is_the_instruction_tuned_model_and_switchable():
+    default = LlamaCpp(threads=1)
+    assert default.name == "llama.cpp:smollm2-135m"
+    said = "".join(default.stream(Request([{"role": "user", "content": "Say hello."}],
+                                          max_tokens=8)))  # fmt: skip
+    assert said.strip()
+    assert LlamaCpp("gemma3-270m").name == "llama.cpp:gemma3-270m"
+    with pytest.raises(BackendError, match="no embedded model"):
+        LlamaCpp("gpt-9")
