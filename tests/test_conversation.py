@@ -18,9 +18,10 @@ from aiohttp import web
 
 from api_server import serving
 from conftest import feed, post
-from ima.answer import verify
+from ima.answer import proof, verify
 from ima.answer.converse import MAX_CONTEXT_MESSAGES
 from ima.answer.llm import OpenAICompatible
+from ima.answer.model import Citation
 from ima.answer.question import understand
 from ima.answer.route import decide
 from ima.api.chat import SEARCH_OFF
@@ -339,3 +340,26 @@ def test_the_fun_voice_holds_for_the_conversation_but_never_jokes_on_a_tragedy(c
         )  # fmt: skip
     light, grave = (body["messages"][0]["content"] for body in model.bodies)
     assert "witty" in light and "witty" not in grave
+
+
+def test_proof_sentence_by_sentence():
+    at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    ferry = Post(id="test:f", source="test", author=Author(handle="port_news"),
+                 text="Update: the Miyajima ferry resumed at 11:30", lang="en",
+                 created_at=at - timedelta(minutes=5), ingested_at=at, url="")  # fmt: skip
+    lead = Citation(1, ferry, "Update: the Miyajima ferry resumed at 11:30")
+    checker = proof.Proof([ferry], at, understand("Is the Miyajima ferry running?").terms, [lead])
+    assert checker.check("The Miyajima ferry resumed at 11:30 [1].")[0].source == "posts"
+    assert checker.check("Islands are nice to visit.")[0].source == "model"
+    assert checker.check("The ferry sank [1].") == []  # the lead is shown already
+    assert checker.check("The ferry is running.") == []  # the topic, uncited
+    assert checker.check("It is windy now.") == []  # now, uncited
+    reasons = [s.reason for s in checker.struck]
+    assert reasons[0].startswith("[1] does not support")
+    assert reasons[1:] == ["speaks of the searched topic but cites no post",
+                           "a claim about now that cites no post"]  # fmt: skip
+    assert [c.post.id for c in checker.citations()] == ["test:f"]
+    fresh = proof.Proof([ferry], at, frozenset(), [lead])
+    instead = "Update: the Miyajima ferry resumed at 11:30 [1]"
+    assert fresh.check("The ferry sank [1].")[0].text == instead
+    assert fresh.struck[0].replaced_by == instead

@@ -154,7 +154,7 @@ def converse(
         reply.answer.window_s = extractive.window_s
         if not posts and not extractive.found:
             return _nothing(reply, extractive, on_text)
-        checker = proof.Proof(posts, scope.as_of, understand(text).entities,
+        checker = proof.Proof(posts, scope.as_of, understand(text).terms,
                               extractive.citations)  # fmt: skip
     if persona == "fun" and voice.is_tragic([text, *(p.text for p in posts or [])]):
         persona = "regular"  # the fun voice never jokes about a tragedy

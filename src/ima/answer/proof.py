@@ -3,9 +3,9 @@
 Each sentence an LLM writes in a conversation is one of two things. Cited: every `[n]`
 must hold (`ima.answer.verify`), or the sentence is struck and, when the turn searched,
 replaced by the next statement of the extractive answer (the posts' own words, cited).
-Uncited: it is labelled as the model's own knowledge, unless it is a claim about now
-(a time word, a number, or, in a turn that searched, the topic's names), which nothing
-backs: that is struck too. Every strike says why.
+Uncited: it is labelled as the model's own knowledge, unless it is a claim about now (a
+time word, a number, or, in a turn that searched, a key word of the question), which
+nothing backs: that is struck too. Every strike says why.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Proof:
 
     posts: list[Post]
     as_of: datetime
-    topic: frozenset[str] = frozenset()
+    topic: frozenset[str] = frozenset()  # the searched question's key words, as terms
     extractive: list[Citation] = field(default_factory=list)
     said: list[Said] = field(default_factory=list)
     struck: list[Struck] = field(default_factory=list)
@@ -95,7 +95,7 @@ class Proof:
         if numbers:
             return numbers[0]
         if self.topic & set(analysis.terms(sentence)):
-            return "names the searched topic but cites no post"
+            return "speaks of the searched topic but cites no post"
         return ""
 
     def _replacement(self) -> Said | None:
