@@ -6,7 +6,7 @@ and a few general prompts as turns that do not (mode off), against the OpenAI-co
 server at URL (model NAME). Reported: the model's first token and the whole answer
 (median and p90, seconds), how many sentences the model wrote and what the proof did
 with them (kept as cited and verified, kept as the model's own, removed, replaced by the
-posts' own statement), and the rephrase test: `ask` in the fun voice with the model
+posts' own statement), each answer (to read), and the rephrase test: `ask` in the fun voice with the model
 rephrasing the extractive answer, verified or replaced.
 """
 
@@ -70,6 +70,7 @@ def _turns(store: Any, backend: Timed, asks: list[tuple[str, Any]], mode: str) -
                             "grounding_added"), 0)  # fmt: skip
     first: list[float] = []
     whole: list[float] = []
+    answers: list[dict[str, str]] = []
     for question, as_of in asks:
         backend.first = None
         started = time.perf_counter()
@@ -79,6 +80,7 @@ def _turns(store: Any, backend: Timed, asks: list[tuple[str, Any]], mode: str) -
         if backend.first is not None:
             first.append(backend.first - started)
         _tally(reply, counts)
+        answers.append({"question": question, "answer": reply.answer.text})
     return {
         "turns": len(asks),
         "first_token_s": {"p50": round(_percentile(first, 0.5), 2),
@@ -86,6 +88,7 @@ def _turns(store: Any, backend: Timed, asks: list[tuple[str, Any]], mode: str) -
         "whole_answer_s": {"p50": round(_percentile(whole, 0.5), 2),
                            "p90": round(_percentile(whole, 0.9), 2)},
         **counts,
+        "answers": answers,
     }  # fmt: skip
 
 
