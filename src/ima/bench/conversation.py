@@ -6,8 +6,8 @@ and a few general prompts as turns that do not (mode off), against the OpenAI-co
 server at URL (model NAME). Reported: the model's first token and the whole answer
 (median and p90, seconds), how many sentences the model wrote and what the proof did
 with them (kept as cited and verified, kept as the model's own, removed, replaced by the
-posts' own statement), each answer (to read), and the rephrase test: `ask` in the fun voice with the model
-rephrasing the extractive answer, verified or replaced.
+posts' own statement), each answer (to read), and the rephrase test: `ask` in the fun
+voice with the model rephrasing the extractive answer, verified or replaced.
 """
 
 from __future__ import annotations
