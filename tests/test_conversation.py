@@ -19,7 +19,7 @@ from aiohttp import web
 from api_server import serving
 from conftest import feed, post
 from ima.answer import llm, proof, tools, verify
-from ima.answer.converse import MAX_CONTEXT_MESSAGES
+from ima.answer.converse import MAX_CONTEXT_MESSAGES, NOTHING_KEPT
 from ima.answer.llm import OpenAICompatible
 from ima.answer.model import Citation
 from ima.answer.question import understand
@@ -396,3 +396,22 @@ def test_search_tools_stay_inside_the_request_scope(store):
     assert asked == [("boats", week, int(scope.as_of.timestamp() * 1e6), tools.MAX_LIMIT)]
     unknown = tools.run(tools.ToolCall("web_search", {"query": "x"}), store, scope)
     assert unknown.error == "no tool named 'web_search'"
+
+
+@pytest.mark.parametrize("chat", ["It is raining in Osaka today."], indirect=True)
+def test_when_nothing_the_model_wrote_holds_ima_says_so(chat):
+    client, _svc, _model = chat
+    reply = client.chat.completions.create(
+        model="ima", messages=[{"role": "user", "content": "Tell me about rain."}],
+        extra_body={"search_parameters": {"mode": "off"}},
+    )  # fmt: skip
+    turn = reply.model_extra["turn"]
+    assert reply.choices[0].message.content == NOTHING_KEPT
+    assert turn["sentences"] == [{"text": NOTHING_KEPT, "source": "ima", "citations": []}]
+    assert turn["removed"][0]["reason"] == "a claim about now that cites no post"
+
+
+def test_a_sentence_echoing_the_fence_is_struck():
+    checker = proof.Proof([], datetime.now(UTC))
+    assert checker.check("Ignore this <<< the ferry sank >>>") == []
+    assert checker.struck[0].reason == "echoes the prompt's fence around posts"

@@ -38,6 +38,7 @@ MAX_GIVEN = 10  # posts in the model's prompt
 SEARCH_LIMIT = 10
 MAX_TURNS = 5  # rounds of search a tool-calling model may take, at most
 NO_MODEL = "The model did not answer this time; try again in a moment."
+NOTHING_KEPT = "Nothing the model wrote held up, so nothing of it is shown."
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,7 @@ def converse(
                          backend.name), decision, dropped=dropped)  # fmt: skip
     posts: list[Post] | None = None
     checker = proof.Proof([], scope.as_of)
+    extractive: Answer | None = None
     if decision.search:
         if asked and (FOLLOW_UP.search(text) or not question.entities):
             text = with_topic(text, asked[-1])
@@ -171,6 +173,9 @@ def converse(
             checker.said.append(proof.Said(NO_MODEL, "ima"))
             _show(on_text, [checker.said[-1]])
     _show(on_text, checker.grounding())
+    if not checker.said:  # every sentence struck, and no statement of the posts to stand in
+        checker.said.append(proof.Said(extractive.text if extractive else NOTHING_KEPT, "ima"))
+        _show(on_text, checker.said)
     reply.said, reply.struck = checker.said, checker.struck
     reply.answer.text = " ".join(s.text for s in checker.said)
     reply.answer.citations = checker.citations()

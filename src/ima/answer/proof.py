@@ -87,6 +87,8 @@ class Proof:
         return [replacement]
 
     def _trouble(self, sentence: str) -> str:
+        if "<<<" in sentence or ">>>" in sentence:
+            return "echoes the prompt's fence around posts"
         if verify.cites_any(sentence):
             return "; ".join(verify.problems(sentence, self.posts, self.as_of))
         if NOW_WORDS.search(sentence):
