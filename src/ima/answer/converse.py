@@ -119,8 +119,6 @@ def converse(
     text = turns[-1].text
     history, dropped = window(turns[:-1])
     asked = [t.text for t in turns[:-1] if t.role == "user"]
-    answered = [t.text for t in turns[:-1] if t.role == "assistant"]
-    grounded_before = bool(answered) and verify.cites_any(answered[-1])
     question = understand(text)
     max_tokens, temperature = sampling
     sampled = {"max_tokens": max_tokens or 300,
@@ -139,7 +137,7 @@ def converse(
         except BackendError as exc:
             log.warning("the model's search step failed; the rule decides: %s", exc)
     if decision is None:
-        decision = decide(mode, question, llm=True, grounded_before=grounded_before,
+        decision = decide(mode, question, llm=True, grounded_before=_grounded(turns[:-1]),
                           store=store if mode == "auto" else None)  # fmt: skip
     reply = Reply(Answer(text, "", [], scope.as_of, False, 0.0, persona, question.lang,
                          backend.name), decision, dropped=dropped)  # fmt: skip
@@ -182,6 +180,12 @@ def converse(
     reply.answer.found = bool(reply.answer.citations)
     reply.answer.timings_ms = {"total": (time.perf_counter() - started) * 1000}
     return reply
+
+
+def _grounded(history: list[Turn]) -> bool:
+    """Whether the last answer of the conversation cited posts."""
+    replies = [t.text for t in history if t.role == "assistant"]
+    return bool(replies) and verify.cites_any(replies[-1])
 
 
 def _search(store: PostStore, text: str, scope: tools.Scope,
