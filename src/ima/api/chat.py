@@ -3,7 +3,10 @@
 The last user message is the question; earlier user messages are the conversation
 a follow-up leans on. `search_parameters` narrows the search (handles, favorites,
 dates, sources). Citations (post URLs) come back in a top-level `citations` list,
-and, when streaming, in the last chunk with `usage`.
+and, when streaming, in the last chunk with `usage`. With an LLM configured, the turn
+is a conversation (`ima.answer.converse`): `mode` off lets the model answer alone, auto
+searches when the turn is about now; `turn` reports the decision and each sentence's
+source. Without one, ima answers from posts as it always has, and `turn` says so.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from ima.answer.converse import Reply, Turn
 from ima.answer.model import Answer
+from ima.answer.question import understand
+from ima.answer.route import decide
 from ima.api import schemas
 from ima.api.auth import Caller, persona_for, services
 from ima.api.errors import ApiError
@@ -51,6 +57,24 @@ def conversation(messages: list[Any], param: str = "messages") -> tuple[str, str
     return asked[-1], "\n".join(asked[:-1][-3:])
 
 
+def turns(messages: list[Any], param: str = "messages") -> list[Turn]:
+    """The conversation's user and assistant messages, ending with the question."""
+    said = [Turn(m.role, m.text()) for m in messages
+            if m.role in ("user", "assistant") and m.text().strip()]  # fmt: skip
+    while said and said[-1].role != "user":
+        said.pop()
+    if not said:
+        raise ApiError(400, f"{param}: no user message with text", param=param)
+    return said
+
+
+def extractive_turn(mode: str, question: str) -> dict[str, Any]:
+    """`turn` when no LLM is configured: ima searches (unless told not to) and says why."""
+    decision = decide(mode, understand(question), llm=False)
+    return {"searched": decision.search, "reason": decision.reason, "sentences": [],
+            "removed": [], "context_dropped": 0, "context_note": ""}  # fmt: skip
+
+
 def source_restriction(params: schemas.SearchParameters | None) -> str:
     if params is None or not params.sources:
         return ""
@@ -66,8 +90,9 @@ def source_restriction(params: schemas.SearchParameters | None) -> str:
     return " ".join(p for p in parts if p)
 
 
-def stream_text(run: Any) -> Iterator[str | Answer]:
-    """Run `run(on_text)` in a thread; yield the text as it is released, then the Answer."""
+def stream_text(run: Any) -> Iterator[Any]:
+    """Run `run(on_text)` in a thread; yield the text as it is released, then what `run`
+    returned (an Answer or a Reply)."""
     pieces: queue.Queue = queue.Queue()
     done = object()
 
@@ -114,7 +139,14 @@ def chat_completions(
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
 
-    def run(on_text: Any = None) -> Answer | None:
+    def run(on_text: Any = None) -> Reply | Answer | None:
+        if svc.backend is not None:
+            return svc.converse(
+                turns(body.messages), mode=params.mode, persona=persona,
+                priority=who.tier.priority, restrict=source_restriction(params),
+                since=since, until=until, on_text=on_text,
+                sampling=(body.max_tokens, body.temperature),
+            )  # fmt: skip
         if params.mode == "off":
             return None
         return svc.answer(
@@ -141,14 +173,23 @@ def chat_completions(
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion, "num_sources_used": sources}  # fmt: skip
 
+    def turn(result: Reply | Answer | None) -> dict[str, Any]:
+        if isinstance(result, Reply):
+            return result.to_json()
+        return extractive_turn(params.mode, question)
+
+    def answer_of(result: Reply | Answer | None) -> Answer | None:
+        return result.answer if isinstance(result, Reply) else result
+
     if not body.stream:
-        answer = run()
+        result = run()
+        answer = answer_of(result)
         text = SEARCH_OFF if answer is None else answer.text
         return schemas.ChatResponse(
             id=completion_id, created=created, model=body.model,
             choices=[schemas.Choice(message=schemas.ChatMessageOut(content=text))],
             usage=schemas.Usage(**usage(answer, text)), citations=citations(answer),
-            citation_posts=cards(answer),
+            citation_posts=cards(answer), turn=turn(result),
         )  # fmt: skip
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
@@ -164,21 +205,22 @@ def chat_completions(
 
     def events() -> Iterator[str]:
         yield chunk({"role": "assistant", "content": ""})
-        if params.mode == "off":
+        result: Reply | Answer | None = None
+        if params.mode == "off" and svc.backend is None:
             yield chunk({"content": SEARCH_OFF})
             answer, text = None, SEARCH_OFF
         else:
-            answer, sent = None, []
+            sent = []
             for item in stream_text(run):
-                if isinstance(item, Answer):
-                    answer = item
+                if not isinstance(item, str):
+                    result = item
                     continue
                 for piece in _words(item) if svc.backend is None else [item]:
                     sent.append(piece)
                     yield chunk({"content": piece})
-            text = "".join(sent)
+            answer, text = answer_of(result), "".join(sent)
         yield chunk({}, "stop", citations=citations(answer), citation_posts=cards(answer),
-                    usage=usage(answer, text))  # fmt: skip
+                    usage=usage(answer, text), turn=turn(result))  # fmt: skip
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")

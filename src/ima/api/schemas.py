@@ -124,6 +124,32 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
 
 
+class SaidOut(BaseModel):
+    text: str
+    source: Literal["posts", "model", "ima"] = Field(
+        description="posts: cited and verified; model: the model's own knowledge, uncited; "
+        "ima: what ima says of the search."
+    )
+    citations: list[int]
+
+
+class StruckOut(BaseModel):
+    text: str
+    reason: str
+    replaced_by: str = Field(description="What stands in its place, or empty: removed.")
+
+
+class TurnInfo(BaseModel):
+    """ima's extension: whether this turn searched and why, and the proof per sentence."""
+
+    searched: bool
+    reason: str
+    sentences: list[SaidOut] = Field(description="Each sentence shown, and its source.")
+    removed: list[StruckOut] = Field(description="Model sentences not shown, and why.")
+    context_dropped: int = Field(description="Earlier messages left out of the context.")
+    context_note: str
+
+
 class ChatResponse(BaseModel):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -135,6 +161,7 @@ class ChatResponse(BaseModel):
     citation_posts: list[StoryPost] = Field(
         default_factory=list, description="ima's extension: the cited posts, as cards."
     )
+    turn: TurnInfo | None = None
 
 
 class XSearchTool(BaseModel):
@@ -162,6 +189,13 @@ class ResponsesRequest(BaseModel):
     instructions: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
     max_output_tokens: int | None = Field(default=None, ge=1, le=4096)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    tool_choice: Literal["auto", "none", "required"] | None = Field(
+        default=None, description="With an LLM: none never searches, required always does."
+    )
+    max_turns: int | None = Field(default=None, ge=1, le=5, description="Rounds of search.")
+    include: list[Literal["x_search_call.results"]] | None = Field(
+        default=None, max_length=4, description="x_search_call.results: the posts read."
+    )
 
 
 class UrlCitation(BaseModel):
@@ -186,12 +220,28 @@ class OutputMessage(BaseModel):
     content: list[OutputText]
 
 
+class CustomToolCall(BaseModel):
+    """A search ima ran for the answer, shaped as xAI streams its server-side tools."""
+
+    type: Literal["custom_tool_call"] = "custom_tool_call"
+    id: str
+    call_id: str
+    name: str
+    input: str = Field(description="The tool input, as JSON text.")
+    status: Literal["completed", "failed"] = "completed"
+    results: list[StoryPost] | None = Field(
+        default=None, description="The posts read (with include x_search_call.results)."
+    )
+
+
 class ResponsesUsage(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
     num_searches: int
     num_posts_read: int
+    num_server_side_tools_used: int = 0
+    server_side_tool_usage_details: dict[str, int] = Field(default_factory=dict)
 
 
 class ResponsesResponse(BaseModel):
@@ -200,9 +250,10 @@ class ResponsesResponse(BaseModel):
     created_at: int
     model: str
     status: Literal["completed"] = "completed"
-    output: list[OutputMessage]
+    output: list[CustomToolCall | OutputMessage]
     usage: ResponsesUsage
     citations: list[str]
+    turn: TurnInfo | None = None
 
 
 class PostOut(BaseModel):

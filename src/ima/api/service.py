@@ -6,6 +6,8 @@ through `request.app.state.services`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ima.answer.answerers import AnswerFailed
 from ima.answer.ask import ask
+from ima.answer.converse import Reply, Turn, converse
 from ima.answer.model import Answer, iso
+from ima.answer.tools import Scope
 from ima.api.errors import ApiError
 from ima.api.gate import PriorityGate
 from ima.api.keys import KeyStore
@@ -125,6 +129,18 @@ class Services:
                 "created_at": iso(post.created_at), "lang": post.lang,
                 "text": post.text}  # fmt: skip
 
+    @contextmanager
+    def _slot(self, priority: int) -> Iterator[None]:
+        """An answer slot, or 503 when none freed up in time (`gate.Busy`)."""
+        try:
+            with self.gate.slot(priority):
+                yield
+        except Overloaded:
+            raise ApiError(
+                503, "Busy answering others; retry shortly.", code="overloaded",
+                headers={"Retry-After": "2"},
+            ) from None  # fmt: skip
+
     def answer(
         self,
         question: str,
@@ -139,18 +155,39 @@ class Services:
         sampling: tuple[int | None, float | None] = (None, None),
     ) -> Answer:
         try:
-            with self.gate.slot(priority):
+            with self._slot(priority):
                 return self._answer(
                     question, persona, restrict, since, until, context, on_text, sampling
                 )
-        except Overloaded:  # no answer slot freed up in time (`gate.Busy`)
-            raise ApiError(
-                503, "Busy answering others; retry shortly.", code="overloaded",
-                headers={"Retry-After": "2"},
-            ) from None  # fmt: skip
         except AnswerFailed as exc:
             raise ApiError(503, f"No answer: {exc}.", code="answer_failed",
                            headers={"Retry-After": "5"}) from None  # fmt: skip
+
+    def converse(
+        self,
+        turns: list[Turn],
+        *,
+        mode: str,
+        persona: str,
+        priority: int = 0,
+        restrict: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        on_text: Any = None,
+        sampling: tuple[int | None, float | None] = (None, None),
+        max_turns: int = 2,
+    ) -> Reply:
+        """A conversation turn with the configured LLM (`ima.answer.converse`)."""
+        as_of = datetime.now(UTC) if until is None else min(datetime.now(UTC), until)
+        with self._slot(priority):
+            reply = converse(
+                self.store, turns, self.backend, mode=mode, persona=persona,
+                scope=Scope(as_of, since, restrict), on_text=on_text, sampling=sampling,
+                semantic=self.vectors.semantic if self.vectors else None, max_turns=max_turns,
+            )  # fmt: skip
+        if reply.struck or reply.answer.fallback_reason:
+            self.metrics.llm_fallbacks.inc()
+        return reply
 
     def _answer(
         self,

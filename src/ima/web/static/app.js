@@ -16,11 +16,13 @@ const TEXT = {
     evidence: (age) => `Based on posts from the last ${age}.`,
     posts: (n) => `${n} posts`, authors: (n) => `${n} authors`, volume: "Volume over the window",
     askAbout: (t) => `What's happening with “${t}”?`, failed: "Something went wrong: ",
-    original: "Original", talk: "Talk", stopTalk: "Stop and ask", readAloud: "Read aloud",
+    original: "Original", talk: "Talk", stopTalk: "Stop and ask", readAloud: "Read aloud", fromModel: "model",
     noMic: "No microphone here (or it was refused): type your question instead.",
     listening: "Listening… press again to ask.", transcribing: "Transcribing…",
     autoplayBlocked: "The browser blocked playback: press play on the answer.",
     according: (h) => `, according to ${h}`,
+    fromModelNote: "From the model's own knowledge, not from posts.",
+    removed: (why) => `A sentence of the model was removed: ${why}.`,
     unreachable: (name, why) => `Cannot reach ${name} (${why}). Add a source with “ima serve SOURCE…”, or try “ima serve --demo”.`,
   },
   ja: {
@@ -36,11 +38,13 @@ const TEXT = {
     evidence: (age) => `直近${age}の投稿にもとづく回答です。`,
     posts: (n) => `${n}件の投稿`, authors: (n) => `${n}人`, volume: "期間内の投稿数の推移",
     askAbout: (t) => `「${t}」について、いま何が起きていますか？`, failed: "エラー：",
-    original: "元の投稿", talk: "話す", stopTalk: "止めて質問", readAloud: "読み上げ",
+    original: "元の投稿", talk: "話す", stopTalk: "止めて質問", readAloud: "読み上げ", fromModel: "モデル",
     noMic: "マイクが使えません（または許可されませんでした）。質問を入力してください。",
     listening: "聞いています…もう一度押すと質問します。", transcribing: "文字に起こしています…",
     autoplayBlocked: "ブラウザが再生を止めました。回答の再生ボタンを押してください。",
     according: (h) => `（${h}によると）`,
+    fromModelNote: "投稿ではなく、モデル自身の知識による文です。",
+    removed: (why) => `モデルの文を1つ削除しました：${why}`,
     unreachable: (name, why) => `${name} に接続できません（${why}）。「ima serve SOURCE…」でソースを追加するか、「ima serve --demo」をお試しください。`,
   },
 };
@@ -271,6 +275,7 @@ async function ask(question) {
         text.textContent = answer;
       }
       if (chunk.citation_posts) cards = chunk.citation_posts;
+      if (chunk.turn) showProof(text, reply, chunk.turn);
     }, { method: "POST", body });
     state.history.push({ role: "assistant", content: answer });
     if (cards.length) {
@@ -378,6 +383,23 @@ async function speak(answer, cards, reply) {
   } catch {
     talkNote(t("autoplayBlocked"));
   }
+}
+
+// Each sentence of a model's answer, marked by where it came from: the posts (cited and
+// verified) or the model's own knowledge; and what the verifier removed, and why.
+function showProof(text, reply, turn) {
+  if (!turn.sentences?.length) return;
+  text.textContent = "";
+  for (const said of turn.sentences) {
+    const part = el("span", `said said-${said.source}`, said.text);
+    if (said.source === "model") {
+      part.title = t("fromModelNote");
+      part.append(el("sup", "said-mark", t("fromModel")));
+    }
+    text.append(part, " ");
+  }
+  const notes = [...turn.removed.map((r) => t("removed", r.reason)), turn.context_note];
+  for (const note of notes.filter(Boolean)) reply.append(el("span", "age", note));
 }
 
 // -- live feed -------------------------------------------------------------------------

