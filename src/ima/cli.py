@@ -528,18 +528,25 @@ def bench_ingest(
 
 def _backend(llm: str | None, model: str) -> tuple[Any, str]:
     """(backend, mode) for `--llm`: a base URL of an OpenAI-compatible server (the LLM
-    answers from the posts), `embedded` (llama.cpp rephrases the extractive answer)."""
-    from ima.answer.llm import LlamaCpp, OpenAICompatible
+    answers from the posts), `embedded[:MODEL]` (llama.cpp rephrases the extractive
+    answer). `IMA_LLM_TOOLS=1`: the server's model calls tools (it decides when to search)."""
+    from ima.answer.llm import EMBEDDED, BackendError, LlamaCpp, OpenAICompatible
 
     if not llm:
         return None, "rephrase"
-    if llm == "embedded":
-        return LlamaCpp(), "rephrase"
+    if llm == "embedded" or llm.startswith("embedded:"):
+        try:
+            return LlamaCpp(llm.partition(":")[2] or None), "rephrase"
+        except BackendError as exc:
+            raise click.BadParameter(str(exc), param_hint="--llm") from None
     if not llm.startswith(("http://", "https://")):
-        raise click.BadParameter("a base URL (http://…/v1) or 'embedded'", param_hint="--llm")
-    return OpenAICompatible(llm, api_key=os.environ.get("IMA_LLM_API_KEY", ""), model=model), (
-        "answer"
-    )
+        raise click.BadParameter(
+            f"a base URL (http://…/v1), 'embedded' or 'embedded:MODEL' ({', '.join(EMBEDDED)})",
+            param_hint="--llm",
+        )
+    tools = os.environ.get("IMA_LLM_TOOLS") == "1"
+    api_key = os.environ.get("IMA_LLM_API_KEY", "")
+    return OpenAICompatible(llm, api_key=api_key, model=model, tools=tools), "answer"
 
 
 def _vectors(store: Store) -> Any:
@@ -560,7 +567,9 @@ def _llm_options(command: Callable) -> Callable:
         "--llm",
         envvar="IMA_LLM",
         help="An OpenAI-compatible base URL (e.g. http://127.0.0.1:8080/v1; key from "
-        "IMA_LLM_API_KEY) or 'embedded'. Env: IMA_LLM. Default: the extractive composer.",
+        "IMA_LLM_API_KEY; IMA_LLM_TOOLS=1 when its model calls tools) or 'embedded' "
+        "(SmolLM2-135M-Instruct; 'embedded:gemma3-270m' for Gemma 3 270M). Env: IMA_LLM. "
+        "Default: the extractive composer.",
     )(command)
 
 
