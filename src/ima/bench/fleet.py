@@ -448,37 +448,49 @@ def _embedding(root: Path, cluster: NatsCluster, local: Any, progress: Progress,
     return figures
 
 
-def hedging_run(root: Path, cluster: NatsCluster, store: Any, now: datetime, requests: int,
-                progress: Progress = _quiet) -> dict[str, Any]:  # fmt: skip
-    """Chat p99 with four fast compose workers, then with one of the four slow: it joins
-    after the warm-up, as a new worker whose speed is not known yet."""
-    from ima.fleet.answer import FleetAnswerer
-    from ima.fleet.serving import local_answer
+def _fast_then_one_slow(root: Path, cluster: NatsCluster, kind: str, what: str,
+                        measure: Callable[[Any, Any, str, str], dict[str, Any]],
+                        progress: Progress) -> dict[str, Any]:  # fmt: skip
+    """`measure(workers, supervisor, label, fault)` with four fast workers of `kind`, then
+    with one of the four slow (`fault` "slow"); each run's summary and the p99 ratio."""
     from ima.fleet.supervisor import Supervisor
 
     out: dict[str, Any] = {}
-    for label, faults in (("four_fast", [""]), ("one_slow_in_four", ["slow"])):
+    for label, fault in (("four_fast", ""), ("one_slow_in_four", "slow")):
         workers = Workers(cluster.url, root)
         supervisor = Supervisor(cluster.url, seed=3).start()
         try:
-            names = [workers.start(("compose",), name=f"{label[:4]}{i}") for i in range(3)]
-            wait_live(supervisor, "compose", names)
-            answerer = FleetAnswerer(store, supervisor, local_answer(store, None, None))
-            load = ChatLoad(store, answerer, now)
-            load.run(30, 2, random.Random(5))  # warm-up: the p95 the hedges wait for
-            fourth = workers.start(("compose",), fault=faults[0], name=f"{label[:4]}3{faults[0]}")
-            wait_live(supervisor, "compose", [fourth])
-            load = ChatLoad(store, load.answerer, now, _expected=load._expected)
-            load.run(requests, 2, random.Random(6))
-            out[label] = load.summary()
-            out[label]["hedges"] = supervisor.count("hedges", "compose")
-            progress(f"chats, {label}: p99 {out[label]['p99_ms']} ms")
+            out[label] = measure(workers, supervisor, label, fault)
+            out[label]["hedges"] = supervisor.count("hedges", kind)
+            progress(f"{what}, {label}: p99 {out[label]['p99_ms']} ms")
         finally:
             supervisor.close()
             workers.close()
     fast, slow = out["four_fast"]["p99_ms"], out["one_slow_in_four"]["p99_ms"]
     out["p99_ratio"] = round(slow / fast, 2) if fast else None
     return out
+
+
+def hedging_run(root: Path, cluster: NatsCluster, store: Any, now: datetime, requests: int,
+                progress: Progress = _quiet) -> dict[str, Any]:  # fmt: skip
+    """Chat p99 with four fast compose workers, then with one of the four slow: it joins
+    after the warm-up, as a new worker whose speed is not known yet."""
+    from ima.fleet.answer import FleetAnswerer
+    from ima.fleet.serving import local_answer
+
+    def measure(workers: Any, supervisor: Any, label: str, fault: str) -> dict[str, Any]:
+        names = [workers.start(("compose",), name=f"{label[:4]}{i}") for i in range(3)]
+        wait_live(supervisor, "compose", names)
+        answerer = FleetAnswerer(store, supervisor, local_answer(store, None, None))
+        load = ChatLoad(store, answerer, now)
+        load.run(30, 2, random.Random(5))  # warm-up: the p95 the hedges wait for
+        fourth = workers.start(("compose",), fault=fault, name=f"{label[:4]}3{fault}")
+        wait_live(supervisor, "compose", [fourth])
+        load = ChatLoad(store, load.answerer, now, _expected=load._expected)
+        load.run(requests, 2, random.Random(6))
+        return load.summary()
+
+    return _fast_then_one_slow(root, cluster, "compose", "chats", measure, progress)
 
 
 @dataclass
@@ -529,31 +541,20 @@ def stream_hedging_run(root: Path, cluster: NatsCluster, streams: int,
                        progress: Progress = _quiet) -> dict[str, Any]:  # fmt: skip
     """Streamed answers' p99 with four fast generate workers, then with one of the four
     slow to its first piece, joining after the warm-up (`hedging_run`, for streams)."""
-    from ima.fleet.supervisor import Supervisor
 
-    out: dict[str, Any] = {}
-    for label, fault in (("four_fast", ""), ("one_slow_in_four", "slow")):
-        workers = Workers(cluster.url, root)
-        supervisor = Supervisor(cluster.url, seed=3).start()
-        try:
-            names = [workers.start(("generate",), name=f"g{label[:4]}{i}", llm=CANNED)
-                     for i in range(3)]  # fmt: skip
-            wait_live(supervisor, "generate", names)
-            StreamLoad(supervisor).run(30, 2)  # warm-up: the p95 the hedges wait for
-            fourth = workers.start(("generate",), fault=fault, name=f"g{label[:4]}3{fault}",
-                                   llm=CANNED)  # fmt: skip
-            wait_live(supervisor, "generate", [fourth])
-            load = StreamLoad(supervisor)
-            load.run(streams, 2)
-            out[label] = load.summary()
-            out[label]["hedges"] = supervisor.count("hedges", "generate")
-            progress(f"streams, {label}: p99 {out[label]['p99_ms']} ms")
-        finally:
-            supervisor.close()
-            workers.close()
-    fast, slow = out["four_fast"]["p99_ms"], out["one_slow_in_four"]["p99_ms"]
-    out["p99_ratio"] = round(slow / fast, 2) if fast else None
-    return out
+    def measure(workers: Any, supervisor: Any, label: str, fault: str) -> dict[str, Any]:
+        names = [workers.start(("generate",), name=f"g{label[:4]}{i}", llm=CANNED)
+                 for i in range(3)]  # fmt: skip
+        wait_live(supervisor, "generate", names)
+        StreamLoad(supervisor).run(30, 2)  # warm-up: the p95 the hedges wait for
+        fourth = workers.start(("generate",), fault=fault, name=f"g{label[:4]}3{fault}",
+                               llm=CANNED)  # fmt: skip
+        wait_live(supervisor, "generate", [fourth])
+        load = StreamLoad(supervisor)
+        load.run(streams, 2)
+        return load.summary()
+
+    return _fast_then_one_slow(root, cluster, "generate", "streams", measure, progress)
 
 
 def churn_run(root: Path, cluster: NatsCluster, store: Any, now: datetime, local: Any,
