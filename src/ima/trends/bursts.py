@@ -40,13 +40,17 @@ class Burst:
     surprise: float
 
 
-def surprise(count: int, seen: float, exposure: float, minutes: float) -> float:
+def surprise(
+    count: int, seen: float, exposure: float, minutes: float, prior: float = PRIOR_MINUTES
+) -> float:
     """-log10 P(X >= count) where X, an item's author-minutes in `minutes`, is negative
-    binomial: its rate is Gamma(PRIOR_COUNT + seen, PRIOR_MINUTES + exposure). The tail
+    binomial: its rate is Gamma(PRIOR_COUNT + seen, prior + exposure), `prior` being
+    the prior's minutes (`PRIOR_MINUTES`; none where it would outweigh what was heard:
+    a stream's first seconds). The tail
     is bounded from above (so the surprise from below) by a geometric series:
     P(X >= x) <= pmf(x) / (1 - q), q bounding pmf(k + 1) / pmf(k) for k >= x."""
     r = PRIOR_COUNT + seen
-    p = (PRIOR_MINUTES + exposure) / (PRIOR_MINUTES + exposure + minutes)
+    p = (prior + exposure) / (prior + exposure + minutes)
     if count <= r * (1 - p) / p:  # at or below the mean
         return 0.0
     q = (1 - p) * max(1.0, (count + r) / (count + 1))
@@ -71,13 +75,26 @@ class Window:
         self.buckets: deque[tuple[int, Counter[str]]] = deque()
         self.total: Counter[str] = Counter()
         self._seen: dict[str, tuple[float, int]] = {}  # item → (weighted count, at bucket)
-        self._first: int | None = None  # the first minute the stream was listened to
+        self.start_us: int | None = None  # when the stream started being listened to
         self.minute = -1
 
-    def listen_from(self, minute: int) -> None:
-        """The stream was being listened to from `minute` on, posts or not: a quiet
+    def listen_from(self, at_us: int) -> None:
+        """The stream was being listened to from `at_us` on, posts or not: a quiet
         stretch is history (nothing was said), not a cold start."""
-        self._first = minute if self._first is None else min(self._first, minute)
+        self.start_us = at_us if self.start_us is None else min(self.start_us, at_us)
+
+    @property
+    def _first(self) -> int:
+        """The bucket the stream started in."""
+        return 0 if self.start_us is None else self.start_us // MINUTE_US // self.width
+
+    @property
+    def _unheard(self) -> float:
+        """Minutes of the first bucket before the stream started: a stream seldom
+        starts on a bucket's boundary, and that part of it saw nothing said."""
+        if self.start_us is None:
+            return 0.0
+        return self.start_us / MINUTE_US - self._first * self.width
 
     @property
     def _oldest(self) -> int:
@@ -87,14 +104,14 @@ class Window:
     @property
     def history(self) -> int:
         """Buckets the baseline has seen, quiet ones included."""
-        return 0 if self._first is None else max(0, self._oldest - self._first // self.width)
+        return 0 if self.start_us is None else max(0, self._oldest - self._first)
 
     def add(self, minute: int, counts: Counter[str]) -> None:
         """A closed minute's author-minute counts."""
         self.minute = max(self.minute, minute)
         bucket = minute // self.width
-        if self._first is None:
-            self._first = minute
+        if self.start_us is None:
+            self.start_us = minute * MINUTE_US
         if not self.buckets or self.buckets[-1][0] < bucket:
             self.buckets.append((bucket, Counter()))
         self.buckets[-1][1].update(counts)
@@ -127,22 +144,28 @@ class Window:
         """(weighted author-minutes, weighted minutes) of `item` before the window."""
         last_left = self._oldest - 1
         weighted, at = self._seen.get(item, (0.0, last_left))
-        exposure = self.width * (1 - self.decay**self.history) / (1 - self.decay)
+        history = self.history
+        exposure = self.width * (1 - self.decay**history) / (1 - self.decay)
+        if history:  # the first bucket, the oldest that left, was not all heard
+            exposure -= self._unheard * self.decay ** (history - 1)
         return weighted * self.decay ** (last_left - at), exposure
 
-    def first_rate(self, item: str, current: int, minute: int) -> float:
-        """Author-minutes a minute of `item` in the stream's first bucket, while that is
-        still in the window (once it has left, the baseline holds it); `current` is its
-        count in the open `minute`."""
-        first = minute if self._first is None else self._first
-        bucket = first // self.width
+    def first_heard(self, item: str, current: int, now_us: int) -> tuple[int, float]:
+        """(author-minutes, minutes) of `item` in the stream's first bucket, as far as it
+        was heard, while that is still in the window (once it has left, the baseline
+        holds it); `current` is its count in the open minute, and it is now `now_us`. A
+        stream seldom starts on a bucket's boundary, nor is a tick's minute over: the
+        minutes are those posted in, and few of them make a wide law, not a rate."""
+        start_us = now_us if self.start_us is None else self.start_us
+        bucket = self._first
+        minute = now_us // MINUTE_US
         if bucket < minute // self.width - self.n + 1:
-            return 0.0
+            return 0, 0.0
         count = current if minute // self.width == bucket else 0
         if self.buckets and self.buckets[0][0] == bucket:
             count += self.buckets[0][1][item]
-        minutes = min((bucket + 1) * self.width, minute + 1) - first
-        return count / minutes if minutes > 0 else 0.0
+        heard = (min((bucket + 1) * self.width * MINUTE_US, now_us) - start_us) / MINUTE_US
+        return count, max(0.0, heard)
 
     def covered_minutes(self) -> int:
         """How many minutes the window's buckets cover now (the newest is partial)."""
@@ -181,20 +204,25 @@ class BurstDetector:
         self.warm_up_spans = warm_up_spans
         self.cold_authors = cold_authors
         self.minute = -1
+        self.started = False  # listened to since its first post, or since `listen_from`
+        self.now_us = -1  # the newest post's time, or the clock's when it moved on
         self._counts: Counter[str] = Counter()  # the current minute's author-minutes
         self._seen: dict[str, set[str]] = {}  # author → items counted this minute
 
-    def listen_from(self, minute: int) -> None:
-        """The stream was listened to from `minute` on (see `Window.listen_from`)."""
+    def listen_from(self, at_us: int) -> None:
+        """The stream was listened to from `at_us` on (see `Window.listen_from`)."""
+        self.started = True
         for window in self.windows.values():
-            window.listen_from(minute)
+            window.listen_from(at_us)
 
     def add(self, created_us: int, author: str, items: set[str]) -> None:
         """Count one post. Posts from before the current minute count in it (late
         arrivals are rare, and an old post being seen now is still news now)."""
-        minute = created_us // MINUTE_US
-        if minute > self.minute:
-            self.advance(minute)
+        if not self.started:
+            self.listen_from(created_us)
+        self.now_us = max(self.now_us, created_us)
+        if created_us // MINUTE_US > self.minute:
+            self.advance(created_us)
         seen = self._seen.get(author)
         if seen is None:
             self._seen[author] = {ANYONE, *items}
@@ -205,8 +233,11 @@ class BurstDetector:
             seen |= new
             self._counts.update(new)
 
-    def advance(self, minute: int) -> None:
-        """Close the current minute when time moves on (the clock is the newest post)."""
+    def advance(self, at_us: int) -> None:
+        """Move the clock (the newest post) to `at_us`, closing the current minute when
+        time has moved past it."""
+        self.now_us = max(self.now_us, at_us)
+        minute = at_us // MINUTE_US
         if minute <= self.minute:
             return
         if self.minute >= 0:
@@ -244,17 +275,20 @@ class BurstDetector:
                 continue
             count = window.total[item] + current[item]
             seen, exposure = window.baseline(item)
-            if cold:
-                rate = ordinary_rate
-                if exposure:
-                    rate = max(rate, seen / exposure)
-                if count < COLD_SHARE * everyone:
-                    rate = max(rate, window.first_rate(item, current[item], self.minute))
-                exposure = max(exposure, float(window.span))
-                seen = rate * exposure
-            score = surprise(count, seen, exposure, minutes)
+            laws = [(seen, exposure, PRIOR_MINUTES)]
+            if cold:  # judged by each law it may ordinarily follow; surprising under all
+                laws = [(ordinary_rate * window.span, float(window.span), PRIOR_MINUTES)]
+                if exposure:  # what history there is
+                    laws.append((seen, exposure, 0.0))
+                if count < COLD_SHARE * everyone:  # as said in the stream's first bucket
+                    said, heard = window.first_heard(item, current[item], self.now_us)
+                    if heard:
+                        laws.append((said, heard, 0.0))
+            score, seen, exposure, prior = min(
+                (surprise(count, s, e, minutes, p), s, e, p) for s, e, p in laws
+            )
             if score >= self.min_surprise:
-                expected = (PRIOR_COUNT + seen) / (PRIOR_MINUTES + exposure) * minutes
+                expected = (PRIOR_COUNT + seen) / (prior + exposure) * minutes
                 found.append(Burst(item, count, expected, score))
         found.sort(key=lambda b: (b.surprise, b.item), reverse=True)  # the same every run
         return found

@@ -44,7 +44,7 @@ MIN_LANG_POSTS = 3  # a language with this many of a story's posts gets a summar
 DISCLAIMER = ("This story is a summary of posts and may evolve over time; "
               "verify it against the cited posts.")  # fmt: skip
 
-Fetch = Callable[[str], list[tuple[Post, str]]]  # an item's posts, with their prepared text
+Fetch = Callable[[str], list[tuple[Post, set[str]]]]  # an item's posts, with their items
 
 
 @dataclass(slots=True)
@@ -227,13 +227,13 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
         if len(have) >= ANCHOR * burst.count or fetches >= MAX_FETCHES:
             continue
         fetches += 1
-        for post, prepared in fetch(burst.item):
+        for post, items in fetch(burst.item):
             if post.id in terms or not _usable(post, as_of_us):
                 continue
             if tellings.author_of(post.text, post.author.handle) is None:
                 continue
             posts[post.id] = post
-            terms[post.id] = items_of(prepared)
+            terms[post.id] = items
             for item in terms[post.id]:
                 inverted.setdefault(item, set()).add(post.id)
     clusters: list[_Cluster] = []
