@@ -30,6 +30,7 @@ ANYONE = ""  # counted once per author-minute for every post: how many are posti
 # by this share of those posting (a busy stream's chatter words are a few percent each)
 ORDINARY_SHARE = 0.03
 COLD_SHARE = 0.2  # an item this share of those posting are on is news from the start
+MAX_HELD = 3  # items held back by the first bucket passed on per window and tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,9 @@ class Burst:
     count: int
     expected: float  # the baseline's mean for the window
     surprise: float
+    # said as much from the stream's first bucket: chatter, unless its posts show a topic
+    # (`ima.trends.stories.group`)
+    held: bool = False
 
 
 def surprise(
@@ -267,7 +271,7 @@ class BurstDetector:
             # the long tail of a new stream's words before judging each
             ordinary = ORDINARY_SHARE * everyone * window.span / (window.span + PRIOR_MINUTES)
             least = max(self.cold_authors, math.floor(ordinary))
-        found = []
+        found, held = [], []
         for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
             i for i, c in window.total.items() if c + current[i] >= least
         }:
@@ -280,15 +284,20 @@ class BurstDetector:
                 laws = [(ordinary_rate * window.span, float(window.span), PRIOR_MINUTES)]
                 if exposure:  # what history there is
                     laws.append((seen, exposure, 0.0))
-                if count < COLD_SHARE * everyone:  # as said in the stream's first bucket
-                    said, heard = window.first_heard(item, current[item], self.now_us)
-                    if heard:
-                        laws.append((said, heard, 0.0))
             score, seen, exposure, prior = min(
                 (surprise(count, s, e, minutes, p), s, e, p) for s, e, p in laws
             )
-            if score >= self.min_surprise:
-                expected = (PRIOR_COUNT + seen) / (prior + exposure) * minutes
-                found.append(Burst(item, count, expected, score))
+            if score < self.min_surprise:
+                continue
+            expected = (PRIOR_COUNT + seen) / (prior + exposure) * minutes
+            if cold and count < COLD_SHARE * everyone:  # as said in the first bucket?
+                said, heard = window.first_heard(item, current[item], self.now_us)
+                first = surprise(count, said, heard, minutes, 0.0) if heard else score
+                if first < self.min_surprise:
+                    held.append(Burst(item, count, expected, score, held=True))
+                    continue
+                score = min(score, first)
+            found.append(Burst(item, count, expected, score))
         found.sort(key=lambda b: (b.surprise, b.item), reverse=True)  # the same every run
-        return found
+        held.sort(key=lambda b: (b.surprise, b.item), reverse=True)
+        return found + held[:MAX_HELD]
