@@ -184,14 +184,18 @@ class BurstDetector:
 
     A window that has not yet seen `warm_up_spans` of history is *cold* (a stream just
     started): not knowing an item's past widens its law rather than silencing it. The
-    item is judged as if seen for one span at the highest rate it may ordinarily have:
-    what history there is, `ORDINARY_SHARE` of everyone posting (a common word), and,
-    unless `COLD_SHARE` of them are on it, its rate in the stream's first bucket (it
-    may have been said that much from the start); and it must be said by
-    `cold_authors` authors. So the words of ordinary chatter, all new to a new stream,
-    are not news, while a topic that rose since the stream started is as soon as far
-    more of its independent authors are on it than on any common word (50 of 400
-    posters, say), and one most of them are on is from the start."""
+    item must be surprising under each law it may ordinarily follow: `ORDINARY_SHARE`
+    of everyone posting (a common word), as if seen for one span; what history there
+    is, over the minutes heard; and, unless `COLD_SHARE` of them are on it, what was
+    said in the stream's first bucket, over the minutes heard of it (a stream seldom
+    starts on a bucket's boundary: a first bucket heard for seconds is a wide law, not a
+    rate). It must be said by `cold_authors` authors. So the words of ordinary chatter,
+    all new to a new stream, are not news, while a topic that rose since the stream
+    started is as soon as far more of its independent authors are on it than on any
+    common word (50 of 400 posters, say), and one most of them are on is from the
+    start. An item surprising but for the first bucket (on it from the start, but fewer
+    than a fifth) is passed on *held*, at most `MAX_HELD` a window: chatter, unless its
+    posts say its words together (`ima.trends.stories.group`)."""
 
     def __init__(
         self,
