@@ -25,7 +25,7 @@ from ima.cli import main
 from ima.normalize import normalize
 from ima.post import flatten, to_us
 from ima.store import Entry, Store
-from ima.trends.bursts import surprise
+from ima.trends.bursts import Burst, surprise
 from ima.trends.stories import _fun_title
 from ima.trends.tracker import Trends
 
@@ -321,3 +321,24 @@ def test_posts_committed_during_the_catch_up_count_exactly_once(tmp_path: Path, 
     assert counts[0] == counts[1]
     assert counts[0][2] == 0
     assert counts[0][0].get("kellerman", 0) + counts[0][1].get("kellerman", 0) >= 5
+
+
+def test_a_window_is_built_again_only_when_its_burst_changed(store):
+    """Between ticks where the same items burst about as much, a window's stories stand
+    as built; an item starting, stopping or growing by a tenth, or a bucket of the
+    window passing, builds them again."""
+    trends = Trends(store, background=False)
+    try:
+        at = to_us(START)
+        quake = [Burst("quake", 100, 1.0, 20.0)]
+        assert trends._changed("5m", quake, at)  # never built
+        assert not trends._changed("5m", [Burst("quake", 105, 1.0, 21.0)], at + 10_000_000)
+        assert trends._changed("5m", [Burst("quake", 111, 1.0, 22.0)], at + 20_000_000)
+        both = [Burst("quake", 111, 1.0, 22.0), Burst("iquique", 30, 1.0, 8.0)]
+        assert trends._changed("5m", both, at + 30_000_000)  # an item started
+        assert not trends._changed("5m", both, at + 40_000_000)
+        assert trends._changed("5m", both[:1], at + 50_000_000)  # and stopped
+        assert not trends._changed("5m", both[:1], at + 60_000_000)
+        assert trends._changed("5m", both[:1], at + 110_000_000)  # a bucket (1 min) passed
+    finally:
+        trends.close()

@@ -5,6 +5,7 @@ X-compatible news endpoints."""
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ima.cli import main
 from ima.post import to_us
 from ima.store import Store
 from ima.trends import history
+from ima.trends.bursts import BurstDetector
 from ima.trends.items import Tellings, items_of
 from ima.trends.tracker import Trends
 from ima.trends.view import StoryView
@@ -318,3 +320,60 @@ def test_eval_trends_on_a_real_labelled_stream(tmp_path: Path):
     unlabelled.write_text(json.dumps(post("1", "a post", _iso(START))) + "\n")
     refused = CliRunner().invoke(main, ["eval", "trends", "--real", str(unlabelled)])
     assert refused.exit_code == 2 and 'line 1: no "event" label' in refused.output
+
+
+def test_a_stream_that_starts_late_in_its_first_minute_is_judged_by_what_it_heard():
+    """A stream starting 50 s into a minute heard 10 s of that minute: read as a whole
+    minute's worth, its ordinary words would seem to quadruple and burst until the
+    window warmed up. Steady chatter stays quiet; a word people take up later still
+    bursts while the window is cold."""
+    rng = random.Random(5)
+    detector = BurstDetector(warm_up_spans=2.0)
+    start = to_us(START) + 50_000_000
+    common = [f"word{k}" for k in range(10)]
+    held = []
+    for second in range(8 * 60):
+        at = start + second * 1_000_000
+        if second and second % 10 == 0:
+            detector.advance(at)
+            # held back by the first bucket, the common words go on to stories only
+            # if their posts show a topic (`stories.group`), which chatter's do not
+            held.append((second, [b.item for b in detector.bursts("5m") if not b.held]))
+        for k in range(20):
+            items = {rng.choice(common), f"rare{rng.randrange(5000)}"}
+            if second >= 180 and k < 3:
+                items.add("quake")
+            detector.add(at + k * 40_000, f"user{rng.randrange(5000)}", items)
+    assert detector.warming_up("5m")
+    assert all(set(found) <= {"quake"} for _, found in held)
+    assert any("quake" in found for second, found in held if second < 300)
+
+
+def test_a_cold_stream_shows_a_topic_fewer_than_a_fifth_were_on_from_its_start(tmp_path: Path):
+    """From a stream's first minute, 50 people post about an earthquake among about 260
+    others chatting: under a fifth of the posters, at the same rate all along, so its
+    first bucket cannot tell it from chatter. Its posts say the same words together
+    (Chile, Iquique), which a stream's common words do not: twenty minutes in, the 1h
+    window, still learning, has the story. The chatter alone has none."""
+    start = QUIET_START
+    talk = chatter(22, per_minute=12, start=start)
+    quake = _chile(start, people=50, minutes=20)
+    at = start + timedelta(minutes=21)
+    found = {}
+    for name, records in (("quake", talk + quake), ("chatter", talk)):
+        store = Store(tmp_path / name, commit_interval=0.05)
+        feed(store, records)
+        view = StoryView(store)
+        try:
+            found[name] = view.current("1h", to_us(at)), view.across(to_us(at))
+        finally:
+            view.close()
+            store.close()
+    bucket = _iso(start + timedelta(minutes=12))  # the 1h window's first bucket
+    on, off = ({r["author"] for r in rs if r["created_at"] < bucket} for rs in (quake, talk))
+    assert len(on) / (len(on) + len(off)) < 0.2
+    others = {r["author"] for r in talk if r["created_at"] <= _iso(at)}
+    assert 50 / (len(others) + 50) < 0.2
+    hourly = found["quake"][0]
+    assert hourly and {"chile", "iquique"} <= set(hourly[0]["items"])
+    assert found["chatter"] == ([], [])

@@ -30,6 +30,7 @@ ANYONE = ""  # counted once per author-minute for every post: how many are posti
 # by this share of those posting (a busy stream's chatter words are a few percent each)
 ORDINARY_SHARE = 0.03
 COLD_SHARE = 0.2  # an item this share of those posting are on is news from the start
+MAX_HELD = 3  # items held back by the first bucket passed on per window and tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +39,22 @@ class Burst:
     count: int
     expected: float  # the baseline's mean for the window
     surprise: float
+    # said as much from the stream's first bucket: chatter, unless its posts show a topic
+    # (`ima.trends.stories.group`)
+    held: bool = False
 
 
-def surprise(count: int, seen: float, exposure: float, minutes: float) -> float:
+def surprise(
+    count: int, seen: float, exposure: float, minutes: float, prior: float = PRIOR_MINUTES
+) -> float:
     """-log10 P(X >= count) where X, an item's author-minutes in `minutes`, is negative
-    binomial: its rate is Gamma(PRIOR_COUNT + seen, PRIOR_MINUTES + exposure). The tail
+    binomial: its rate is Gamma(PRIOR_COUNT + seen, prior + exposure), `prior` being
+    the prior's minutes (`PRIOR_MINUTES`; none where it would outweigh what was heard:
+    a stream's first seconds). The tail
     is bounded from above (so the surprise from below) by a geometric series:
     P(X >= x) <= pmf(x) / (1 - q), q bounding pmf(k + 1) / pmf(k) for k >= x."""
     r = PRIOR_COUNT + seen
-    p = (PRIOR_MINUTES + exposure) / (PRIOR_MINUTES + exposure + minutes)
+    p = (prior + exposure) / (prior + exposure + minutes)
     if count <= r * (1 - p) / p:  # at or below the mean
         return 0.0
     q = (1 - p) * max(1.0, (count + r) / (count + 1))
@@ -71,13 +79,26 @@ class Window:
         self.buckets: deque[tuple[int, Counter[str]]] = deque()
         self.total: Counter[str] = Counter()
         self._seen: dict[str, tuple[float, int]] = {}  # item → (weighted count, at bucket)
-        self._first: int | None = None  # the first minute the stream was listened to
+        self.start_us: int | None = None  # when the stream started being listened to
         self.minute = -1
 
-    def listen_from(self, minute: int) -> None:
-        """The stream was being listened to from `minute` on, posts or not: a quiet
+    def listen_from(self, at_us: int) -> None:
+        """The stream was being listened to from `at_us` on, posts or not: a quiet
         stretch is history (nothing was said), not a cold start."""
-        self._first = minute if self._first is None else min(self._first, minute)
+        self.start_us = at_us if self.start_us is None else min(self.start_us, at_us)
+
+    @property
+    def _first(self) -> int:
+        """The bucket the stream started in."""
+        return 0 if self.start_us is None else self.start_us // MINUTE_US // self.width
+
+    @property
+    def _unheard(self) -> float:
+        """Minutes of the first bucket before the stream started: a stream seldom
+        starts on a bucket's boundary, and that part of it saw nothing said."""
+        if self.start_us is None:
+            return 0.0
+        return self.start_us / MINUTE_US - self._first * self.width
 
     @property
     def _oldest(self) -> int:
@@ -87,14 +108,14 @@ class Window:
     @property
     def history(self) -> int:
         """Buckets the baseline has seen, quiet ones included."""
-        return 0 if self._first is None else max(0, self._oldest - self._first // self.width)
+        return 0 if self.start_us is None else max(0, self._oldest - self._first)
 
     def add(self, minute: int, counts: Counter[str]) -> None:
         """A closed minute's author-minute counts."""
         self.minute = max(self.minute, minute)
         bucket = minute // self.width
-        if self._first is None:
-            self._first = minute
+        if self.start_us is None:
+            self.start_us = minute * MINUTE_US
         if not self.buckets or self.buckets[-1][0] < bucket:
             self.buckets.append((bucket, Counter()))
         self.buckets[-1][1].update(counts)
@@ -127,22 +148,28 @@ class Window:
         """(weighted author-minutes, weighted minutes) of `item` before the window."""
         last_left = self._oldest - 1
         weighted, at = self._seen.get(item, (0.0, last_left))
-        exposure = self.width * (1 - self.decay**self.history) / (1 - self.decay)
+        history = self.history
+        exposure = self.width * (1 - self.decay**history) / (1 - self.decay)
+        if history:  # the first bucket, the oldest that left, was not all heard
+            exposure -= self._unheard * self.decay ** (history - 1)
         return weighted * self.decay ** (last_left - at), exposure
 
-    def first_rate(self, item: str, current: int, minute: int) -> float:
-        """Author-minutes a minute of `item` in the stream's first bucket, while that is
-        still in the window (once it has left, the baseline holds it); `current` is its
-        count in the open `minute`."""
-        first = minute if self._first is None else self._first
-        bucket = first // self.width
+    def first_heard(self, item: str, current: int, now_us: int) -> tuple[int, float]:
+        """(author-minutes, minutes) of `item` in the stream's first bucket, as far as it
+        was heard, while that is still in the window (once it has left, the baseline
+        holds it); `current` is its count in the open minute, and it is now `now_us`. A
+        stream seldom starts on a bucket's boundary, nor is a tick's minute over: the
+        minutes are those posted in, and few of them make a wide law, not a rate."""
+        start_us = now_us if self.start_us is None else self.start_us
+        bucket = self._first
+        minute = now_us // MINUTE_US
         if bucket < minute // self.width - self.n + 1:
-            return 0.0
+            return 0, 0.0
         count = current if minute // self.width == bucket else 0
         if self.buckets and self.buckets[0][0] == bucket:
             count += self.buckets[0][1][item]
-        minutes = min((bucket + 1) * self.width, minute + 1) - first
-        return count / minutes if minutes > 0 else 0.0
+        heard = (min((bucket + 1) * self.width * MINUTE_US, now_us) - start_us) / MINUTE_US
+        return count, max(0.0, heard)
 
     def covered_minutes(self) -> int:
         """How many minutes the window's buckets cover now (the newest is partial)."""
@@ -157,14 +184,18 @@ class BurstDetector:
 
     A window that has not yet seen `warm_up_spans` of history is *cold* (a stream just
     started): not knowing an item's past widens its law rather than silencing it. The
-    item is judged as if seen for one span at the highest rate it may ordinarily have:
-    what history there is, `ORDINARY_SHARE` of everyone posting (a common word), and,
-    unless `COLD_SHARE` of them are on it, its rate in the stream's first bucket (it
-    may have been said that much from the start); and it must be said by
-    `cold_authors` authors. So the words of ordinary chatter, all new to a new stream,
-    are not news, while a topic that rose since the stream started is as soon as far
-    more of its independent authors are on it than on any common word (50 of 400
-    posters, say), and one most of them are on is from the start."""
+    item must be surprising under each law it may ordinarily follow: `ORDINARY_SHARE`
+    of everyone posting (a common word), as if seen for one span; what history there
+    is, over the minutes heard; and, unless `COLD_SHARE` of them are on it, what was
+    said in the stream's first bucket, over the minutes heard of it (a stream seldom
+    starts on a bucket's boundary: a first bucket heard for seconds is a wide law, not a
+    rate). It must be said by `cold_authors` authors. So the words of ordinary chatter,
+    all new to a new stream, are not news, while a topic that rose since the stream
+    started is as soon as far more of its independent authors are on it than on any
+    common word (50 of 400 posters, say), and one most of them are on is from the
+    start. An item surprising but for the first bucket (on it from the start, but fewer
+    than a fifth) is passed on *held*, at most `MAX_HELD` a window: chatter, unless its
+    posts say its words together (`ima.trends.stories.group`)."""
 
     def __init__(
         self,
@@ -181,20 +212,25 @@ class BurstDetector:
         self.warm_up_spans = warm_up_spans
         self.cold_authors = cold_authors
         self.minute = -1
+        self.started = False  # listened to since its first post, or since `listen_from`
+        self.now_us = -1  # the newest post's time, or the clock's when it moved on
         self._counts: Counter[str] = Counter()  # the current minute's author-minutes
         self._seen: dict[str, set[str]] = {}  # author → items counted this minute
 
-    def listen_from(self, minute: int) -> None:
-        """The stream was listened to from `minute` on (see `Window.listen_from`)."""
+    def listen_from(self, at_us: int) -> None:
+        """The stream was listened to from `at_us` on (see `Window.listen_from`)."""
+        self.started = True
         for window in self.windows.values():
-            window.listen_from(minute)
+            window.listen_from(at_us)
 
     def add(self, created_us: int, author: str, items: set[str]) -> None:
         """Count one post. Posts from before the current minute count in it (late
         arrivals are rare, and an old post being seen now is still news now)."""
-        minute = created_us // MINUTE_US
-        if minute > self.minute:
-            self.advance(minute)
+        if not self.started:
+            self.listen_from(created_us)
+        self.now_us = max(self.now_us, created_us)
+        if created_us // MINUTE_US > self.minute:
+            self.advance(created_us)
         seen = self._seen.get(author)
         if seen is None:
             self._seen[author] = {ANYONE, *items}
@@ -205,8 +241,11 @@ class BurstDetector:
             seen |= new
             self._counts.update(new)
 
-    def advance(self, minute: int) -> None:
-        """Close the current minute when time moves on (the clock is the newest post)."""
+    def advance(self, at_us: int) -> None:
+        """Move the clock (the newest post) to `at_us`, closing the current minute when
+        time has moved past it."""
+        self.now_us = max(self.now_us, at_us)
+        minute = at_us // MINUTE_US
         if minute <= self.minute:
             return
         if self.minute >= 0:
@@ -236,7 +275,7 @@ class BurstDetector:
             # the long tail of a new stream's words before judging each
             ordinary = ORDINARY_SHARE * everyone * window.span / (window.span + PRIOR_MINUTES)
             least = max(self.cold_authors, math.floor(ordinary))
-        found = []
+        found, held = [], []
         for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
             i for i, c in window.total.items() if c + current[i] >= least
         }:
@@ -244,17 +283,25 @@ class BurstDetector:
                 continue
             count = window.total[item] + current[item]
             seen, exposure = window.baseline(item)
-            if cold:
-                rate = ordinary_rate
-                if exposure:
-                    rate = max(rate, seen / exposure)
-                if count < COLD_SHARE * everyone:
-                    rate = max(rate, window.first_rate(item, current[item], self.minute))
-                exposure = max(exposure, float(window.span))
-                seen = rate * exposure
-            score = surprise(count, seen, exposure, minutes)
-            if score >= self.min_surprise:
-                expected = (PRIOR_COUNT + seen) / (PRIOR_MINUTES + exposure) * minutes
-                found.append(Burst(item, count, expected, score))
+            laws = [(seen, exposure, PRIOR_MINUTES)]
+            if cold:  # judged by each law it may ordinarily follow; surprising under all
+                laws = [(ordinary_rate * window.span, float(window.span), PRIOR_MINUTES)]
+                if exposure:  # what history there is
+                    laws.append((seen, exposure, 0.0))
+            score, seen, exposure, prior = min(
+                (surprise(count, s, e, minutes, p), s, e, p) for s, e, p in laws
+            )
+            if score < self.min_surprise:
+                continue
+            expected = (PRIOR_COUNT + seen) / (prior + exposure) * minutes
+            if cold and count < COLD_SHARE * everyone:  # as said in the first bucket?
+                said, heard = window.first_heard(item, current[item], self.now_us)
+                first = surprise(count, said, heard, minutes, 0.0) if heard else score
+                if first < self.min_surprise:
+                    held.append(Burst(item, count, expected, score, held=True))
+                    continue
+                score = min(score, first)
+            found.append(Burst(item, count, expected, score))
         found.sort(key=lambda b: (b.surprise, b.item), reverse=True)  # the same every run
-        return found
+        held.sort(key=lambda b: (b.surprise, b.item), reverse=True)
+        return found + held[:MAX_HELD]

@@ -42,12 +42,12 @@ def _plan(item: str) -> Terms | None:
 def fetcher(store: Store, low_us: int, high_us: int) -> Fetch:
     """The posts created in [low_us, high_us] that carry an item, as stories read them."""
 
-    def fetch(item: str) -> list[tuple[Post, str]]:
+    def fetch(item: str) -> list[tuple[Post, set[str]]]:
         plan = _plan(item)
         if plan is None:
             return []
         found = store.candidates(plan, low_us, high_us, FETCH).posts
-        return [(sp.post, sp.indexed_text) for sp in found]
+        return [(sp.post, items_of(sp.indexed_text)) for sp in found]
 
     return fetch
 
@@ -56,12 +56,13 @@ class PostCache:
     """Each bursting item's posts in a window that slides with the ticks, fetched once:
     live, stories are built every 10 s of stream time over windows of up to a day, so
     each tick asks the store only for the posts created since the item's last fetch
-    (the newest `2 * FETCH` are kept)."""
+    (the newest `2 * FETCH` are kept, with their items)."""
 
     def __init__(self, store: Store, span_us: int) -> None:
         self.store = store
         self.span_us = span_us
-        self._items: dict[str, tuple[int, dict[str, tuple[Post, str]]]] = {}
+        # item → (fetched until, its posts newest first: (post, created_us, items))
+        self._items: dict[str, tuple[int, list[tuple[Post, int, set[str]]]]] = {}
 
     def at(self, at_us: int, items: set[str]) -> Fetch:
         """The fetch for a tick at `at_us`; items no longer in `items` are forgotten."""
@@ -69,19 +70,22 @@ class PostCache:
         for item in [i for i in self._items if i not in items]:
             del self._items[item]
 
-        def fetch(item: str) -> list[tuple[Post, str]]:
+        def fetch(item: str) -> list[tuple[Post, set[str]]]:
             plan = _plan(item)
             if plan is None:
                 return []
-            since, known = self._items.get(item, (low_us, {}))
+            since, known = self._items.get(item, (low_us, []))
             if since > at_us:  # time went back (a replay): start again
-                since, known = low_us, {}
+                since, known = low_us, []
+            ids = {post.id for post, _, _ in known}
             found = self.store.candidates(plan, max(since, low_us), at_us, FETCH).posts
-            kept = [pair for pair in known.values() if to_us(pair[0].created_at) >= low_us]
-            kept += [(sp.post, sp.indexed_text) for sp in found if sp.post.id not in known]
-            kept.sort(key=lambda pair: pair[0].created_at, reverse=True)
-            self._items[item] = (at_us, {p.id: (p, t) for p, t in kept[: 2 * FETCH]})
-            return kept[: 2 * FETCH]
+            kept = [entry for entry in known if entry[1] >= low_us]
+            kept += [(sp.post, to_us(sp.post.created_at), items_of(sp.indexed_text))
+                     for sp in found if sp.post.id not in ids]  # fmt: skip
+            kept.sort(key=lambda entry: entry[1], reverse=True)
+            del kept[2 * FETCH :]
+            self._items[item] = (at_us, kept)
+            return [(post, items) for post, _, items in kept]
 
         return fetch
 
@@ -166,12 +170,12 @@ def compute(
                  LOOKBACK_US // HOUR_US)  # fmt: skip
     detector = BurstDetector(windows, warm_up_spans=1.0)
     oldest = min([r[0] for r in rows[:1]] + [store.oldest_created_us() or at_us])
-    detector.listen_from(max(low_us, oldest) // MINUTE_US)
+    detector.listen_from(max(low_us, oldest))
     tellings = Tellings()
     for created, _, author, text in rows:
         if teller := tellings.author_of(text, author.lower()):
             detector.add(created, teller, items_of(text))
-    detector.advance(at_us // MINUTE_US)
+    detector.advance(at_us)
     out: dict[str, list[dict[str, Any]]] = {}
     for name, span, _ in windows:
         span_us = span * MINUTE_US

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -44,7 +45,7 @@ MIN_LANG_POSTS = 3  # a language with this many of a story's posts gets a summar
 DISCLAIMER = ("This story is a summary of posts and may evolve over time; "
               "verify it against the cited posts.")  # fmt: skip
 
-Fetch = Callable[[str], list[tuple[Post, str]]]  # an item's posts, with their prepared text
+Fetch = Callable[[str], list[tuple[Post, set[str]]]]  # an item's posts, with their items
 
 
 @dataclass(slots=True)
@@ -220,6 +221,7 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
     posts: dict[str, Post] = {}
     terms: dict[str, set[str]] = {}  # post id → its items
     inverted: dict[str, set[str]] = {}  # item → ids of fetched posts that contain it
+    own: dict[str, list[str]] = {}  # item → ids of the posts fetched for it
     tellings = Tellings()  # a retweet of a post fetched is no news of its own
     fetches = 0
     for burst in top:
@@ -227,13 +229,18 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
         if len(have) >= ANCHOR * burst.count or fetches >= MAX_FETCHES:
             continue
         fetches += 1
-        for post, prepared in fetch(burst.item):
-            if post.id in terms or not _usable(post, as_of_us):
+        mine = own[burst.item] = []
+        for post, items in fetch(burst.item):
+            if post.id in terms:
+                mine.append(post.id)
+                continue
+            if not _usable(post, as_of_us):
                 continue
             if tellings.author_of(post.text, post.author.handle) is None:
                 continue
+            mine.append(post.id)
             posts[post.id] = post
-            terms[post.id] = items_of(prepared)
+            terms[post.id] = items
             for item in terms[post.id]:
                 inverted.setdefault(item, set()).add(post.id)
     clusters: list[_Cluster] = []
@@ -255,6 +262,11 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
     for cluster in clusters:
         if len(cluster.bursts) == 1 and cluster.bursts[0].count < LONE_FACTOR * min_authors:
             continue  # one word, said by a few: chance, until more say it
+        if all(b.held for b in cluster.bursts) and not any(
+            _together(a.item, b.item, own, inverted, terms)
+            for a, b in itertools.combinations(cluster.bursts, 2)
+        ):
+            continue  # common words of the stream from its start, said apart: chatter
         story_posts = [posts[i] for i in cluster.core]
         if not _independent(story_posts, min_authors):
             continue
@@ -263,6 +275,23 @@ def group(bursts: list[Burst], fetch: Fetch, as_of_us: int, min_authors: int) ->
                             cluster.bursts[0].surprise, terms))  # fmt: skip
     drafts.sort(key=lambda d: d.surprise, reverse=True)
     return drafts
+
+
+def _together(
+    a: str,
+    b: str,
+    own: dict[str, list[str]],
+    inverted: dict[str, set[str]],
+    terms: dict[str, set[str]],
+) -> bool:
+    """Is each of two items said in most of the other's posts (those fetched for it)?
+    A topic's words are said together; a stream's common words, each said by many from
+    its start, turn up together only as often as common words do."""
+    for one, other in ((a, b), (b, a)):
+        sample = own.get(one) or inverted.get(one, ())
+        if not sample or sum(other in terms[i] for i in sample) < ANCHOR * len(sample):
+            return False
+    return True
 
 
 def _similar(a: frozenset[str], b: frozenset[str]) -> bool:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 REBUILD_US = 6 * 3600 * 1_000_000  # after a restart, counts are rebuilt from this much log
 REFRESH_US = 60_000_000  # an unchanged story still gets a new version (volumes) this often
+REBUILD_GROWTH = 0.1  # a window's stories are built again once an item's count grows this much
 BACKLOG_LIMIT = 200_000  # posts committed during the catch-up that wait to be counted
 
 
@@ -75,6 +76,9 @@ class Trends(StoryView):
         self._posts = {n: PostCache(store, s) for n, s in self.spans_us.items()}
         self._books: dict[str, dict[str, Story]] = {n: {} for n in self.detector.windows}
         self._recorded: dict[str, tuple[int, tuple]] = {}  # story → (at_us, signature)
+        # window → (last built, last looked at, its bursting items' counts when built)
+        self._built: dict[str, tuple[int, int, dict[str, int]]] = {}
+        self._bucket_us = {n: span * MINUTE_US // k for n, span, k in windows}
         self._mark = self.history.state("mark")
         self._recorded_until = self.history.state("tick_us")
         self._next_tick: int | None = None
@@ -185,7 +189,7 @@ class Trends(StoryView):
         self._mark = max(self._mark, seq)
 
     def _tick(self, at_us: int) -> None:
-        self.detector.advance(at_us // MINUTE_US)
+        self.detector.advance(at_us)
         self.ticks += 1
         due = {
             name: self.detector.bursts(name)
@@ -221,12 +225,36 @@ class Trends(StoryView):
     def _build(self, work: _Work) -> None:
         versions: list[tuple[str, str, bool, dict[str, Any]]] = []
         for name, bursts in work.bursts.items():
+            if not self._changed(name, bursts, work.at_us):
+                continue
             fetch = self._posts[name].at(work.at_us, {b.item for b in bursts})
             drafts = group(bursts, fetch, work.at_us, self.detector.min_authors)
             versions += self._match(name, drafts, work.at_us)
         if work.at_us <= self._recorded_until:
             return  # replaying what an earlier run recorded
         self.history.record(work.at_us, versions, work.mark)
+
+    def _changed(self, name: str, bursts: list[Burst], at_us: int) -> bool:
+        """Has window `name`'s burst changed since its stories were last built? An item
+        has started or stopped bursting or grown by `REBUILD_GROWTH`, a bucket of the
+        window has passed (its oldest posts leave), or a story is due its refresh.
+        Otherwise its stories stand as built, still bursting now; nothing is fetched or
+        told again (searching and telling were most of what trends cost ingest)."""
+        built_us, seen_us, counts = self._built.get(name, (-1, -1, {}))
+        self._built[name] = (built_us, at_us, counts)
+        book = self._books[name]
+        if (
+            not 0 <= at_us - built_us < self._bucket_us[name]
+            or len(counts) != len(bursts)
+            or any(b.count >= counts.get(b.item, 0) * (1 + REBUILD_GROWTH) for b in bursts)
+            or any(at_us - self._recorded[sid][0] >= REFRESH_US for sid in book)
+        ):
+            self._built[name] = (at_us, at_us, {b.item: b.count for b in bursts})
+            return True
+        for story in book.values():
+            if story.updated_us == seen_us:  # bursting at the last look: still is
+                story.updated_us = at_us
+        return False
 
     def _match(
         self, name: str, drafts: list[Draft], at_us: int
