@@ -177,10 +177,13 @@ async def _retry(make: Any, timeout: float = 30) -> Any:
 
 
 async def _settled(js: Any, directory: Directory, fabric: Fabric, copies: int) -> bool:
-    """Whether every partition has `copies` owners that each serve it and committed
-    (acknowledged) all of its range that the stream holds."""
+    """Whether the partitions reach the stream's last post, and every one has `copies`
+    owners that each serve it and committed (acknowledged) all of its range that the
+    stream holds."""
     last = (await js.stream_info(fabric.stream)).state.last_seq
     await directory.resync()
+    if last and not any(p.first <= last <= p.last for p in directory.partitions.values()):
+        return False  # the nodes have not yet recorded the partition the stream has reached
     serving = await directory.serving()
     for part in directory.partitions.values():
         if len(part.owners) < copies:

@@ -224,7 +224,9 @@ class Replica:
         """Stop serving and filling; with `drop` (the partition moved away), delete the
         consumer and the files too."""
         if self._subscription is not None:
-            await self._subscription.unsubscribe()
+            # drained, not unsubscribed: requests already delivered here are answered
+            # (unsubscribing dropped them, and a query during a move came back partial)
+            await self._subscription.drain()
             self._subscription = None
         self.serving = False
         for _ in range(100):  # searches under way finish before the store closes
