@@ -5,7 +5,8 @@ unless the collector happens to run, and a server's worker threads come and go: 
 descriptors piled up by the thousand. A connection is borrowed for one statement's
 rows and given back; at most `size` are ever open (SQLite also keeps a closed
 connection's descriptors while others hold the file, so closing spares is not enough),
-and a reader finding all of them busy waits for one.
+and a reader finding all of them busy waits for one. Its users bind lists of values
+as one parameter (`IN_LIST`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+
+#: a list of ids or seqs bound as one JSON parameter: one statement whatever the list's
+#: length. With `IN (?, ?, …)` every length was a statement of its own, and each reading
+#: connection kept up to 128 of them prepared: a server's memory grew for minutes as
+#: searches of new result sizes came in (README "Hardening").
+IN_LIST = "IN (SELECT value FROM json_each(?))"
 
 
 class ConnectionPool:

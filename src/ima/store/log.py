@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ima import analysis
 from ima.post import Post, unflatten
-from ima.sqlite_pool import ConnectionPool
+from ima.sqlite_pool import IN_LIST, ConnectionPool
 from ima.store.batch import Batch, DeadLetter, Entry
 
 _SCHEMA = """
@@ -88,11 +88,6 @@ _ADD_ENGAGEMENT = (
     "UPDATE posts SET likes = MAX(0, likes + ?), reposts = MAX(0, reposts + ?), "
     "replies = MAX(0, replies + ?) WHERE id=?"
 )
-#: a list of ids or seqs bound as one JSON parameter: one statement whatever the list's
-#: length. With `IN (?, ?, …)` every length was a statement of its own, and each reading
-#: connection kept up to 128 of them prepared: a server's memory grew for minutes as
-#: searches of new result sizes came in (README "Hardening").
-IN_LIST = "IN (SELECT value FROM json_each(?))"
 
 
 @dataclass(slots=True)

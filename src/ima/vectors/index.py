@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ima.post import Post
-from ima.sqlite_pool import ConnectionPool
-from ima.store.log import IN_LIST
+from ima.sqlite_pool import IN_LIST, ConnectionPool
 
 _HOUR_US = 3_600_000_000
 
