@@ -194,16 +194,7 @@ def test_a_young_stream_shows_a_topic_fifty_people_took_up_among_many(tmp_path: 
     talk = chatter(70, per_minute=5, start=start)
     quake = _chile(start + timedelta(minutes=40), people=50, minutes=20)
     at = start + timedelta(minutes=62)
-    found = {}
-    for name, records in (("quake", talk + quake), ("chatter", talk)):
-        store = Store(tmp_path / name, commit_interval=0.05)
-        feed(store, records)
-        view = StoryView(store)
-        try:
-            found[name] = view.current("1h", to_us(at)), view.across(to_us(at))
-        finally:
-            view.close()
-            store.close()
+    found = _with_and_without(tmp_path, talk, quake, at)
     since, until = _iso(at - timedelta(hours=1)), _iso(at)
     hour = {r["author"] for r in talk if since < r["created_at"] <= until}
     assert 50 / (len(hour) + 50) < 0.2
@@ -359,6 +350,20 @@ def test_a_cold_stream_shows_a_topic_fewer_than_a_fifth_were_on_from_its_start(t
     talk = chatter(22, per_minute=12, start=start)
     quake = _chile(start, people=50, minutes=20)
     at = start + timedelta(minutes=21)
+    found = _with_and_without(tmp_path, talk, quake, at)
+    bucket = _iso(start + timedelta(minutes=12))  # the 1h window's first bucket
+    on, off = ({r["author"] for r in rs if r["created_at"] < bucket} for rs in (quake, talk))
+    assert len(on) / (len(on) + len(off)) < 0.2
+    others = {r["author"] for r in talk if r["created_at"] <= _iso(at)}
+    assert 50 / (len(others) + 50) < 0.2
+    hourly = found["quake"][0]
+    assert hourly and {"chile", "iquique"} <= set(hourly[0]["items"])
+    assert found["chatter"] == ([], [])
+
+
+def _with_and_without(tmp_path, talk: list, quake: list, at: datetime) -> dict:
+    """(the 1h window's stories, every window's) at `at`, for the chatter with the quake
+    and for the chatter alone, each in a store of its own."""
     found = {}
     for name, records in (("quake", talk + quake), ("chatter", talk)):
         store = Store(tmp_path / name, commit_interval=0.05)
@@ -369,11 +374,4 @@ def test_a_cold_stream_shows_a_topic_fewer_than_a_fifth_were_on_from_its_start(t
         finally:
             view.close()
             store.close()
-    bucket = _iso(start + timedelta(minutes=12))  # the 1h window's first bucket
-    on, off = ({r["author"] for r in rs if r["created_at"] < bucket} for rs in (quake, talk))
-    assert len(on) / (len(on) + len(off)) < 0.2
-    others = {r["author"] for r in talk if r["created_at"] <= _iso(at)}
-    assert 50 / (len(others) + 50) < 0.2
-    hourly = found["quake"][0]
-    assert hourly and {"chile", "iquique"} <= set(hourly[0]["items"])
-    assert found["chatter"] == ([], [])
+    return found
