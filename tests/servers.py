@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from ima.bench.serve import free_port, wait_until_up
 
 
 class LoopbackServer:
@@ -435,3 +441,23 @@ class ChatCompletions(LoopbackServer):
         done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         await response.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
         return response
+
+
+@contextmanager
+def llama_cpp_server(model: str, *, n_ctx: int, threads: int) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server on a free loopback port, serving
+    the GGUF file `model` offline; yields its base URL (ending in /v1)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_until_up(f"{base}/models", process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)

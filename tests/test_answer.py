@@ -1,10 +1,7 @@
 """Grounded answers on a real store: newest facts lead, citations hold, voices differ only
 in voice, and LLM output is checked (a loopback chat server and the real llama.cpp one)."""
 
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -14,9 +11,8 @@ from ima.answer import verify, voice
 from ima.answer.ask import ask
 from ima.answer.llm import OpenAICompatible, bundled_gguf, fence
 from ima.answer.question import understand
-from ima.bench.serve import free_port, wait_until_up
 from ima.post import Author, Post
-from servers import ChatCompletions
+from servers import ChatCompletions, llama_cpp_server
 
 STORY = [
     post("a1", "The ferry to Miyajima is cancelled today because of strong winds",
@@ -178,17 +174,8 @@ def test_an_llm_answer_that_does_not_hold_falls_back(stocked, reply, status, rea
 @pytest.fixture(scope="module")
 def llama_server():
     """llama-cpp-python's own OpenAI-compatible server with the bundled Gemma 3 270M."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", bundled_gguf(), "--host",
-         "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    wait_until_up(f"{base}/models", process)
-    yield base
-    process.terminate()
-    process.wait(10)
+    with llama_cpp_server(bundled_gguf(), n_ctx=2048, threads=2) as base:
+        yield base
 
 
 @pytest.mark.parametrize("mode", ["answer", "rephrase"])

@@ -5,10 +5,7 @@ each with and without streaming, for a general question, a current-events questi
 a multi-turn follow-up. A 135M model says odd things; what must hold is the proof."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import openai
@@ -19,8 +16,8 @@ from conftest import feed
 from ima.answer import verify
 from ima.answer.llm import BackendError, LlamaCpp, OpenAICompatible, Request, smollm2_gguf
 from ima.answer.route import NOW_WORDS
-from ima.bench.serve import free_port, wait_until_up
 from ima.post import Author, Post
+from servers import llama_cpp_server
 from test_conversation import _recent
 
 MAX_TOKENS = 32
@@ -29,18 +26,8 @@ VARIANTS = [("chat", False), ("chat", True), ("responses", False), ("responses",
 
 @pytest.fixture(scope="module")
 def llama_server():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_gguf(), "--host",
-         "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    wait_until_up(f"{base}/models", process)
-    yield base
-    process.terminate()
-    process.wait(10)
+    with llama_cpp_server(smollm2_gguf(), n_ctx=4096, threads=1) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
