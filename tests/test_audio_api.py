@@ -180,3 +180,22 @@ def test_audio_seconds_are_metered_by_tier(api):
     assert int(refused.value.response.headers["retry-after"]) > 0
     with pytest.raises(openai.RateLimitError, match="audio seconds"):
         limited.audio.speech.create(model="tts-1", voice="alloy", input="Hello.")
+
+
+def test_a_server_without_the_voice_extra_answers_503_naming_it(api, monkeypatch):
+    """Without the `voice` extra (here: a module it needs made missing, as it is on an
+    install without `[voice]`), both endpoints refuse with 503 `voice_unavailable`, not a
+    500 from the first import that fails."""
+    from ima.api import audio
+
+    monkeypatch.setattr(audio, "_loaded", {})
+    monkeypatch.setattr(audio, "_NEEDS", {kind: ("ima_voice_extra_not_installed",)
+                                          for kind in audio._NEEDS})  # fmt: skip
+    speaking = client(api)
+    with pytest.raises(openai.APIStatusError) as refused:
+        speaking.audio.speech.create(model="tts-1", voice="alloy", input="hello")
+    assert refused.value.status_code == 503 and "voice" in str(refused.value)
+    with pytest.raises(openai.APIStatusError) as refused:
+        speaking.audio.transcriptions.create(model="whisper-1", file=("q.wav", b"RIFF0000"))
+    assert refused.value.status_code == 503
+    assert refused.value.body["code"] == "voice_unavailable"

