@@ -8,9 +8,11 @@ keeps them in Redis, so several `ima serve` replicas share one budget per key.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,42 +71,25 @@ class SqliteLimiter:
             "quantity TEXT NOT NULL, amount REAL NOT NULL, PRIMARY KEY (key, day, quantity));"
         )
 
-    def admit(self, key_id: str, tier: Tier) -> Decision:
-        with self._turn:  # threads of this process queue here, not in SQLite's busy loop
-            return self._admit(key_id, tier)
-
-    def close(self) -> None:
-        with self._turn:
-            self._db.close()
-
-    def spend(self, key_id: str, quantity: str, amount: float, limit: float) -> Decision:
-        now = time.time()
-        day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection in an immediate transaction (one writer at a time: check and
+        spend together), in this process's turn (threads queue here, not in SQLite's busy
+        loop): committed at the end unless the body rolled back, rolled back on an error."""
         with self._turn:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                row = db.execute("SELECT amount FROM usage WHERE key = ? AND day = ? AND "
-                                 "quantity = ?", (key_id, day, quantity)).fetchone()  # fmt: skip
-                if row is not None and row[0] >= limit:
-                    db.execute("ROLLBACK")
-                    return Decision(False, _seconds_to_midnight(now), "daily")
-                db.execute(
-                    "INSERT INTO usage (key, day, quantity, amount) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(key, day, quantity) DO UPDATE SET amount = amount + ?",
-                    (key_id, day, quantity, amount, amount),
-                )
-                db.execute("COMMIT")
-                return Decision(True)
+                yield db
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+            if db.in_transaction:
+                db.execute("COMMIT")
 
-    def _admit(self, key_id: str, tier: Tier) -> Decision:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and spend together
-        try:
+    def admit(self, key_id: str, tier: Tier) -> Decision:
+        with self._transaction() as db:
             now = time.time()
             capacity, rate = float(tier.requests_per_minute), tier.requests_per_minute / 60
             row = db.execute("SELECT tokens, updated FROM buckets WHERE key = ?", (key_id,))
@@ -131,12 +116,27 @@ class SqliteLimiter:
                 "ON CONFLICT(key, day) DO UPDATE SET count = count + 1",
                 (key_id, day),
             )
-            db.execute("COMMIT")
             return Decision(True)
-        except BaseException:
-            if db.in_transaction:
+
+    def close(self) -> None:
+        with self._turn:
+            self._db.close()
+
+    def spend(self, key_id: str, quantity: str, amount: float, limit: float) -> Decision:
+        now = time.time()
+        day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+        with self._transaction() as db:
+            row = db.execute("SELECT amount FROM usage WHERE key = ? AND day = ? AND "
+                             "quantity = ?", (key_id, day, quantity)).fetchone()  # fmt: skip
+            if row is not None and row[0] >= limit:
                 db.execute("ROLLBACK")
-            raise
+                return Decision(False, _seconds_to_midnight(now), "daily")
+            db.execute(
+                "INSERT INTO usage (key, day, quantity, amount) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key, day, quantity) DO UPDATE SET amount = amount + ?",
+                (key_id, day, quantity, amount, amount),
+            )
+            return Decision(True)
 
 
 _SCRIPT = """
