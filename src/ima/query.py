@@ -275,4 +275,7 @@ def parse_as_of(value: str | None) -> datetime | None:
     clamped into the span posts can have (`clamp_instant`)."""
     if value is None:
         return None
-    return clamp_instant(parse_instant(value, "as_of"))
+    try:
+        return clamp_instant(parse_instant(value, "as_of"))
+    except RecordError as exc:  # a record's error names a kind to count; this is a request's
+        raise BadInput(str(exc)) from None

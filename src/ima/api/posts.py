@@ -15,6 +15,7 @@ from ima.api import feeds, grants, schemas
 from ima.api.auth import Caller, Principal, principal, services
 from ima.api.errors import ApiError
 from ima.api.service import Services
+from ima.errors import BadInput
 from ima.normalize import JsonLine, RecordError, loads
 from ima.query import QuerySyntaxError, parse_as_of
 from ima.search import MAX_K, search
@@ -44,9 +45,10 @@ async def search_posts(
         svc = services(request)
         try:
             instant = parse_as_of(as_of)
-            result = search(svc.store, q, as_of=instant, k=k, ranking=svc.ranking)
-        except RecordError as exc:
+        except BadInput as exc:
             raise ApiError(400, str(exc), param="as_of", code="invalid_value") from None
+        try:
+            result = search(svc.store, q, as_of=instant, k=k, ranking=svc.ranking)
         except QuerySyntaxError as exc:
             raise ApiError(400, f"q: {exc}", param="q", code="invalid_query") from None
         found = schemas.SearchResponse(

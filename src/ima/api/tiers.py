@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ima.errors import BadInput
+
 
 @dataclass(frozen=True, slots=True)
 class Tier:
@@ -47,20 +49,20 @@ def load(path: Path | None) -> dict[str, Tier]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise BadInput(f"{path}: {exc}") from None
     tables = data.get("tiers")
     if not isinstance(tables, dict) or not tables:
-        raise ValueError(f"{path}: declare at least one [tiers.NAME] table")
+        raise BadInput(f"{path}: declare at least one [tiers.NAME] table")
     names = {f.name for f in fields(Tier)} - {"name"}
     required = names - _OPTIONAL
     tiers = {}
     for name, table in tables.items():
         if not isinstance(table, dict) or not required <= set(table) <= names:
-            raise ValueError(
+            raise BadInput(
                 f"{path}: [tiers.{name}] needs {', '.join(sorted(required))} "
                 f"(and may set {', '.join(sorted(_OPTIONAL))})"
             )
         tiers[name] = Tier(name=name, **table)
         if tiers[name].requests_per_minute < 1 or tiers[name].requests_per_day < 1:
-            raise ValueError(f"{path}: [tiers.{name}] limits must be at least 1")
+            raise BadInput(f"{path}: [tiers.{name}] limits must be at least 1")
     return tiers

@@ -16,7 +16,7 @@ from ima.api import feeds, schemas
 from ima.api.auth import Caller, persona_for, services
 from ima.api.errors import ApiError
 from ima.api.service import Services
-from ima.normalize import RecordError
+from ima.errors import BadInput
 from ima.post import from_us, to_us
 from ima.query import parse_as_of
 from ima.trends.stories import DISCLAIMER
@@ -112,7 +112,7 @@ def _news(story: dict[str, Any]) -> News:
 def _instant(as_of: str | None) -> int | None:
     try:
         instant = parse_as_of(as_of)
-    except RecordError as exc:
+    except BadInput as exc:
         raise ApiError(400, str(exc), param="as_of", code="invalid_value") from None
     return to_us(instant) if instant else None
 

@@ -7,16 +7,18 @@ from urllib.parse import urlsplit
 
 import nats
 
+from ima.errors import BadInput
+
 
 def servers(url: str) -> list[str]:
     """`nats://a:4222,nats://b:4223` (or `nats://user:pass@a:4222,b:4223`) → server URLs.
     Credentials in the first apply to all; a bare `host:port` takes the first's scheme."""
     parts = [p.strip() for p in url.split(",") if p.strip()]
     if not parts:
-        raise ValueError("a fleet URL must name at least one server: nats://HOST:PORT")
+        raise BadInput("a fleet URL must name at least one server: nats://HOST:PORT")
     first = urlsplit(parts[0])
     if first.scheme not in ("nats", "tls") or not first.hostname:
-        raise ValueError(f"a fleet URL must look like nats://HOST:PORT, got {parts[0]!r}")
+        raise BadInput(f"a fleet URL must look like nats://HOST:PORT, got {parts[0]!r}")
     userinfo = first.netloc.rpartition("@")[0]
     out = []
     for part in parts:
@@ -24,7 +26,7 @@ def servers(url: str) -> list[str]:
             part = f"{first.scheme}://{part}"
         split = urlsplit(part)
         if not split.hostname:
-            raise ValueError(f"bad server in fleet URL: {part!r}")
+            raise BadInput(f"bad server in fleet URL: {part!r}")
         netloc = split.netloc
         if userinfo and "@" not in netloc:
             netloc = f"{userinfo}@{netloc}"

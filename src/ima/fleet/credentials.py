@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import bcrypt
 
 from ima.config import private_file
+from ima.errors import BadInput
 from ima.fleet import protocol
 
 SERVE_USER = "ima-serve"
@@ -68,13 +69,13 @@ class Credentials:
         bad name or one in use (a revoked name may be given again)."""
         protocol.check_name(name)
         if name == SERVE_USER:
-            raise ValueError(f"{SERVE_USER} is the name ima serve connects as")
+            raise BadInput(f"{SERVE_USER} is the name ima serve connects as")
         password = secrets.token_urlsafe(24)
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10)).decode()
         with self._conn() as conn:
             row = conn.execute("SELECT revoked FROM workers WHERE name = ?", (name,)).fetchone()
             if row is not None and row[0] is None:
-                raise ValueError(f"a worker named {name!r} exists; remove it first")
+                raise BadInput(f"a worker named {name!r} exists; remove it first")
             conn.execute(
                 "INSERT OR REPLACE INTO workers (name, hash, created, revoked) "
                 "VALUES (?, ?, ?, NULL)", (name, hashed, time.time()),
@@ -138,4 +139,4 @@ def reload_server(pid_file: Path) -> None:
         pid = int(pid_file.read_text().strip())
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot reload nats-server from {pid_file}: {exc}") from None
+        raise BadInput(f"cannot reload nats-server from {pid_file}: {exc}") from None

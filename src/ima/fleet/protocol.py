@@ -15,6 +15,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ima.errors import BadInput
+
 PREFIX = "ima.fleet"
 KINDS = ("embed", "compose", "generate")
 SERVICE = "ima-worker"
@@ -40,7 +42,7 @@ class ProtocolError(ValueError):
 def check_name(name: str) -> str:
     """A worker name: letters, digits, `_` and `-`, at most 40 (it is a NATS subject token)."""
     if not _NAME.match(name):
-        raise ValueError(f"worker name must be 1-40 letters, digits, _ or -, got {name!r}")
+        raise BadInput(f"worker name must be 1-40 letters, digits, _ or -, got {name!r}")
     return name
 
 
@@ -145,7 +147,7 @@ class ComposeJob:
         try:
             quoted, similar = dict(body.get("quoted", {})), dict(body.get("similar", {}))
             if max(len(quoted), len(similar)) > MAX_COMPOSE_POSTS:
-                raise ValueError(f"more than {MAX_COMPOSE_POSTS} quoted or similar posts")
+                raise BadInput(f"more than {MAX_COMPOSE_POSTS} quoted or similar posts")
             job = cls(
                 question=str(body["question"])[:MAX_TEXT_CHARS],
                 posts=list(body["posts"])[:MAX_COMPOSE_POSTS],

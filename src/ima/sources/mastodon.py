@@ -20,6 +20,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from ima.changes import Delete, Edit
+from ima.errors import BadInput
 from ima.sources import html
 from ima.sources.base import (
     MAX_FRAME_BYTES,
@@ -62,7 +63,7 @@ class Stream:
             names = ", ".join(
                 k if v[1] is None else f"{k}:VALUE" for k, v in sorted(STREAMS.items())
             )
-            raise ValueError(f"unknown Mastodon stream {spec!r}; one of {names}")
+            raise BadInput(f"unknown Mastodon stream {spec!r}; one of {names}")
         return cls(kind, value.lstrip("#"))
 
     def sse_path(self) -> str:
@@ -192,15 +193,15 @@ class Mastodon(Source):
         super().__init__(name, url)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-            raise ValueError(f"Mastodon URL must be http(s):// or ws(s)://HOST, got {url!r}")
+            raise BadInput(f"Mastodon URL must be http(s):// or ws(s)://HOST, got {url!r}")
         self.base = url.rstrip("/")
         self.websocket = parts.scheme in ("ws", "wss")
         self.host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
         self.streams = [Stream.parse(s) for s in streams]
         if not self.streams:
-            raise ValueError("Mastodon: name at least one stream")
+            raise BadInput("Mastodon: name at least one stream")
         if len(self.streams) > 1 and not self.websocket:
-            raise ValueError(
+            raise BadInput(
                 "Mastodon over SSE takes one stream per source: use a ws:// or wss:// URL "
                 "to subscribe to several on one connection, or declare one source per stream"
             )

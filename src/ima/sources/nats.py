@@ -22,6 +22,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
+from ima.errors import BadInput
 from ima.normalize import JsonLine
 from ima.sources.base import Backoff, Sink, Source
 
@@ -33,7 +34,7 @@ def parse_url(url: str) -> tuple[str, str]:
     """`nats://host:4222/subject` → (server URL, subject); the subject defaults to `posts`."""
     parts = urlsplit(url)
     if parts.scheme not in ("nats", "tls") or not parts.hostname:
-        raise ValueError(f"NATS URL must look like nats://HOST:PORT/SUBJECT, got {url!r}")
+        raise BadInput(f"NATS URL must look like nats://HOST:PORT/SUBJECT, got {url!r}")
     server = f"{parts.scheme}://{parts.netloc}"
     subject = parts.path.strip("/").replace("/", ".") or DEFAULT_SUBJECT
     return server, subject

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ima.errors import BadInput
 from ima.normalize import JsonLine, RecordError, parse_instant
 from ima.sources.base import Sink, Source
 
@@ -107,7 +108,7 @@ class ReplayFile(Source):
     def __init__(self, name: str, path: Path, *, speed: float | None = None) -> None:
         super().__init__(name, f"file://{path}")
         if not path.is_file():
-            raise ValueError(f"no such file: {path}")
+            raise BadInput(f"no such file: {path}")
         self.path = path
         self.speed = speed
 

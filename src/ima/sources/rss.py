@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import feedparser
 import httpx
 
+from ima.errors import BadInput
 from ima.sources import html
 from ima.sources.base import Backoff, FrameError, Sink, Source
 
@@ -80,7 +81,7 @@ class Feed(Source):
     ) -> None:
         super().__init__(name, url)
         if urlsplit(url).scheme not in ("http", "https"):
-            raise ValueError(f"feed URL must be http:// or https://, got {url!r}")
+            raise BadInput(f"feed URL must be http:// or https://, got {url!r}")
         self.url = url
         self.interval_s = interval_s
         self.backoff = backoff or Backoff(interval_s, max(interval_s, 3600.0))

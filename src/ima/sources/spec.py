@@ -30,28 +30,28 @@ def _list(value: Any) -> list[str]:
         return [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
-    raise ValueError("expected a list of strings")
+    raise BadInput("expected a list of strings")
 
 
 def _str(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError("expected a string")
+        raise BadInput("expected a string")
     return value
 
 
 def _number(value: Any) -> float:
     if isinstance(value, bool):
-        raise ValueError("expected a number")
+        raise BadInput("expected a number")
     number = float(value)
     if not number >= 0:
-        raise ValueError("expected a non-negative number")
+        raise BadInput("expected a non-negative number")
     return number
 
 
 def _whole(value: Any) -> int:
     number = _number(value)
     if not number.is_integer():
-        raise ValueError("expected a whole number")
+        raise BadInput("expected a whole number")
     return int(number)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from ima.errors import BadInput
 from ima.sources.base import MAX_FRAME_BYTES, Backoff, FrameError, Sink, Source, lines
 
 DEFAULT_URL = "https://api.x.com"
@@ -100,7 +101,7 @@ class XStream(Source):
     ) -> None:
         super().__init__(name, url)
         if not token:
-            raise ValueError("the X source needs a bearer token (IMA_X_BEARER_TOKEN)")
+            raise BadInput("the X source needs a bearer token (IMA_X_BEARER_TOKEN)")
         self.base = url.rstrip("/")
         self.token = token
         self.rules = list(rules)

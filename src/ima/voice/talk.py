@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ima.config import Settings
-from ima.normalize import RecordError
+from ima.errors import BadInput
 from ima.query import parse_as_of
 
 MAX_QUESTION_SECONDS = 120.0
@@ -59,7 +59,7 @@ def talk(settings: Settings, question: Path, out: Path, persona: str, as_of: str
         raise click.BadParameter("use a .wav, .mp3, .flac or .opus name", param_hint="--out")
     try:
         instant = parse_as_of(as_of)
-    except RecordError as exc:
+    except BadInput as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
     try:
         audio = decode(question.read_bytes(), max_seconds=MAX_QUESTION_SECONDS)
