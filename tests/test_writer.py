@@ -25,8 +25,8 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def _config(data: Path, **options) -> WriterConfig:
-    settings = Settings(data_dir=data, commit_interval=0.05)
-    return WriterConfig(settings, workers=0, embed=False, **options)
+    settings = Settings(data_dir=data, commit_interval=0.05, embed=False)
+    return WriterConfig(settings, workers=0, **options)
 
 
 def _ids(store: Store, query: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,8 +41,22 @@ def private_file(path: Path) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class LlmSettings:
+    """Which LLM writes answers: `url` is an OpenAI-compatible base URL, `embedded` or
+    `embedded:MODEL`, or None for the extractive composer alone."""
+
+    url: str | None = None
+    model: str = "default"
+    api_key: str = field(default="", repr=False)
+    #: the server's model calls tools itself (it decides when to search)
+    tools: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
-    """Every knob, with its environment variable in the README's settings table."""
+    """Every knob, with its environment variable in the README's settings table. Flags
+    override what the environment says (`dataclasses.replace`), once, in the command
+    line; everything below it is handed this object."""
 
     data_dir: Path
     commit_interval: float = 1.0
@@ -52,6 +66,18 @@ class Settings:
     half_life_hours: float = 6.0
     #: keys (their ids) that may see the fleet's workers (GET /v1/fleet)
     operator_keys: frozenset[str] = frozenset()
+    llm: LlmSettings = LlmSettings()
+    #: quotas in Redis (shared by replicas) instead of SQLite in `data_dir`
+    redis_url: str | None = None
+    #: TOML file of tiers; None: the built-in ones
+    tiers_file: Path | None = None
+    #: processes composing answers without an LLM (0: in the API process)
+    answerers: int = 2
+    #: processes preparing posts for ingest; None: none on two cores or fewer, else 1
+    workers: int | None = None
+    embed: bool = True
+    #: `ima serve --fleet`: NATS servers of the workers that share the inference
+    fleet_url: str | None = None
 
     @classmethod
     def load(cls, data_dir: str | Path | None = None) -> Settings:
@@ -71,6 +97,13 @@ class Settings:
             operator_keys=frozenset(
                 k.strip() for k in os.environ.get("IMA_OPERATOR_KEYS", "").split(",") if k.strip()
             ),
+            llm=LlmSettings(
+                url=os.environ.get("IMA_LLM") or None,
+                model=os.environ.get("IMA_LLM_MODEL") or "default",
+                api_key=os.environ.get("IMA_LLM_API_KEY", ""),
+                tools=os.environ.get("IMA_LLM_TOOLS") == "1",
+            ),
+            redis_url=os.environ.get("IMA_REDIS_URL") or None,
         )
 
     def open_store(self) -> Store:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from ima import runtime
 from ima.config import Settings
 from ima.errors import Unavailable
 from ima.ingest import Ack, Pipeline, ingest, tune_gc
@@ -210,11 +211,8 @@ class WriterConfig:
     settings: Settings
     specs: list[spec_module.SourceSpec] = field(default_factory=list)
     workers: int = 1
-    embed: bool = True
     demo: bool = False
     log_level: int = logging.WARNING
-    #: `ima serve --fleet`: embed new posts through the fleet's workers at this URL
-    fleet_url: str | None = None
 
 
 class WriterProcess:
@@ -412,28 +410,6 @@ class WriterProcess:
 # -- in the writer process ---------------------------------------------------------------
 
 
-def follow_with_vectors(store: Store, fleet_url: str | None = None) -> Any:
-    """Embed new posts as they are committed (and the last day's backlog), if the
-    embedder loads, through the fleet at `fleet_url` when given; otherwise answers use
-    lexical search only."""
-    from ima.vectors.semantic import Vectors
-
-    vectors = Vectors.open(store)
-    if vectors is None:
-        return None
-    vectors.follow(fleet_url).backfill(20_000)
-    return vectors
-
-
-def follow_trends(store: Store) -> Any:
-    """Keep trends up as posts are committed, after reading back what they missed."""
-    from ima.trends.tracker import Trends
-
-    trends = Trends(store)
-    trends.follow()
-    return trends
-
-
 class _Link:
     """The writer's end of the pipe; the pipeline, source and request threads all send."""
 
@@ -462,30 +438,21 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
         link.send(Failed("another ima process is writing this data directory"))
         return
     settings = config.settings
-    pipeline = Pipeline(
-        store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=config.workers
-    ).start()
-    vectors = follow_with_vectors(store, config.fleet_url) if config.embed else None
-    trends = follow_trends(store)
     try:
-        sources = [spec_module.build(spec) for spec in config.specs]
-        if config.demo:
-            from ima import demo as demo_stream
+        with runtime.writing(store, settings, config.workers) as pipeline:
+            sources = runtime.build_sources(config.specs)
+            if config.demo:
+                from ima import demo as demo_stream
 
-            history, replay_source = demo_stream.prepare(settings.data_dir)
-            ingest(pipeline, history, source=demo_stream.SOURCE)
-            sources.append(replay_source)
-        store.listeners.append(lambda _originals: link.send(Committed()))
-        link.send(Ready([s.health.snapshot() for s in sources]))
-        asyncio.run(_run(link, pipeline, sources))
+                history, replay_source = demo_stream.prepare(settings.data_dir)
+                ingest(pipeline, history, source=demo_stream.SOURCE)
+                sources.append(replay_source)
+            store.listeners.append(lambda _originals: link.send(Committed()))
+            link.send(Ready([s.health.snapshot() for s in sources]))
+            asyncio.run(_run(link, pipeline, sources))
+    except RuntimeError as exc:  # the store failed: the API process starts us again
+        log.error("%s", exc)
     finally:
-        try:
-            pipeline.close()
-        except RuntimeError as exc:  # the store failed: the API process starts us again
-            log.error("%s", exc)
-        if vectors is not None:
-            vectors.close()
-        trends.close()
         store.close()
 
 

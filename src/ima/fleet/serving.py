@@ -3,7 +3,7 @@
 The API process answers through the fleet (`FleetAnswerer`, in place of the answerer
 processes, which stay as its local fallback; with `--llm`, `FleetBackend` generates
 on workers, the local LLM as the fallback); the writer process embeds through it
-(`WriterConfig.fleet_url`, handed to `ima.vectors.worker`). Each has
+(`Settings.fleet_url`, handed to `ima.vectors.worker`). Each has
 a supervisor of its own on the same fleet; the API's writes what it sees for
 `ima fleet list`, the writer's its metrics for the API's /metrics (`WriterMetrics`).
 """
