@@ -17,7 +17,7 @@ import pytest
 from conftest import feed, post
 from ima.answer.answerers import Answerers, AnswerFailed
 from ima.bench.serve import free_port, wait_until_up
-from ima.changes import Delete
+from ima.ingest.changes import Delete
 from ima.search import search
 from ima.store import Store
 

@@ -1,8 +1,8 @@
 """Deletes, edits and engagement counts from live sources, applied in stream order."""
 
 from conftest import feed, post
-from ima.changes import Delete, Edit, Engagement
 from ima.ingest import Pipeline
+from ima.ingest.changes import Delete, Edit, Engagement
 from ima.search import search
 
 

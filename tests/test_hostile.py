@@ -26,7 +26,7 @@ from api_server import serving
 from conftest import feed, post
 from ima.api import grants
 from ima.cli import main
-from ima.normalize import JsonLine, RecordError, normalize
+from ima.ingest.normalize import JsonLine, RecordError, normalize
 from ima.query import QuerySyntaxError, parse
 from ima.store.log import READERS
 from ima.trends.view import StoryView

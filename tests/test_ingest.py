@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import feed, post
 from ima.ingest import Pipeline
-from ima.normalize import RecordError
+from ima.ingest.normalize import RecordError
 from ima.search import search
 from ima.sources import replay
 

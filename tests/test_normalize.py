@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ima.normalize import MAX_TEXT_CHARS, RecordError, normalize
+from ima.ingest.normalize import MAX_TEXT_CHARS, RecordError, normalize
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 import time
 from pathlib import Path
 
-from ima.normalize import RecordError
+from ima.ingest.normalize import RecordError
 from ima.sources import replay
 
 
@@ -41,7 +41,7 @@ def test_pacing_follows_created_at():
 
 
 def test_json_lines_parse_with_named_errors():
-    from ima.normalize import JsonLine
+    from ima.ingest.normalize import JsonLine
 
     assert JsonLine(1, b'{"a": 1}\n').parse() == {"a": 1}
     for data, kind in (

@@ -6,8 +6,8 @@ import random
 from collections import Counter
 from typing import Any
 
-from ima.changes import Cursor, Delete, Edit, Engagement
-from ima.normalize import RecordError, normalize
+from ima.ingest.changes import Cursor, Delete, Edit, Engagement
+from ima.ingest.normalize import RecordError, normalize
 from ima.sources.base import FrameError
 from ima.sources.jetstream import Handles
 from ima.sources.jetstream import Jetstream as JetstreamSource

@@ -20,9 +20,9 @@ from ima import analysis
 from ima.answer.verify import problems
 from ima.api import grants
 from ima.bench.synth import Stream as Chatter
-from ima.changes import Delete
 from ima.cli import main
-from ima.normalize import normalize
+from ima.ingest.changes import Delete
+from ima.ingest.normalize import normalize
 from ima.post import flatten, to_us
 from ima.store import Entry, Store
 from ima.trends.bursts import Burst, surprise

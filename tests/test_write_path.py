@@ -7,11 +7,11 @@ import pickle
 from datetime import UTC, datetime
 
 from conftest import feed, post
-from ima.changes import Cursor, Delete, Engagement
-from ima.dedup import DedupIndex, fingerprints
-from ima.normalize import JsonLine, RecordError, normalize, normalize_flat
+from ima.ingest.changes import Cursor, Delete, Engagement
+from ima.ingest.dedup import DedupIndex, fingerprints
+from ima.ingest.normalize import JsonLine, RecordError, normalize, normalize_flat
+from ima.ingest.prepare import Payloads, Prepared, PreparedBatch, prepare_batch
 from ima.post import flatten
-from ima.prepare import Payloads, Prepared, PreparedBatch, prepare_batch
 from ima.search import search
 from ima.store import AllOf, Store, Terms
 from ima.store.fresh import FreshDoc, FreshSegment, facet, term_line

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ima.errors import BadInput
-from ima.normalize import EARLIEST, MAX_FUTURE_SKEW, RecordError, parse_instant
+from ima.ingest.normalize import EARLIEST, MAX_FUTURE_SKEW, RecordError, parse_instant
 from ima.post import to_us
 
 MAX_QUERY_CHARS = 1_000

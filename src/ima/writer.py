@@ -37,11 +37,11 @@ from ima import runtime
 from ima.config import Settings
 from ima.errors import Unavailable
 from ima.ingest import Ack, Pipeline, ingest, tune_gc
+from ima.ingest.worker_process import exit_with_parent
 from ima.sources import runner
 from ima.sources import spec as spec_module
 from ima.sources.base import Source
 from ima.store import Store
-from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 from ima.answer.ask import ask
 from ima.answer.model import Answer
 from ima.errors import Unavailable
-from ima.worker_process import exit_with_parent
+from ima.ingest.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from ima.api.auth import Caller, Principal, principal, services
 from ima.api.errors import ApiError
 from ima.api.service import Services
 from ima.errors import BadInput
-from ima.normalize import JsonLine, RecordError, loads
+from ima.ingest.normalize import JsonLine, RecordError, loads
 from ima.query import QuerySyntaxError, parse_as_of
 from ima.search import MAX_K, search
 from ima.writer import WriterUnavailable

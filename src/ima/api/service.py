@@ -26,7 +26,7 @@ from ima.api.keys import KeyStore
 from ima.api.quota import Limiter
 from ima.api.tiers import Tier
 from ima.errors import Overloaded
-from ima.normalize import web_url
+from ima.ingest.normalize import web_url
 from ima.post import Post
 from ima.query import clamp_instant
 from ima.search import Ranking

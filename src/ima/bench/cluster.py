@@ -33,7 +33,7 @@ from ima.cluster.ownership import Directory
 from ima.cluster.replica import SOURCE
 from ima.fleet.connection import connect
 from ima.ingest import Pipeline
-from ima.normalize import JsonLine
+from ima.ingest.normalize import JsonLine
 from ima.store import Store
 
 WORDS = tuple(

@@ -31,7 +31,7 @@ from ima.analysis import prepare
 from ima.answer import verify
 from ima.answer.ask import ask
 from ima.answer.model import Answer, iso
-from ima.normalize import parse_instant
+from ima.ingest.normalize import parse_instant
 from ima.post import Post
 from ima.search import PostStore, search
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ima.config import Settings
-from ima.normalize import RecordError
+from ima.ingest.normalize import RecordError
 
 
 @click.group("keys")
@@ -76,7 +76,7 @@ def keys_grant(settings: Settings, key_id: str, sources: tuple[str, ...]) -> Non
     `api-KEY_ID`; with --source they may also claim NAME (their counts then change
     those of NAME's posts). Granting again replaces the sources."""
     from ima.api import grants
-    from ima.normalize import normalize
+    from ima.ingest.normalize import normalize
 
     store = _key_store(settings)
     if not any(k.id == key_id and not k.revoked for k in store.list()):

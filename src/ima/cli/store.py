@@ -22,7 +22,7 @@ from ima.cli import options
 from ima.config import Settings
 from ima.errors import BadInput
 from ima.ingest import Pipeline, ingest
-from ima.normalize import RecordError
+from ima.ingest.normalize import RecordError
 from ima.query import QuerySyntaxError
 from ima.search import MAX_K, SearchResult, search
 from ima.sources import replay, runner

@@ -29,7 +29,7 @@ from ima.cluster.ownership import Directory, Partition
 from ima.cluster.wire import Ask, pack, post_out
 from ima.errors import BadInput
 from ima.ingest import Pipeline
-from ima.normalize import JsonLine
+from ima.ingest.normalize import JsonLine
 from ima.sources.base import Sink
 from ima.store import Store
 

@@ -23,7 +23,7 @@ import websockets
 import zstandard
 from websockets.asyncio.client import connect
 
-from ima.changes import Cursor, Delete, Edit, Engagement
+from ima.ingest.changes import Cursor, Delete, Edit, Engagement
 from ima.sources.base import (
     MAX_FRAME_BYTES,
     Backoff,

@@ -19,8 +19,8 @@ import httpx
 import websockets
 from websockets.asyncio.client import connect
 
-from ima.changes import Delete, Edit
 from ima.errors import BadInput
+from ima.ingest.changes import Delete, Edit
 from ima.sources import html
 from ima.sources.base import (
     MAX_FRAME_BYTES,

@@ -23,7 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
 from ima.errors import BadInput
-from ima.normalize import JsonLine
+from ima.ingest.normalize import JsonLine
 from ima.sources.base import Backoff, Sink, Source
 
 DEFAULT_SUBJECT = "posts"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ima.errors import BadInput
-from ima.normalize import JsonLine, RecordError, parse_instant
+from ima.ingest.normalize import JsonLine, RecordError, parse_instant
 from ima.sources.base import Sink, Source
 
 MAX_LINE_BYTES = 4 * 1024 * 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ima.lang import detect
+from ima.ingest.lang import detect
 from ima.post import Flat
 from ima.store import Entry, Store
 from ima.vectors.embedder import Embedder

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ima import lang
+from ima.ingest import lang
 from ima.voice import phonemes
 
 RATE = 24_000  # what every voice is resampled to, as OpenAI's speech API returns

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from ima import flags, lang
 from ima.errors import BadInput
+from ima.ingest import flags, lang
 from ima.post import Post, to_us, unflatten
 
 MAX_TEXT_CHARS = 25_000

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ima.changes import Cursor, Delete, Edit, Engagement
-from ima.dedup import DedupIndex, fingerprints
 from ima.errors import Unavailable
-from ima.normalize import JsonLine, RecordError
+from ima.ingest.changes import Cursor, Delete, Edit, Engagement
+from ima.ingest.dedup import DedupIndex, fingerprints
+from ima.ingest.normalize import JsonLine, RecordError
+from ima.ingest.prepare import Payload, Payloads, Prepared, prepare_batch
+from ima.ingest.worker_process import exit_with_parent
 from ima.post import Flat, to_us
-from ima.prepare import Payload, Payloads, Prepared, prepare_batch
 from ima.store import DEAD_LETTER_BYTES, Batch, DeadLetter, Entry, Removals, Store
-from ima.worker_process import exit_with_parent
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from ima import analysis
-from ima.changes import Cursor, Delete, Edit, Engagement
-from ima.dedup import Fingerprint, fingerprints
-from ima.normalize import JsonLine, RecordError, normalize_flat
+from ima.ingest.changes import Cursor, Delete, Edit, Engagement
+from ima.ingest.dedup import Fingerprint, fingerprints
+from ima.ingest.normalize import JsonLine, RecordError, normalize_flat
 from ima.post import Flat
 from ima.store.fresh import term_line
 
