@@ -25,7 +25,7 @@ from ima.api.keys import KeyStore
 from ima.api.posts import MAX_BODY_BYTES
 from ima.bench.http_client import read_head, send_chunked
 from ima.bench.serve import Served, memory_mb, open_fds, processes, seed, served
-from ima.bench.synth import Stream
+from ima.synthetic.chatter import Stream
 
 
 @pytest.fixture(scope="module")

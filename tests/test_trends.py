@@ -19,12 +19,12 @@ from conftest import feed, post
 from ima import analysis
 from ima.answer.verify import problems
 from ima.api import grants
-from ima.bench.synth import Stream as Chatter
 from ima.cli import main
 from ima.ingest.changes import Delete
 from ima.ingest.normalize import normalize
 from ima.post import flatten, to_us
 from ima.store import Entry, Store
+from ima.synthetic.chatter import Stream as Chatter
 from ima.trends.bursts import Burst, surprise
 from ima.trends.stories import _fun_title
 from ima.trends.tracker import Trends

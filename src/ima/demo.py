@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ima.bench.trending import generate
 from ima.sources.replay import ReplayFile
+from ima.synthetic.events import generate
 
 HISTORY = timedelta(minutes=75)
 SOURCE = "demo"

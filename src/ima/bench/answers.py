@@ -1,6 +1,6 @@
 """How long an extractive answer takes over a big store: `python -m ima.bench.answers`.
 
-The synthetic stream of `ima bench ingest` (`ima.bench.synth`: Zipfian English and
+The synthetic stream of `ima bench ingest` (`ima.synthetic.chatter`: Zipfian English and
 Japanese, reposts, floods, bursts) is ingested into a temporary store; then topical
 questions in both languages ("What's the latest on W1 W2?", "Nの状況は？") and open
 ones ("What's happening?") are asked as of the stream's end, and each answer's time
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ima.answer.ask import ask
-from ima.bench.synth import _JA_NOUNS, Stream
 from ima.ingest import Pipeline, ingest
 from ima.store import Store
+from ima.synthetic.chatter import _JA_NOUNS, Stream
 
 
 def _percentile(values: list[float], share: float) -> float:

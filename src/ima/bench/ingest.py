@@ -29,11 +29,11 @@ from typing import Any
 
 import tantivy
 
-from ima.bench.synth import Stream
 from ima.ingest import Pipeline, ingest
 from ima.search import search
 from ima.sources import replay
 from ima.store import Store
+from ima.synthetic.chatter import Stream
 
 Progress = Callable[[str], None]
 

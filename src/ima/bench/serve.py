@@ -39,7 +39,7 @@ import uvloop
 
 from ima.api.keys import KeyStore
 from ima.bench.http_client import Connection, HttpError, Response
-from ima.bench.synth import Stream
+from ima.synthetic.chatter import Stream
 
 WARM_UP_S = 5.0  # load runs this long before measuring starts
 FEEDERS = 4  # ingest batches that may be unanswered at once

@@ -57,7 +57,7 @@ from ima.bench.serve import (
     sendable,
     served,
 )
-from ima.bench.synth import Stream
+from ima.synthetic.chatter import Stream
 
 SEED_POSTS = 20_000  # a store of some size: its caches warm, growth small beside it
 BATCH = 20  # records a post request carries

@@ -5,7 +5,7 @@ bulk, straight into its SQLite file through the schema `ima.store.log` creates:
 `--hours` of posts at `--rate` posts/s (1,000/s for 48 h: the day before T and the
 day before that, which the computation reads to learn what is usual), one post every
 1/rate s, numbered in time order. Filling that many through ingest would take hours
-here. Background posts are texts of the synthetic stream (`ima.bench.synth`: Zipf
+here. Background posts are texts of the synthetic stream (`ima.synthetic.chatter`: Zipf
 English, a third Japanese) from a pool of `POOL` per kind, by authors drawn from
 `AUTHORS`; planted in the last day are a topic one post in 40 is about in the last
 hour, a topic one in 250 is about over the last 12 hours (a hashtag), each post by its
@@ -78,7 +78,7 @@ def _cpu_s() -> float:
 def _pool() -> list[tuple[int, int, str, str, str, str]]:
     """(kind, k, text, lang, hashtags, prepared text) of every pooled post."""
     from ima import analysis
-    from ima.bench.synth import Stream
+    from ima.synthetic.chatter import Stream
 
     stream = Stream(1, seed=5)
     rows = []

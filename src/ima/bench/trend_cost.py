@@ -37,9 +37,9 @@ def _cpu_s() -> float:
 
 def measure(rate: float, seconds: float, with_trends: bool, workers: int) -> dict[str, Any]:
     """One run in this process (the parent starts a fresh one per run)."""
-    from ima.bench.synth import Stream
     from ima.ingest import Pipeline
     from ima.store import Store
+    from ima.synthetic.chatter import Stream
     from ima.trends.bursts import BurstDetector
     from ima.trends.tracker import Trends
 

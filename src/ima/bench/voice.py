@@ -25,7 +25,7 @@ import httpx
 
 from ima.api.keys import KeyStore
 from ima.bench.serve import memory_mb, seed, served
-from ima.bench.synth import Stream
+from ima.synthetic.chatter import Stream
 
 QUESTION = Path(__file__).with_name("question-en.wav")
 
