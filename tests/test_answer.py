@@ -10,8 +10,8 @@ from conftest import feed, post
 from ima.answer import verify, voice
 from ima.answer.ask import ask
 from ima.answer.llm import OpenAICompatible, bundled_gguf, fence
-from ima.answer.question import understand
 from ima.post import Author, Post
+from ima.text.question import understand
 from servers import ChatCompletions, llama_cpp_server
 
 STORY = [

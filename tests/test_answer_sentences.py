@@ -1,10 +1,10 @@
 """Whole sentences: abbreviations, initials, decimals, quotes and links in English, and
 Japanese 。！？ with 「」, each kept inside its sentence (the cases the segmenter was
-chosen on: see `ima.answer.sentences`)."""
+chosen on: see `ima.text.sentences`)."""
 
 import pytest
 
-from ima.answer import sentences
+from ima.text import sentences
 
 CASES = [
     ("The raid led to the capture of President Nicolás Maduro on Jan. 3 in Caracas. "

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from conftest import assert_verified, cited_ids, feed, post
 from ima.answer import verify
 from ima.answer.ask import ask
-from ima.answer.question import understand
+from ima.text.question import understand
 
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

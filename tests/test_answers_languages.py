@@ -9,7 +9,7 @@ import pytest
 
 from conftest import assert_verified, cited_ids, feed, post
 from ima.answer.ask import ask
-from ima.answer.question import understand
+from ima.text.question import understand
 from ima.vectors.embedder import E5
 from ima.vectors.semantic import Vectors
 
@@ -95,8 +95,8 @@ def test_a_post_in_another_language_not_yet_embedded_is_found(store):
 
 
 def test_japanese_words_are_spelled_as_english_writes_them():
-    from ima.answer.question import spellings
-    from ima.answer.romaji import fold
+    from ima.text.question import spellings
+    from ima.text.romaji import fold
 
     said = spellings("東海道新幹線は東京から大阪まで運転を見合わせています。")
     assert said["shinkansen"] == "新幹線" and said["tokyo"] == "東京"

@@ -22,10 +22,10 @@ from ima.answer import llm, proof, tools, verify
 from ima.answer.converse import MAX_CONTEXT_MESSAGES, NOTHING_KEPT
 from ima.answer.llm import OpenAICompatible
 from ima.answer.model import Citation
-from ima.answer.question import understand
 from ima.answer.route import decide
 from ima.api.chat import SEARCH_OFF
 from ima.post import Author, Post
+from ima.text.question import understand
 from servers import ChatCompletions
 
 POSTS = [

@@ -1,4 +1,4 @@
-from ima.copies import copied, manual_retweet, own_words
+from ima.text.copies import copied, manual_retweet, own_words
 
 
 def test_manual_retweet_credits_the_innermost_author() -> None:

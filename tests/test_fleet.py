@@ -17,7 +17,6 @@ from nats.errors import Error as NatsError
 
 from conftest import feed, post
 from ima.answer.compose import key_weights
-from ima.answer.question import understand
 from ima.api.keys import KeyStore
 from ima.bench.fleet import NatsCluster, Workers, wait_live
 from ima.bench.serve import free_port, wait_until_up
@@ -29,6 +28,7 @@ from ima.fleet.reputation import QUARANTINE_AFTER, TRUSTED_AFTER, Reputation
 from ima.fleet.supervisor import Supervisor
 from ima.fleet.work import composed
 from ima.post import Author, Post, to_us
+from ima.text.question import understand
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

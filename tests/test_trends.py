@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 from api_server import serving
 from conftest import feed, post
-from ima import analysis
 from ima.answer.verify import problems
 from ima.api import grants
 from ima.cli import main
@@ -25,6 +24,7 @@ from ima.ingest.normalize import normalize
 from ima.post import flatten, to_us
 from ima.store import Entry, Store
 from ima.synthetic.chatter import Stream as Chatter
+from ima.text import analysis
 from ima.trends.bursts import Burst, surprise
 from ima.trends.stories import _fun_title
 from ima.trends.tracker import Trends

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 from api_server import serving
 from conftest import feed, post
-from ima import analysis
 from ima.answer.verify import problems
 from ima.cli import main
 from ima.post import to_us
 from ima.store import Store
+from ima.text import analysis
 from ima.trends import history
 from ima.trends.bursts import BurstDetector
 from ima.trends.items import Tellings, items_of

@@ -7,9 +7,9 @@ no constraint and drops out.
 
 from __future__ import annotations
 
-from ima import analysis
 from ima.query import Match, Node, Not, Or, Term
 from ima.store import AllOf, AnyOf, Plan, Terms
+from ima.text import analysis
 
 
 def _terms(node: Term | Match) -> Terms | None:

@@ -10,6 +10,11 @@ from typing import Any
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def iso(instant: datetime) -> str:
+    """An instant as the API and stories write it: ISO 8601 with Z."""
+    return instant.isoformat().replace("+00:00", "Z")
+
+
 def to_us(instant: datetime) -> int:
     """Microseconds since the Unix epoch (naive means UTC); the store keeps instants so."""
     if instant.tzinfo is None:

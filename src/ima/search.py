@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from ima import analysis
 from ima.planner import plan
 from ima.post import Post, to_us
 from ima.query import Query, parse
 from ima.store import Candidates, Plan, StoredPost
+from ima.text import analysis
 
 MAX_K = 100
 _K1, _B = 1.2, 0.75

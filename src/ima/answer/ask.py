@@ -20,14 +20,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from ima import analysis
-from ima.answer import digest, sentences, verify, voice
+from ima.answer import digest, verify, voice
 from ima.answer.compose import Composition, compose, key_weights
 from ima.answer.llm import Backend, BackendError, Request, answer_request, rephrase_request
-from ima.answer.model import Answer, Citation, iso
-from ima.answer.question import ALL_TIME, Question, understand
-from ima.post import Post
+from ima.answer.model import Answer, Citation
+from ima.post import Post, iso
 from ima.search import PostStore, search
+from ima.text import analysis, sentences
+from ima.text.question import ALL_TIME, Question, understand
 from ima.vectors.index import Ranked
 
 T = TypeVar("T")  # what an attempt at an answer gives (`widening`)

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from ima import analysis
-from ima.answer import romaji
-from ima.answer import sentences as segmenter
-from ima.answer.question import STOP_WORDS, Question, compounds, spellings
-from ima.copies import copied, manual_retweet
+from ima.ingest.flags import SPAM_LIMIT
 from ima.post import Post, to_us
+from ima.text import analysis, romaji
+from ima.text import sentences as segmenter
+from ima.text.copies import copied, manual_retweet
+from ima.text.question import STOP_WORDS, Question, compounds, spellings
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 _EDGE_URLS = re.compile(r"^(?:\s*https?://\S+)+|(?:\s*https?://\S+)+\s*$")
@@ -40,7 +40,6 @@ MIN_KEY_TERMS = 2  # and this many of the question's key terms (all, when it has
 SOLE_TERM_WEIGHT = 0.5  # except in a two-word question's own window: one word of it that
 # carries half its weight ("who said you won't get ebola?") is its topic
 MOST_WEIGHT = 0.6  # a post this much of the question's weight may lack one of two names
-SPAM_LIMIT = 0.6
 #: a post in the other language than the question's is about it when multilingual-e5-small
 #: puts it this near, and this much nearer than the median post of that language found by
 #: meaning (measured on short posts: 0.77–0.87 and 0.07–0.10 over the median for posts

@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ima import analysis
 from ima.answer import proof, tools, verify, voice
 from ima.answer.ask import _first_sentence, ask
 from ima.answer.llm import Backend, BackendError, Request, chat_request, fence
 from ima.answer.model import Answer
-from ima.answer.question import understand
 from ima.answer.route import FOLLOW_UP, Decision, decide
 from ima.post import Post
 from ima.search import PostStore
+from ima.text import analysis
+from ima.text.question import understand
 
 log = logging.getLogger(__name__)
 

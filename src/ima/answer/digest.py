@@ -14,13 +14,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ima import analysis
-from ima.answer.compose import SPAM_LIMIT, sentences
-from ima.answer.model import iso
-from ima.answer.question import STOP_WORDS, Question, understand
-from ima.copies import own_words
-from ima.post import Post
+from ima.answer.compose import sentences
+from ima.ingest.flags import SPAM_LIMIT
+from ima.post import Post, iso
 from ima.search import MAX_K, PostStore, search
+from ima.text import analysis
+from ima.text.copies import own_words
+from ima.text.question import STOP_WORDS, Question, understand
 
 MAX_STORIES = 5
 MIN_SHARED = 2  # content words two posts share to be one story

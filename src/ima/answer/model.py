@@ -6,11 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ima.post import Post
-
-
-def iso(instant: datetime) -> str:
-    return instant.isoformat().replace("+00:00", "Z")
+from ima.post import Post, iso
 
 
 @dataclass(frozen=True, slots=True)

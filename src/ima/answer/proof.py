@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from ima import analysis
 from ima.answer import verify
 from ima.answer.model import Citation
 from ima.answer.route import NOW_WORDS
 from ima.post import Post
+from ima.text import analysis
 
 #: posts: cited and verified; model: its own knowledge; ima: what ima says of the search
 Source = Literal["posts", "model", "ima"]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from ima.answer.question import Question
+from ima.text.question import Question
 
 #: words that put a question in the present (or the last days)
 NOW_WORDS = re.compile(

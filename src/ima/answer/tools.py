@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ima.answer.ask import WIDEST_WINDOW
-from ima.answer.model import iso
-from ima.post import Post
+from ima.post import Post, iso
 from ima.query import QuerySyntaxError
 from ima.search import PostStore, search
 

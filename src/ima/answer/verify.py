@@ -14,10 +14,9 @@ import re
 import unicodedata
 from datetime import datetime
 
-from ima import analysis
-from ima.answer import sentences
-from ima.answer.question import STOP_WORDS
 from ima.post import Post
+from ima.text import analysis, sentences
+from ima.text.question import STOP_WORDS
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _QUOTED = re.compile(r"“([^”]+)”|「([^」]+)」|\"([^\"]+)\"")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from ima.answer.compose import Composition, Statement, disagrees
 from ima.answer.digest import Story
-from ima.answer.question import ALL_TIME, Question
+from ima.text.question import ALL_TIME, Question
 
 PERSONAS = ("regular", "fun")
 OLD_AFTER = timedelta(days=7)  # evidence older than this is introduced with its age

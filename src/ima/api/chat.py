@@ -24,12 +24,12 @@ from fastapi.responses import StreamingResponse
 
 from ima.answer.converse import Reply, Turn
 from ima.answer.model import Answer
-from ima.answer.question import understand
 from ima.answer.route import decide
 from ima.api import schemas
 from ima.api.auth import Caller, persona_for, services
 from ima.api.errors import ApiError
 from ima.api.service import day_bounds, restriction
+from ima.text.question import understand
 
 router = APIRouter(tags=["chat"])
 MODELS = ("ima", "ima-fun")

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from ima.answer.question import understand
 from ima.api import feeds, grants, schemas
 from ima.api.auth import Caller, Principal, principal, services
 from ima.api.errors import ApiError
@@ -19,6 +18,7 @@ from ima.errors import BadInput
 from ima.ingest.normalize import JsonLine, RecordError, loads
 from ima.query import QuerySyntaxError, parse_as_of
 from ima.search import MAX_K, search
+from ima.text.question import understand
 from ima.writer import WriterUnavailable
 
 router = APIRouter(tags=["posts"])

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ima.answer.answerers import AnswerFailed
 from ima.answer.ask import ask
 from ima.answer.converse import Reply, Turn, converse
-from ima.answer.model import Answer, iso
+from ima.answer.model import Answer
 from ima.answer.tools import Scope
 from ima.api.errors import ApiError
 from ima.api.gate import PriorityGate
@@ -27,7 +27,7 @@ from ima.api.quota import Limiter
 from ima.api.tiers import Tier
 from ima.errors import Overloaded
 from ima.ingest.normalize import web_url
-from ima.post import Post
+from ima.post import Post, iso
 from ima.query import clamp_instant
 from ima.search import Ranking
 from ima.store import Store, StoreStats

@@ -10,15 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from ima import analysis
-from ima.answer.model import iso
 from ima.api import feeds, schemas
 from ima.api.auth import Caller, persona_for, services
 from ima.api.errors import ApiError
 from ima.api.service import Services
 from ima.errors import BadInput
-from ima.post import from_us, to_us
+from ima.post import from_us, iso, to_us
 from ima.query import parse_as_of
+from ima.text import analysis
 from ima.trends.stories import DISCLAIMER
 
 router = APIRouter(tags=["trends"])

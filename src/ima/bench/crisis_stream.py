@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ima.answer.model import iso
+from ima.post import iso
 
 TWITTER_EPOCH_MS = 1288834974657
 NOT_ABOUT_IT = "not_related_or_irrelevant"

@@ -11,7 +11,7 @@ Japanese retrieval, whole sentences and passages of long articles, not time.
   article's by an author of its own (one source, as an outlet's articles are).
 - Known questions: one per paragraph, the first whose answer is in the paragraph and
   not in the question and that shares two key words with it, one of them in at most
-  1% of the paragraphs (as `ima.answer.question.understand` reads them); 150 of them.
+  1% of the paragraphs (as `ima.text.question.understand` reads them); 150 of them.
 - Unknown questions: train questions (other articles) that no stored paragraph
   shares two key words with.
 
@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ima import analysis
-from ima.answer.question import understand
+from ima.text import analysis
+from ima.text.question import understand
 
 POSTED = "2026-01-01T00:00:00Z"
 ASKED = "2026-01-01T12:00:00Z"

@@ -39,12 +39,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ima import analysis
-from ima.answer.model import iso
 from ima.bench.crisis_stream import EVENTS
 from ima.bench.trending import _holds
-from ima.post import from_us, to_us
+from ima.post import from_us, iso, to_us
 from ima.store import Store
+from ima.text import analysis
 from ima.trends.bursts import MINUTE_US
 from ima.trends.items import Tellings, items_of
 from ima.trends.view import StoryView

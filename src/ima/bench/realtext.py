@@ -27,13 +27,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ima.analysis import prepare
 from ima.answer import verify
 from ima.answer.ask import ask
-from ima.answer.model import Answer, iso
+from ima.answer.model import Answer
 from ima.ingest.normalize import parse_instant
-from ima.post import Post
+from ima.post import Post, iso
 from ima.search import PostStore, search
+from ima.text.analysis import prepare
 
 BASELINE_K = 5
 _WORD = re.compile(r"[^\W_]+")

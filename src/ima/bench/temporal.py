@@ -28,7 +28,8 @@ from typing import Any
 
 from ima.answer import verify
 from ima.answer.ask import ask
-from ima.answer.model import Answer, iso
+from ima.answer.model import Answer
+from ima.post import iso
 from ima.search import PostStore
 
 

@@ -77,8 +77,8 @@ def _cpu_s() -> float:
 
 def _pool() -> list[tuple[int, int, str, str, str, str]]:
     """(kind, k, text, lang, hashtags, prepared text) of every pooled post."""
-    from ima import analysis
     from ima.synthetic.chatter import Stream
+    from ima.text import analysis
 
     stream = Stream(1, seed=5)
     rows = []

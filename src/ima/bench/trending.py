@@ -18,10 +18,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ima import analysis
 from ima.answer.verify import problems
 from ima.post import Post, to_us
 from ima.synthetic.events import HOURS, Generated, generate
+from ima.text import analysis
 
 WINDOW = "5m"
 

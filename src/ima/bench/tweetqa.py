@@ -14,7 +14,7 @@ Its files are not part of `ima`: this module turns a copy of them (the original
   question. The selection reads only the question, its tweet and its answers.
 - Unknown questions: test questions, whose tweets are not in the store, asked on
   their tweet's day, kept when no post of the store up to then shares two of their
-  key words (as `ima.answer.question.understand` reads them): nothing in the store
+  key words (as `ima.text.question.understand` reads them): nothing in the store
   is about them, and the accepted answer is "nothing found".
 
 Run: `python -m ima.bench.tweetqa DIR OUT.jsonl` for the development set, and with
@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ima import analysis
-from ima.answer.question import understand
+from ima.text import analysis
+from ima.text.question import understand
 
 _SIGNATURE = re.compile(r"\(@(\w{1,50})\)\s*([A-Z][a-z]+ \d{1,2}, \d{4})\s*$")
 _WORD = re.compile(r"[a-z0-9]+")

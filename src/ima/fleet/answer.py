@@ -22,12 +22,12 @@ from ima.answer import digest, verify, voice
 from ima.answer.ask import Semantic, quoted_times, respelling, spelled_as, widening
 from ima.answer.compose import key_weights
 from ima.answer.model import Answer, Citation
-from ima.answer.question import Question, understand
 from ima.fleet.protocol import MAX_COMPOSE_POSTS, Composed, ComposeJob, ProtocolError
 from ima.fleet.supervisor import NoWorker, Supervisor, note_route
 from ima.fleet.work import composed
 from ima.post import Post, flatten, from_us, to_us
 from ima.search import PostStore
+from ima.text.question import Question, understand
 from ima.vectors.index import Ranked
 
 #: the local way to answer: `Answerers.answer`'s signature

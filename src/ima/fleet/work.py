@@ -6,9 +6,9 @@ from __future__ import annotations
 from ima.answer import voice
 from ima.answer.ask import spelled_as
 from ima.answer.compose import compose
-from ima.answer.question import understand
 from ima.fleet.protocol import Composed, ComposeJob
 from ima.post import Post, from_us
+from ima.text.question import understand
 
 
 def composed(job: ComposeJob, posts: list[Post]) -> Composed:

@@ -33,6 +33,10 @@ _TRIGGER = re.compile(
 )
 
 
+#: a post scoring this or more is left out of answers and trends (`spam_score`)
+SPAM_LIMIT = 0.6
+
+
 def injection_suspect(text: str) -> bool:
     return _TRIGGER.search(text.lower()) is not None and _INJECTION.search(text) is not None
 

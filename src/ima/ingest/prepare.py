@@ -14,12 +14,12 @@ import logging
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from ima import analysis
 from ima.ingest.changes import Cursor, Delete, Edit, Engagement
 from ima.ingest.dedup import Fingerprint, fingerprints
 from ima.ingest.normalize import JsonLine, RecordError, normalize_flat
 from ima.post import Flat
 from ima.store.fresh import term_line
+from ima.text import analysis
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ima import analysis
 from ima.store.plan import AnyOf, Plan, Terms
+from ima.text import analysis
 
 _FIELD_SEP = "\x01"
 
@@ -34,7 +34,7 @@ class FreshDoc:
 
     seq: int
     created_us: int
-    text: str  # prepared text (`ima.analysis.prepare`)
+    text: str  # prepared text (`ima.text.analysis.prepare`)
     facets: list[str]  # see `facet`
     #: its terms (`term_line`), when ingest's preparing processes analyzed it already
     terms: str | None = None

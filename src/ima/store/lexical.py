@@ -1,6 +1,6 @@
 """The lexical index: tantivy, derived from the log and rebuildable from it.
 
-Text arrives prepared (see `ima.analysis`) and is tokenized by the analyzer that
+Text arrives prepared (see `ima.text.analysis`) and is tokenized by the analyzer that
 module defines, the one queries use too, so index and query see identical terms.
 `created` is a fast field for cheap time filters and recency order. The high-water
 mark (the last log `seq` the index has committed) is written beside the index after each commit;
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import tantivy
 
-from ima import analysis
 from ima.errors import Unavailable
 from ima.store.fresh import FreshDoc, facet
 from ima.store.plan import AnyOf, Plan, Terms
+from ima.text import analysis
 
 _MARK = "committed_seq"
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ima import analysis
 from ima.post import Post, unflatten
 from ima.sqlite_pool import IN_LIST, ConnectionPool
 from ima.store.batch import Batch, DeadLetter, Entry
+from ima.text import analysis
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS posts (
     indexed_text TEXT NOT NULL
 );
 -- hashtags, mentions and links hold space-separated lists: none contains a space.
--- indexed_text is the text as the lexical index sees it (ima.analysis.prepare), or ''
+-- indexed_text is the text as the lexical index sees it (ima.text.analysis.prepare), or ''
 -- for copies, which are not indexed.
 -- time ranges (trends at any instant, the newest and oldest post) read by creation time
 CREATE INDEX IF NOT EXISTS posts_created ON posts(created_us);

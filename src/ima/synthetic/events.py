@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ima.answer.model import iso
-from ima.post import to_us
+from ima.post import iso, to_us
 from ima.synthetic.chatter import Stream as Chatter
 
 

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from ima.copies import own_words
+from ima.text.copies import own_words
 from ima.trends.items import STOP
 
 _NAME = re.compile(

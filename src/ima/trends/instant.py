@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ima import analysis
-from ima.answer.compose import SPAM_LIMIT
+from ima.ingest.flags import SPAM_LIMIT
 from ima.post import Flat, Post, to_us
 from ima.store import Store, Terms
+from ima.text import analysis
 from ima.trends.bursts import MINUTE_US, BurstDetector
 from ima.trends.items import Tellings, items_of
 from ima.trends.stories import Fetch, group, story_id, tell

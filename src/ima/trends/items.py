@@ -1,6 +1,6 @@
 """What a post is about, for trend counting: its content words, names and hashtags.
 
-Read from the post's prepared text (`ima.analysis.prepare`: NFKC, links gone, Japanese
+Read from the post's prepared text (`ima.text.analysis.prepare`: NFKC, links gone, Japanese
 already split into words by MeCab), lowercased, without stemming, so that a trend's
 words are the posts' own. Function words (English, Japanese, Spanish, Portuguese,
 Italian, French, Tagalog), numbers, one-letter words and Japanese words written only
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from ima.answer.question import STOP_WORDS
-from ima.copies import manual_retweet
+from ima.text.copies import manual_retweet
+from ima.text.question import STOP_WORDS
 
 COPY_WORDS = 8  # a text's first words say which text it is
 KEY_CHARS = 200  # and are found in its first characters

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ima import analysis
 from ima.answer import voice
-from ima.answer.compose import SPAM_LIMIT, sentences
-from ima.answer.model import iso
-from ima.answer.question import understand
-from ima.copies import manual_retweet, own_words
-from ima.post import Post, from_us, to_us
+from ima.answer.compose import sentences
+from ima.ingest.flags import SPAM_LIMIT
+from ima.post import Post, from_us, iso, to_us
+from ima.text import analysis
+from ima.text.copies import manual_retweet, own_words
+from ima.text.question import understand
 from ima.trends.bursts import MINUTE_US, Burst
 from ima.trends.entities import entities
 from ima.trends.items import Tellings, items_of

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ima.answer.compose import SPAM_LIMIT
+from ima.ingest.flags import SPAM_LIMIT
 from ima.post import Flat
 from ima.store import Entry, Store
 from ima.trends.bursts import MINUTE_US, Burst, BurstDetector

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ima import analysis
 from ima.store import Store
+from ima.text import analysis
 from ima.trends.bursts import DEFAULT_WINDOWS, MINUTE_US
 from ima.trends.history import History
 from ima.trends.instant import arrived_late, compute

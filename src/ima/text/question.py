@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
-import fugashi
-
-from ima import analysis
-from ima.answer import romaji
+from ima.text import analysis, mecab, romaji
 
 _LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
 _SCRIPT_RUN = re.compile(
     r"[\u3040-\u30ff\u4e00-\u9fff\u3005]+|[^\u3040-\u30ff\u4e00-\u9fff\u3005]+"
 )
-_local = threading.local()
 _CONTENT_JA = re.compile(r"[\u4e00-\u9fff\u3005\u30a0-\u30ffA-Za-z0-9]")
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 _KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]+")  # not the ・ between words
@@ -223,7 +218,7 @@ def compounds(chunk: str) -> list[tuple[str, bool, str]]:
         kana.clear()
         named = noun = False
 
-    for token in _tagger()(chunk):
+    for token in mecab.tagger()(chunk):
         pos1, surface = token.feature.pos1, token.surface
         if surface in STOP_WORDS or pos1 not in ("名詞", "接頭辞", "接尾辞"):
             close()
@@ -248,13 +243,6 @@ def compounds(chunk: str) -> list[tuple[str, bool, str]]:
             )
     close()
     return out
-
-
-def _tagger() -> fugashi.Tagger:
-    tagger = getattr(_local, "tagger", None)
-    if tagger is None:  # not thread-safe: one per thread
-        tagger = _local.tagger = fugashi.Tagger()
-    return tagger
 
 
 def understand(text: str) -> Question:

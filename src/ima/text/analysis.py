@@ -14,11 +14,11 @@ project's reference machine (see README), with a smaller dictionary.
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 
-import fugashi
 import tantivy
+
+from ima.text import mecab
 
 ANALYZER_NAME = "ima"
 ANALYZER = (
@@ -31,7 +31,6 @@ ANALYZER = (
 
 _CJK_RUN = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
-_local = threading.local()
 
 
 def fold(text: str) -> str:
@@ -40,10 +39,7 @@ def fold(text: str) -> str:
 
 
 def _segment(match: re.Match[str]) -> str:
-    tagger = getattr(_local, "tagger", None)
-    if tagger is None:  # MeCab taggers are not thread-safe: one per thread
-        tagger = _local.tagger = fugashi.Tagger("-Owakati")
-    return " " + tagger.parse(match.group()) + " "
+    return " " + mecab.wakati().parse(match.group()) + " "
 
 
 def prepare(text: str) -> str:
