@@ -115,3 +115,37 @@ def test_settings_from_the_environment_are_checked(run, monkeypatch):
 def test_source_name_is_checked_before_reading(run):
     result = run("ingest", "--source", "Bad Name", str(EXAMPLES / "posts.csv"))
     assert result.exit_code == 2 and "short lowercase name" in result.output
+
+
+def test_llm_settings_come_from_the_environment_and_flags_override_them(
+    tmp_path: Path, monkeypatch
+):
+    """One Settings object: IMA_LLM* and IMA_REDIS_URL are read once; --llm and
+    --llm-model replace what the environment said; a bad --llm is a usage error naming
+    the option, before any store is opened."""
+    from ima.cli.options import with_llm
+    from ima.config import Settings
+
+    monkeypatch.setenv("IMA_LLM", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("IMA_LLM_MODEL", "qwen")
+    monkeypatch.setenv("IMA_LLM_API_KEY", "sk-secret")
+    monkeypatch.setenv("IMA_LLM_TOOLS", "1")
+    monkeypatch.setenv("IMA_REDIS_URL", "redis://127.0.0.1:6379/3")
+    settings = Settings.load(tmp_path / "data")
+    assert (settings.llm.url, settings.llm.model, settings.llm.tools) == (
+        "http://127.0.0.1:9/v1", "qwen", True
+    )
+    assert settings.redis_url == "redis://127.0.0.1:6379/3"
+    assert "sk-secret" not in repr(settings)  # keys stay out of logs and tracebacks
+    flagged = with_llm(settings, "embedded", None)
+    assert (flagged.llm.url, flagged.llm.model, flagged.llm.api_key) == (
+        "embedded", "qwen", "sk-secret"
+    )
+    assert with_llm(settings, None, "llama").llm.url == "http://127.0.0.1:9/v1"
+
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(tmp_path / "data"), "ask", "what?", "--llm", "ftp://x"]
+    )
+    assert result.exit_code == 2
+    assert "--llm" in result.output and "a base URL" in result.output
+    assert not (tmp_path / "data" / "log.sqlite3").exists()
