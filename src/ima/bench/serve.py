@@ -67,11 +67,13 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
-def _summary(values: list[float]) -> dict[str, float]:
+def summary(values: list[float]) -> dict[str, float]:
+    """How many, the median, the 99th percentile and the worst of `values` (ms)."""
     return {
         "requests": len(values),
         "p50_ms": round(percentile(values, 50), 2),
         "p99_ms": round(percentile(values, 99), 2),
+        "max_ms": round(max(values, default=0.0), 2),
     }
 
 
@@ -378,10 +380,10 @@ async def _load(
         "think_s": think,
         "offered_ingest_per_s": rate,
         "ingested_per_s": round(ingested[0] / elapsed, 1),
-        "ingest_batch": _summary(ingest_ms),
-        "search": _summary(search_ms),
-        "search_server_side": _summary(search_server_ms),
-        "chat": _summary(chat_ms),
+        "ingest_batch": summary(ingest_ms),
+        "search": summary(search_ms),
+        "search_server_side": summary(search_server_ms),
+        "chat": summary(chat_ms),
         "requests_per_s": round((len(search_ms) + len(chat_ms)) / elapsed, 1),
         "server_cpu_cores": round(cpu.get("server", 0.0), 2),
         "load_cpu_cores": round(cpu.get("load", 0.0), 2),

@@ -48,7 +48,6 @@ from ima.api.keys import KeyStore
 from ima.bench.http_client import Connection, HttpError, Response, read_head, send_chunked
 from ima.bench.serve import (
     Served,
-    _summary,
     memory_mb,
     open_fds,
     process_tree,
@@ -56,6 +55,7 @@ from ima.bench.serve import (
     seed,
     sendable,
     served,
+    summary,
 )
 from ima.synthetic.chatter import Stream
 
@@ -504,7 +504,7 @@ def run(
         "tracebacks": log.count("Traceback"),
         "log_errors": sum(1 for line in log.splitlines() if " ERROR " in line),
         "statuses": statuses,
-        "latency": {kind: _summary(ms) for kind, ms in sorted(tally.ms.items())},
+        "latency": {kind: summary(ms) for kind, ms in sorted(tally.ms.items())},
         "kills": dict(watch.kills),
         "restarts": {
             "writer": max(0, len(watch.writers) - 1),

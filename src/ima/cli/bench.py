@@ -202,3 +202,32 @@ def bench_fleet(workers: int, churn: float, minutes: float, chats: int, as_json:
 
 
 
+
+
+@bench.command("feed")
+@click.option("--rate", type=click.FloatRange(100, 100_000), default=5000, show_default=True,
+              help="Posts per second offered while measuring findability.")  # fmt: skip
+@click.option("--seconds", type=click.FloatRange(1, 600), default=20, show_default=True,
+              help="Length of each paced run, and of each flat-out run.")  # fmt: skip
+@click.option("--nats", "nats_url", default="nats://127.0.0.1:4222", show_default=True,
+              help="NATS server with JetStream, for the NATS path.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
+def bench_feed(rate: float, seconds: float, nats_url: str, as_json: bool) -> None:
+    """Posts into `ima serve` over HTTP and over NATS, beside SQLite FTS5 in-process in
+    the same run: posts a second flat out, and how soon an acknowledged post is found
+    at --rate (README "Benchmark")."""
+    from ima.bench.feed import run
+
+    figures = run(rate=rate, seconds=seconds, nats_url=nats_url, progress=options.progress)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    rows = []
+    for name in ("fts5", "http", "nats"):
+        system = figures[name]
+        found = system["findable_ms"]
+        rows.append((f"{name}: flat out", f"{system['flat_out'].get('posts_per_s')} posts/s"))
+        rows.append((f"{name}: findable at {rate:,.0f}/s",
+                     f"p50 {found['p50_ms']} ms, p99 {found['p99_ms']} ms, max "
+                     f"{found['max_ms']} ms, {system['lost']} lost"))  # fmt: skip
+    options.echo_rows(rows)

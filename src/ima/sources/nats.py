@@ -11,6 +11,7 @@ nothing is lost and nothing is stored twice. `publish` is the producer side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -75,6 +76,10 @@ async def _connect(server: str) -> Any:
     )
 
 
+#: how long a pull for the rest of a batch may wait when nothing more is there yet
+REST_S = 0.005
+
+
 class NatsSource(Source):
     source = "nats"
 
@@ -127,10 +132,14 @@ class NatsSource(Source):
             self.health.connected = True
             self.backoff.reset()
             while nc.is_connected:
-                try:
-                    messages = await subscription.fetch(self.fetch_batch, timeout=1.0)
+                try:  # waits for the first message only: a pull for a whole batch waits
+                    # until the batch is full or its time is up, which kept a post that
+                    # came alone from the store for up to that second
+                    messages = await subscription.fetch(1, timeout=1.0)
                 except NatsTimeout:
                     continue
+                with contextlib.suppress(NatsTimeout):  # and whatever else is there now
+                    messages += await subscription.fetch(self.fetch_batch - 1, timeout=REST_S)
                 for message in messages:
                     self.health.event()
                     line = JsonLine(message.metadata.sequence.stream, message.data)
