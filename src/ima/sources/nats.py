@@ -140,10 +140,11 @@ class NatsSource(Source):
                     continue
                 with contextlib.suppress(NatsTimeout):  # and whatever else is there now
                     messages += await subscription.fetch(self.fetch_batch - 1, timeout=REST_S)
+                lines = []
                 for message in messages:
                     self.health.event()
-                    line = JsonLine(message.metadata.sequence.stream, message.data)
-                    await sink.put([line], self.source, self._acker(message))
+                    lines.append(JsonLine(message.metadata.sequence.stream, message.data))
+                await sink.put(lines, self.source, self._acker(messages))  # one batch, not one each
         except asyncio.CancelledError:
             raise  # stopping: `finish` acknowledges what is being committed, then closes
         except BaseException:
@@ -158,11 +159,12 @@ class NatsSource(Source):
         if self._connection is not None:
             await self._connection.close()
 
-    def _acker(self, message: Any) -> Callable[[], None]:
+    def _acker(self, messages: list[Any]) -> Callable[[], None]:
         def on_commit() -> None:
-            task = asyncio.ensure_future(message.ack())
-            self._acks.add(task)  # held until done: a dropped task may never run
-            task.add_done_callback(self._acks.discard)
+            for message in messages:
+                task = asyncio.ensure_future(message.ack())
+                self._acks.add(task)  # held until done: a dropped task may never run
+                task.add_done_callback(self._acks.discard)
 
         return on_commit
 
