@@ -68,6 +68,7 @@ class FreshSegment:
         self.max_seq = 0
         self.started = time.monotonic()
         self.covered = 0  # docs [0, covered) are in the postings; readers look no further
+        self.length = 0  # terms in the covered docs (average length, for relevance)
         self.postings: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
@@ -89,11 +90,16 @@ class FreshSegment:
         self.created.extend([doc.created_us for doc in docs])
         self.lines.extend(lines)
         self.max_seq = max(self.max_seq, docs[-1].seq)
+        self.length += sum(line.count(" ") + 1 for line in lines if line)
         self.covered = len(self.lines)  # publish: the postings now hold all of these
 
     def pending(self, indexed_seq: int) -> int:
         """How many of its docs the lexical index has not committed yet."""
         return self.covered - bisect.bisect_right(self.seqs, indexed_seq, 0, self.covered)
+
+    def terms_of(self, seq: int) -> list[str]:
+        """The terms of the doc at log position `seq` (one this segment holds)."""
+        return self.lines[bisect.bisect_left(self.seqs, seq, 0, self.covered)].split()
 
     def doc_freq(self, token: str) -> int:
         return bisect.bisect_left(self.postings.get(token, ()), self.covered)
