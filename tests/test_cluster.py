@@ -5,6 +5,7 @@ fed the same stream as the reference the cluster must agree with."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -41,7 +42,7 @@ from ima.query import parse
 from ima.search import search
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-SPAN = 120
+SPAN = 200
 POSTS = 3 * SPAN  # three sealed partitions, and 7 posts in a fourth
 
 
@@ -51,8 +52,8 @@ def _skewed() -> list[bytes]:
     differ from partition to partition (so tantivy's scores in each do too), and common
     words match more posts than one candidate list holds."""
     return [
-        *records(SPAN, seed=7, end=NOW, words=WORDS[:6] * 3 + WORDS, length=(8, 16)),
-        *records(SPAN, seed=8, end=NOW, first=SPAN, words=WORDS[4:12] * 3 + WORDS, length=(2, 4)),
+        *records(SPAN, seed=7, end=NOW, words=WORDS[:6] * 3 + WORDS, length=(12, 24)),
+        *records(SPAN, seed=8, end=NOW, first=SPAN, words=WORDS[4:12] * 3 + WORDS, length=(1, 3)),
         *records(SPAN + 7, seed=9, end=NOW, first=2 * SPAN),
     ]
 
@@ -137,6 +138,20 @@ def test_the_cluster_returns_what_one_store_fed_the_same_stream_returns(cluster,
     assert got.missing == []
     assert [(h.post.id, h.score) for h in got.hits] == [(h.post.id, h.score) for h in expected.hits]
     assert got.candidates == expected.candidates
+
+
+def test_broad_queries_agree_where_partitions_would_rank_differently(cluster):
+    """Every one- and two-word query: with each partition's own statistics, about one in
+    four of these cut other candidates than one store does."""
+    _, _, single, root = cluster
+    queries = [*WORDS[:12], *(" ".join(pair) for pair in itertools.combinations(WORDS[:10], 2))]
+    for text in queries:
+        expected = search(single, text, as_of=NOW, k=10)
+        got = search(root, text, as_of=NOW, k=10)
+        assert [(h.post.id, h.score) for h in got.hits] == [
+            (h.post.id, h.score) for h in expected.hits
+        ], text
+        assert got.candidates == expected.candidates
 
 
 def test_common_words_match_more_posts_than_one_candidate_list(cluster):
