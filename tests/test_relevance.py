@@ -16,7 +16,7 @@ from ima import analysis
 from ima.planner import plan
 from ima.post import to_us
 from ima.query import parse
-from ima.store import Statistics, Store, relevance
+from ima.store import Relevance, Statistics, Store
 
 WORDS = "rain storm quake tokyo train power".split()
 HIGH = 2**62
@@ -57,7 +57,8 @@ def _brute(store: Store, text: str, limit: int, stats: Statistics | None) -> set
     matches = store.candidates(plan(parse(text).root), None, HIGH, 1000, wanted).posts
     assert len(matches) < 1000  # (every match)
     stats = stats or store.statistics(wanted)
-    best = sorted(matches, key=lambda sp: (relevance(sp.terms, wanted, stats), sp.seq))[-limit:]
+    relevance = Relevance(wanted, stats)
+    best = sorted(matches, key=lambda sp: (relevance(sp.terms), sp.seq))[-limit:]
     newest = sorted(matches, key=lambda sp: (to_us(sp.post.created_at), sp.seq))[-limit:]
     return {sp.seq for sp in (*best, *newest)}
 

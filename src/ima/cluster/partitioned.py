@@ -32,7 +32,7 @@ from ima.cluster.wire import MAX_LIMIT, Ask, post_in, stats_in, unpack
 from ima.errors import BadInput
 from ima.fleet.connection import connect
 from ima.post import to_us
-from ima.store import Candidates, Plan, Statistics, StoredPost, relevance
+from ima.store import Candidates, Plan, Relevance, Statistics, StoredPost
 
 _STATS_CACHED = 200_000  # (partition, term) frequencies of sealed partitions kept
 
@@ -67,7 +67,8 @@ def cut(
 ) -> list[StoredPost]:
     """From the partitions' candidates (each partition's own `limit` most relevant and
     newest), the candidates one store holding them all would have picked."""
-    best = heapq.nlargest(limit, posts, key=lambda sp: (relevance(sp.terms, wanted, stats), sp.seq))
+    relevance = Relevance(wanted, stats)
+    best = heapq.nlargest(limit, posts, key=lambda sp: (relevance(sp.terms), sp.seq))
     newest = heapq.nlargest(limit, posts, key=lambda sp: (to_us(sp.post.created_at), sp.seq))
     chosen = {sp.seq: sp for sp in (*best, *newest)}
     return [chosen[seq] for seq in sorted(chosen)]

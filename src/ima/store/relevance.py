@@ -77,9 +77,27 @@ def bm25(
     return score
 
 
-def relevance(terms: Sequence[str], wanted: Sequence[str], stats: Statistics) -> float:
-    """The score the cut ranks by."""
-    return bm25(terms, wanted, stats.doc_freq, stats.doc_count, stats.avg_len)
+class Relevance:
+    """The score the cut ranks by, for one query: BM25 as `bm25` computes it, each
+    wanted term's idf (times how often it is wanted) worked out once, not per post."""
+
+    def __init__(self, wanted: Sequence[str], stats: Statistics) -> None:
+        self.weights: dict[str, float] = {}
+        for term in wanted:
+            rarity = idf(stats.doc_freq.get(term, 0), stats.doc_count)
+            self.weights[term] = self.weights.get(term, 0.0) + rarity
+        self.avg_len = stats.avg_len
+
+    def __call__(self, terms: list[str]) -> float:
+        if not self.weights or not terms:
+            return 0.0
+        norm = K1 * (1 - B + B * len(terms) / self.avg_len)
+        score = 0.0
+        for term, weight in self.weights.items():
+            tf = terms.count(term)
+            if tf:
+                score += weight * tf * (K1 + 1) / (tf + norm)
+        return score
 
 
 def pool_bound(avg_len: float, local_avg_len: float) -> float:

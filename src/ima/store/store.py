@@ -26,7 +26,7 @@ from ima.store.fresh import FreshDoc, FreshSegment, facet, term_line
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
 from ima.store.log import PostLog, StoredPost
 from ima.store.plan import Plan
-from ima.store.relevance import Statistics, idf, pool_bound, relevance
+from ima.store.relevance import Relevance, Statistics, idf, pool_bound
 
 log = logging.getLogger(__name__)
 
@@ -351,11 +351,11 @@ class Store:
         self, searcher: Any, query: Any, fresh_hits: list[tuple[int, int, Any]], limit: int
     ) -> list[int]:
         """Log positions of the `limit` newest matches by (creation time, log position).
-        tantivy orders by time alone; when its list is full, the posts sharing the oldest
-        time in it are asked for again, ordered by position."""
-        hits = self.lexical.ordered(searcher, query, limit, "created")
-        if len(hits) == limit:
-            oldest = hits[-1][0]
+        tantivy orders by time alone; when the post after its `limit`th shares that one's
+        time, the posts created then are asked for again, ordered by position."""
+        hits = self.lexical.ordered(searcher, query, limit + 1, "created")
+        if len(hits) > limit and hits[limit][0] == hits[limit - 1][0]:
+            oldest = hits[limit][0]
             tied = self.lexical.ordered(searcher, self.lexical.at_time(query, oldest), limit, "seq")
             hits = [h for h in hits if h[0] > oldest] + [(oldest, seq) for _, seq in tied]
         hits += [(created, seq) for created, seq, _ in fresh_hits]
@@ -377,9 +377,8 @@ class Store:
         score at most `pool_bound` times the pool's lowest tantivy score, so once the
         `limit`-th best relevance in the pool beats that, nothing outside can enter (the
         threshold algorithm). Until then the pool grows, up to `_POOL_GROWTH` times."""
-        scores = {
-            seq: relevance(segment.terms_of(seq), wanted, stats) for _, seq, segment in fresh_hits
-        }
+        relevance = Relevance(wanted, stats)
+        scores = {seq: relevance(segment.terms_of(seq)) for _, seq, segment in fresh_hits}
         docs, length = self.lexical.lengths(searcher)
         boosts = {
             term: wanted.count(term)
@@ -394,7 +393,7 @@ class Store:
             pool = self.lexical.scored(searcher, scoring, size) if boosts else []
             new = [seq for score, seq in pool if score > 0 and seq not in scores]
             for seq, text in self.log.indexed_texts(new).items():
-                scores[seq] = relevance(analysis.terms_of_prepared(text), wanted, stats)
+                scores[seq] = relevance(analysis.terms_of_prepared(text))
             ranked = heapq.nlargest(limit, ((g, seq) for seq, g in scores.items() if g > 0))
             if len(pool) < size or pool[-1][0] <= 0:
                 break  # every match that holds a wanted term is in the pool
