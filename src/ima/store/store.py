@@ -340,9 +340,12 @@ class Store:
             for created, seq in segment.search(plan, indexed_seq, low_us, high_us)
         ]
         newest = self._newest(searcher, query, fresh_hits, limit)
-        best = self._most_relevant(searcher, query, fresh_hits, limit, wanted, stats)
+        analysed: dict[int, list[str]] = {}
+        best = self._most_relevant(searcher, query, fresh_hits, limit, wanted, stats, analysed)
         seqs = dict.fromkeys([*best, *newest])
         found = self.log.fetch(list(seqs))
+        for seq, post in found.items():  # ranking reads them again: analysed once
+            post._terms = analysed.get(seq)
         return Candidates(
             [found[s] for s in seqs if s in found], stats.doc_count, stats.doc_freq
         )
@@ -369,8 +372,10 @@ class Store:
         limit: int,
         wanted: list[str],
         stats: Statistics,
+        analysed: dict[int, list[str]],
     ) -> list[int]:
-        """Log positions of the `limit` matches with the highest (relevance, position).
+        """Log positions of the `limit` matches with the highest (relevance, position);
+        the terms of the posts it read go into `analysed`.
 
         tantivy proposes a pool ordered by its own score with each wanted term boosted by
         (collection idf / its idf), so its order is close to ours; posts outside the pool
@@ -393,7 +398,8 @@ class Store:
             pool = self.lexical.scored(searcher, scoring, size) if boosts else []
             new = [seq for score, seq in pool if score > 0 and seq not in scores]
             for seq, text in self.log.indexed_texts(new).items():
-                scores[seq] = relevance(analysis.terms_of_prepared(text))
+                terms = analysed[seq] = analysis.terms_of_prepared(text)
+                scores[seq] = relevance(terms)
             ranked = heapq.nlargest(limit, ((g, seq) for seq, g in scores.items() if g > 0))
             if len(pool) < size or pool[-1][0] <= 0:
                 break  # every match that holds a wanted term is in the pool
