@@ -378,10 +378,11 @@ class Store:
         the terms of the posts it read go into `analysed`.
 
         tantivy proposes a pool ordered by its own score with each wanted term boosted by
-        (collection idf / its idf), so its order is close to ours; posts outside the pool
-        score at most `pool_bound` times the pool's lowest tantivy score, so once the
-        `limit`-th best relevance in the pool beats that, nothing outside can enter (the
-        threshold algorithm). Until then the pool grows, up to `_POOL_GROWTH` times."""
+        (collection idf / its idf), so its order is close to ours; it is read in that
+        order, a chunk at a time. A post not read yet scores at most `pool_bound` times
+        the next tantivy score, so once the `limit`-th best relevance read beats that,
+        nothing else can enter (the threshold algorithm). A pool read to its end without
+        that proof grows, up to `_POOL_GROWTH` times."""
         relevance = Relevance(wanted, stats)
         scores = {seq: relevance(segment.terms_of(seq)) for _, seq, segment in fresh_hits}
         docs, length = self.lexical.lengths(searcher)
@@ -393,22 +394,32 @@ class Store:
         }
         scoring, without = self.lexical.boosted(query, boosts)
         bound = pool_bound(stats.avg_len, length / max(1, docs))
-        size = 2 * limit
-        for growth in range(_POOL_GROWTH + 1):
-            pool = self.lexical.scored(searcher, scoring, size) if boosts else []
-            new = [seq for score, seq in pool if score > 0 and seq not in scores]
+        size, growth, read = 2 * limit, 0, 0
+        pool = self.lexical.scored(searcher, scoring, size) if boosts else []
+        ranked: list[tuple[float, int]] = []
+        while True:
+            # every match holding a wanted term is in the pool (the rest score 0)
+            complete = len(pool) < size or pool[-1][0] <= 0
+            if read == len(pool):
+                if complete:
+                    break
+                if growth == _POOL_GROWTH:
+                    self.relevance_cuts_capped += 1
+                    break
+                growth, size, read = growth + 1, size * 4, 0
+                pool = self.lexical.scored(searcher, scoring, size)
+                continue
+            chunk = pool[read : read + (limit if read == 0 else limit // 2 + 1)]
+            read += len(chunk)
+            new = [seq for score, seq in chunk if score > 0 and seq not in scores]
             for seq, text in self.log.indexed_texts(new).items():
                 terms = analysed[seq] = analysis.terms_of_prepared(text)
                 scores[seq] = relevance(terms)
             ranked = heapq.nlargest(limit, ((g, seq) for seq, g in scores.items() if g > 0))
-            if len(pool) < size or pool[-1][0] <= 0:
-                break  # every match that holds a wanted term is in the pool
-            if len(ranked) == limit and ranked[-1][0] > bound * pool[-1][0]:
+            # the highest tantivy score of a post not read yet
+            rest = pool[read][0] if read < len(pool) else 0.0 if complete else pool[-1][0]
+            if len(ranked) == limit and ranked[-1][0] > bound * rest:
                 break
-            if growth == _POOL_GROWTH:
-                self.relevance_cuts_capped += 1
-                break
-            size *= 4
         best = [seq for _, seq in ranked]
         if len(best) < limit:  # the rest score 0: the latest positions among them
             zeros = [seq for _, seq, _ in fresh_hits if scores.get(seq, 0) <= 0]
