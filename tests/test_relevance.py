@@ -29,8 +29,7 @@ def _indexed(store: Store) -> None:
     assert store.stats().index_lag_posts == 0
 
 
-@pytest.fixture(scope="module")
-def ties(tmp_path_factory):
+def _tying_posts() -> list[dict]:
     """Short posts from six words (many share terms and length: they tie), a few long
     ones, and runs of posts created at the same second."""
     rng = random.Random(3)
@@ -40,8 +39,13 @@ def ties(tmp_path_factory):
         second = rng.randrange(0, 3600, 7 if i % 3 else 1)
         at = f"2026-11-22T{10 + second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
         records.append(post(i, f"{' '.join(words)} x{i}", at=at, author=f"u{i % 5}"))
+    return records
+
+
+@pytest.fixture(scope="module")
+def ties(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("ties") / "data", commit_interval=0.05)
-    feed(store, records)
+    feed(store, _tying_posts())
     _indexed(store)
     yield store
     store.close()
@@ -88,6 +92,18 @@ def test_the_cut_is_the_brute_force_cut(ties, text, limit, skew):
         )
     found = ties.candidates(plan(parse(text).root), None, HIGH, limit, wanted, stats)
     assert {sp.seq for sp in found.posts} == _brute(ties, text, limit, stats)
+
+
+@pytest.mark.parametrize("text", ["rain", "storm quake", "train from:u1", "power -rain"])
+def test_the_cut_over_posts_not_yet_indexed_is_the_brute_force_cut(tmp_path, text):
+    store = Store(tmp_path / "data", commit_interval=3600)  # all in the fresh segment
+    try:
+        feed(store, _tying_posts())
+        assert store.stats().index_lag_posts == 600
+        found = store.candidates(plan(parse(text).root), None, HIGH, 20, _wanted(text))
+        assert {sp.seq for sp in found.posts} == _brute(store, text, 20, None)
+    finally:
+        store.close()
 
 
 def test_the_newest_posts_sharing_a_second_are_cut_by_log_position(tmp_path):

@@ -332,7 +332,7 @@ class Store:
             searcher, indexed_seq, fresh = self._searcher, self._indexed_seq, self._fresh
         wanted = list(text_terms)
         if stats is None:
-            stats = self._statistics(searcher, fresh, wanted)
+            stats = self._statistics(searcher, indexed_seq, fresh, wanted)
         query = self.lexical.compile(plan, low_us, high_us)
         fresh_hits = [
             (created, seq, segment)
@@ -396,7 +396,6 @@ class Store:
         bound = pool_bound(stats.avg_len, length / max(1, docs))
         size, growth, read = 2 * limit, 0, 0
         pool = self.lexical.scored(searcher, scoring, size) if boosts else []
-        ranked: list[tuple[float, int]] = []
         while True:
             # every match holding a wanted term is in the pool (the rest score 0)
             complete = len(pool) < size or pool[-1][0] <= 0
@@ -420,6 +419,7 @@ class Store:
             rest = pool[read][0] if read < len(pool) else 0.0 if complete else pool[-1][0]
             if len(ranked) == limit and ranked[-1][0] > bound * rest:
                 break
+        ranked = heapq.nlargest(limit, ((g, seq) for seq, g in scores.items() if g > 0))
         best = [seq for _, seq in ranked]
         if len(best) < limit:  # the rest score 0: the latest positions among them
             zeros = [seq for _, seq, _ in fresh_hits if scores.get(seq, 0) <= 0]
@@ -429,25 +429,33 @@ class Store:
         return best
 
     def _statistics(
-        self, searcher: Any, fresh: tuple[FreshSegment, ...], terms: Iterable[str]
+        self,
+        searcher: Any,
+        indexed_seq: int,
+        fresh: tuple[FreshSegment, ...],
+        terms: Iterable[str],
     ) -> Statistics:
+        """Counted in the index, plus the fresh posts it has not committed yet (a fresh
+        segment is dropped only once the index holds all of it)."""
         doc_freq = {
-            term: searcher.doc_freq("text", term) + sum(seg.doc_freq(term) for seg in fresh)
+            term: searcher.doc_freq("text", term)
+            + sum(seg.doc_freq(term, indexed_seq) for seg in fresh)
             for term in set(terms)
         }
         docs, length = self.lexical.lengths(searcher)
+        pending = sum(seg.pending(indexed_seq) for seg in fresh)
         return Statistics(
-            searcher.num_docs + sum(len(seg) for seg in fresh),
+            searcher.num_docs + pending,
             doc_freq,
-            docs + sum(len(seg) for seg in fresh),
-            length + sum(seg.length for seg in fresh),
+            docs + pending,
+            length + sum(seg.length(indexed_seq) for seg in fresh),
         )
 
     def statistics(self, terms: Iterable[str]) -> Statistics:
         """This store's statistics for relevance (`ima.store.relevance`)."""
         with self._view_lock:
-            searcher, fresh = self._searcher, self._fresh
-        return self._statistics(searcher, fresh, terms)
+            searcher, indexed_seq, fresh = self._searcher, self._indexed_seq, self._fresh
+        return self._statistics(searcher, indexed_seq, fresh, terms)
 
     def term_stats(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
         """How many posts are searchable, and how many contain each term."""
