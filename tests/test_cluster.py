@@ -72,7 +72,7 @@ def cluster(tmp_path_factory):
         assert feed(servers.url, fabric, _skewed()) == POSTS + 7
         wait_settled(servers.url, fabric)
         single = reference_store(root / "single", stream_records(servers.url, fabric))
-        root_store = PartitionedStore(servers.url, fabric).open()
+        root_store = PartitionedStore(servers.url, fabric, deadline_s=10).open()  # (a loaded host)
         yield servers, fabric, single, root_store
         single.close()
     finally:
@@ -148,6 +148,7 @@ def test_broad_queries_agree_where_partitions_would_rank_differently(cluster):
     for text in queries:
         expected = search(single, text, as_of=NOW, k=10)
         got = search(root, text, as_of=NOW, k=10)
+        assert got.missing == [], text
         assert [(h.post.id, h.score) for h in got.hits] == [
             (h.post.id, h.score) for h in expected.hits
         ], text
