@@ -88,7 +88,7 @@ class PartitionedStore:
         self._sealed = _Sealed()
         self._expected = 0
         self._watch_stream: asyncio.Task | None = None
-        #: requests sent: "search" (candidates and statistics) and "stats" (statistics only)
+        #: requests sent: "stats" (first round: statistics) and "search" (second: candidates)
         self.asked: Counter[str] = Counter()
 
     def open(self, timeout: float = 30) -> PartitionedStore:
