@@ -13,7 +13,7 @@ from ima.cluster.wire import MAX_INFLATED, Ask, pack, plan_in, plan_out, post_in
 from ima.errors import BadInput
 from ima.planner import plan
 from ima.query import parse
-from ima.store import AllOf, Terms
+from ima.store import AllOf, Statistics, Terms
 
 
 @pytest.mark.parametrize("text", [
@@ -23,6 +23,8 @@ def test_a_plan_comes_back_as_it_went(text):
     node = plan(parse(text).root)
     assert plan_in(json.loads(json.dumps(plan_out(node)))) == node
     ask = Ask(node, 5, 10, 50, ("quak",))
+    assert Ask.decode(ask.encode()) == ask
+    ask = Ask(node, 5, 10, 50, ("quak", "quak"), stats=Statistics(9, {"quak": 3}, 10, 70))
     assert Ask.decode(ask.encode()) == ask
 
 
@@ -49,6 +51,11 @@ def _nested(depth: int) -> list:
     {"plan": None, "high": 1, "limit": 10_000, "terms": []},
     {"plan": None, "high": 1, "limit": 1, "terms": ["x"] * 1000},
     {"plan": None, "high": 1, "limit": 1, "terms": [7]},
+    {"plan": None, "high": 1, "limit": 1, "terms": [], "global": {"doc_count": 1}},
+    {"plan": None, "high": 1, "limit": 1, "terms": [], "global": {
+        "doc_count": -1, "doc_freq": {}, "length_docs": 0, "length_terms": 0}},
+    {"plan": None, "high": 1, "limit": 1, "terms": [], "global": {
+        "doc_count": 1, "doc_freq": {"a": "1"}, "length_docs": 0, "length_terms": 0}},
     [1, 2, 3],
 ])  # fmt: skip
 def test_a_malformed_request_is_refused(body):

@@ -19,11 +19,10 @@ from typing import Protocol
 from ima.planner import plan
 from ima.post import Post, to_us
 from ima.query import Query, parse
-from ima.store import Candidates, Plan, StoredPost
+from ima.store import Candidates, Plan, StoredPost, bm25
 from ima.text import analysis
 
 MAX_K = 100
-_K1, _B = 1.2, 0.75
 
 
 class PostStore(Protocol):
@@ -70,25 +69,6 @@ class SearchResult:
     missing: list[tuple[int | None, int | None]] = field(default_factory=list)
 
 
-def _bm25(
-    terms: list[str], wanted: list[str], doc_freq: dict[str, int], doc_count: int, avg_len: float
-) -> float:
-    if not wanted or not terms:
-        return 0.0
-    counts: dict[str, int] = {}
-    for t in terms:
-        counts[t] = counts.get(t, 0) + 1
-    norm = _K1 * (1 - _B + _B * len(terms) / avg_len)
-    score = 0.0
-    for term in wanted:
-        tf = counts.get(term, 0)
-        if tf:
-            df = doc_freq.get(term, 0)
-            idf = math.log(1 + (doc_count - df + 0.5) / (df + 0.5))
-            score += idf * tf * (_K1 + 1) / (tf + norm)
-    return score
-
-
 _PARTS = ("relevance", "recency", "engagement", "author")
 
 
@@ -99,7 +79,7 @@ def _rank(
     only the hits kept are explained (`_explain`), and a search ranks many more."""
     posts = found.posts
     avg_len = max(1.0, sum(len(sp.terms) for sp in posts) / max(1, len(posts)))
-    relevance = [_bm25(sp.terms, wanted, found.doc_freq, found.doc_count, avg_len) for sp in posts]
+    relevance = [bm25(sp.terms, wanted, found.doc_freq, found.doc_count, avg_len) for sp in posts]
     best = max(relevance, default=0.0) or 1.0
     half_life_us = ranking.half_life.total_seconds() * 1e6
     weights = (ranking.relevance, ranking.recency, ranking.engagement, ranking.author)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,21 +46,24 @@ LANGS = ("en", "ja", "es")
 AUTHORS = tuple(f"user{i}" for i in range(8))
 
 
-def records(n: int, *, seed: int = 7, end: datetime | None = None) -> list[bytes]:
-    """`n` distinct posts (each carries its own number, so none is a copy of another)
-    over the hour before `end`: a few authors, three languages, a small vocabulary so
-    that queries match many of them."""
+def records(
+    n: int, *, seed: int = 7, end: datetime | None = None, first: int = 0,
+    words: Sequence[str] = WORDS, length: tuple[int, int] = (3, 9),
+) -> list[bytes]:  # fmt: skip
+    """`n` distinct posts numbered from `first` (each carries its number, so none is a
+    copy of another) over the hour before `end`: a few authors, three languages, `length`
+    words drawn from `words` (a small vocabulary, so that queries match many)."""
     rng = random.Random(seed)
     end = end or datetime.now(UTC)
     out = []
-    for i in range(n):
+    for i in range(first, first + n):
         lang = rng.choice(LANGS)
-        words = rng.choices(WORDS, k=rng.randint(3, 9))
+        chosen = rng.choices(words, k=rng.randint(*length))
         if lang == "ja":
-            words.append(rng.choice(_JA))
+            chosen.append(rng.choice(_JA))
         created = end - timedelta(seconds=rng.uniform(0, 3600))
         out.append(json.dumps({
-            "id": f"c{seed}-{i}", "text": f"{' '.join(words)} n{i}", "lang": lang,
+            "id": f"c{seed}-{i}", "text": f"{' '.join(chosen)} n{i}", "lang": lang,
             "created_at": created.isoformat().replace("+00:00", "Z"),
             "author": {"handle": rng.choice(AUTHORS), "followers": rng.randint(0, 10_000)},
             "metrics": {"likes": rng.randint(0, 50)}, "source": "synthetic",
@@ -383,6 +387,8 @@ def run(*, nodes_n: int, posts: int, queries: int, progress: Any = print) -> dic
                 # partition's matches within its candidate list), and agreement among them
                 "same_candidates": alike,
                 "agreement_same_candidates": round(alike_agree / max(1, alike), 4),
+                # single-store relevance cuts that stopped at their largest pool unproven
+                "relevance_cuts_capped": single.relevance_cuts_capped,
                 "disk_bytes_per_post_copy": round(disk / (2 * posts)),
                 "node_rss_mb": rss,
                 "node_rss_bytes_per_post_copy": round(rss * 2**20 / (2 * posts)),

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 from nats.errors import Error as NatsError
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from ima.cluster.fabric import Fabric
 from ima.cluster.ownership import Directory, Partition
@@ -32,6 +32,7 @@ from ima.fleet.connection import connect, redacted
 log = logging.getLogger(__name__)
 
 DEFAULT_SPAN = 5_000_000
+_COLLECT_EVERY = 10  # rounds (of about half a second) between looks for departed consumers
 
 
 def node_id(data_dir: Path) -> str:
@@ -71,6 +72,7 @@ class Node:
         self.replicas: dict[int, Replica] = {}
         self.nc: Any = None
         self.directory: Directory | None = None
+        self._rounds = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         self.nc = await connect(self.url, f"ima-node-{self.name}")
@@ -109,7 +111,8 @@ class Node:
             await asyncio.sleep(self.lease_s / 3)
 
     async def _round(self, js: Any, directory: Directory) -> None:
-        """Record new partitions, claim free places, start and stop replicas."""
+        """Record new partitions, claim free places, start and stop replicas; now and
+        then, delete the consumers of nodes that are gone."""
         try:
             last_seq = (await js.stream_info(self.fabric.stream)).state.last_seq
         except NotFoundError:
@@ -148,6 +151,29 @@ class Node:
                 del self.replicas[part.index]
                 await replica.stop(drop=True)
                 log.info("partition %d moved away", part.index)
+        self._rounds += 1
+        if self._rounds % _COLLECT_EVERY == 0:
+            await self._collect(js, directory, live)
+
+    async def _collect(self, js: Any, directory: Directory, live: set[str]) -> None:
+        """Delete the durable consumers of nodes that hold no lease and no longer own
+        the partition (a dead node whose places were refilled): JetStream would keep
+        them, and their unacknowledged state, forever. A node that gives a partition
+        away deletes its own (`Replica.stop`). Ownership is read afresh: a consumer is
+        never taken from a node that has just claimed its partition."""
+        prefix = f"{self.fabric.cluster}_p"
+        for info in await js.consumers_info(self.fabric.stream):
+            index, _, node = info.name.removeprefix(prefix).partition("_")
+            if not info.name.startswith(prefix) or not index.isdigit() or node in live:
+                continue
+            try:
+                part = await directory.fresh(int(index))
+            except KeyNotFoundError:
+                continue
+            if node not in part.owners:
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_consumer(self.fabric.stream, info.name)
+                log.info("deleted consumer %s of departed node %s", info.name, node)
 
     def _should_claim(self, part: Partition, live: set[str], directory: Directory) -> bool:
         """Free place, and no less loaded live node that could take it instead."""

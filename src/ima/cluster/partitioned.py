@@ -1,13 +1,13 @@
 """The root: a store face for search over a cluster's partitions (Earlybird's root, on NATS).
 
-`candidates` sends one request per partition, at once, and waits at most `deadline_s`:
-partitions whose time range overlaps the query return their candidates and term
-statistics; the others (sealed, outside the range) only their statistics, which a
-sealed partition never changes, so the root keeps them and asks only once. Candidates
-are merged and ranked on the root by `ima.search`, with document counts and
-frequencies summed over every partition: the collection-wide statistics a single
-store would have used, so each post scores as it would there. A partition that does
-not answer in time leaves its range in `missing`: the result is partial, and says so.
+`candidates` asks in two rounds, each request to every partition at once, all within
+`deadline_s`. First every partition's statistics (document count, term frequencies,
+lengths; a sealed partition's never change, so the root keeps them and asks once),
+summed into the collection's. Then the partitions whose time range overlaps the query
+cut their candidates by those statistics (`ima.store.relevance`), and the root cuts
+their union the same way: the candidates, and so the ranking by `ima.search`, are a
+single store's. A partition that does not answer in time leaves its range in
+`missing`: the result is partial, and says so.
 
 Search is synchronous; the NATS client runs on its own event loop in a thread.
 """
@@ -16,47 +16,62 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from nats.errors import Error as NatsError
 
 from ima.cluster.fabric import Fabric
 from ima.cluster.ownership import Directory, Partition
-from ima.cluster.wire import MAX_LIMIT, Ask, post_in, unpack
+from ima.cluster.wire import MAX_LIMIT, Ask, post_in, stats_in, unpack
 from ima.errors import BadInput
 from ima.fleet.connection import connect
-from ima.store import Candidates, Plan, StoredPost
+from ima.post import to_us
+from ima.store import Candidates, Plan, Relevance, Statistics, StoredPost
 
 _STATS_CACHED = 200_000  # (partition, term) frequencies of sealed partitions kept
 
 
 class _Sealed:
-    """Term statistics of sealed partitions, which never change; bounded, oldest out."""
+    """Statistics of sealed partitions, which never change; bounded, oldest out."""
 
     def __init__(self) -> None:
-        self.doc_count: dict[int, int] = {}
+        self.shape: dict[int, Statistics] = {}  # (without frequencies)
         self.doc_freq: OrderedDict[tuple[int, str], int] = OrderedDict()
 
     def known(self, index: int, terms: Iterable[str]) -> bool:
-        return index in self.doc_count and all((index, t) in self.doc_freq for t in terms)
+        return index in self.shape and all((index, t) in self.doc_freq for t in terms)
 
-    def get(self, index: int, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
+    def get(self, index: int, terms: Iterable[str]) -> Statistics:
         freq = {}
         for term in terms:
             self.doc_freq.move_to_end((index, term))
             freq[term] = self.doc_freq[(index, term)]
-        return self.doc_count[index], freq
+        return replace(self.shape[index], doc_freq=freq)
 
-    def put(self, index: int, doc_count: int, doc_freq: dict[str, int]) -> None:
-        self.doc_count[index] = doc_count
-        for term, n in doc_freq.items():
+    def put(self, index: int, stats: Statistics) -> None:
+        self.shape[index] = replace(stats, doc_freq={})
+        for term, n in stats.doc_freq.items():
             self.doc_freq[(index, term)] = n
         while len(self.doc_freq) > _STATS_CACHED:
             self.doc_freq.popitem(last=False)
+
+
+def cut(
+    posts: list[StoredPost], limit: int, wanted: Sequence[str], stats: Statistics
+) -> list[StoredPost]:
+    """From the partitions' candidates (each partition's own `limit` most relevant and
+    newest), the candidates one store holding them all would have picked."""
+    relevance = Relevance(wanted, stats)
+    best = heapq.nlargest(limit, posts, key=lambda sp: (relevance(sp.terms), sp.seq))
+    newest = heapq.nlargest(limit, posts, key=lambda sp: (to_us(sp.post.created_at), sp.seq))
+    chosen = {sp.seq: sp for sp in (*best, *newest)}
+    return [chosen[seq] for seq in sorted(chosen)]
 
 
 class PartitionedStore:
@@ -73,7 +88,7 @@ class PartitionedStore:
         self._sealed = _Sealed()
         self._expected = 0
         self._watch_stream: asyncio.Task | None = None
-        #: requests sent: "search" (candidates and statistics) and "stats" (statistics only)
+        #: requests sent: "stats" (first round: statistics) and "search" (second: candidates)
         self.asked: Counter[str] = Counter()
 
     def open(self, timeout: float = 30) -> PartitionedStore:
@@ -132,11 +147,10 @@ class PartitionedStore:
         limit: int,
         text_terms: Sequence[str] = (),
     ) -> Candidates:
-        """As `Store.candidates`, over every partition whose time range overlaps."""
+        """As `Store.candidates` on one store holding every partition's posts."""
         if not 1 <= limit <= MAX_LIMIT:
             raise BadInput(f"limit must be 1..{MAX_LIMIT}")
-        terms = tuple(dict.fromkeys(text_terms))
-        ask = Ask(plan, low_us, high_us, limit, terms)
+        ask = Ask(plan, low_us, high_us, limit, tuple(text_terms))
         return self._call(self._gather(ask), self.deadline_s + 5)
 
     def term_stats(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
@@ -148,42 +162,58 @@ class PartitionedStore:
     # -- fan-out and merge ---------------------------------------------------------------
 
     async def _gather(self, ask: Ask) -> Candidates:
+        """Two rounds: every partition's statistics (sealed ones' kept), summed into the
+        collection's; then candidates, cut by them, from the partitions that overlap."""
         deadline = time.monotonic() + self.deadline_s
-        posts: list[StoredPost] = []
-        doc_count = 0
-        doc_freq = dict.fromkeys(ask.terms, 0)
+        terms = tuple(dict.fromkeys(ask.terms))
         known = self.partitions
         listed = {p.index for p in known}
         missing: list[tuple[int | None, int | None]] = [
             (None, None) for i in range(self._expected) if i not in listed
         ]
-        asks: list[tuple[Partition, Ask]] = []
+        parts: list[Statistics] = []
+        asks: list[Partition] = []
         for part in known:
-            wanted = not ask.stats_only and part.overlaps(ask.low_us, ask.high_us)
-            if not wanted and part.sealed and self._sealed.known(part.index, ask.terms):
-                count, freq = self._sealed.get(part.index, ask.terms)
-                doc_count += count
-                for term, n in freq.items():
-                    doc_freq[term] += n
+            if part.sealed and self._sealed.known(part.index, terms):
+                parts.append(self._sealed.get(part.index, terms))
+            else:
+                asks.append(part)
+        first = Ask(None, None, 0, 1, terms, stats_only=True)
+        replies = await self._round(asks, first, deadline)
+        answered: list[Partition] = [p for p in known if p not in asks]
+        for part, reply in zip(asks, replies, strict=True):
+            try:
+                stats = stats_in(reply["stats"]) if reply is not None else None
+            except (BadInput, KeyError):
+                stats = None
+            if stats is None:
+                self._missed(part, missing)
                 continue
-            stats = Ask(None, None, 0, 1, ask.terms, stats_only=True)
-            asks.append((part, ask if wanted else stats))
-        self.asked.update("stats" if a.stats_only else "search" for _, a in asks)
-        replies = await asyncio.gather(*(self._ask(p, a, deadline) for p, a in asks))
-        for (part, sent), reply in zip(asks, replies, strict=True):
-            if reply is None:
-                if part.index < self._expected:  # else the stream has not reached it: empty
-                    missing.append((part.low_us, part.high_us if part.sealed else None))
-                continue
-            doc_count += reply["doc_count"]
-            for term in ask.terms:
-                doc_freq[term] += reply["doc_freq"].get(term, 0)
+            parts.append(stats)
+            answered.append(part)
             if part.sealed:
-                self._sealed.put(part.index, reply["doc_count"], reply["doc_freq"])
-            if not sent.stats_only:
+                self._sealed.put(part.index, stats)
+        total = Statistics.sum(parts, terms)
+        posts: list[StoredPost] = []
+        if not ask.stats_only:
+            overlapping = [p for p in answered if p.overlaps(ask.low_us, ask.high_us)]
+            second = replace(ask, stats=total)
+            for part, reply in zip(overlapping, await self._round(overlapping, second, deadline),
+                                   strict=True):  # fmt: skip
+                if reply is None or not isinstance(reply.get("posts"), list):
+                    self._missed(part, missing)
+                    continue
                 posts.extend(post_in(row) for row in reply["posts"])
-        posts.sort(key=lambda sp: sp.seq)
-        return Candidates(posts, doc_count, doc_freq, tuple(missing))
+            posts = cut(posts, ask.limit, ask.terms, total)
+        return Candidates(posts, total.doc_count, total.doc_freq, tuple(missing))
+
+    def _missed(self, part: Partition, missing: list) -> None:
+        if part.index < self._expected:  # else the stream has not reached it: empty
+            missing.append((part.low_us, part.high_us if part.sealed else None))
+
+    async def _round(self, parts: list[Partition], ask: Ask, deadline: float) -> list:
+        self.asked["stats" if ask.stats_only else "search"] += len(parts)
+        return await asyncio.gather(*(self._ask(p, ask, deadline) for p in parts))
 
     async def _ask(self, part: Partition, ask: Ask, deadline: float) -> dict | None:
         """One partition's reply, or None if it had none in time (or a broken one)."""

@@ -209,16 +209,13 @@ class Replica:
 
     def _search(self, ask: Ask) -> bytes:
         if ask.stats_only:
-            doc_count, doc_freq = self.store.term_stats(ask.terms)
-            posts: list = []
-        else:
-            found = self.store.candidates(ask.plan, ask.low_us, ask.high_us, ask.limit, ask.terms)
-            doc_count, doc_freq = found.doc_count, found.doc_freq
-            shift = base(self.part.index)
-            posts = [post_out(sp, shift) for sp in found.posts]
-        return pack(
-            {"part": self.part.index, "posts": posts, "doc_count": doc_count, "doc_freq": doc_freq}
+            stats = self.store.statistics(ask.terms)
+            return pack({"part": self.part.index, "stats": stats.as_json()})
+        found = self.store.candidates(
+            ask.plan, ask.low_us, ask.high_us, ask.limit, ask.terms, ask.stats
         )
+        shift = base(self.part.index)
+        return pack({"part": self.part.index, "posts": [post_out(sp, shift) for sp in found.posts]})
 
     async def stop(self, *, drop: bool = False) -> None:
         """Stop serving and filling; with `drop` (the partition moved away), delete the

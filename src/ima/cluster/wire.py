@@ -15,7 +15,7 @@ from typing import Any
 
 from ima.errors import BadInput
 from ima.post import flatten, unflatten
-from ima.store import AllOf, AnyOf, Plan, StoredPost, Terms
+from ima.store import AllOf, AnyOf, Plan, Statistics, StoredPost, Terms
 
 MAX_LIMIT = 1000
 MAX_TERMS = 256
@@ -83,9 +83,9 @@ def _child(value: Any, depth: int) -> Plan:
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """A search request to one partition: the store's `candidates` arguments; with
-    `stats_only`, just the term statistics (a partition outside the query's time range
-    still counts towards collection-wide statistics)."""
+    """A request to one partition. With `stats_only`, the first round: its statistics for
+    `terms` (every partition counts towards the collection's). Else the second: the
+    store's `candidates` arguments, with `stats` the collection's, summed by the root."""
 
     plan: Plan | None
     low_us: int | None
@@ -93,6 +93,7 @@ class Ask:
     limit: int
     terms: tuple[str, ...]
     stats_only: bool = False
+    stats: Statistics | None = None
 
     def encode(self) -> bytes:
         return pack(
@@ -103,6 +104,7 @@ class Ask:
                 "limit": self.limit,
                 "terms": list(self.terms),
                 "stats": self.stats_only,
+                "global": None if self.stats is None else self.stats.as_json(),
             }
         )
 
@@ -120,9 +122,37 @@ class Ask:
             raise BadInput("malformed terms")
         if not all(isinstance(t, str) and len(t) <= 256 for t in terms):
             raise BadInput("malformed terms")
+        stats = body.get("global")
         return cls(
-            plan_in(body.get("plan")), low, high, limit, tuple(terms), bool(body.get("stats"))
+            plan_in(body.get("plan")),
+            low,
+            high,
+            limit,
+            tuple(terms),
+            bool(body.get("stats")),
+            None if stats is None else stats_in(stats),
         )
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or not 0 <= value < 2**62:
+        raise BadInput("malformed statistics")
+    return value
+
+
+def stats_in(body: Any) -> Statistics:
+    """Statistics as `Statistics.as_json` wrote them; BadInput for anything else."""
+    if not isinstance(body, dict) or not isinstance(body.get("doc_freq"), dict):
+        raise BadInput("malformed statistics")
+    doc_freq = body["doc_freq"]
+    if len(doc_freq) > MAX_TERMS or not all(isinstance(t, str) for t in doc_freq):
+        raise BadInput("malformed statistics")
+    return Statistics(
+        _count(body.get("doc_count")),
+        {t: _count(n) for t, n in doc_freq.items()},
+        _count(body.get("length_docs")),
+        _count(body.get("length_terms")),
+    )
 
 
 def post_out(sp: StoredPost, base: int) -> list:

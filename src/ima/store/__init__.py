@@ -8,10 +8,11 @@ from ima.store.batch import Batch, Commit, DeadLetter, Entry, Removals
 from ima.store.lexical import ReadOnlyIndexError
 from ima.store.log import DEAD_LETTER_BYTES, StoredPost
 from ima.store.plan import AllOf, AnyOf, Plan, Terms
+from ima.store.relevance import Relevance, Statistics, bm25
 from ima.store.store import Candidates, Store, StoreStats
 
 __all__ = [
     "DEAD_LETTER_BYTES", "AllOf", "AnyOf", "Batch", "Candidates", "Commit", "DeadLetter",
-    "Entry", "Plan", "ReadOnlyIndexError", "Removals", "Store", "StoreStats", "StoredPost",
-    "Terms",
+    "Entry", "Plan", "ReadOnlyIndexError", "Relevance", "Removals", "Statistics", "Store",
+    "StoreStats", "StoredPost", "Terms", "bm25",
 ]  # fmt: skip

@@ -68,6 +68,7 @@ class FreshSegment:
         self.max_seq = 0
         self.started = time.monotonic()
         self.covered = 0  # docs [0, covered) are in the postings; readers look no further
+        self.ends: list[int] = []  # terms in docs [0, i], for each doc i (lengths)
         self.postings: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
@@ -89,14 +90,36 @@ class FreshSegment:
         self.created.extend([doc.created_us for doc in docs])
         self.lines.extend(lines)
         self.max_seq = max(self.max_seq, docs[-1].seq)
+        total = self.ends[-1] if self.ends else 0
+        for line in lines:
+            total += line.count(" ") + 1 if line else 0
+            self.ends.append(total)
         self.covered = len(self.lines)  # publish: the postings now hold all of these
+
+    def _first_after(self, seq: int) -> int:
+        return bisect.bisect_right(self.seqs, seq, 0, self.covered)
 
     def pending(self, indexed_seq: int) -> int:
         """How many of its docs the lexical index has not committed yet."""
-        return self.covered - bisect.bisect_right(self.seqs, indexed_seq, 0, self.covered)
+        return self.covered - self._first_after(indexed_seq)
 
-    def doc_freq(self, token: str) -> int:
-        return bisect.bisect_left(self.postings.get(token, ()), self.covered)
+    def length(self, after_seq: int) -> int:
+        """How many terms its docs past `after_seq` hold."""
+        covered, first = self.covered, self._first_after(after_seq)
+        if first >= covered:
+            return 0
+        return self.ends[covered - 1] - (self.ends[first - 1] if first else 0)
+
+    def terms_of(self, seq: int) -> list[str]:
+        """The terms of the doc at log position `seq` (one this segment holds)."""
+        return self.lines[bisect.bisect_left(self.seqs, seq, 0, self.covered)].split()
+
+    def doc_freq(self, token: str, after_seq: int = 0) -> int:
+        """How many of its docs past `after_seq` hold `token` (those up to it are
+        counted by the index)."""
+        found = self.postings.get(token, ())
+        first = self._first_after(after_seq)
+        return bisect.bisect_left(found, self.covered) - bisect.bisect_left(found, first)
 
     def _match_terms(self, node: Terms, covered: int) -> set[int]:
         first = self.postings.get(_key(node.field, node.tokens[0]))

@@ -10,6 +10,7 @@ commit and the mark write never duplicates a post.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -81,6 +82,7 @@ class LexicalIndex:
             self.writer = None
         self.committed_seq = self._read_mark()
         self.searcher = self.index.searcher()
+        self._lengths: tuple[tantivy.Searcher, tuple[int, int]] | None = None
 
     @property
     def writable(self) -> bool:
@@ -187,13 +189,75 @@ class LexicalIndex:
             clauses.append((occur.Must, query.all_query()))
         return query.boolean_query(clauses)
 
-    def search(
-        self, searcher: tantivy.Searcher, query: tantivy.Query, limit: int, *, newest: bool
-    ) -> list[int]:
-        """Seqs of the best `limit` matches, by BM25 or (with `newest`) by creation time."""
-        if newest:
-            result = searcher.search(query, limit, count=False, order_by_field="created")
-        else:
-            result = searcher.search(query, limit, count=False)
-        addresses = [address for _, address in result.hits]
-        return searcher.fast_field_values("seq", addresses) if addresses else []
+    def ordered(
+        self, searcher: tantivy.Searcher, query: tantivy.Query, limit: int, field: str
+    ) -> list[tuple[int, int]]:
+        """(value, seq) of the `limit` matches with the highest `field` (`created`, `seq`)."""
+        hits = searcher.search(query, limit, count=False, order_by_field=field).hits
+        seqs = searcher.fast_field_values("seq", [a for _, a in hits]) if hits else []
+        return [(value, seq) for (value, _), seq in zip(hits, seqs, strict=True)]
+
+    def at_time(self, query: tantivy.Query, created_us: int) -> tantivy.Query:
+        """`query`, only the posts created at `created_us`."""
+        instant = tantivy.Query.range_query(
+            self.schema, "created", tantivy.FieldType.Integer, created_us, created_us
+        )
+        occur = tantivy.Occur
+        return tantivy.Query.boolean_query([(occur.Must, query), (occur.Must, instant)])
+
+    def scored(
+        self, searcher: tantivy.Searcher, query: tantivy.Query, limit: int
+    ) -> list[tuple[float, int]]:
+        """(tantivy's score, seq) of the best `limit` matches, best first."""
+        hits = searcher.search(query, limit, count=False).hits
+        seqs = searcher.fast_field_values("seq", [a for _, a in hits]) if hits else []
+        return [(score, seq) for (score, _), seq in zip(hits, seqs, strict=True)]
+
+    def boosted(self, query: tantivy.Query, boosts: dict[str, float]) -> tuple[tantivy.Query, ...]:
+        """`query` scoring only by its text terms, each boosted (for `ima.store.relevance`'s
+        pool); and `query` less the posts holding any of them (those score 0)."""
+        occur = tantivy.Occur
+        terms = [
+            tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, "text", t), boost)
+            for t, boost in boosts.items()
+        ]
+        scoring = tantivy.Query.boolean_query(
+            [(occur.Must, tantivy.Query.const_score_query(query, 0.0))]
+            + [(occur.Should, t) for t in terms]
+        )
+        without = tantivy.Query.boolean_query(
+            [(occur.Must, query)] + [(occur.MustNot, t) for t in terms]
+        )
+        return scoring, without
+
+    def lengths(self, searcher: tantivy.Searcher) -> tuple[int, int]:
+        """(documents, terms) of the text field as tantivy's BM25 counts them (removed
+        documents included until merged). tantivy-py does not expose these; a term query's
+        explanation does, so one is explained per searcher and kept."""
+        if self._lengths is not None and self._lengths[0] is searcher:
+            return self._lengths[1]
+        found = (0, 0)
+        for term, _ in searcher.terms_with_prefix("text", "", limit=20):
+            query = tantivy.Query.term_query(self.schema, "text", term)
+            hits = searcher.search(query, 1, count=False).hits
+            if hits:  # (a term only removed posts held matches none)
+                explained = query.explain(searcher, hits[0][1]).to_json()
+                found = _explained_lengths(json.loads(explained))
+                break
+        self._lengths = (searcher, found)
+        return found
+
+
+def _explained_lengths(node: dict) -> tuple[int, int]:
+    """(N, round(N · avgdl)) from a BM25 term query's explanation."""
+    values: dict[str, float] = {}
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        description = item.get("description", "")
+        for name in ("N, total", "avgdl"):
+            if description.startswith(name):
+                values[name] = item["value"]
+        stack.extend(item.get("details", ()))
+    docs = int(values["N, total"])
+    return docs, round(docs * values["avgdl"])

@@ -252,6 +252,12 @@ class PostLog:
         rows = self._read(f"SELECT {COLUMNS} FROM posts WHERE seq {IN_LIST}", (json.dumps(seqs),))
         return {r[0]: _from_row(r) for r in rows}
 
+    def indexed_texts(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The indexed text of each of these log positions still stored (cheaper than
+        `fetch`: what ranking a pool of matches needs, no `Post` built)."""
+        sql = f"SELECT seq, indexed_text FROM posts WHERE seq {IN_LIST}"
+        return dict(self._read(sql, (json.dumps(seqs),)))
+
     def get(self, post_id: str) -> StoredPost | None:
         sql = f"SELECT {COLUMNS} FROM posts WHERE id = ?"
         rows = self._read(sql, (post_id,))

@@ -9,13 +9,13 @@ bounded, so a slow index pushes back on ingest instead of growing memory.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from ima.store.fresh import FreshDoc, FreshSegment, facet, term_line
 from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
 from ima.store.log import PostLog, StoredPost
 from ima.store.plan import Plan
+from ima.store.relevance import Relevance, Statistics, idf, pool_bound
+from ima.text import analysis
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class _Forget:
 
 
 _SEGMENT_DOCS = 20_000  # a fresh segment takes new posts up to this many, or commit_interval
+_POOL_GROWTH = 3  # a relevance pool starts at 2 × limit and grows 4× at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,8 @@ class Store:
         self._searcher = self.lexical.searcher
         self._queue: queue.Queue = queue.Queue(maxsize=index_queue_batches)
         self.index_commits = 0
+        #: relevance cuts that stopped at the largest pool before proving themselves
+        self.relevance_cuts_capped = 0
         #: called after each commit with (seq, entry) of its new originals
         self.listeners: list[Callable[[list[tuple[int, Entry]]], None]] = []
         if self.writable:
@@ -317,40 +322,145 @@ class Store:
         high_us: int,
         limit: int,
         text_terms: Sequence[str] = (),
+        stats: Statistics | None = None,
     ) -> Candidates:
-        """The `limit` best-matching and `limit` newest posts created in [low_us, high_us]."""
+        """The `limit` most relevant posts created in [low_us, high_us] (see
+        `ima.store.relevance`) and the `limit` newest (ties: the later log position),
+        fresh or indexed alike. Relevance counts `text_terms` (a term twice, twice) with
+        `stats`, the collection's statistics: by default this store's own."""
         with self._view_lock:
             searcher, indexed_seq, fresh = self._searcher, self._indexed_seq, self._fresh
-        seqs: dict[int, None] = {}
-        fresh_hits: list[tuple[int, int]] = []  # (created_us, seq)
-        for segment in fresh:
-            fresh_hits.extend(segment.search(plan, indexed_seq, low_us, high_us))
-        fresh_hits.sort(key=itemgetter(0), reverse=True)
-        seqs.update((seq, None) for _, seq in fresh_hits[:limit])
+        wanted = list(text_terms)
+        if stats is None:
+            stats = self._statistics(searcher, indexed_seq, fresh, wanted)
         query = self.lexical.compile(plan, low_us, high_us)
-        for newest in (False, True):
-            seqs.update(
-                (s, None) for s in self.lexical.search(searcher, query, limit, newest=newest)
-            )
-        doc_count, doc_freq = self._term_stats(searcher, fresh, text_terms)
+        fresh_hits = [
+            (created, seq, segment)
+            for segment in fresh
+            for created, seq in segment.search(plan, indexed_seq, low_us, high_us)
+        ]
+        newest = self._newest(searcher, query, fresh_hits, limit)
+        analysed: dict[int, list[str]] = {}
+        best = self._most_relevant(searcher, query, fresh_hits, limit, wanted, stats, analysed)
+        seqs = dict.fromkeys([*best, *newest])
         found = self.log.fetch(list(seqs))
-        return Candidates([found[s] for s in seqs if s in found], doc_count, doc_freq)
+        for seq, post in found.items():  # ranking reads them again: analysed once
+            post._terms = analysed.get(seq)
+        return Candidates(
+            [found[s] for s in seqs if s in found], stats.doc_count, stats.doc_freq
+        )
 
-    @staticmethod
-    def _term_stats(
-        searcher: object, fresh: tuple[FreshSegment, ...], terms: Iterable[str]
-    ) -> tuple[int, dict[str, int]]:
+    def _newest(
+        self, searcher: Any, query: Any, fresh_hits: list[tuple[int, int, Any]], limit: int
+    ) -> list[int]:
+        """Log positions of the `limit` newest matches by (creation time, log position).
+        tantivy orders by time alone; when the post after its `limit`th shares that one's
+        time, the posts created then are asked for again, ordered by position."""
+        hits = self.lexical.ordered(searcher, query, limit + 1, "created")
+        if len(hits) > limit and hits[limit][0] == hits[limit - 1][0]:
+            oldest = hits[limit][0]
+            tied = self.lexical.ordered(searcher, self.lexical.at_time(query, oldest), limit, "seq")
+            hits = [h for h in hits if h[0] > oldest] + [(oldest, seq) for _, seq in tied]
+        hits += [(created, seq) for created, seq, _ in fresh_hits]
+        return [seq for _, seq in heapq.nlargest(limit, hits)]
+
+    def _most_relevant(
+        self,
+        searcher: Any,
+        query: Any,
+        fresh_hits: list[tuple[int, int, Any]],
+        limit: int,
+        wanted: list[str],
+        stats: Statistics,
+        analysed: dict[int, list[str]],
+    ) -> list[int]:
+        """Log positions of the `limit` matches with the highest (relevance, position);
+        the terms of the posts it read go into `analysed`.
+
+        tantivy proposes a pool ordered by its own score with each wanted term boosted by
+        (collection idf / its idf), so its order is close to ours; it is read in that
+        order, a chunk at a time. A post not read yet scores at most `pool_bound` times
+        the next tantivy score, so once the `limit`-th best relevance read beats that,
+        nothing else can enter (the threshold algorithm). A pool read to its end without
+        that proof grows, up to `_POOL_GROWTH` times."""
+        relevance = Relevance(wanted, stats)
+        scores = {seq: relevance(segment.terms_of(seq)) for _, seq, segment in fresh_hits}
+        docs, length = self.lexical.lengths(searcher)
+        boosts = {
+            term: wanted.count(term)
+            * idf(stats.doc_freq.get(term, 0), stats.doc_count)
+            / idf(searcher.doc_freq("text", term), docs)
+            for term in dict.fromkeys(wanted)
+        }
+        scoring, without = self.lexical.boosted(query, boosts)
+        bound = pool_bound(stats.avg_len, length / max(1, docs))
+        size, growth, read = 2 * limit, 0, 0
+        pool = self.lexical.scored(searcher, scoring, size) if boosts else []
+        while True:
+            # every match holding a wanted term is in the pool (the rest score 0)
+            complete = len(pool) < size or pool[-1][0] <= 0
+            if read == len(pool):
+                if complete:
+                    break
+                if growth == _POOL_GROWTH:
+                    self.relevance_cuts_capped += 1
+                    break
+                growth, size, read = growth + 1, size * 4, 0
+                pool = self.lexical.scored(searcher, scoring, size)
+                continue
+            chunk = pool[read : read + (limit if read == 0 else limit // 2 + 1)]
+            read += len(chunk)
+            new = [seq for score, seq in chunk if score > 0 and seq not in scores]
+            for seq, text in self.log.indexed_texts(new).items():
+                terms = analysed[seq] = analysis.terms_of_prepared(text)
+                scores[seq] = relevance(terms)
+            ranked = heapq.nlargest(limit, ((g, seq) for seq, g in scores.items() if g > 0))
+            # the highest tantivy score of a post not read yet
+            rest = pool[read][0] if read < len(pool) else 0.0 if complete else pool[-1][0]
+            if len(ranked) == limit and ranked[-1][0] > bound * rest:
+                break
+        ranked = heapq.nlargest(limit, ((g, seq) for seq, g in scores.items() if g > 0))
+        best = [seq for _, seq in ranked]
+        if len(best) < limit:  # the rest score 0: the latest positions among them
+            zeros = [seq for _, seq, _ in fresh_hits if scores.get(seq, 0) <= 0]
+            more = self.lexical.ordered(searcher, without, limit - len(best), "seq")
+            zeros += [seq for _, seq in more]
+            best += heapq.nlargest(limit - len(best), zeros)
+        return best
+
+    def _statistics(
+        self,
+        searcher: Any,
+        indexed_seq: int,
+        fresh: tuple[FreshSegment, ...],
+        terms: Iterable[str],
+    ) -> Statistics:
+        """Counted in the index, plus the fresh posts it has not committed yet (a fresh
+        segment is dropped only once the index holds all of it)."""
         doc_freq = {
-            term: searcher.doc_freq("text", term) + sum(seg.doc_freq(term) for seg in fresh)
+            term: searcher.doc_freq("text", term)
+            + sum(seg.doc_freq(term, indexed_seq) for seg in fresh)
             for term in set(terms)
         }
-        return searcher.num_docs + sum(len(seg) for seg in fresh), doc_freq
+        docs, length = self.lexical.lengths(searcher)
+        pending = sum(seg.pending(indexed_seq) for seg in fresh)
+        return Statistics(
+            searcher.num_docs + pending,
+            doc_freq,
+            docs + pending,
+            length + sum(seg.length(indexed_seq) for seg in fresh),
+        )
+
+    def statistics(self, terms: Iterable[str]) -> Statistics:
+        """This store's statistics for relevance (`ima.store.relevance`)."""
+        with self._view_lock:
+            searcher, indexed_seq, fresh = self._searcher, self._indexed_seq, self._fresh
+        return self._statistics(searcher, indexed_seq, fresh, terms)
 
     def term_stats(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
         """How many posts are searchable, and how many contain each term."""
-        with self._view_lock:
-            searcher, fresh = self._searcher, self._fresh
-        return self._term_stats(searcher, fresh, terms)
+        stats = self.statistics(terms)
+        return stats.doc_count, stats.doc_freq
 
     def get(self, post_id: str) -> StoredPost | None:
         return self.log.get(post_id)

@@ -1,0 +1,124 @@
+"""The store's candidate cut depends only on the posts and the statistics it is given:
+it equals a brute-force cut over every matching post (BM25 by ima, ties to the later
+log position), whatever tantivy's own statistics and however many posts tie."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import feed, post
+from ima.planner import plan
+from ima.post import to_us
+from ima.query import parse
+from ima.store import Relevance, Statistics, Store
+from ima.text import analysis
+
+WORDS = "rain storm quake tokyo train power".split()
+HIGH = 2**62
+
+
+def _indexed(store: Store) -> None:
+    deadline = time.monotonic() + 30
+    while store.stats().index_lag_posts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.stats().index_lag_posts == 0
+
+
+def _tying_posts() -> list[dict]:
+    """Short posts from six words (many share terms and length: they tie), a few long
+    ones, and runs of posts created at the same second."""
+    rng = random.Random(3)
+    records = []
+    for i in range(600):
+        words = rng.choices(WORDS, k=rng.choice([1, 2, 2, 3, 3, 3, 12]))
+        second = rng.randrange(0, 3600, 7 if i % 3 else 1)
+        at = f"2026-11-22T{10 + second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+        records.append(post(i, f"{' '.join(words)} x{i}", at=at, author=f"u{i % 5}"))
+    return records
+
+
+@pytest.fixture(scope="module")
+def ties(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("ties") / "data", commit_interval=0.05)
+    feed(store, _tying_posts())
+    _indexed(store)
+    yield store
+    store.close()
+
+
+def _wanted(text: str) -> list[str]:
+    return [t for w in text.split() if not w.startswith(("-", "from:")) for t in analysis.terms(w)]
+
+
+def _brute(store: Store, text: str, limit: int, stats: Statistics | None) -> set[int]:
+    """The cut by definition, from every post the query matches."""
+    wanted = _wanted(text)
+    matches = store.candidates(plan(parse(text).root), None, HIGH, 1000, wanted).posts
+    assert len(matches) < 1000  # (every match)
+    stats = stats or store.statistics(wanted)
+    relevance = Relevance(wanted, stats)
+    best = sorted(matches, key=lambda sp: (relevance(sp.terms), sp.seq))[-limit:]
+    newest = sorted(matches, key=lambda sp: (to_us(sp.post.created_at), sp.seq))[-limit:]
+    return {sp.seq for sp in (*best, *newest)}
+
+
+_texts = st.builds(
+    lambda words, author, minus: " ".join(
+        [*words, *([f"from:{author}"] if author else []), *([f"-{minus}"] if minus else [])]
+    ),
+    st.lists(st.sampled_from(WORDS), min_size=0, max_size=3),
+    st.sampled_from([None, "u1", "u3"]),
+    st.sampled_from([None, *WORDS]),
+).filter(lambda text: text and not text.startswith("-"))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=_texts, limit=st.integers(1, 60), skew=st.sampled_from([None, 0.3, 1.0, 4.0]))
+def test_the_cut_is_the_brute_force_cut(ties, text, limit, skew):
+    wanted = _wanted(text)
+    stats = None
+    if skew is not None:  # statistics of a collection unlike this store (a partition's view)
+        own = ties.statistics(wanted)
+        stats = Statistics(
+            own.doc_count * 5,
+            {t: int(n * skew) + 1 for t, n in own.doc_freq.items()},
+            own.length_docs * 5,
+            int(own.length_terms * 5 * skew) + 1,
+        )
+    found = ties.candidates(plan(parse(text).root), None, HIGH, limit, wanted, stats)
+    assert {sp.seq for sp in found.posts} == _brute(ties, text, limit, stats)
+
+
+@pytest.mark.parametrize("text", ["rain", "storm quake", "train from:u1", "power -rain"])
+def test_the_cut_over_posts_not_yet_indexed_is_the_brute_force_cut(tmp_path, text):
+    store = Store(tmp_path / "data", commit_interval=3600)  # all in the fresh segment
+    try:
+        feed(store, _tying_posts())
+        assert store.stats().index_lag_posts == 600
+        found = store.candidates(plan(parse(text).root), None, HIGH, 20, _wanted(text))
+        assert {sp.seq for sp in found.posts} == _brute(store, text, 20, None)
+    finally:
+        store.close()
+
+
+def test_the_newest_posts_sharing_a_second_are_cut_by_log_position(tmp_path):
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    try:
+        feed(store, [post(i, f"rain {i}", at="2026-11-22T10:00:00Z") for i in range(40)])
+        _indexed(store)
+        found = store.candidates(plan(parse("rain").root), None, HIGH, 5, [])
+        seqs = sorted(sp.seq for sp in store.candidates(None, None, HIGH, 1000).posts)
+        assert sorted(sp.seq for sp in found.posts) == seqs[-5:]
+    finally:
+        store.close()
+
+
+def test_a_store_knows_its_lengths(ties):
+    stats = ties.statistics(["rain"])
+    total = sum(len(sp.terms) for sp in ties.recent_originals(10_000))
+    assert (stats.length_docs, stats.length_terms) == (stats.doc_count, total)
