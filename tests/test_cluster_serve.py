@@ -4,6 +4,9 @@ real HTTP client and by the official `openai` client."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -123,6 +126,44 @@ def test_routes_that_need_a_whole_store_say_so(api):
         assert refused.status_code == 501, path
         error = refused.json()["error"]
         assert error["code"] == "needs_local_store" and "whole store" in error["message"]
+
+
+_SERVE = """
+import sys
+from pathlib import Path
+from ima.cluster.serve import serve_fabric
+from ima.config import Settings
+data, url, cluster, port = sys.argv[1:]
+serve_fabric(Settings(Path(data)), url=url, cluster=cluster, host="127.0.0.1", port=int(port),
+             no_auth=True, public_url=None, say=print)
+"""
+
+
+def test_serve_fabric_serves_the_cluster_until_sigterm(api, tmp_path):
+    """What `ima serve --fabric` runs, as a process of its own."""
+    http, _, store = api
+    _search(http, "zyxquartz", 3)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, str(tmp_path), store.url, CLUSTER, str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                found = httpx.get(f"http://127.0.0.1:{port}/v1/search", params={"q": "zyxquartz"})
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        assert found.status_code == 200 and len(found.json()["hits"]) == 3
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    # uvicorn ends by raising the signal it caught again, once shut down
+    assert process.returncode == -signal.SIGTERM, out
+    assert f"over cluster {CLUSTER!r}" in out and "Traceback" not in out
 
 
 def test_search_says_which_ranges_are_missing_when_the_nodes_are_gone(api):
