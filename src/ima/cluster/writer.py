@@ -28,10 +28,10 @@ PUBLISH_TIMEOUT_S = 10.0  # JetStream answers within this, or the request is ref
 
 
 def checked(
-    records: Sequence[Any], source: str, allowed: frozenset[str] | None
+    records: Sequence[Any], source: str, allowed: frozenset[str] | None, max_bytes: int
 ) -> tuple[list[Outcome], list[bytes]]:
     """Each record's outcome (published, or refused and why) and the messages to publish
-    for the good ones, in order."""
+    for the good ones, in order; a message is at most `max_bytes` (NATS's limit)."""
     outcomes: list[Outcome] = []
     messages: list[bytes] = []
     for record in records:
@@ -41,7 +41,11 @@ def checked(
         except RecordError as exc:
             outcomes.append((None, "error", str(exc)))
             continue
-        messages.append(json.dumps({**fields, "source": post.source}).encode())
+        message = json.dumps({**fields, "source": post.source}).encode()
+        if len(message) > max_bytes:
+            outcomes.append((None, "error", f"record: over {max_bytes} bytes"))
+            continue
+        messages.append(message)
         outcomes.append((post.id, "published", None))
     return outcomes, messages
 
@@ -65,7 +69,8 @@ class FabricWriter:
     ) -> list[Outcome]:
         if self._js is None:
             raise WriterUnavailable("not connected to the cluster")
-        outcomes, messages = await asyncio.to_thread(checked, records, source, allowed)
+        limit = self._nc.max_payload - 1024  # (room for headers)
+        outcomes, messages = await asyncio.to_thread(checked, records, source, allowed, limit)
         try:
             await publish(self._js, self.fabric, messages)
         except (NatsError, TimeoutError) as exc:
