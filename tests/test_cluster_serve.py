@@ -45,7 +45,7 @@ def api(tmp_path_factory):
         app = fabric_app(Settings(root / "api"), store, no_auth=True,
                          public_url=f"http://127.0.0.1:{port}")  # fmt: skip
         with running(app, port), httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-            yield http, nodes, store
+            yield http, nodes, store, servers
     finally:
         if store is not None:
             store.close()
@@ -77,7 +77,7 @@ def _search(http: httpx.Client, q: str, want: int, timeout: float = 30) -> dict:
 
 
 def test_posts_sent_over_http_are_published_and_then_found(api):
-    http, _, _ = api
+    http, *_ = api
     huge = {**_lighthouse()[0], "id": "huge", "extra": "x" * 1_100_000}  # past NATS's 1 MB
     sent = http.post("/v1/posts",
                      json=[*_lighthouse(), {"id": "bad", "text": "no date"}, huge])  # fmt: skip
@@ -100,7 +100,7 @@ def test_posts_sent_over_http_are_published_and_then_found(api):
 
 
 def test_search_over_the_cluster_filters_by_time_and_author(api):
-    http, _, _ = api
+    http, *_ = api
     _search(http, "zyxquartz", 3)
     by_keeper = http.get("/v1/search", params={"q": "zyxquartz from:keeper1"}).json()
     assert [h["post"]["id"] for h in by_keeper["hits"]] == ["api:lh1"]
@@ -109,7 +109,7 @@ def test_search_over_the_cluster_filters_by_time_and_author(api):
 
 
 def test_a_chat_completion_cites_posts_found_in_the_cluster(api):
-    http, _, _ = api
+    http, *_ = api
     _search(http, "zyxquartz", 3)
     base = str(http.base_url).rstrip("/")
     client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=60)
@@ -123,7 +123,7 @@ def test_a_chat_completion_cites_posts_found_in_the_cluster(api):
 
 
 def test_routes_that_need_a_whole_store_say_so(api):
-    http, _, _ = api
+    http, *_ = api
     for path in ("/v1/trends", "/v1/feed?topic=storm", "/2/news/search?query=storm"):
         refused = http.get(path)
         assert refused.status_code == 501, path
@@ -144,7 +144,7 @@ serve_fabric(Settings(Path(data)), url=url, cluster=cluster, host="127.0.0.1", p
 
 def test_serve_fabric_serves_the_cluster_until_sigterm(api, tmp_path):
     """What `ima serve --fabric` runs, as a process of its own."""
-    http, _, store = api
+    http, _, store, _ = api
     _search(http, "zyxquartz", 3)
     port = free_port()
     process = subprocess.Popen(
@@ -171,7 +171,7 @@ def test_serve_fabric_serves_the_cluster_until_sigterm(api, tmp_path):
 
 def test_search_says_which_ranges_are_missing_when_the_nodes_are_gone(api):
     """Last: it stops the nodes. The stream still takes posts (it is on NATS)."""
-    http, nodes, store = api
+    http, nodes, store, _ = api
     ranges = {(p.low_us, p.high_us) for p in store.partitions if p.sealed}
     nodes.close()
     found = http.get("/v1/search", params={"q": "storm"})
@@ -183,3 +183,16 @@ def test_search_says_which_ranges_are_missing_when_the_nodes_are_gone(api):
     assert len(body["missing"]) == 3  # and the hot partition's range, open-ended
     sent = http.post("/v1/posts", json=_lighthouse()[:1])
     assert sent.status_code == 200 and sent.json()["accepted"] == 1
+
+
+def test_health_is_down_and_posts_refused_while_nats_is_unreachable(api):
+    """Last: it stops the NATS servers."""
+    http, *_, servers = api
+    servers.close()
+    deadline = time.monotonic() + 15
+    while (health := http.get("/healthz")).status_code != 503:
+        assert time.monotonic() < deadline, health.text
+        time.sleep(0.2)
+    assert "NATS" in health.json()["reason"]
+    refused = http.post("/v1/posts", json=_lighthouse()[:1])
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "ingest_unavailable"

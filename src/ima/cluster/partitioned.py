@@ -87,6 +87,7 @@ class PartitionedStore:
         self._directory: Directory | None = None
         self._sealed = _Sealed()
         self._expected = 0
+        self._posts = 0  # searchable posts, as `stats` last counted them
         self._watch_stream: asyncio.Task | None = None
         #: requests sent: "stats" (first round: statistics), "search" (second: candidates)
         #: and "get" (posts by id)
@@ -172,8 +173,11 @@ class PartitionedStore:
 
     def stats(self) -> StoreStats:
         """What `/healthz` and `/metrics` show of a store: the posts searchable in the
-        cluster; the rest (index lag, refused records, disk) is each node's to report."""
-        posts, _ = self.term_stats(())
+        cluster; the rest (index lag, refused records, disk) is each node's to report.
+        While NATS is unreachable, the count last made: health answers at once."""
+        if self._nc is not None and self._nc.is_connected:
+            self._posts, _ = self.term_stats(())
+        posts = self._posts
         return StoreStats(posts=posts, originals=posts, copies=0, log_seq=0, indexed_seq=0,
                           index_lag_posts=0, fresh_segments=0, index_commits=0, disk_bytes=0,
                           errors={}, dead_letters=0)  # fmt: skip

@@ -67,8 +67,9 @@ class FabricWriter:
     async def write(
         self, records: Sequence[Any], source: str, allowed: frozenset[str] | None = None
     ) -> list[Outcome]:
-        if self._js is None:
-            raise WriterUnavailable("not connected to the cluster")
+        reason = self.down()
+        if reason is not None:
+            raise WriterUnavailable(reason)
         limit = self._nc.max_payload - 1024  # (room for headers)
         outcomes, messages = await asyncio.to_thread(checked, records, source, allowed, limit)
         try:
