@@ -46,9 +46,17 @@ def serving(
         public_url=f"http://127.0.0.1:{port}",
         **services,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning")
-    )
+    try:
+        with running(create_app(svc), port):
+            yield f"http://127.0.0.1:{port}/v1", svc
+    finally:
+        store.close()
+
+
+@contextmanager
+def running(app: Any, port: int) -> Iterator[None]:
+    """`app` served by uvicorn on loopback `port` while the block runs."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -56,8 +64,7 @@ def serving(
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}/v1", svc
+        yield
     finally:
         server.should_exit = True
         thread.join(15)
-        store.close()

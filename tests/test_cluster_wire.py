@@ -26,6 +26,8 @@ def test_a_plan_comes_back_as_it_went(text):
     assert Ask.decode(ask.encode()) == ask
     ask = Ask(node, 5, 10, 50, ("quak", "quak"), stats=Statistics(9, {"quak": 3}, 10, 70))
     assert Ask.decode(ask.encode()) == ask
+    lookup = Ask(None, None, 0, 1, (), ids=("x:1", "bsky:at://did/post/2"))
+    assert Ask.decode(lookup.encode()) == lookup
 
 
 def test_a_stored_post_comes_back_with_its_position_shifted(store):
@@ -56,6 +58,9 @@ def _nested(depth: int) -> list:
         "doc_count": -1, "doc_freq": {}, "length_docs": 0, "length_terms": 0}},
     {"plan": None, "high": 1, "limit": 1, "terms": [], "global": {
         "doc_count": 1, "doc_freq": {"a": "1"}, "length_docs": 0, "length_terms": 0}},
+    {"plan": None, "high": 1, "limit": 1, "terms": [], "ids": "x:1"},
+    {"plan": None, "high": 1, "limit": 1, "terms": [], "ids": ["x:1"] * 101},
+    {"plan": None, "high": 1, "limit": 1, "terms": [], "ids": ["x" * 301]},
     [1, 2, 3],
 ])  # fmt: skip
 def test_a_malformed_request_is_refused(body):

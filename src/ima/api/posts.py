@@ -16,6 +16,7 @@ from ima.api.errors import ApiError
 from ima.api.service import Services
 from ima.errors import BadInput
 from ima.ingest.normalize import JsonLine, RecordError, loads
+from ima.post import from_us, iso
 from ima.query import QuerySyntaxError, parse_as_of
 from ima.search import MAX_K, search
 from ima.text.question import understand
@@ -25,6 +26,10 @@ router = APIRouter(tags=["posts"])
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ITEMS = 10_000
 _ERRORS = schemas.errors(400, 401, 429)
+
+
+def _instant(us: int | None) -> str | None:
+    return None if us is None else iso(from_us(us))
 
 
 def _post_out(post: Any) -> schemas.PostOut:
@@ -56,6 +61,11 @@ async def search_posts(
             as_of=result.as_of.isoformat().replace("+00:00", "Z"),
             took_ms=round(result.took_ms, 3),
             hits=[schemas.SearchHit(score=h.score, post=_post_out(h.post)) for h in result.hits],
+            partial=bool(result.missing),
+            missing=[
+                schemas.MissingRange(since=_instant(low), until=_instant(high))
+                for low, high in result.missing
+            ],
         )
         return Response(found.model_dump_json(), media_type="application/json")
 

@@ -272,11 +272,23 @@ class SearchHit(BaseModel):
     post: PostOut
 
 
+class MissingRange(BaseModel):
+    since: str | None = Field(description="Creation time the range starts at; null: unknown.")
+    until: str | None = Field(description="Creation time it ends at; null: open or unknown.")
+
+
 class SearchResponse(BaseModel):
     query: str
     as_of: str
     took_ms: float
     hits: list[SearchHit]
+    partial: bool = Field(
+        False, description="Some posts could not be searched (a partition of a cluster "
+        "did not answer in time); always false on a single store."
+    )  # fmt: skip
+    missing: list[MissingRange] = Field(
+        default_factory=list, description="The ranges of creation times left out."
+    )
 
 
 class IngestItem(BaseModel):

@@ -32,7 +32,7 @@ from ima.cluster.wire import MAX_LIMIT, Ask, post_in, stats_in, unpack
 from ima.errors import BadInput
 from ima.fleet.connection import connect
 from ima.post import to_us
-from ima.store import Candidates, Plan, Relevance, Statistics, StoredPost
+from ima.store import Candidates, Plan, Relevance, Statistics, StoredPost, StoreStats
 
 _STATS_CACHED = 200_000  # (partition, term) frequencies of sealed partitions kept
 
@@ -87,8 +87,10 @@ class PartitionedStore:
         self._directory: Directory | None = None
         self._sealed = _Sealed()
         self._expected = 0
+        self._posts = 0  # searchable posts, as `stats` last counted them
         self._watch_stream: asyncio.Task | None = None
-        #: requests sent: "stats" (first round: statistics) and "search" (second: candidates)
+        #: requests sent: "stats" (first round: statistics), "search" (second: candidates)
+        #: and "get" (posts by id)
         self.asked: Counter[str] = Counter()
 
     def open(self, timeout: float = 30) -> PartitionedStore:
@@ -159,6 +161,27 @@ class PartitionedStore:
         found = self._call(self._gather(ask), self.deadline_s + 5)
         return found.doc_count, found.doc_freq
 
+    def get(self, post_id: str) -> StoredPost | None:
+        """The post stored under `post_id`, from whichever partition answers with it (the
+        latest in the stream, should it have come twice); None if none does in time."""
+        ask = Ask(None, None, 0, 1, (), ids=(post_id,))
+        replies = self._call(self._round(self.partitions, ask, time.monotonic() + self.deadline_s),
+                             self.deadline_s + 5)  # fmt: skip
+        found = [post_in(row) for reply in replies if reply is not None
+                 and isinstance(reply.get("posts"), list) for row in reply["posts"]]  # fmt: skip
+        return max(found, key=lambda sp: sp.seq, default=None)
+
+    def stats(self) -> StoreStats:
+        """What `/healthz` and `/metrics` show of a store: the posts searchable in the
+        cluster; the rest (index lag, refused records, disk) is each node's to report.
+        While NATS is unreachable, the count last made: health answers at once."""
+        if self._nc is not None and self._nc.is_connected:
+            self._posts, _ = self.term_stats(())
+        posts = self._posts
+        return StoreStats(posts=posts, originals=posts, copies=0, log_seq=0, indexed_seq=0,
+                          index_lag_posts=0, fresh_segments=0, index_commits=0, disk_bytes=0,
+                          errors={}, dead_letters=0)  # fmt: skip
+
     # -- fan-out and merge ---------------------------------------------------------------
 
     async def _gather(self, ask: Ask) -> Candidates:
@@ -212,7 +235,7 @@ class PartitionedStore:
             missing.append((part.low_us, part.high_us if part.sealed else None))
 
     async def _round(self, parts: list[Partition], ask: Ask, deadline: float) -> list:
-        self.asked["stats" if ask.stats_only else "search"] += len(parts)
+        self.asked["get" if ask.ids else "stats" if ask.stats_only else "search"] += len(parts)
         return await asyncio.gather(*(self._ask(p, ask, deadline) for p in parts))
 
     async def _ask(self, part: Partition, ask: Ask, deadline: float) -> dict | None:

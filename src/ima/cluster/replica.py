@@ -208,13 +208,17 @@ class Replica:
         await message.respond(reply)
 
     def _search(self, ask: Ask) -> bytes:
+        shift = base(self.part.index)
+        if ask.ids:
+            found = [self.store.get(post_id) for post_id in ask.ids]
+            rows = [post_out(sp, shift) for sp in found if sp is not None]
+            return pack({"part": self.part.index, "posts": rows})
         if ask.stats_only:
             stats = self.store.statistics(ask.terms)
             return pack({"part": self.part.index, "stats": stats.as_json()})
         found = self.store.candidates(
             ask.plan, ask.low_us, ask.high_us, ask.limit, ask.terms, ask.stats
         )
-        shift = base(self.part.index)
         return pack({"part": self.part.index, "posts": [post_out(sp, shift) for sp in found.posts]})
 
     async def stop(self, *, drop: bool = False) -> None:

@@ -19,6 +19,7 @@ from ima.store import AllOf, AnyOf, Plan, Statistics, StoredPost, Terms
 
 MAX_LIMIT = 1000
 MAX_TERMS = 256
+MAX_IDS = 100
 MAX_DEPTH = 32
 MAX_INFLATED = 64 * 1024 * 1024
 _FIELDS = frozenset({"text", "tags", "mentions", "author", "lang", "source"})
@@ -85,7 +86,8 @@ def _child(value: Any, depth: int) -> Plan:
 class Ask:
     """A request to one partition. With `stats_only`, the first round: its statistics for
     `terms` (every partition counts towards the collection's). Else the second: the
-    store's `candidates` arguments, with `stats` the collection's, summed by the root."""
+    store's `candidates` arguments, with `stats` the collection's, summed by the root.
+    With `ids`, neither: the posts stored under those ids (a lookup, not a search)."""
 
     plan: Plan | None
     low_us: int | None
@@ -94,6 +96,7 @@ class Ask:
     terms: tuple[str, ...]
     stats_only: bool = False
     stats: Statistics | None = None
+    ids: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         return pack(
@@ -105,6 +108,7 @@ class Ask:
                 "terms": list(self.terms),
                 "stats": self.stats_only,
                 "global": None if self.stats is None else self.stats.as_json(),
+                "ids": list(self.ids),
             }
         )
 
@@ -122,6 +126,11 @@ class Ask:
             raise BadInput("malformed terms")
         if not all(isinstance(t, str) and len(t) <= 256 for t in terms):
             raise BadInput("malformed terms")
+        ids = body.get("ids", [])
+        if not isinstance(ids, list) or len(ids) > MAX_IDS:
+            raise BadInput("malformed ids")
+        if not all(isinstance(i, str) and len(i) <= 300 for i in ids):
+            raise BadInput("malformed ids")
         stats = body.get("global")
         return cls(
             plan_in(body.get("plan")),
@@ -131,6 +140,7 @@ class Ask:
             tuple(terms),
             bool(body.get("stats")),
             None if stats is None else stats_in(stats),
+            tuple(ids),
         )
 
 
