@@ -131,24 +131,14 @@ def test_routes_that_need_a_whole_store_say_so(api):
         assert error["code"] == "needs_local_store" and "whole store" in error["message"]
 
 
-_SERVE = """
-import sys
-from pathlib import Path
-from ima.cluster.serve import serve_fabric
-from ima.config import Settings
-data, url, cluster, port = sys.argv[1:]
-serve_fabric(Settings(Path(data)), url=url, cluster=cluster, host="127.0.0.1", port=int(port),
-             no_auth=True, public_url=None, say=print)
-"""
-
-
 def test_serve_fabric_serves_the_cluster_until_sigterm(api, tmp_path):
-    """What `ima serve --fabric` runs, as a process of its own."""
+    """`ima serve --fabric`, as an operator runs it."""
     http, _, store, _ = api
     _search(http, "zyxquartz", 3)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, str(tmp_path), store.url, CLUSTER, str(port)],
+        [sys.executable, "-m", "ima", "--data-dir", str(tmp_path), "serve", "--fabric",
+         store.url, "--cluster", CLUSTER, "--no-auth", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

@@ -130,6 +130,27 @@ def writing(store: Store, settings: Settings, workers: int) -> Iterator[Pipeline
             trends.close()
 
 
+def quotas(settings: Settings) -> tuple[dict[str, Any], Any]:
+    """The tiers on offer and the limiter that counts requests against them (in Redis when
+    `settings.redis_url` names one, else in SQLite in `data_dir`)."""
+    from ima.api import tiers as tier_module
+    from ima.api.quota import Limiter, RedisLimiter, SqliteLimiter
+
+    try:
+        offered = tier_module.load(settings.tiers_file)
+    except ValueError as exc:
+        raise BadInput(f"--tiers: {exc}") from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.redis_url:
+        try:
+            limiter: Limiter = RedisLimiter(settings.redis_url)
+        except Exception as exc:  # redis unreachable: say so plainly
+            raise Unavailable(f"cannot use Redis at {settings.redis_url}: {exc}") from None
+    else:
+        limiter = SqliteLimiter(settings.data_dir / "quota.sqlite3")
+    return offered, limiter
+
+
 def serve(
     settings: Settings,
     *,
@@ -147,30 +168,17 @@ def serve(
     `BadInput`, a part that cannot start `Unavailable`, before anything is served.
     `notice` is shown to every client (the source `ima serve` chose by itself)."""
     from ima.api import server
-    from ima.api import tiers as tier_module
     from ima.api.app import create_app
     from ima.api.gate import PriorityGate
     from ima.api.keys import KeyStore
-    from ima.api.quota import Limiter, RedisLimiter, SqliteLimiter
     from ima.api.service import Services
     from ima.trends.view import StoryView
     from ima.vectors.semantic import Vectors
     from ima.writer import WriterConfig, WriterProcess
 
     server.limit_malloc_arenas()  # before any thread starts (README "Hardening")
-    try:
-        offered = tier_module.load(settings.tiers_file)
-    except ValueError as exc:
-        raise BadInput(f"--tiers: {exc}") from None
+    offered, limiter = quotas(settings)
     backend, mode = llm_backend(settings.llm)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.redis_url:
-        try:
-            limiter: Limiter = RedisLimiter(settings.redis_url)
-        except Exception as exc:  # redis unreachable: say so plainly
-            raise Unavailable(f"cannot use Redis at {settings.redis_url}: {exc}") from None
-    else:
-        limiter = SqliteLimiter(settings.data_dir / "quota.sqlite3")
     if settings.fleet_url:
         from ima.fleet import serving
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -42,6 +43,12 @@ from ima.sources import spec as spec_module
 @click.option("--fleet", "fleet_url", metavar="URL",
               help="Spread answers and embeddings over `ima worker`s on these NATS servers "
               "(nats://HOST:PORT[,HOST:PORT…]; README \"Fleet\").")  # fmt: skip
+@click.option("--fabric", "fabric_url", metavar="URL",
+              help="Serve the API over the cluster of `ima node`s on these NATS servers "
+              "(nats://HOST:PORT[,HOST:PORT…]) instead of a store of its own (README "
+              "\"Cluster\").")  # fmt: skip
+@click.option("--cluster", default="ima", show_default=True,
+              help="With --fabric: the cluster's name (as `ima node --cluster`).")  # fmt: skip
 @click.pass_obj
 def serve_cmd(
     settings: Settings,
@@ -61,6 +68,8 @@ def serve_cmd(
     demo: bool,
     default_source: bool,
     fleet_url: str | None,
+    fabric_url: str | None,
+    cluster: str,
 ) -> None:
     """Run the sources into the store and serve the API and the web app (README "API",
     "Web app").
@@ -75,6 +84,20 @@ def serve_cmd(
         settings, tiers_file=tiers_file, answerers=answerers, workers=workers, embed=embed,
         fleet_url=fleet_url, redis_url=redis_url or settings.redis_url,
     )  # fmt: skip
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    if fabric_url:
+        if specs or config_path or demo or fleet_url:
+            raise click.UsageError("--fabric serves a cluster: sources, --config, --demo and "
+                                   "--fleet do not apply (the nodes hold the posts; publish "
+                                   "to the cluster's stream or POST /v1/posts)")  # fmt: skip
+        from ima.cluster.serve import serve_fabric
+
+        _run(lambda: serve_fabric(settings, url=fabric_url, cluster=cluster, host=host,
+                                  port=port, no_auth=no_auth, public_url=public_url, say=say))
+        return
     try:
         sources = runtime.declared_sources(config_path, specs)
     except BadInput as exc:
@@ -84,10 +107,16 @@ def serve_cmd(
         sources.append(spec_module.parse("bluesky"))
         notice = runtime.NO_SOURCE_NOTICE
         click.echo(notice, err=True)
+    _run(lambda: runtime.serve(settings, host=host, port=port, sources=sources,
+                               no_auth=no_auth, public_url=public_url, demo=demo,
+                               notice=notice, say=say))  # fmt: skip
+
+
+def _run(serving: Callable[[], None]) -> None:
+    """Serve until stopped; bad settings are usage errors, a part that cannot start an
+    error that says which."""
     try:
-        runtime.serve(settings, host=host, port=port, sources=sources, no_auth=no_auth,
-                      public_url=public_url, demo=demo, notice=notice,
-                      say=lambda line: click.echo(line, err=True))  # fmt: skip
+        serving()
     except BadInput as exc:
         raise click.UsageError(str(exc)) from None
     except Unavailable as exc:

@@ -121,10 +121,12 @@ class PartitionedStore:
         if self._thread.is_alive():
             if self._watch_stream is not None:
                 self._loop.call_soon_threadsafe(self._watch_stream.cancel)
-            if self._directory is not None:
-                self._call(self._directory.close(), 10)
-            if self._nc is not None:
-                self._call(self._nc.close(), 10)
+            # a connection to servers that are gone closes with an error: it is closed all the same
+            with contextlib.suppress(OSError, NatsError, TimeoutError):
+                if self._directory is not None:
+                    self._call(self._directory.close(), 10)
+                if self._nc is not None:
+                    self._call(self._nc.close(), 10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 

@@ -19,13 +19,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ima import runtime
 from ima.api import server
-from ima.api import tiers as tier_module
 from ima.api.errors import ApiError, response
 from ima.cluster.fabric import Fabric
 from ima.cluster.partitioned import PartitionedStore
 from ima.cluster.writer import FabricWriter
 from ima.config import Settings
-from ima.errors import BadInput, Unavailable
+from ima.errors import Unavailable
 from ima.fleet.connection import redacted
 
 #: routes that need a whole store in this process, and why
@@ -79,22 +78,10 @@ def fabric_app(
     `settings` say (in `settings.data_dir`, or Redis)."""
     from ima.api.app import create_app
     from ima.api.keys import KeyStore
-    from ima.api.quota import Limiter, RedisLimiter, SqliteLimiter
     from ima.api.service import Services
 
-    try:
-        offered = tier_module.load(settings.tiers_file)
-    except ValueError as exc:
-        raise BadInput(f"--tiers: {exc}") from None
+    offered, limiter = runtime.quotas(settings)
     backend, mode = runtime.llm_backend(settings.llm)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.redis_url:
-        try:
-            limiter: Limiter = RedisLimiter(settings.redis_url)
-        except Exception as exc:  # redis unreachable: say so plainly
-            raise Unavailable(f"cannot use Redis at {settings.redis_url}: {exc}") from None
-    else:
-        limiter = SqliteLimiter(settings.data_dir / "quota.sqlite3")
     svc = Services(
         store=store,  # the store's search face
         writer=FabricWriter(store.url, store.fabric),
