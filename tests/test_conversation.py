@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from aiohttp import web
@@ -27,6 +28,7 @@ from ima.answer.model import Citation
 from ima.answer.question import understand
 from ima.answer.route import decide
 from ima.api.chat import SEARCH_OFF
+from ima.api.errors import ApiError
 from ima.post import Author, Post
 from servers import ChatCompletions
 
@@ -250,12 +252,21 @@ class Unhurried(ChatCompletions):
         return response
 
 
+def _warm(client: openai.OpenAI) -> None:
+    """The openai client builds its stream event types when it first parses one (seconds
+    on a loaded machine, which would bunch every event after it): build them first, so
+    that the times measured are the server's."""
+    list(client.responses.create(model="ima", input="Hi", stream=True,
+                                 tool_choice="none", max_output_tokens=1))  # fmt: skip
+
+
 def test_responses_stream_live_each_sentence_once_proven(tmp_path):
     with Unhurried() as model:
         backend = OpenAICompatible(model.url("/v1"), model="scripted")
         with serving(tmp_path / "data", no_auth=True, backend=backend) as (base, svc):
             feed(svc.store, _recent())
             client = openai.OpenAI(base_url=base, api_key="none", max_retries=0)
+            _warm(client)
             started = time.perf_counter()
             timed = [(time.perf_counter() - started, e) for e in client.responses.create(
                 model="ima", input="Is the Miyajima ferry running now?", stream=True)]
@@ -555,3 +566,27 @@ def test_the_terminal_conversation_without_an_llm_answers_from_posts(store):
     assert answered == 1 and "resumed" in "".join(out) and "@port_news" in "".join(out)
     too_long = terminal.chat(store, read=lambda: None, write=out.append, first="x" * 2001)
     assert too_long == 0 and "the limit is 2000" in out[-1]
+
+
+@pytest.mark.parametrize(("failure", "said"), [
+    (RuntimeError("/srv/ima/secret.py line 9"), "The answer failed."),
+    (ApiError(503, "All answer slots are busy; retry soon.", code="overloaded"),
+     "All answer slots are busy; retry soon."),
+])  # fmt: skip
+def test_a_streamed_response_that_fails_ends_with_an_error_event(chat, monkeypatch, failure,
+                                                                  said):
+    """A failure after the stream began (a bug, stood in for here by a converse that
+    raises; or an answer slot not freed in time) ends it with an OpenAI-style `error`
+    event that names no internals."""
+    client, svc, _model = chat
+
+    def fails(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(svc, "converse", fails)
+    with httpx.stream("POST", f"{client.base_url}responses", timeout=30,
+                      json={"model": "ima", "input": "Why?", "stream": True}) as response:
+        events = [json.loads(line[5:]) for line in response.iter_lines()
+                  if line.startswith("data:")]  # fmt: skip
+    assert [e["type"] for e in events] == ["response.created", "response.in_progress", "error"]
+    assert events[-1]["message"] == said and "secret" not in json.dumps(events)

@@ -22,7 +22,7 @@ from ima.answer.llm import BackendError, LlamaCpp, OpenAICompatible, Request, sm
 from ima.answer.route import NOW_WORDS
 from ima.post import Author, Post
 from servers import llama_cpp_server
-from test_conversation import POSTS, _recent
+from test_conversation import POSTS, _recent, _warm
 
 MAX_TOKENS = 32
 VARIANTS = [("chat", False), ("chat", True), ("responses", False), ("responses", True)]
@@ -160,6 +160,7 @@ def test_the_responses_stream_is_live(client):
     """Events leave as they happen: the search's item is done before the model has
     written its first proven sentence, which a real model takes a measurable time to do;
     the deltas add up to the final text."""
+    _warm(client)
     started = time.perf_counter()
     timed = [(time.perf_counter() - started, e) for e in client.responses.create(
         model="ima", input="Is the Miyajima ferry running now?", stream=True,
