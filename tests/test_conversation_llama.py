@@ -217,5 +217,7 @@ def test_a_real_tool_calling_model_searches_itself(tool_client):
         "response.content_part.added")  # fmt: skip
     links = re.findall(r"\[\[(\d+)\]\]\(([^)]+)\)", final.output_text)
     _assert_proved(turn, {int(n): cards[url] for n, url in links})
-    if read:  # what it found was read: the answer carries the posts' own words, cited
-        assert any(s["source"] == "posts" for s in turn["sentences"])
+    # whatever its searches found (a 135M model writes odd queries), a turn that searched
+    # carries the posts' own words, cited and verified
+    assert any(s["source"] == "posts" for s in turn["sentences"])
+    assert read <= {f"test:{p['id']}" for _, p in POSTS}
