@@ -125,7 +125,8 @@ def create_response(body: schemas.ResponsesRequest, request: Request, who: Calle
     restrict = restriction(tool.allowed_x_handles, tool.excluded_x_handles) if tool else ""
     sampling = (body.max_output_tokens, body.temperature)
     results = "x_search_call.results" in (body.include or [])
-    ids = (f"resp_{uuid.uuid4().hex[:24]}", f"msg_{uuid.uuid4().hex[:24]}", int(time.time()))
+    response_id, message_id = f"resp_{uuid.uuid4().hex[:24]}", f"msg_{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
 
     def respond(emit: Listener | None = None) -> schemas.ResponsesResponse:
         reply: Reply | None = None
@@ -147,9 +148,9 @@ def create_response(body: schemas.ResponsesRequest, request: Request, who: Calle
         read = (len(answer.citations) if reply is None
                 else sum(len(c.posts) for c in reply.searches))  # fmt: skip
         return schemas.ResponsesResponse(
-            id=ids[0], created_at=ids[2], model=body.model,
+            id=response_id, created_at=created, model=body.model,
             output=[*calls, schemas.OutputMessage(
-                id=ids[1], content=[schemas.OutputText(text=text, annotations=notes)],
+                id=message_id, content=[schemas.OutputText(text=text, annotations=notes)],
             )],
             usage=schemas.ResponsesUsage(
                 input_tokens=input_tokens, output_tokens=output_tokens,
@@ -164,9 +165,9 @@ def create_response(body: schemas.ResponsesRequest, request: Request, who: Calle
 
     if not body.stream:
         return respond()
-    shell = {"id": ids[0], "object": "response", "created_at": ids[2], "model": body.model,
-             "status": "in_progress", "output": []}  # fmt: skip
-    live = _Live(svc, results, ids[1])
+    shell = {"id": response_id, "object": "response", "created_at": created,
+             "model": body.model, "status": "in_progress", "output": []}  # fmt: skip
+    live = _Live(svc, results, message_id)
     return StreamingResponse(live.events(respond, shell), media_type="text/event-stream")
 
 
