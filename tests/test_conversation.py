@@ -375,9 +375,10 @@ class ToolModel(ChatCompletions):
     x_keyword_search for `query` (each round, or the first `rounds`), or, with no query
     or no rounds left, a plain answer; a streamed request gets `honest`'s answer."""
 
-    def __init__(self, query: str | None, rounds: int | None = None) -> None:
+    def __init__(self, query: str | None, rounds: int | None = None,
+                 name: str = "x_keyword_search", call: str = "call_") -> None:
         super().__init__(honest)
-        self.query, self.rounds = query, rounds
+        self.query, self.rounds, self.name, self.call = query, rounds, name, call
         self.steps: list[dict] = []
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -389,8 +390,8 @@ class ToolModel(ChatCompletions):
         if self.query and (self.rounds is None or len(self.steps) <= self.rounds):
             arguments = json.dumps({"query": self.query, "limit": 5, "mode": "Latest"})
             message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"call_{len(self.steps)}", "type": "function",
-                 "function": {"name": "x_keyword_search", "arguments": arguments}}]}  # fmt: skip
+                {"id": f"{self.call}{len(self.steps)}", "type": "function",
+                 "function": {"name": self.name, "arguments": arguments}}]}  # fmt: skip
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
         return web.json_response({"id": "c1", "object": "chat.completion", "choices": [choice]})
 
@@ -422,6 +423,19 @@ def test_a_tool_calling_model_searches_itself_in_bounded_rounds(tmp_path):
     assert "resumed at 11:30 [[" in final.output_text
     assert final.model_extra["turn"]["reason"] == "the model searched"
     assert final.usage.model_extra["server_side_tool_usage_details"] == {"x_search_calls": 2}
+
+
+def test_a_tool_call_id_and_name_from_the_model_are_bounded(tmp_path):
+    with ToolModel("Miyajima ferry", rounds=1, name="x" * 5000, call="call_" + "9" * 5000) as model:
+        backend = OpenAICompatible(model.url("/v1"), model="scripted", tools=True)
+        with serving(tmp_path / "data", no_auth=True, backend=backend) as (base, svc):
+            feed(svc.store, _recent())
+            client = openai.OpenAI(base_url=base, api_key="none", max_retries=0)
+            response = client.responses.create(model="ima", input="Is the Miyajima ferry running?")
+    call = response.output[0]
+    assert len(call.call_id) == llm.MAX_NAME and len(call.name) == llm.MAX_NAME
+    assert call.status == "failed"  # there is no tool by that name
+    assert len(response.model_dump_json()) < 5000
 
 
 def test_a_tool_calling_model_that_does_not_search_answers_alone(tmp_path):

@@ -61,6 +61,7 @@ class ToolStep:
 
 
 MAX_CALLS_PER_STEP = 3
+MAX_NAME = 64  # a call's id and name are the server's words, echoed back: kept this short
 
 
 class Backend(Protocol):
@@ -196,7 +197,8 @@ class OpenAICompatible:
             raise BackendError(f"HTTP {response.status_code} from {self.base_url}")
         try:
             message = response.json()["choices"][0]["message"]
-            calls = [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+            calls = [(str(c["id"])[:MAX_NAME], str(c["function"]["name"])[:MAX_NAME],
+                      json.loads(c["function"]["arguments"]))
                      for c in message.get("tool_calls") or []]  # fmt: skip
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise BackendError("malformed tool-call reply") from None
