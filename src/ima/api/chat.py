@@ -22,8 +22,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ima.answer.converse import Reply, Turn
+from ima.answer.converse import Reply, Search, Turn
 from ima.answer.model import Answer
+from ima.answer.proof import Said
 from ima.answer.route import decide
 from ima.api import schemas
 from ima.api.auth import Caller, persona_for, services
@@ -72,7 +73,8 @@ def extractive_turn(mode: str, question: str) -> dict[str, Any]:
     """`turn` when no LLM is configured: ima searches (unless told not to) and says why."""
     decision = decide(mode, understand(question), llm=False)
     return {"searched": decision.search, "reason": decision.reason, "sentences": [],
-            "removed": [], "context_dropped": 0, "context_note": ""}  # fmt: skip
+            "removed": [], "context_dropped": 0, "context_summary": "",
+            "context_note": ""}  # fmt: skip
 
 
 def source_restriction(params: schemas.SearchParameters | None) -> str:
@@ -91,8 +93,8 @@ def source_restriction(params: schemas.SearchParameters | None) -> str:
 
 
 def stream_text(run: Any) -> Iterator[Any]:
-    """Run `run(on_text)` in a thread; yield the text as it is released, then what `run`
-    returned (an Answer or a Reply)."""
+    """Run `run(emit)` in a thread; yield what it emits as it is released (text, or a
+    conversation's events), then what `run` returned."""
     pieces: queue.Queue = queue.Queue()
     done = object()
 
@@ -139,12 +141,12 @@ def chat_completions(
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
 
-    def run(on_text: Any = None) -> Reply | Answer | None:
+    def run(emit: Any = None) -> Reply | Answer | None:
         if svc.backend is not None:
             return svc.converse(
                 turns(body.messages), mode=params.mode, persona=persona,
                 priority=who.tier.priority, restrict=source_restriction(params),
-                since=since, until=until, on_text=on_text,
+                since=since, until=until, on_event=emit,
                 sampling=(body.max_tokens, body.temperature),
             )  # fmt: skip
         if params.mode == "off":
@@ -152,7 +154,7 @@ def chat_completions(
         return svc.answer(
             question, persona=persona, priority=who.tier.priority,
             restrict=source_restriction(params), since=since,
-            until=until, context=context, on_text=on_text,
+            until=until, context=context, on_text=emit,
             sampling=(body.max_tokens, body.temperature),
         )  # fmt: skip
 
@@ -212,10 +214,16 @@ def chat_completions(
         else:
             sent = []
             for item in stream_text(run):
-                if not isinstance(item, str):
+                if isinstance(item, Search):
+                    continue  # chat completions show no tool calls, as xAI's do not
+                if isinstance(item, Said):  # a conversation's sentence, once proven
+                    pieces = [item.text + " "]
+                elif isinstance(item, str):
+                    pieces = list(_words(item))
+                else:
                     result = item
                     continue
-                for piece in _words(item) if svc.backend is None else [item]:
+                for piece in pieces:
                     sent.append(piece)
                     yield chunk({"content": piece})
             answer, text = answer_of(result), "".join(sent)

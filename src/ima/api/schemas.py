@@ -147,6 +147,9 @@ class TurnInfo(BaseModel):
     sentences: list[SaidOut] = Field(description="Each sentence shown, and its source.")
     removed: list[StruckOut] = Field(description="Model sentences not shown, and why.")
     context_dropped: int = Field(description="Earlier messages left out of the context.")
+    context_summary: str = Field(
+        default="", description="The model's one-line summary of the messages left out."
+    )
     context_note: str
 
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ima.answer.answerers import AnswerFailed
 from ima.answer.ask import ask
-from ima.answer.converse import Reply, Turn, converse
+from ima.answer.converse import Listener, Reply, Turn, converse
 from ima.answer.model import Answer
 from ima.answer.tools import Scope
 from ima.api.errors import ApiError
@@ -173,7 +173,7 @@ class Services:
         restrict: str = "",
         since: datetime | None = None,
         until: datetime | None = None,
-        on_text: Any = None,
+        on_event: Listener | None = None,
         sampling: tuple[int | None, float | None] = (None, None),
         max_turns: int = 2,
     ) -> Reply:
@@ -182,7 +182,7 @@ class Services:
         with self._slot(priority):
             reply = converse(
                 self.store, turns, self.backend, mode=mode, persona=persona,
-                scope=Scope(as_of, since, restrict), on_text=on_text, sampling=sampling,
+                scope=Scope(as_of, since, restrict), on_event=on_event, sampling=sampling,
                 semantic=self.vectors.semantic if self.vectors else None, max_turns=max_turns,
             )  # fmt: skip
         if reply.struck or reply.answer.fallback_reason:

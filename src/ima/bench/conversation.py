@@ -3,11 +3,13 @@
 COUNT known questions of a real-text file (`ima eval --real`'s format), spread evenly
 over it, are each asked as a turn that searches (mode on) at the question's `as_of`,
 and a few general prompts as turns that do not (mode off), against the OpenAI-compatible
-server at URL (model NAME). Reported: the model's first token and the whole answer
-(median and p90, seconds), how many sentences the model wrote and what the proof did
-with them (kept as cited and verified, kept as the model's own, removed, replaced by the
-posts' own statement), each answer (to read), and the rephrase test: `ask` in the fun
-voice with the model rephrasing the extractive answer, verified or replaced.
+server at URL (model NAME). Reported: the model's first token, the first proven
+sentence (what a streaming client is first shown: a sentence is held until it is
+verified) and the whole answer (median and p90, seconds), how many sentences the model
+wrote and what the proof did with them (kept as cited and verified, kept as the model's
+own, removed, replaced by the posts' own statement), each answer (to read), and the
+rephrase test: `ask` in the fun voice with the model rephrasing the extractive answer,
+verified or replaced.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ima.answer.ask import ask
-from ima.answer.converse import Reply, Turn, converse
+from ima.answer.converse import Event, Reply, Turn, converse
 from ima.answer.llm import Backend, OpenAICompatible, Request
+from ima.answer.proof import Said
 from ima.answer.tools import Scope
 from ima.bench.realtext import _percentile, load
 from ima.ingest import Pipeline, ingest
@@ -69,22 +72,34 @@ def _turns(store: Any, backend: Timed, asks: list[tuple[str, Any]], mode: str) -
     counts = dict.fromkeys(("kept_cited", "kept_model", "removed", "replaced",
                             "grounding_added"), 0)  # fmt: skip
     first: list[float] = []
+    shown: list[float] = []
     whole: list[float] = []
     answers: list[dict[str, str]] = []
     for question, as_of in asks:
         backend.first = None
         started = time.perf_counter()
+        proven: list[float] = []
+
+        def note(event: Event, proven: list[float] = proven) -> None:
+            if isinstance(event, Said):
+                proven.append(time.perf_counter())
+
         reply = converse(store, [Turn("user", question)], backend, mode=mode,
-                         scope=Scope(as_of), sampling=(MAX_TOKENS, None))  # fmt: skip
+                         scope=Scope(as_of), sampling=(MAX_TOKENS, None),
+                         on_event=note)  # fmt: skip
         whole.append(time.perf_counter() - started)
         if backend.first is not None:
             first.append(backend.first - started)
+        if proven:
+            shown.append(proven[0] - started)
         _tally(reply, counts)
         answers.append({"question": question, "answer": reply.answer.text})
     return {
         "turns": len(asks),
         "first_token_s": {"p50": round(_percentile(first, 0.5), 2),
                           "p90": round(_percentile(first, 0.9), 2)},
+        "first_proven_sentence_s": {"p50": round(_percentile(shown, 0.5), 2),
+                                    "p90": round(_percentile(shown, 0.9), 2)},
         "whole_answer_s": {"p50": round(_percentile(whole, 0.5), 2),
                            "p90": round(_percentile(whole, 0.9), 2)},
         **counts,
