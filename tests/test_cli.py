@@ -149,3 +149,30 @@ def test_llm_settings_come_from_the_environment_and_flags_override_them(
     assert result.exit_code == 2
     assert "--llm" in result.output and "a base URL" in result.output
     assert not (tmp_path / "data" / "log.sqlite3").exists()
+
+
+def test_ask_chat_carries_the_topic_into_a_follow_up(tmp_path: Path):
+    """`ima ask --chat`: a follow-up at the prompt keeps the earlier topic, and is cited."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("\n".join(json.dumps(record) for record in [
+        {"id": "s1", "author": "jr_info", "created_at": (now - timedelta(minutes=30)).isoformat(),
+         "text": "Shinkansen trains are delayed in Tokyo after a power failure"},
+        {"id": "s2", "author": "nagoya_now",
+         "created_at": (now - timedelta(minutes=20)).isoformat(),
+         "text": "Nagoya station: Shinkansen services delayed after the Tokyo outage"},
+        {"id": "m1", "author": "port_news", "created_at": (now - timedelta(minutes=5)).isoformat(),
+         "text": "The Miyajima ferry resumed at 11:30 with a reduced timetable"},
+    ]))  # fmt: skip
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(main, [*data, "ingest", str(posts)]).exit_code == 0
+    first = "Are Shinkansen trains delayed in Tokyo?"
+    result = runner.invoke(main, [*data, "ask", "--chat", first],
+                           input="and what about Nagoya?\nexit\n")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    follow_up = result.output.split("and what about Nagoya?", 1)[-1]
+    assert "@nagoya_now" in follow_up and "@port_news" not in follow_up
+    assert runner.invoke(main, [*data, "ask"]).exit_code == 2  # no question, no --chat

@@ -13,10 +13,16 @@ from ima.store import Store
 
 
 @click.command("ask")
-@click.argument("question")
+@click.argument("question", required=False, default="")
 @click.option("--as-of", "as_of", help="Answer as of this instant (ISO 8601 or epoch seconds).")
 @options.answer_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer object as JSON.")
+@click.option(
+    "--chat", "chat", is_flag=True,
+    help="Keep talking: after each answer, ask a follow-up (\"and what about Nagoya?\"). "
+    "With --llm, the model chats and searches when a turn is about now. An empty line, "
+    "'exit' or Ctrl-D ends it.",
+)  # fmt: skip
 @click.pass_obj
 def ask_cmd(
     settings: Settings,
@@ -26,6 +32,7 @@ def ask_cmd(
     llm: str | None,
     llm_model: str,
     as_json: bool,
+    chat: bool,
 ) -> None:
     """Answer a question about what is happening, citing the posts that say so.
 
@@ -35,10 +42,24 @@ def ask_cmd(
     from ima.answer.ask import ask
 
     instant = options.instant(as_of)
+    if chat and as_json:
+        raise click.UsageError("--chat prints a conversation; it cannot be --json")
+    if not chat and not question:
+        raise click.UsageError("a QUESTION is needed (or --chat to ask one at the prompt)")
     settings = options.with_llm(settings, llm, llm_model)
     backend, mode = options.backend(settings)
     store = settings.open_store()
     vectors = options.vectors_of(store)
+    if chat:
+        from ima.answer.terminal import chat as talk
+
+        try:
+            talk(store, read=_read_question, write=lambda text: click.echo(text, nl=False),
+                 backend=backend, persona=persona, as_of=instant, first=question,
+                 semantic=vectors.semantic if vectors else None)  # fmt: skip
+        finally:
+            store.close()
+        return
     streamed = not as_json and backend is not None
 
     def show(piece: str) -> None:
@@ -74,6 +95,14 @@ def ask_cmd(
     age = answer.evidence_age_s
     freshness = "" if age is None else f"; newest evidence {_age_words(age)} old"
     click.echo(f"  ({answer.backend}, {answer.persona}{freshness})", err=True)
+
+
+def _read_question() -> str | None:
+    """The next question at the prompt; None at the end of input (Ctrl-D, Ctrl-C)."""
+    try:
+        return click.prompt("you", default="", show_default=False, prompt_suffix="> ")
+    except click.Abort:
+        return None
 
 
 def _age_words(seconds: float) -> str:
