@@ -17,7 +17,7 @@ from ima.post import Author, Post
 from ima.voice import phonemes
 from ima.voice.encode import encode
 from ima.voice.spoken import speakable
-from ima.voice.tts import sentences
+from ima.voice.tts import pieces, sentences
 
 
 def _answer(text: str, language: str, *handles: str) -> Answer:
@@ -46,6 +46,10 @@ def test_english_phonemes_read_numbers_and_split_sentences():
     assert said == ["həlˈoʊ wɚld.", "fˈɔːɹtiː tuː pˈiːpəl wɚ hɚt!"]
     assert phonemes.english("citynews")[0] == phonemes.english("city news")[0]
     assert sentences("One. Two!  三。四？") == ["One.", "Two!", "三。", "四？"]
+    assert pieces("At 22:40, 22,000 left; then more. Others, later.") == [
+        "At 22:40,", "22,000 left;", "then more.", "Others, later."]  # fmt: skip
+    assert pieces("日曜日の夜遅く、橋は再開しました。バスは、通常です。") == [
+        "日曜日の夜遅く、", "橋は再開しました。", "バスは、通常です。"]  # fmt: skip
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "flac", "wav"])

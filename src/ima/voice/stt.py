@@ -5,7 +5,10 @@ CTranslate2 conversion of OpenAI's Whisper base); they are joined once into a ca
 folder, never downloaded. In uploads longer than one of Whisper's 30-second windows,
 silence is cut first by the Silero VAD that faster-whisper bundles, so a long quiet
 upload costs little; shorter ones go whole (the VAD drops short words: spoken digits
-lost 12 points of WER to it).
+lost 12 points of WER to it), with a second of silence either side: Whisper learned
+from 30-second windows in which speech rarely starts at the first sample, and a clip
+cut tight around one word is often heard as nothing or as a different word ("Bye."
+for "five"). The padding costs nothing, since the window is encoded whole anyway.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ima.voice.decode import RATE
 
 MODEL = "whisper-base"
 _WINDOW = 30  # seconds: what Whisper reads at once
+_PAD = 1.0  # seconds of silence either side of a clip that fits in one window
 _FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -95,16 +99,25 @@ class Transcriber:
                    prompt: str | None = None, words: bool = False,
                    on_segment: Callable[[Segment], None] | None = None) -> Transcript:  # fmt: skip
         """The transcript; `on_segment` sees each segment as soon as it is decoded."""
+        duration = len(samples) / RATE
+        pad = _PAD if duration <= _WINDOW - 2 * _PAD else 0.0
+        if pad:
+            silence = np.zeros(int(pad * RATE), np.float32)
+            samples = np.concatenate([silence, samples, silence])
+
+        def at(t: float) -> float:  # a time in the padded clip, in the upload's terms
+            return min(max(t - pad, 0.0), duration)
+
         with self._turn:
             found, info = self._model.transcribe(
                 samples, language=language, initial_prompt=prompt or None, beam_size=1,
-                word_timestamps=words, vad_filter=len(samples) > _WINDOW * RATE,
+                word_timestamps=words, vad_filter=duration > _WINDOW,
                 condition_on_previous_text=False,
             )  # fmt: skip
-            transcript = Transcript(info.language, len(samples) / RATE)
+            transcript = Transcript(info.language, duration)
             for n, s in enumerate(found):
-                said = tuple(Word(w.start, w.end, w.word) for w in s.words or ())
-                segment = Segment(n, s.start, s.end, s.text.strip(), said)
+                said = tuple(Word(at(w.start), at(w.end), w.word) for w in s.words or ())
+                segment = Segment(n, at(s.start), at(s.end), s.text.strip(), said)
                 transcript.segments.append(segment)
                 if on_segment is not None:
                     on_segment(segment)

@@ -367,22 +367,93 @@ async function speak(answer, cards, reply) {
     return names.length ? t("according", names.join(state.lang === "ja" ? "、" : " and ")) : "";
   });
   const voiceName = voice() === "fun" ? "ima-fun" : "ima";
-  const body = JSON.stringify({ model: "tts-1", voice: voiceName, input: said, response_format: "mp3" });
+  const body = JSON.stringify({ model: "tts-1", voice: voiceName, input: said, response_format: "pcm" });
   const response = await fetch("/v1/audio/speech", { method: "POST", headers: headers(true), body });
   if (!response.ok) {
     talkNote(t("failed") + (await errorText(response)));
     return;
   }
+  reply.dataset.speech = "loading";
+  const live = await liveOutput();
+  const parts = await playAsItArrives(response.body.getReader(), live, reply);
+  reply.dataset.speech = live ? "streamed" : "downloaded";
+  // the whole answer stays on the page to play again
   const player = el("audio", "spoken");
   player.controls = true;
-  player.src = URL.createObjectURL(await response.blob());
+  player.src = URL.createObjectURL(wav(parts));
   reply.querySelector("audio.spoken")?.remove();
   reply.append(player);
+  if (live) return;
   try {
     await player.play();
   } catch {
     talkNote(t("autoplayBlocked"));
   }
+}
+
+// The speech API streams 16-bit PCM sentence by sentence; each piece is scheduled on an
+// AudioContext as it arrives, so the first sentence plays while the rest are being made.
+const PCM_RATE = 24000;
+const speaker = { context: null };
+
+// A running AudioContext, or null where the browser blocks playback without a gesture.
+async function liveOutput() {
+  if (!window.AudioContext) return null;
+  speaker.context ??= new AudioContext({ sampleRate: PCM_RATE });
+  const context = speaker.context;
+  if (context.state !== "running") {
+    await Promise.race([context.resume().catch(() => {}), new Promise((r) => setTimeout(r, 300))]);
+  }
+  return context.state === "running" ? context : null;
+}
+
+async function playAsItArrives(reader, context, reply) {
+  const parts = [];
+  let odd = null; // a sample split between two network reads
+  let at = 0;
+  let last = null;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const bytes = odd ? new Uint8Array([...odd, ...value]) : value;
+    const even = bytes.length - (bytes.length % 2);
+    odd = even < bytes.length ? bytes.slice(even) : null;
+    if (!even) continue;
+    const samples = new Int16Array(bytes.slice(0, even).buffer);
+    parts.push(samples);
+    if (!context) continue;
+    const buffer = context.createBuffer(1, samples.length, PCM_RATE);
+    buffer.getChannelData(0).set(Float32Array.from(samples, (x) => x / 32768));
+    last = context.createBufferSource();
+    last.buffer = buffer;
+    last.connect(context.destination);
+    at = Math.max(at, context.currentTime + 0.05);
+    last.start(at);
+    at += buffer.duration;
+    reply.dataset.speech = "playing";
+  }
+  if (last) last.addEventListener("ended", () => (reply.dataset.speech = "played"));
+  return parts;
+}
+
+// PCM pieces as one WAV file.
+function wav(parts) {
+  const size = parts.reduce((n, p) => n + p.byteLength, 0);
+  const head = new DataView(new ArrayBuffer(44));
+  const text = (at, s) => [...s].forEach((c, i) => head.setUint8(at + i, c.charCodeAt(0)));
+  text(0, "RIFF");
+  head.setUint32(4, 36 + size, true);
+  text(8, "WAVEfmt ");
+  head.setUint32(16, 16, true);
+  head.setUint16(20, 1, true); // PCM
+  head.setUint16(22, 1, true); // mono
+  head.setUint32(24, PCM_RATE, true);
+  head.setUint32(28, PCM_RATE * 2, true);
+  head.setUint16(32, 2, true);
+  head.setUint16(34, 16, true);
+  text(36, "data");
+  head.setUint32(40, size, true);
+  return new Blob([head, ...parts], { type: "audio/wav" });
 }
 
 // Each sentence of a model's answer, marked by where it came from: the posts (cited and
