@@ -85,8 +85,9 @@ def microphone(rate: int = RATE) -> Iterator[np.ndarray]:
     try:
         import sounddevice
     except ImportError:
-        raise MicrophoneError("recording needs the sounddevice package "
-                              "(pip install sounddevice); or pass an audio file") from None
+        raise MicrophoneError("recording needs the sounddevice package (pip install "
+                              "'ima[mic]') and the PortAudio library; or pass an audio "
+                              "file") from None
     except OSError:  # the package is there, the PortAudio library is not
         raise MicrophoneError("recording needs the PortAudio library (apt install "
                               "libportaudio2); or pass an audio file") from None
