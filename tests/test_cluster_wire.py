@@ -80,3 +80,33 @@ def test_what_would_inflate_past_the_limit_is_refused_without_inflating_it():
         Ask.decode(bomb)
     with pytest.raises(BadInput):
         Ask.decode(b"not compressed")
+
+
+def test_a_retried_publish_lands_once_and_an_edit_does_not_count_as_a_retry():
+    """A publisher whose acknowledgement was lost sends the same record again: the
+    cluster's stream (real JetStream on 127.0.0.1:4222) keeps it once; the same post
+    with other words is a new message."""
+    import asyncio
+    import os
+
+    import nats
+
+    from ima.cluster.fabric import Fabric, publish
+
+    fabric = Fabric(f"retry{os.getpid()}", replicas=1)
+    record = json.dumps({"id": "p1", "text": "ferry cancelled", "author": "a"}).encode()
+    edited = json.dumps({"id": "p1", "text": "ferry resumed", "author": "a"}).encode()
+
+    async def run() -> int:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        js = nc.jetstream()
+        try:
+            await fabric.ensure_stream(js)
+            await publish(js, fabric, [record, record, edited])
+            await publish(js, fabric, [record])  # again, as after a lost acknowledgement
+            return (await js.stream_info(fabric.stream)).state.messages
+        finally:
+            await js.delete_stream(fabric.stream)
+            await nc.close()
+
+    assert asyncio.run(run()) == 2

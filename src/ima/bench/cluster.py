@@ -29,7 +29,7 @@ from typing import Any
 import click
 import nats
 
-from ima.cluster.fabric import Fabric, publish
+from ima.cluster.fabric import Fabric, message_id, publish
 from ima.cluster.ownership import Directory
 from ima.cluster.replica import SOURCE
 from ima.fleet.connection import connect
@@ -158,7 +158,8 @@ class Producer:
                     await asyncio.sleep(wait)
                 while True:
                     try:
-                        await js.publish(self.fabric.posts_subject, data, timeout=2)
+                        await js.publish(self.fabric.posts_subject, data, timeout=2,
+                                         headers=message_id(data))
                         break
                     except (nats.errors.Error, TimeoutError):
                         self.retries += 1

@@ -7,6 +7,7 @@ them is idempotent: every node (and every publisher) makes sure they exist.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,6 +81,15 @@ class Fabric:
             return await js.create_key_value(config)
 
 
+def message_id(data: bytes) -> dict[str, str]:
+    """The header that makes a retried publish of the same record land once: JetStream
+    drops a message whose id it stored within its duplicate window (2 minutes). A
+    publisher whose acknowledgement was lost (a server died) sends again, and without
+    it the stream would hold the record twice. The id is the record's content, so an
+    edit (other bytes) is never taken for a retry."""
+    return {"Nats-Msg-Id": hashlib.blake2b(data, digest_size=16).hexdigest()}
+
+
 async def publish(js: Any, fabric: Fabric, records: Iterable[bytes], window: int = 256) -> int:
     """Publish raw JSON records to the cluster's stream, each confirmed by JetStream (stored
     on a majority of its replicas) before this returns; at most `window` in flight. The
@@ -87,7 +97,9 @@ async def publish(js: Any, fabric: Fabric, records: Iterable[bytes], window: int
     pending: list[asyncio.Future] = []
     done = 0
     for data in records:
-        pending.append(asyncio.ensure_future(js.publish(fabric.posts_subject, data)))
+        pending.append(asyncio.ensure_future(
+            js.publish(fabric.posts_subject, data, headers=message_id(data))
+        ))  # fmt: skip
         if len(pending) >= window:
             await asyncio.gather(*pending)
             done += len(pending)
