@@ -22,7 +22,7 @@ from ima.post import to_us
 from ima.store import Store
 from ima.trends import history
 from ima.trends.bursts import BurstDetector
-from ima.trends.items import Tellings, items_of
+from ima.trends.items import Tellings, _Tokens, items_of
 from ima.trends.tracker import Trends
 from ima.trends.view import StoryView
 from test_trends import START, _iso, chatter, event
@@ -74,6 +74,18 @@ def test_items_are_words_not_retweet_prefixes_handles_or_cut_links():
     assert items_of(analysis.prepare(text)) == {"tsunami", "warning", "#chile"}
     spanish = "Víctimas del terremoto en Perú según el gobierno"
     assert items_of(analysis.prepare(spanish)) == {"víctimas", "terremoto", "perú", "gobierno"}
+    # a token's items are remembered as written: asked again, or in another text, the same
+    assert items_of(analysis.prepare(spanish)) == {"víctimas", "terremoto", "perú", "gobierno"}
+    assert items_of("Terremoto: www.sismo.cl, según Perú") == {"terremoto", "perú"}
+
+
+def test_remembered_tokens_stay_bounded():
+    tokens = _Tokens(limit=50, longest=10)
+    for k in range(1_000):
+        assert tokens.items(f"Quake{k}!") == (f"quake{k}",)
+    assert tokens.items("x" * 11 + "quake") == ("x" * 11 + "quake",)  # judged, not kept
+    assert 0 < len(tokens.known) <= 50
+    assert all(len(token) <= 10 for token in tokens.known)
 
 
 def test_a_retweet_counts_once_for_the_author_it_credits():
