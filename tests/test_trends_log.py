@@ -23,6 +23,7 @@ from ima.store import Store
 from ima.trends import history, instant
 from ima.trends.bursts import BurstDetector
 from ima.trends.items import Tellings, _Tokens, items_of
+from ima.trends.stories import _title
 from ima.trends.tracker import Trends
 from ima.trends.view import FILE, StoryView
 from test_trends import START, _iso, chatter, event
@@ -77,6 +78,15 @@ def test_items_are_words_not_retweet_prefixes_handles_or_cut_links():
     # a token's items are remembered as written: asked again, or in another text, the same
     assert items_of(analysis.prepare(spanish)) == {"víctimas", "terremoto", "perú", "gobierno"}
     assert items_of("Terremoto: www.sismo.cl, según Perú") == {"terremoto", "perú"}
+
+
+def test_a_title_takes_no_link_and_no_lone_marks():
+    sentence = "» http://t.co/s0P3CC8QUR Cyclone Pam #CyclonePam Watching out for Cyclone Pam »"
+    assert (
+        _title(sentence, {"pam", "#cyclonepam"})
+        == "Cyclone Pam #CyclonePam Watching out for Cyclone Pam"
+    )
+    assert _title("http://t.co/x", {"pam"}) == ""  # then the story's items name it
 
 
 def test_remembered_tokens_stay_bounded():
