@@ -26,10 +26,11 @@ def test_a_sampled_instant_of_a_bulk_filled_log(tmp_path: Path, monkeypatch: pyt
         end = store.newest_created_us()
         assert end == trend_compute.END_US
         monkeypatch.setattr(instant, "MAX_POSTS", 20_000)
-        low = end - instant.LOOKBACK_US
-        rows, stride = instant._read(store, low, end, None)
+        low, stride = instant._lookback(store, end)
+        rows = instant._read(store, low, end, stride, None)
     finally:
         store.close()
+    assert low == end - instant.LOOKBACK_US  # too busy to learn from a week
     assert stride == 32  # 432,000 posts / 20,000, rounded up to a power of two
     assert posts / stride * 0.9 < len(rows) < posts / stride * 1.1
     per_minute = Counter(created // MINUTE_US for created, *_ in rows)

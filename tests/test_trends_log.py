@@ -20,11 +20,12 @@ from ima.cli import main
 from ima.post import to_us
 from ima.store import Store
 from ima.text import analysis
-from ima.trends import history
+from ima.trends import history, instant
 from ima.trends.bursts import BurstDetector
-from ima.trends.items import Tellings, items_of
+from ima.trends.items import Tellings, _Tokens, items_of
+from ima.trends.stories import _title
 from ima.trends.tracker import Trends
-from ima.trends.view import StoryView
+from ima.trends.view import FILE, StoryView
 from test_trends import START, _iso, chatter, event
 
 QUIET_START = datetime(2014, 4, 1, 0, 0, tzinfo=UTC)
@@ -74,6 +75,27 @@ def test_items_are_words_not_retweet_prefixes_handles_or_cut_links():
     assert items_of(analysis.prepare(text)) == {"tsunami", "warning", "#chile"}
     spanish = "Víctimas del terremoto en Perú según el gobierno"
     assert items_of(analysis.prepare(spanish)) == {"víctimas", "terremoto", "perú", "gobierno"}
+    # a token's items are remembered as written: asked again, or in another text, the same
+    assert items_of(analysis.prepare(spanish)) == {"víctimas", "terremoto", "perú", "gobierno"}
+    assert items_of("Terremoto: www.sismo.cl, según Perú") == {"terremoto", "perú"}
+
+
+def test_a_title_takes_no_link_and_no_lone_marks():
+    sentence = "» http://t.co/s0P3CC8QUR Cyclone Pam #CyclonePam Watching out for Cyclone Pam »"
+    assert (
+        _title(sentence, {"pam", "#cyclonepam"})
+        == "Cyclone Pam #CyclonePam Watching out for Cyclone Pam"
+    )
+    assert _title("http://t.co/x", {"pam"}) == ""  # then the story's items name it
+
+
+def test_remembered_tokens_stay_bounded():
+    tokens = _Tokens(limit=50, longest=10)
+    for k in range(1_000):
+        assert tokens.items(f"Quake{k}!") == (f"quake{k}",)
+    assert tokens.items("x" * 11 + "quake") == ("x" * 11 + "quake",)  # judged, not kept
+    assert 0 < len(tokens.known) <= 50
+    assert all(len(token) <= 10 for token in tokens.known)
 
 
 def test_a_retweet_counts_once_for_the_author_it_credits():
@@ -222,6 +244,53 @@ def test_after_days_of_quiet_an_event_told_in_two_languages(tmp_path: Path):
     assert set(analysis.terms(story["title"])) <= words
     assert story["hook"] and story["hook"] in story["summary"]
     assert "Iquique" in story["entities"]["places"] or "Chile" in story["entities"]["places"]
+
+
+def _cyclone(start: datetime, hours: float, people: int, first: int) -> list[dict]:
+    """A cyclone told by `people` people, evenly over `hours` from `start`."""
+    lines = (
+        "Cyclone Pam heads for Vanuatu, {d}",
+        "Vanuatu braces as cyclone Pam nears: {d}",
+        "Thinking of Vanuatu tonight, cyclone Pam {d}",
+        "Pam, a category 5 cyclone, {d}",
+    )
+    details = (
+        "shelters open in Port Vila",
+        "winds of 250 km/h",
+        "families on the move",
+        "flights cancelled",
+        "red alert for the islands",
+    )
+    step = timedelta(hours=hours) / people
+    return [post(f"pam{first + k}", lines[k % 4].format(d=details[k % 5]) + f" #{first + k}",
+                 _iso(start + k * step), author=f"islander{first + k}")
+            for k in range(people)]  # fmt: skip
+
+
+def test_a_story_building_for_a_day_is_judged_against_the_week_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Where the last week's posts fit the read unsampled, the 24h window learns what is
+    usual from the week: a cyclone a few people spoke of on its first day and many on its
+    second is a story, where the day before alone made its first day its baseline."""
+    store = Store(tmp_path / "data", commit_interval=0.05)
+    at = QUIET_START + timedelta(days=5)
+    feed(store, _long_ago() + _cyclone(at - timedelta(hours=46), 20, 10, 0)
+         + _cyclone(at - timedelta(hours=23), 22, 30, 100))  # fmt: skip
+    asked: dict[str, list[dict]] = {}
+    try:
+        for reads in ("a week", "two days"):
+            for suffix in ("", "-wal", "-shm"):  # nothing recorded: computed from the log
+                (tmp_path / "data" / f"{FILE}{suffix}").unlink(missing_ok=True)
+            view = StoryView(store)
+            asked[reads] = view.current("24h", to_us(at))
+            view.close()
+            monkeypatch.setattr(instant, "LEARN_US", instant.LOOKBACK_US)
+    finally:
+        store.close()
+    named = [s for s in asked["a week"] if {"vanuatu", "pam"} & set(s["items"])]
+    assert named and all(c["post_id"].startswith("test:pam") for c in _cards(named[0]))
+    assert not asked["two days"]
 
 
 def test_news_endpoints_in_the_shape_of_x(tmp_path: Path):

@@ -289,10 +289,16 @@ class PostLog:
     def oldest_created_us(self) -> int | None:
         return self._read("SELECT MIN(created_us) FROM posts")[0][0]
 
-    def count_created(self, low_us: int, high_us: int) -> int:
-        """Posts (originals and copies) created in [low_us, high_us]: an index count."""
-        sql = "SELECT COUNT(*) FROM posts WHERE created_us BETWEEN ? AND ?"
-        return self._read(sql, (low_us, high_us))[0][0]
+    def count_created(self, low_us: int, high_us: int, most: int | None = None) -> int:
+        """Posts (originals and copies) created in [low_us, high_us]: an index count,
+        which stops past `most` when given."""
+        if most is None:
+            sql, args = "SELECT COUNT(*) FROM posts WHERE created_us BETWEEN ? AND ?", ()
+        else:
+            sql = ("SELECT COUNT(*) FROM (SELECT 1 FROM posts WHERE created_us BETWEEN ? AND ? "
+                   "LIMIT ?)")  # fmt: skip
+            args = (most + 1,)
+        return self._read(sql, (low_us, high_us, *args))[0][0]
 
     def originals_created(
         self, low_us: int, high_us: int, every: int = 1

@@ -506,9 +506,10 @@ class Store:
     def oldest_created_us(self) -> int | None:
         return self.log.oldest_created_us()
 
-    def count_created(self, low_us: int, high_us: int) -> int:
-        """How many posts were created in [low_us, high_us] (cheap: an index count)."""
-        return self.log.count_created(low_us, high_us)
+    def count_created(self, low_us: int, high_us: int, most: int | None = None) -> int:
+        """How many posts were created in [low_us, high_us] (cheap: an index count); past
+        `most`, when given, counting stops (the answer is then `most` + 1)."""
+        return self.log.count_created(low_us, high_us, most)
 
     def originals_created(
         self, low_us: int, high_us: int, every: int = 1

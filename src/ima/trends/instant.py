@@ -5,7 +5,10 @@ of this answer. Where it does not cover an instant T (never computed, pruned, or
 computed before a late post arrived), the posts created in the `LOOKBACK_US` before T
 are read back, counted in time order as they would have been live, and judged once, at
 T: the windows before T are the baseline. A stretch with no posts is history (nothing
-was said), not a cold start, as long as the log holds posts from before it.
+was said), not a cold start, as long as the log holds posts from before it. Where the
+posts of the `LEARN_US` before T fit `MAX_POSTS`, all of them are read: the 24h window
+then learns what is usual from a week, as live trends do (its memory has a half-life of
+twelve days), and a story that built over a day is not its own baseline.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 
 HOUR_US = 3600 * 1_000_000
 LOOKBACK_US = 48 * HOUR_US  # the longest window, and one day before it to learn from
+LEARN_US = 7 * 24 * HOUR_US  # read instead when its posts fit MAX_POSTS unsampled
 MAX_POSTS = 1_000_000  # posts held at once; past it, a sample of them (see `_read`)
 SHARE = 32  # a sample reads 1/SHARE of each minute (1/stride, if stride is smaller)
 FETCH = 300  # posts fetched per bursting item
@@ -133,14 +137,29 @@ def _parts(low_us: int, high_us: int, stride: int) -> list[tuple[int, int, int]]
     return [(lo, hi, every) for lo, hi, every in parts if lo <= hi]
 
 
+def _lookback(store: Store, at_us: int) -> tuple[int, int]:
+    """(from when, 1 in how many) posts before `at_us` to read: `LEARN_US` back, all of
+    them, where they fit `MAX_POSTS`; otherwise `LOOKBACK_US` back, sampled past it."""
+    low_us = at_us - LOOKBACK_US
+    stride = _stride(store, low_us, at_us)
+    if stride == 1:
+        held = store.count_created(low_us, at_us)
+        held += store.count_created(at_us - LEARN_US, low_us - 1, MAX_POSTS - held)
+        if held <= MAX_POSTS:
+            return at_us - LEARN_US, 1
+    return low_us, stride
+
+
 def _read(
-    store: Store, low_us: int, high_us: int, progress: Callable[[int], None] | None
-) -> tuple[list[Row], int]:
+    store: Store,
+    low_us: int,
+    high_us: int,
+    stride: int,
+    progress: Callable[[int], None] | None,
+) -> list[Row]:
     """(created_us, seq, author, prepared text) of the originals created in [low_us,
-    high_us], in time order, spam left out, and the stride they were sampled at: past
-    `MAX_POSTS`, only 1 in `stride` posts is read (see `_parts`), so that the work stays
-    bounded however busy the stream."""
-    stride = _stride(store, low_us, high_us)
+    high_us], in time order, spam left out, 1 in `stride` of them (see `_parts`), so
+    that the work stays bounded however busy the stream."""
     rows: list[Row] = []
     read = 0
     for lo, hi, every in _parts(low_us, high_us, stride):
@@ -153,7 +172,7 @@ def _read(
     if progress:
         progress(read)
     rows.sort()
-    return rows, stride
+    return rows
 
 
 def compute(
@@ -163,8 +182,8 @@ def compute(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Each window's stories at `at_us`, from the log alone, strongest first."""
-    low_us = at_us - LOOKBACK_US
-    rows, stride = _read(store, low_us, at_us, progress)
+    low_us, stride = _lookback(store, at_us)
+    rows = _read(store, low_us, at_us, stride, progress)
     if stride > 1:
         log.info("trends at %d computed from 1 in %d posts of the %d h before", at_us, stride,
                  LOOKBACK_US // HOUR_US)  # fmt: skip

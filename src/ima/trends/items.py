@@ -12,6 +12,7 @@ links once a client has cut them short ("http://t.co/Ab…", "bit.ly/x", "http�
 from __future__ import annotations
 
 import re
+from itertools import chain
 
 from ima.text.copies import manual_retweet
 from ima.text.question import STOP_WORDS
@@ -24,8 +25,8 @@ _MEANINGFUL_CJK = re.compile(r"[\u3005\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 # a token that is no word: an @handle, a link a full URL pattern misses (cut short,
 # without a scheme), a bare scheme or a word a client cut short ("Goes…")
 _NOT_A_WORD = re.compile(r"@|/|^(?:h|ht|htt|https?)(?::|$)|^www\.|…$|\.\.\.$", re.IGNORECASE)
-# what every such token has, but "..." and a bare "http:" (rare, and left in): a text
-# without any is read as it is, which is most texts and much cheaper
+# what every such token has, but "..." and a bare "http:" (rare, and left in): a copy
+# key of a text without any is its first words as they are, which is most texts and cheaper
 _SUSPECT = re.compile(r"[@/…]")
 _EXTRA_STOP = frozenset(
     """the be to of and a in that have it for not on with he as you do at this but his by
@@ -56,20 +57,53 @@ _OTHER_STOP = frozenset(
 STOP = STOP_WORDS | _EXTRA_STOP | _OTHER_STOP
 
 
+class _Tokens:
+    """Each token's items, as written (split on spaces), remembered: a stream writes the
+    same tokens again and again, so most of a post is looked up rather than read with a
+    pattern and judged word by word (that was most of what counting a post cost).
+    Holds at most `limit` tokens of at most `longest` characters; forgets all when full."""
+
+    def __init__(self, limit: int = 100_000, longest: int = 40) -> None:
+        self.limit = limit
+        self.longest = longest
+        self.known: dict[str, tuple[str, ...]] = {}
+
+    def items(self, token: str) -> tuple[str, ...]:
+        """The items of one token: none for a token that is no word (`_NOT_A_WORD`)."""
+        found = self.known.get(token)
+        if found is None:
+            found = ()
+            if not _NOT_A_WORD.search(token):
+                found = tuple(w for w in _WORD.findall(token.lower()) if _is_item(w))
+            if len(token) <= self.longest:
+                if len(self.known) >= self.limit:
+                    self.known = {}
+                self.known[token] = found
+        return found
+
+
+def _is_item(word: str) -> bool:
+    """Is a lowercased word an item? A word of a spaced script needs three letters and
+    must not be a function word or a number; a Japanese word (it starts with kana or
+    kanji) needs two characters, one of them kanji or katakana."""
+    if word.isascii() or not (
+        (meaningful := _MEANINGFUL_CJK.search(word)) or "\u3040" <= word[0] <= "\u309f"
+    ):
+        bare = word.lstrip("#")
+        return len(bare) >= 3 and bare not in STOP and not bare.isdigit()
+    return len(word) >= 2 and word not in STOP and meaningful is not None
+
+
+_tokens = _Tokens()
+
+
 def items_of(prepared: str) -> set[str]:
     """The distinct trend items of one post's prepared text."""
-    out = set()
-    for word in _WORD.findall(_words_only(prepared).lower()):
-        if word.isascii() or not (
-            (meaningful := _MEANINGFUL_CJK.search(word)) or "\u3040" <= word[0] <= "\u309f"
-        ):  # a word of a spaced script (a Japanese word starts with kana or kanji)
-            bare = word.lstrip("#")
-            if len(bare) < 3 or bare in STOP or bare.isdigit():
-                continue
-        elif len(word) < 2 or word in STOP or not meaningful:  # Japanese: kanji or katakana
-            continue
-        out.add(word)
-    return out
+    tokens = prepared.split()
+    found = list(map(_tokens.known.get, tokens))
+    if None in found:
+        found = [_tokens.items(t) if f is None else f for t, f in zip(tokens, found, strict=True)]
+    return set(chain.from_iterable(found))
 
 
 def _key(own: str) -> int:
@@ -84,13 +118,6 @@ def _key(own: str) -> int:
 
 def _suspect(text: str) -> bool:
     return "..." in text or _SUSPECT.search(text) is not None
-
-
-def _words_only(text: str) -> str:
-    """`text` without the tokens that are no words (handles, cut links)."""
-    if not _suspect(text):
-        return text
-    return " ".join(t for t in text.split() if not _NOT_A_WORD.search(t))
 
 
 class Tellings:

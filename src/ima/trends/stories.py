@@ -181,13 +181,24 @@ def _title(sentence: str, key: set[str]) -> str:
             spans.append((hits, -start, end))
         hits, start, end = max(spans)
         return "".join(words[-start:end]).rstrip("。！？!?、")
-    raw = sentence.split()
+    raw = _headline_words(sentence)
     if len(raw) <= TITLE_WORDS:
-        return sentence.rstrip(".!?;:,")
+        return " ".join(raw).rstrip(".!?;:,")
     hits = [bool(items_of(analysis.prepare(w)) & key) for w in raw]
     start = max(range(len(raw) - TITLE_WORDS + 1),
                 key=lambda s: (sum(hits[s : s + TITLE_WORDS]), -s))  # fmt: skip
     return " ".join(raw[start : start + TITLE_WORDS]).rstrip(".!?;:,")
+
+
+def _headline_words(sentence: str) -> list[str]:
+    """The words a title may take from `sentence`: no links ("» http://t.co/x Cyclone
+    Pam" leads with one), nor marks alone at either end."""
+    words = [w for w in sentence.split() if "://" not in w]
+    while words and not any(c.isalnum() for c in words[0]):
+        del words[0]
+    while words and not any(c.isalnum() for c in words[-1]):
+        del words[-1]
+    return words
 
 
 def _fun_title(title: str, lang: str, texts: list[str]) -> str:
@@ -346,7 +357,7 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
                 continue  # a summary says three things, not one thing three times
             chosen.append((text, post, words))
     title_source = next((t for t, p, _ in chosen if p.lang == lang), chosen[0][0]) if chosen else ""
-    title = _title(title_source, key) if title_source else " ".join(draft.items[:3])
+    title = (_title(title_source, key) if title_source else "") or " ".join(draft.items[:3])
     created = sorted(to_us(p.created_at) for p in draft.posts)
     step = max(1, span_minutes * MINUTE_US // TIMELINE_POINTS)
     start = as_of_us - step * TIMELINE_POINTS
