@@ -304,14 +304,6 @@ def _names_match(question: Question, terms: frozenset[str], weights: dict[str, f
     return present == len(names) if len(names) <= 2 else present >= 2 * len(names) / 3
 
 
-def _key_words(question: Question, terms: frozenset[str]) -> int:
-    """How many of the question's key words `terms` hold, a name of several terms
-    (イディッシュ語, キャプテン翼) counting once: it is one thing, not two pieces of evidence."""
-    held = terms & question.terms
-    named = [name for name in question.names if len(name) > 1 and name & held]
-    return len(held.difference(*named)) + len(named)
-
-
 def _language(text: str) -> str:
     """The language of `text` as questions are told apart: ja in Japanese script, else en."""
     return "ja" if _JAPANESE.search(text) else "en"
@@ -428,7 +420,7 @@ def _statements(
         if (
             post_overlap < MIN_POST_OVERLAP
             or (
-                _key_words(question, post_terms) < needed
+                question.key_words(post_terms) < needed
                 and not _sole_term(question, post_terms, weights, widened)
             )
             or not _names_match(question, post_terms, weights)

@@ -140,6 +140,13 @@ class Question:
         words += [spelled for spelled, _, _ in self.sounds]
         return " OR ".join(f'"{word}"' for word in words)
 
+    def key_words(self, terms: frozenset[str] | set[str]) -> int:
+        """How many of its key words `terms` hold, a name of several terms (イディッシュ語,
+        キャプテン翼) counting once: it is one thing, not two pieces of evidence."""
+        held = self.terms & terms
+        named = [name for name in self.names if len(name) > 1 and name & held]
+        return len(held.difference(*named)) + len(named)
+
     @property
     def lookup(self) -> frozenset[str]:
         """The terms to count posts for: its key terms and their other spellings."""
