@@ -268,3 +268,22 @@ def test_a_katakana_name_ending_in_a_kanji_is_one_name_and_must_be_there(store):
     answer = ask(store, "キャプテン翼の作者は?", as_of=AT)
     assert cited_ids(answer)[0] == "test:tsubasa" and "高橋陽一" in answer.text
     assert_verified(answer)
+
+
+def test_the_passage_holding_the_key_words_together_leads(store):
+    from ima.answer.compose import together
+
+    crewed = understand("有人試験飛行であるはずだったのは何号でしたか?")
+    whole = together(crewed, "当初は8号で行われるはずだった有人試験飛行を9号に延期した。")
+    assert whole > together(crewed, "有人飛行の前に、各種試験が行われた。")
+    question = "フランス革命後のフランス社会は、どのような政治体制により弾圧されていたの?"
+    assert understand(question).gap == ""  # a kind of regime, not a name
+    feed(store, [
+        post("met", "1789年、フーリエはパリでフランス革命に遭遇した。彼は政治的弾圧を受けた。",
+             "2026-11-22T09:00:00Z", author="biography"),
+        post("terror", "フランス革命後の恐怖政治によって、多くの科学者が処刑された。",
+             "2026-11-22T09:00:00Z", author="history"),
+    ])  # fmt: skip
+    answer = ask(store, question, as_of=AT)
+    assert cited_ids(answer)[0] == "test:terror" and "恐怖政治" in answer.text.splitlines()[0]
+    assert_verified(answer)
