@@ -252,6 +252,19 @@ def test_a_quoted_passage_is_one_claim_for_the_verifier():
     assert verify.problems("Shares rose 3.5% on Jan. 3. Analysts expect 4% [1].", given, when)
 
 
+def test_a_citation_after_the_sentence_end_checks_that_sentence():
+    from ima.post import Author, Post
+
+    when = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    given = [Post("t:1", "t", Author("a"), "宮島行きのフェリーは強風のため欠航しています",
+                  "ja", when, when)]  # fmt: skip
+    assert verify.problems("宮島行きのフェリーは欠航しています。[1]", given, when) == []
+    # a claim the post does not make, cited after its 。 or its period, is caught
+    assert verify.problems("宮島行きのフェリーは沈没して乗客が救助された。[1]", given, when)
+    assert verify.problems("The ferry sank and everyone swam home. [1]", given, when)
+    assert verify.problems("Nice. [1]", given, when)  # a marker alone backs nothing
+
+
 def test_a_streamed_llm_answer_is_released_in_whole_sentences():
     from ima.answer.ask import _first_sentence
 

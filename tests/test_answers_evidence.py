@@ -209,3 +209,81 @@ def test_a_foreign_name_mecab_cuts_up_is_one_name_and_must_be_there(store):
              author="circus"),
     ])  # fmt: skip
     assert not ask(store, "アクロンはどの州に位置しているの?", as_of=AT).found
+
+
+def test_a_number_gap_wants_a_number_of_the_asked_kind():
+    from ima.answer.compose import GAP_FILLED, GAP_UNITLESS
+
+    apollo = understand("アポロ16号の予備搭乗員が乗るはずだったのは何号ですか?")
+    assert apollo.gap == "number" and apollo.unit == "号"
+    assert fills(apollo, "予備搭乗員は19号に乗る予定だった。") == GAP_FILLED
+    assert fills(apollo, "予備搭乗員は1970年に選ばれた。") == GAP_UNITLESS  # a digit, not a 号
+    assert fills(apollo, "アポロ16号の予備搭乗員が選ばれた。") < GAP_FILLED  # the question's own
+    people = understand("何人が参加しましたか?")
+    assert fills(people, "大会には三百人が参加した。") == GAP_FILLED
+    volume = understand("単行本の第何巻で通算100巻になったの?")
+    assert volume.unit == "巻" and fills(volume, "第6巻で通算100巻を達成した。") == GAP_FILLED
+    rescued = understand("How many passengers were rescued from the ferry?")
+    assert rescued.unit == "passengers"
+    assert fills(rescued, "Coast guards rescued 42 stranded passengers overnight.") == GAP_FILLED
+    assert fills(rescued, "The ferry left port at 9 with its passengers.") == GAP_UNITLESS
+
+
+def test_the_sentence_with_a_number_of_the_asked_kind_leads(store):
+    feed(store, [
+        post("year", "The Apollo program's crewed test flight was rescheduled in 1968 after "
+             "the fire.", "2026-11-22T09:00:00Z", author="history"),
+        post("mission", "The Apollo program's crewed test flight was meant to be mission 8 "
+             "before plans changed.", "2026-11-22T08:00:00Z", author="space_desk"),
+    ])  # fmt: skip
+    answer = ask(store, "Which mission number was the Apollo program's crewed test flight?",
+                 as_of=AT)  # fmt: skip
+    assert answer.found and cited_ids(answer)[0] == "test:year"  # no unit asked: newest
+    feed(store, [
+        post("seats", "Parliament's new session opened on 4 March; the ruling party holds "
+             "212 seats.", "2026-11-22T07:00:00Z", author="politics_desk"),
+        post("date", "Parliament's new session opened on 4 March with the ruling party "
+             "in charge.", "2026-11-22T10:00:00Z", author="wire"),
+    ])  # fmt: skip
+    answer = ask(store, "How many seats does the ruling party hold in parliament's new "
+                 "session?", as_of=AT)  # fmt: skip
+    assert answer.found and cited_ids(answer)[0] == "test:seats" and "212 seats" in answer.text
+    assert_verified(answer)
+
+
+def test_a_katakana_name_ending_in_a_kanji_is_one_name_and_must_be_there(store):
+    tsubasa = understand("キャプテン翼の作者は?")
+    assert "キャプテン翼" in tsubasa.words and frozenset({"キャプテン", "翼"}) in tsubasa.names
+    feed(store, [
+        post("harlock", "『キャプテンハーロック』の作者は松本零士である。", "2026-11-22T09:00:00Z",
+             author="manga_a"),
+        post("captain", "チームのキャプテンが作者として本を出した。", "2026-11-22T09:00:00Z",
+             author="sports_b"),
+    ])  # fmt: skip
+    assert not ask(store, "キャプテン翼の作者は?", as_of=AT).found  # 翼 is the name's own
+    feed(store, [
+        post("tsubasa", "『キャプテン翼』は、高橋陽一による日本の漫画作品。作者の代表作である。",
+             "2026-11-22T08:00:00Z", author="manga_c"),
+    ])  # fmt: skip
+    answer = ask(store, "キャプテン翼の作者は?", as_of=AT)
+    assert cited_ids(answer)[0] == "test:tsubasa" and "高橋陽一" in answer.text
+    assert_verified(answer)
+
+
+def test_the_passage_holding_the_key_words_together_leads(store):
+    from ima.answer.compose import together
+
+    crewed = understand("有人試験飛行であるはずだったのは何号でしたか?")
+    whole = together(crewed, "当初は8号で行われるはずだった有人試験飛行を9号に延期した。")
+    assert whole > together(crewed, "有人飛行の前に、各種試験が行われた。")
+    question = "フランス革命後のフランス社会は、どのような政治体制により弾圧されていたの?"
+    assert understand(question).gap == ""  # a kind of regime, not a name
+    feed(store, [
+        post("met", "1789年、フーリエはパリでフランス革命に遭遇した。彼は政治的弾圧を受けた。",
+             "2026-11-22T09:00:00Z", author="biography"),
+        post("terror", "フランス革命後の恐怖政治によって、多くの科学者が処刑された。",
+             "2026-11-22T09:00:00Z", author="history"),
+    ])  # fmt: skip
+    answer = ask(store, question, as_of=AT)
+    assert cited_ids(answer)[0] == "test:terror" and "恐怖政治" in answer.text.splitlines()[0]
+    assert_verified(answer)

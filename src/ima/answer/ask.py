@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from ima.answer import digest, verify, voice
+from ima.answer import digest, verify, voice, wit
 from ima.answer.compose import Composition, compose, key_weights
 from ima.answer.llm import Backend, BackendError, Request, answer_request, rephrase_request
 from ima.answer.model import Answer, Citation
@@ -250,7 +250,11 @@ def ask(
     if composition.lead is None:
         answer.text = voice.nothing_found(question, window, as_of)
     else:
-        extractive, statements = voice.say(question, composition, as_of, persona)
+        opening = ""
+        if backend is not None and persona == "fun":  # the model may write the quip
+            canned = voice.quip(question, composition.statements, lead_only=True)
+            opening = wit.written(backend, question, composition.statements, canned)
+        extractive, statements = voice.say(question, composition, as_of, persona, opening)
         answer.text, answer.citations = extractive, _citations(statements)
         if backend is not None:
             _voice_with(backend, mode, answer, question, composition, posts, on_text, sampling)

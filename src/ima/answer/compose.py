@@ -14,6 +14,7 @@ invented: every statement is a passage of a post's own words, quoted, with its n
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import statistics
@@ -30,6 +31,7 @@ from ima.text.copies import copied, manual_retweet
 from ima.text.question import STOP_WORDS, Question, compounds, spellings
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+_KANJI = re.compile(r"[\u4e00-\u9fff\u3005]+")
 _EDGE_URLS = re.compile(r"^(?:\s*https?://\S+)+|(?:\s*https?://\S+)+\s*$")
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
 MAX_SENTENCE_CHARS = 600  # a longer "sentence" is a run-on paragraph: cut at a word
@@ -177,23 +179,73 @@ _FILLERS: dict[str, re.Pattern[str]] = {
 }
 _FILLERS["place"] = _FILLERS["name"] = _FILLERS["person"]
 GAP_FILLED, GAP_OPEN = 1.3, 0.8  # a sentence that fills the question's gap beats one that echoes it
+GAP_UNITLESS = 1.1  # a number, but not of the asked kind (any digit for 何号): less of an answer
+_COUNT = r"(\d+(?:[.,]\d+)*|[一二三四五六七八九十百千万億]+)"
+_COUNT_WORD = (
+    r"(\d+(?:[.,]\d+)*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"dozens?|hundreds?|thousands?|millions?|billions?)"
+)
+
+#: words that end a count's phrase: "at 9 with its passengers" counts no passengers
+_LINKS = r"(?:with|its|the|of|to|at|in|on|and|or|for|from|by|an?|his|her|their|after|before)"
+
+
+@lru_cache(maxsize=256)
+def _counted(unit: str) -> re.Pattern[str]:
+    """A number with `unit`: right before it in Japanese (8号, 三人), within two words
+    before it in English ("25 Emmy nominations")."""
+    if _JAPANESE.search(unit):
+        return re.compile(rf"{_COUNT}\s*{re.escape(unit)}")
+    stem = re.escape(analysis.terms(unit)[0]) if analysis.terms(unit) else re.escape(unit)
+    between = rf"(?:\s+(?!{_LINKS}\b)[\w'’-]+){{0,2}}?"  # "42 stranded passengers"
+    return re.compile(rf"\b{_COUNT_WORD}{between}\s+{stem}\w*", re.IGNORECASE)
+
+
+def _counts(question: Question, text: str) -> bool:
+    """`text` holds a number of the asked unit that the question does not hold."""
+    return any(
+        m.group(1).lower() not in question.terms
+        for m in _counted(question.unit).finditer(text)
+    )
 
 
 def fills(question: Question, text: str) -> float:
     """A factor for how `text` meets the question's gap: above 1 when it holds words of
-    the asked kind (a name for "who", a number for "how many") that the question does
-    not already hold, below 1 when it only restates the question."""
+    the asked kind (a name for "who", a number for "how many", of the asked unit when the
+    question names one) that the question does not already hold, below 1 when it only
+    restates the question."""
     pattern = _FILLERS.get(question.gap)
     if pattern is None:
         return 1.0
+    if question.unit and _counts(question, text):
+        return GAP_FILLED
     matches = [m.group() for m in pattern.finditer(text)]
     if question.gap in ("person", "place", "name") and _JAPANESE.search(text):
         matches += [word for word, named, _ in compounds(text) if named]  # 名古屋市, 大空翼
     for match in matches:
         found = set(analysis.terms(match)) - STOP_WORDS
         if found and not found <= question.terms:
-            return GAP_FILLED
+            return GAP_UNITLESS if question.unit else GAP_FILLED
     return GAP_OPEN
+
+
+TOGETHER = 0.3  # the most a sentence gains by holding the question's key words as it does
+
+
+def _pairs(text: str, key: frozenset[str]) -> set[tuple[str, str]]:
+    """Neighbouring key terms of `text`, in order (フランス革命後: フランス-革命, 革命-後)."""
+    terms = _term_list(text)
+    return {(a, b) for a, b in itertools.pairwise(terms) if a in key and b in key}
+
+
+def together(question: Question, text: str) -> float:
+    """A factor above 1 for a sentence that holds the question's neighbouring key words
+    side by side, as the question does ("有人試験飛行", "ruling party"): a passage with the
+    words together is about what was asked more than one that has them scattered."""
+    asked = _pairs(question.text, question.terms)
+    if not asked:
+        return 1.0
+    return 1.0 + TOGETHER * len(asked & _pairs(text, question.terms)) / len(asked)
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -209,18 +261,28 @@ def key_weights(question: Question, doc_count: int, doc_freq: dict[str, int]) ->
     """Each key term's weight by inverse document frequency, names counted double: a
     rare name must weigh more than a common word. A word no post contains (a question's
     own phrasing, a name spelled otherwise: "Nicolas" for Nicolás) is left out, except
-    when no name of the question is found at all: then its names stay, and no post
-    can match them."""
+    when no name of the question is found at all, or when it is a kanji of a name posts
+    hold the rest of: then it stays, and no post can match it."""
     doc_freq = dict(doc_freq)
     for _, spelled, parts in question.sounds:  # posts that spell 新幹線 "Shinkansen" hold it
         for term in parts:
             doc_freq[term] = max(doc_freq.get(term, 0), doc_freq.get(spelled, 0))
     known_name = any(doc_freq.get(t, 0) for t in question.entities)
+    # a kanji of a name whose other terms posts hold (翼 of キャプテン翼) is not spelled
+    # otherwise: what it names is not there, and it must veto (MeCab cuts katakana it
+    # does not know differently from text to text, シモ + ネ or シモネ, so not those)
+    partial = {
+        t
+        for name in question.names
+        if any(doc_freq.get(u, 0) for u in name)
+        for t in name
+        if _KANJI.fullmatch(t)
+    }
     idf = {}
     for term in question.terms:
         df = doc_freq.get(term, 0)
         named = term in question.entities
-        if df == 0 and (known_name or not named):
+        if df == 0 and (known_name or not named) and term not in partial:
             continue
         idf[term] = math.log(1 + (doc_count + 1) / (df + 1)) * (2 if named else 1)
     total = sum(idf.values()) or 1.0
@@ -300,7 +362,8 @@ def _best_passage(
     question: Question, post: Post, weights: dict[str, float]
 ) -> tuple[str, frozenset[str], float, float, str] | None:
     """The post's passage that best answers: (text, its terms, its best sentence's
-    overlap with the key terms, how that sentence fills the question's gap, itself)."""
+    overlap with the key terms, more when it holds them together, how that sentence
+    fills the question's gap, itself)."""
     retweet = manual_retweet(post.text)
     text = retweet.text if retweet else post.text
     parts = sentences(text)
@@ -310,7 +373,8 @@ def _best_passage(
             continue  # a question states nothing
         terms = _held(question, part)
         if terms:
-            overlap, fill = _weighted(terms, weights), fills(question, part)
+            overlap = _weighted(terms, weights) * together(question, part)
+            fill = fills(question, part)
             ranked.append((overlap * fill, -i, overlap, fill, terms))
     if not ranked:
         return None
@@ -357,7 +421,7 @@ def _statements(
         if (
             post_overlap < MIN_POST_OVERLAP
             or (
-                len(post_terms & key) < needed
+                question.key_words(post_terms) < needed
                 and not _sole_term(question, post_terms, weights, widened)
             )
             or not _names_match(question, post_terms, weights)

@@ -19,6 +19,7 @@ from ima.text import analysis, sentences
 from ima.text.question import STOP_WORDS
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_LEADING_MARKERS = re.compile(r"^\s*(?:\[\d+(?:\s*,\s*\d+)*\][\s.。]*)+")
 _QUOTED = re.compile(r"“([^”]+)”|「([^」]+)」|\"([^\"]+)\"")
 _CLOCK = re.compile(
     r"(?:\b[A-Z][a-z]{2} \d{1,2}, |\d{1,2}月\d{1,2}日 ?)?\b(?P<hm>\d{1,2}:\d{2}) ?UTC"
@@ -46,10 +47,18 @@ def _sentences(text: str) -> list[str]:
         return f"\x00{len(quotes) - 1}\x00"
 
     hidden = _QUOTED.sub(hide, text)
-    return [
-        re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece)
-        for piece in sentences.split(hidden)
-    ]
+    out: list[str] = []
+    for piece in sentences.split(hidden):
+        piece = re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece)
+        # a citation after the sentence's end ("…沈没した。[1]", "It sank. [1]") is that
+        # sentence's, not the next one's: else the claim is checked as uncited
+        cited = _LEADING_MARKERS.match(piece)
+        if cited and out:
+            out[-1] = f"{out[-1].rstrip()} {cited.group().strip()}"
+            piece = piece[cited.end() :]
+        if piece.strip():
+            out.append(piece)
+    return out
 
 
 def _content(text: str) -> set[str]:

@@ -2,8 +2,10 @@
 
 The regular voice frames the quoted statements plainly. The fun voice (without an
 LLM) adds one quip before them, chosen by topic and mood from a curated set, in the
-question's language; quips carry no facts and no citations. Disasters, deaths and
-tragedies get no jokes at all: the fun voice turns sober for them (a rule, tested).
+question's language; quips carry no facts and no citations. Where an LLM is
+configured it may write the quip instead (`ima.answer.wit`, checked to state nothing).
+Disasters, deaths and tragedies get no jokes at all: the fun voice turns sober for
+them (a rule, tested).
 """
 
 from __future__ import annotations
@@ -267,6 +269,16 @@ def topic_of(texts: list[str]) -> str:
     return best if marks[best] >= 2 else "general"
 
 
+def topic_words(text: str) -> list[str]:
+    """The words of `text` that mark a topic (train, launch, 試合)."""
+    return [m.group() for pair in _TOPICS.values() for p in pair for m in p.finditer(text)]
+
+
+def mood_of(texts: list[str]) -> str:
+    """setback when the posts tell of one (delayed, fined, 延期), else fine."""
+    return "setback" if _SETBACK.search(" ".join(texts)) else "fine"
+
+
 def quip(
     question: Question, statements: Sequence[Statement | Story], lead_only: bool = False
 ) -> str:
@@ -279,8 +291,7 @@ def quip(
     if is_tragic([question.text, *texts]):
         return SOBER[question.lang]
     about = texts[:1] if lead_only else texts
-    mood = "setback" if _SETBACK.search(" ".join(about)) else "fine"
-    choices = _QUIPS[(question.lang, topic_of(about), mood)]
+    choices = _QUIPS[(question.lang, topic_of(about), mood_of(about))]
     digest = hashlib.sha256(question.text.encode()).digest()  # stable for a question
     return choices[digest[0] % len(choices)]
 
@@ -351,15 +362,17 @@ def _date(instant: datetime, lang: str) -> str:
 
 
 def say(
-    question: Question, composition: Composition, as_of: datetime, persona: str
+    question: Question, composition: Composition, as_of: datetime, persona: str,
+    opening: str = "",
 ) -> tuple[str, list[Statement]]:
-    """The answer text, and the statements in citation order ([1] is the first)."""
+    """The answer text, and the statements in citation order ([1] is the first); the fun
+    voice opens with `opening` when given (a checked quip an LLM wrote), else its own."""
     lead = composition.lead
     assert lead is not None
     ordered = list(composition.statements)
     lines = []
     if persona == "fun":
-        lines.append(quip(question, composition.statements, lead_only=True))
+        lines.append(opening or quip(question, composition.statements, lead_only=True))
     lang = question.lang
     ja = lang == "ja"
     when = _when(lead.at, as_of, lang)

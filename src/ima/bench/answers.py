@@ -4,7 +4,9 @@ The synthetic stream of `ima bench ingest` (`ima.synthetic.chatter`: Zipfian Eng
 Japanese, reposts, floods, bursts) is ingested into a temporary store; then topical
 questions in both languages ("What's the latest on W1 W2?", "Nの状況は？") and open
 ones ("What's happening?") are asked as of the stream's end, and each answer's time
-is measured, end to end (`ask`, lexical retrieval, no LLM).
+is measured, end to end (`ask`, lexical retrieval, no LLM), beside a baseline in the
+same run: plain BM25 with the recency boost over the same store (`ima.search`, the
+question's words, top 5, as `ima eval --real` has it), which finds but answers nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ima.answer.ask import ask
+from ima.bench.realtext import BASELINE_K, baseline_query
 from ima.ingest import Pipeline, ingest
+from ima.search import search
 from ima.store import Store
 from ima.synthetic.chatter import _JA_NOUNS, Stream
 
@@ -54,6 +58,7 @@ def run(posts: int, asked: int, workdir: Path, workers: int = 0) -> dict[str, An
         ingest(pipeline, iter(stream), source="synthetic", group=256)
     ingested_s = time.perf_counter() - started
     timings: dict[str, list[float]] = {"topical": [], "open": []}
+    baseline: list[float] = []
     found = 0
     try:
         for question in questions(stream, asked):
@@ -63,6 +68,11 @@ def run(posts: int, asked: int, workdir: Path, workers: int = 0) -> dict[str, An
             kind = "open" if "happening" in question or "何が" in question else "topical"
             timings[kind].append(took)
             found += answer.found
+            began = time.perf_counter()
+            query = baseline_query(question)
+            if query:
+                search(store, query, as_of=end, k=BASELINE_K)
+            baseline.append((time.perf_counter() - began) * 1000)
         stats = store.counts()
     finally:
         store.close()
@@ -78,6 +88,8 @@ def run(posts: int, asked: int, workdir: Path, workers: int = 0) -> dict[str, An
         **{
             f"{kind}_p50_ms": round(_percentile(values, 0.5), 1) for kind, values in timings.items()
         },
+        "baseline_p50_ms": round(_percentile(baseline, 0.5), 1),
+        "baseline_p99_ms": round(_percentile(baseline, 0.99), 1),
     }
 
 

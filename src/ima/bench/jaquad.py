@@ -11,7 +11,8 @@ Japanese retrieval, whole sentences and passages of long articles, not time.
   article's by an author of its own (one source, as an outlet's articles are).
 - Known questions: one per paragraph, the first whose answer is in the paragraph and
   not in the question and that shares two key words with it, one of them in at most
-  1% of the paragraphs (as `ima.text.question.understand` reads them); 150 of them.
+  1% of the paragraphs (as `ima.text.question.understand` reads them, a name of
+  several terms one word); 150 of them.
 - Unknown questions: train questions (other articles) that no stored paragraph
   shares two key words with.
 
@@ -62,12 +63,12 @@ def build(data: Path) -> Iterator[dict[str, Any]]:
         context = paragraph["context"]
         for qa in paragraph["qas"]:
             answers = [a["text"] for a in qa["answers"] if a["text"] in context]
-            asked = understand(qa["question"]).terms
-            shared = asked & terms[context]
+            asked = understand(qa["question"])
+            shared = asked.terms & terms[context]
             if (
                 not answers
                 or any(a in qa["question"] for a in answers)
-                or len(shared) < 2
+                or asked.key_words(shared) < 2
                 or min(spread[t] for t in shared) > rare
             ):
                 continue
@@ -80,8 +81,10 @@ def build(data: Path) -> Iterator[dict[str, Any]]:
     unknown = 0
     for _, paragraph in _paragraphs(data / "train"):
         for qa in paragraph["qas"][:1]:
-            asked = understand(qa["question"]).terms
-            if len(asked) < 2 or any(len(asked & found) >= 2 for found in terms.values()):
+            asked = understand(qa["question"])
+            if asked.key_words(asked.terms) < 2 or any(
+                asked.key_words(found) >= 2 for found in terms.values()
+            ):
                 continue
             yield {"kind": "question", "id": qa["id"], "question": qa["question"],
                    "as_of": ASKED, "answers": [], "support": []}  # fmt: skip

@@ -114,11 +114,11 @@ def build(folder: Path, held_out: bool = False) -> Iterator[dict[str, Any]]:
     words = [(at, set(analysis.terms(tweet))) for tweet, (_, at) in posts.items()]
     for row in test[len(test) // 2 :] if held_out else test:
         dated = _dated(row["Tweet"])
-        asked = understand(row["Question"]).terms
-        if dated is None or row["Tweet"] in posts or len(asked) < 2:
+        asked = understand(row["Question"])
+        if dated is None or row["Tweet"] in posts or asked.key_words(asked.terms) < 2:
             continue
         as_of = dated[1] + ASKED_AFTER
-        if any(len(asked & content) >= 2 for at, content in words if at <= as_of):
+        if any(asked.key_words(content) >= 2 for at, content in words if at <= as_of):
             continue
         unknown += 1
         if unknown > UNKNOWN:

@@ -24,6 +24,7 @@ _SCRIPT_RUN = re.compile(
 _CONTENT_JA = re.compile(r"[\u4e00-\u9fff\u3005\u30a0-\u30ffA-Za-z0-9]")
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 _KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]+")  # not the ・ between words
+_KANJI = re.compile(r"[\u4e00-\u9fff]")
 
 _STOP_EN = frozenset(
     """a about above after again all also am an and any anything are as at be been before
@@ -78,13 +79,24 @@ ALL_TIME = timedelta(days=36525)  # "any time before as_of", for a question nami
 _GAPS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bhow (many|much|old|far|long|tall|big|high|fast)\b|"
                 r"\bwhat (percentage|number|score|age|price)\b|"
-                r"何人|何件|いくつ|いくら|何回|何本|何点|何歳|何度|何号|何位|何番|何個|何台|何社|何か国"),
+                r"何人|何件|いくつ|いくら|何回|何本|何点|何歳|何度|何号|何位|何番|何個|何台|何社|何か国|"
+                r"どのくらい|どのぐらい|どれくらい|どれぐらい|どれほど"),
      "number"),
     (re.compile(r"\bwhen\b|\bwhat (time|day|date|year|month)\b|いつ|何時|何日|何月|何年"), "time"),
+    # any other counter (第何巻, 何試合); not 何者, 何故, 何処, 何事, 何物
+    (re.compile(r"何(?![者故処事物])[\u4e00-\u9fff]"), "number"),
     (re.compile(r"\b(who|whom|whose)\b|誰|だれ"), "person"),
     (re.compile(r"\bwhere\b|どこ"), "place"),
-    (re.compile(r"\bwhich\b|\bwhat (is|was) the name\b|\bname the\b|どの|どれ|何という"), "name"),
+    # not どのような, どのように: a kind or a manner is no name
+    (re.compile(r"\bwhich\b|\bwhat (is|was) the name\b|\bname the\b|どの(?!よう)|どれ|何という"),
+     "name"),
 ]  # fmt: skip
+#: the counter or unit a number's answer carries: 何号 → 号 ("8号", not any digit), 何か国 →
+#: か国, 何メートル → メートル, "how many seats" → seats
+_UNIT_JA = re.compile(r"何(か国|ヶ国|カ国|[\u30a1-\u30fa\u30fc]+|[\u4e00-\u9fff])")
+_UNIT_EN = re.compile(
+    r"\bhow many (?:(?:more|other|different|total|of|the|of the)\s+)*([a-z][a-z'’-]+)", re.I
+)
 #: phrases of quizzes and conversation that say nothing about the topic
 _BOILERPLATE = re.compile(
     r"\b(which|what) of the following\b|\baccording to( reports)?\b|"
@@ -112,6 +124,8 @@ class Question:
     #: a Japanese question's words as English spells them (新幹線 → shinkansen): (the
     #: folded spelling, its index term, the Japanese word's terms)
     sounds: tuple[tuple[str, str, frozenset[str]], ...] = ()
+    #: a number gap's counter or unit (号, 人, seats), as the question writes it, or ""
+    unit: str = ""
 
     def query(self) -> str:
         """The search for its key words, any of them (ranking prefers posts with more), and
@@ -120,6 +134,13 @@ class Question:
         words = [*self.words, *(written for written, _ in self.joined)]
         words += [spelled for spelled, _, _ in self.sounds]
         return " OR ".join(f'"{word}"' for word in words)
+
+    def key_words(self, terms: frozenset[str] | set[str]) -> int:
+        """How many of its key words `terms` hold, a name of several terms (イディッシュ語,
+        キャプテン翼) counting once: it is one thing, not two pieces of evidence."""
+        held = self.terms & terms
+        named = [name for name in self.names if len(name) > 1 and name & held]
+        return len(held.difference(*named)) + len(named)
 
     @property
     def lookup(self) -> frozenset[str]:
@@ -156,6 +177,15 @@ def _window(text: str) -> tuple[timedelta, bool]:
 def _gap(text: str) -> str:
     lowered = text.lower()
     return next((gap for pattern, gap in _GAPS if pattern.search(lowered)), "")
+
+
+def _unit(text: str, gap: str) -> str:
+    """The counter (何号 → 号) or unit ("how many seats" → seats) the asked number comes
+    with: a "how many" answered by any digit is as often a date or a score as the count."""
+    if gap not in ("number", "time"):
+        return ""
+    found = _UNIT_JA.search(text) or _UNIT_EN.search(text)
+    return found.group(1) if found else ""
 
 
 def _candidates(text: str) -> list[tuple[str, bool, bool]]:
@@ -198,8 +228,9 @@ def compounds(chunk: str) -> list[tuple[str, bool, str]]:
     """Japanese nouns with their prefixes and suffixes, kept whole: 新幹線 is one word
     (MeCab says 新 + 幹線), as is 山手線; two nouns side by side stay two words
     (ジャイアンツ対阪神 → ジャイアンツ, 対, 阪神), except katakana beside katakana, one
-    foreign word (ゼニタナゴ). A word holding a proper noun is a name, as is a katakana word
-    MeCab does not know or cut at a lone kana (グレフュール, ア + クロン);
+    foreign word (ゼニタナゴ), and a lone kanji after katakana, a name (キャプテン翼). A
+    word holding a proper noun is a name, as is a katakana word MeCab does not know or
+    cut at a lone kana (グレフュール, ア + クロン);
     each part of a compound is a key term, so a post about 幹線道路 holds one of 新幹線's
     two, and a post need not spell 飛行者 whole to count. Each comes with its reading in
     katakana ("" when MeCab knows none of a part)."""
@@ -226,7 +257,11 @@ def compounds(chunk: str) -> list[tuple[str, bool, str]]:
         # a prefix, or a second noun, starts a new word; but katakana beside katakana is
         # one foreign word MeCab cut up (アクロン → ア + クロン)
         foreign = _KATAKANA.fullmatch(surface) is not None
-        joined = foreign and bool(word) and _KATAKANA.fullmatch(word[-1]) is not None
+        after_katakana = bool(word) and _KATAKANA.fullmatch(word[-1]) is not None
+        # a lone kanji closing a katakana run is the distinctive end of a title or a name
+        # (キャプテン翼), too short to be a key word of its own
+        closing = after_katakana and _KANJI.fullmatch(surface) is not None
+        joined = after_katakana and (foreign or closing)
         if pos1 == "接頭辞" or (pos1 == "名詞" and noun and not joined):
             close()
         word.append(surface)
@@ -240,6 +275,7 @@ def compounds(chunk: str) -> list[tuple[str, bool, str]]:
                 named
                 or token.feature.pos2 == "固有名詞"
                 or (foreign and (token.is_unk or fragment))
+                or closing
             )
     close()
     return out
@@ -277,6 +313,7 @@ def understand(text: str) -> Question:
         if w in words and (name := frozenset(analysis.terms(w)) & terms)
     )
     window, timed = _window(text)
+    gap = _gap(text)
     sounds = tuple(
         (spelled, term[0], parts)
         for spelled, word in spellings(text).items()
@@ -286,8 +323,8 @@ def understand(text: str) -> Question:
         and (parts := frozenset(analysis.terms(word)) & terms)
     )
     return Question(
-        text, lang, tuple(words), terms, entity_terms, window, timed, _gap(text), common_terms,
-        names, _joined(words), sounds,
+        text, lang, tuple(words), terms, entity_terms, window, timed, gap, common_terms,
+        names, _joined(words), sounds, _unit(unicodedata.normalize("NFKC", text), gap),
     )  # fmt: skip
 
 
