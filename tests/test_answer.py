@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import feed, post
-from ima.answer import verify, voice
+from ima import quips
+from ima.answer import verify
 from ima.answer.ask import ask
 from ima.answer.llm import OpenAICompatible, bundled_gguf, fence
 from ima.post import Author, Post
+from ima.text import mood
 from ima.text.question import understand
 from servers import ChatCompletions, llama_cpp_server
 
@@ -94,10 +96,10 @@ def test_voices_change_the_words_not_the_facts_or_citations(stocked):
 
 def test_no_jokes_about_tragedies(stocked):
     fun = ask(stocked, "What happened at the Osaka warehouse?", as_of=AT, persona="fun")
-    assert fun.found and fun.text.startswith(voice.SOBER["en"])
-    jokes = [q for quips in voice._QUIPS.values() for q in quips]
+    assert fun.found and fun.text.startswith(quips.SOBER["en"])
+    jokes = [q for quips in quips._QUIPS.values() for q in quips]
     assert not any(joke in fun.text for joke in jokes)
-    assert voice.is_tragic(["台風で死者が出ました"]) and not voice.is_tragic(["ferry resumed"])
+    assert mood.is_tragic(["台風で死者が出ました"]) and not mood.is_tragic(["ferry resumed"])
 
 
 def test_the_verifier_catches_what_does_not_hold():

@@ -214,13 +214,13 @@ def test_open_questions_get_a_digest_of_the_strongest_stories_newest_first(store
 
 
 def test_the_quip_fits_the_topic_of_the_posts_and_tragedies_get_none():
-    from ima.answer import voice
+    from ima.text import mood
 
-    assert voice.topic_of(["Instagram fined 405 million euros over children's privacy"]) in (
+    assert mood.topic_of(["Instagram fined 405 million euros over children's privacy"]) in (
         "tech", "money")  # fmt: skip
-    assert voice.topic_of(["Film star Zendaya is engaged to actor Tom Holland"]) == "showbiz"
-    assert voice.topic_of(["Warriors beat the Celtics to win the NBA title"]) == "sports"
-    assert voice.topic_of(["A quiet afternoon"]) == "general"
+    assert mood.topic_of(["Film star Zendaya is engaged to actor Tom Holland"]) == "showbiz"
+    assert mood.topic_of(["Warriors beat the Celtics to win the NBA title"]) == "sports"
+    assert mood.topic_of(["A quiet afternoon"]) == "general"
     headlines = {
         "Warriors beat the Celtics to win the NBA championship, Curry shooting 43%": False,
         "Losers of the night: the Celtics bench": False,
@@ -234,7 +234,7 @@ def test_the_quip_fits_the_topic_of_the_posts_and_tragedies_get_none():
         "阪神が逆転勝ちで優勝": False,
     }
     for headline, tragic in headlines.items():
-        assert voice.is_tragic([headline]) is tragic, headline
+        assert mood.is_tragic([headline]) is tragic, headline
 
 
 def test_a_quoted_passage_is_one_claim_for_the_verifier():

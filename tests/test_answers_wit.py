@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import feed, post
-from ima.answer import verify, voice, wit
+from ima import quips
+from ima.answer import verify, wit
 from ima.answer.ask import ask
 from ima.answer.llm import OpenAICompatible, smollm2_gguf
 from ima.text.question import understand
@@ -68,7 +69,7 @@ def test_a_line_that_states_a_fact_is_rejected_for_the_canned_one(stocked, line)
     answer, _ = _fun(stocked, "Why was Instagram fined?", line)
     opening = answer.text.splitlines()[0]
     assert opening != line
-    assert opening == voice.quip(understand("Why was Instagram fined?"),
+    assert opening == quips.quip(understand("Why was Instagram fined?"),
                                  _statements(stocked), lead_only=True)  # fmt: skip
 
 
@@ -85,7 +86,7 @@ def _statements(store):
 
 def test_a_tragedy_gets_no_joke_and_the_model_is_not_asked(stocked):
     answer, bodies = _fun(stocked, "What happened after the earthquake on the coast?", FINE)
-    assert answer.text.splitlines()[0] == voice.SOBER["en"]
+    assert answer.text.splitlines()[0] == quips.SOBER["en"]
     # the one request made is the answer's, asked for in the regular voice
     assert len(bodies) == 1 and "witty" not in bodies[0]["messages"][0]["content"]
 
@@ -95,7 +96,7 @@ def test_a_failing_backend_keeps_the_canned_line(stocked):
         backend = OpenAICompatible(server.url("/v1"), model="m")
         answer = ask(stocked, "Why was Instagram fined?", as_of=AT, persona="fun",
                      backend=backend, mode="answer")  # fmt: skip
-    assert answer.text.splitlines()[0] in {q for qs in voice._QUIPS.values() for q in qs}
+    assert answer.text.splitlines()[0] in {q for qs in quips._QUIPS.values() for q in qs}
 
 
 def test_the_check_reads_japanese_names_and_numbers():
@@ -119,7 +120,7 @@ def test_the_real_llama_cpp_servers_quip_is_checked_before_use(stocked, llama_se
     backend = OpenAICompatible(llama_server, model="smollm2-135m")
     question = understand("Why was Instagram fined?")
     statements = _statements(stocked)
-    canned = voice.quip(question, statements, lead_only=True)
+    canned = quips.quip(question, statements, lead_only=True)
     line = wit.written(backend, question, statements, canned)
     # a small base model often writes facts or several lines: either way, what opens
     # the answer states nothing

@@ -20,13 +20,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from ima import quips
 from ima.answer import digest, verify, voice, wit
 from ima.answer.compose import Composition, compose, key_weights
 from ima.answer.llm import Backend, BackendError, Request, answer_request, rephrase_request
 from ima.answer.model import Answer, Citation
 from ima.post import Post, iso
 from ima.search import PostStore, search
-from ima.text import analysis, sentences
+from ima.text import analysis, mood, sentences
 from ima.text.question import ALL_TIME, Question, understand
 from ima.vectors.index import Ranked
 
@@ -252,7 +253,7 @@ def ask(
     else:
         opening = ""
         if backend is not None and persona == "fun":  # the model may write the quip
-            canned = voice.quip(question, composition.statements, lead_only=True)
+            canned = quips.quip(question, composition.statements, lead_only=True)
             opening = wit.written(backend, question, composition.statements, canned)
         extractive, statements = voice.say(question, composition, as_of, persona, opening)
         answer.text, answer.citations = extractive, _citations(statements)
@@ -319,7 +320,7 @@ def _voice_with(
     if (
         mode == "answer"
         and answer.persona == "fun"
-        and voice.is_tragic([question.text, *(s.post.text for s in composition.statements)])
+        and mood.is_tragic([question.text, *(s.post.text for s in composition.statements)])
     ):
         request = answer_request(question.text, given, "regular")  # no jokes on tragedies
     max_tokens, temperature = sampling

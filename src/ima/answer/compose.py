@@ -32,9 +32,7 @@ from ima.text.question import STOP_WORDS, Question, compounds, spellings
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 _KANJI = re.compile(r"[\u4e00-\u9fff\u3005]+")
-_EDGE_URLS = re.compile(r"^(?:\s*https?://\S+)+|(?:\s*https?://\S+)+\s*$")
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
-MAX_SENTENCE_CHARS = 600  # a longer "sentence" is a run-on paragraph: cut at a word
 MAX_PASSAGE_CHARS = 320  # the best sentence and its neighbours, up to this length
 MIN_POST_OVERLAP = 0.3  # share of the key terms' weight a post must contain
 MIN_KEY_TERMS = 2  # and this many of the question's key terms (all, when it has fewer):
@@ -84,19 +82,6 @@ class Composition:
     @property
     def statements(self) -> tuple[Statement, ...]:
         return () if self.lead is None else (self.lead, *self.also, *self.earlier)
-
-
-def sentences(text: str) -> list[str]:
-    """A post's whole sentences, links at their edges removed, run-ons cut at a word."""
-    out = []
-    for part in segmenter.split(text):
-        part = _EDGE_URLS.sub("", part).strip(" \t-–—|")
-        if len(part) < 6:
-            continue
-        if len(part) > MAX_SENTENCE_CHARS:
-            part = part[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + "…"
-        out.append(part)
-    return out
 
 
 _JOINED = re.compile(r"#[A-Za-z0-9_]*[a-z][A-Z][A-Za-z0-9_]*")
@@ -366,7 +351,7 @@ def _best_passage(
     fills the question's gap, itself)."""
     retweet = manual_retweet(post.text)
     text = retweet.text if retweet else post.text
-    parts = sentences(text)
+    parts = segmenter.quotable(text)
     ranked = []
     for i, part in enumerate(parts):
         if part.rstrip().endswith(("?", "？")):

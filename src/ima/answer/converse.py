@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ima.answer import proof, tools, verify, voice
+from ima.answer import proof, tools, verify
 from ima.answer.ask import _first_sentence, ask
 from ima.answer.llm import Backend, BackendError, Request, chat_request, fence, summary_request
 from ima.answer.model import Answer
 from ima.answer.route import FOLLOW_UP, Decision, decide
 from ima.post import Post
 from ima.search import PostStore
-from ima.text import analysis
+from ima.text import analysis, mood
 from ima.text.question import understand
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def converse(
             return _nothing(reply, extractive, on_event)
         checker = proof.Proof(posts, scope.as_of, understand(text).terms,
                               extractive.citations)  # fmt: skip
-    if persona == "fun" and voice.is_tragic([text, *(p.text for p in posts or [])]):
+    if persona == "fun" and mood.is_tragic([text, *(p.text for p in posts or [])]):
         persona = "regular"  # the fun voice never jokes about a tragedy
     request = replace(chat_request(messages, turns[-1].text, posts, persona, summary=summary),
                       **sampled)  # fmt: skip

@@ -14,13 +14,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ima.answer.compose import sentences
 from ima.ingest.flags import SPAM_LIMIT
 from ima.post import Post, iso
 from ima.search import MAX_K, PostStore, search
 from ima.text import analysis
 from ima.text.copies import own_words
 from ima.text.question import STOP_WORDS, Question, understand
+from ima.text.sentences import quotable
 
 MAX_STORIES = 5
 MIN_SHARED = 2  # content words two posts share to be one story
@@ -109,7 +109,7 @@ def stories(store: PostStore, scope: Scope, as_of: datetime, window: timedelta) 
     for _, posts in groups:
         authors = len({p.author.handle for p in posts})
         lead = posts[0]  # search ranked it first of its story
-        said = sentences(own_words(lead.text))
+        said = quotable(own_words(lead.text))
         if said:
             told.append(Story(said[0], lead, authors))
     told.sort(key=lambda s: s.authors, reverse=True)

@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-from ima.answer import voice
+from ima import quips
 from ima.answer.compose import Statement
 from ima.answer.llm import Backend, BackendError, Request
 from ima.answer.route import NOW_WORDS
-from ima.text import analysis
+from ima.text import analysis, mood
 from ima.text.question import STOP_WORDS, Question, compounds
 
 MAX_QUIP_CHARS = 140
@@ -87,13 +87,13 @@ def states(line: str, question: Question, posts: Sequence[str]) -> str:
         return "states a number, a date, a link or a quotation"
     if _NAME.search(line) or any(named for _, named, _ in compounds(line)):
         return "names someone or something"
-    if voice.is_tragic([line]):
+    if mood.is_tragic([line]):
         return "speaks of harm"
-    if voice.topic_of([line]) not in ("general", voice.topic_of(list(posts[:1]))):
+    if mood.topic_of([line]) not in ("general", mood.topic_of(list(posts[:1]))):
         return "speaks of another topic"
     # the posts' words, less the question's and the topic's (train, launch, 試合): a quip
     # may speak of its topic, not of what happened in it
-    topic = {t for text in posts for word in voice.topic_words(text) for t in analysis.terms(word)}
+    topic = {t for text in posts for word in mood.topic_words(text) for t in analysis.terms(word)}
     said = {t for text in posts for t in _content(text)} - question.terms - topic
     if _content(line) & said:
         return "repeats what the posts say"
@@ -115,11 +115,11 @@ def written(
 ) -> str:
     """The backend's quip for the answer that leads with `statements[0]`, when it states
     nothing; else `canned` (always, when `canned` is the sober line of a tragedy)."""
-    if canned in voice.SOBER.values() or not statements:
+    if canned in quips.SOBER.values() or not statements:
         return canned
     texts = [s.post.text for s in statements]
     lead = texts[:1]  # an answer is about its lead, as the canned quip is
-    request = quip_request(voice.topic_of(lead), voice.mood_of(lead), question.lang)
+    request = quip_request(mood.topic_of(lead), mood.mood_of(lead), question.lang)
     cancel = threading.Event()
     deadline = time.monotonic() + QUIP_SECONDS
     pieces: list[str] = []

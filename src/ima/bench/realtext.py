@@ -277,8 +277,9 @@ def fun_sample(path: Path, store_factory: Callable[[], Any], count: int) -> list
     evenly over it, for a person to label: each with the question's id (a hash of its
     text), the quip, the topic and whether the voice turned sober, and the question and
     its first cited post, to read while labelling (not kept in the labels file)."""
-    from ima.answer import voice
+    from ima import quips
     from ima.ingest import Pipeline, ingest
+    from ima.text import mood
 
     records, cases = load(path)
     known = [c for c in cases if c.answers]
@@ -297,8 +298,8 @@ def fun_sample(path: Path, store_factory: Callable[[], Any], count: int) -> list
             out.append({
                 "id": hashlib.sha256(case.question.encode()).hexdigest()[:12],
                 "quip": quip,
-                "topic": voice.topic_of(texts) if texts else "",
-                "sober": quip in voice.SOBER.values(),
+                "topic": mood.topic_of(texts) if texts else "",
+                "sober": quip in quips.SOBER.values(),
                 "question": case.question,
                 "post": texts[0][:200] if texts else "",
             })  # fmt: skip

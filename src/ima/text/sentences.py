@@ -20,6 +20,8 @@ _PARAGRAPHS = re.compile(r"\s*\n\s*")
 _OPEN, _CLOSE = "「『（(", "」』）)"
 _JA_END = "。！？!?"
 MAX_PARAGRAPH_CHARS = 5000  # bounded work: a longer paragraph is cut into pieces first
+MAX_SENTENCE_CHARS = 600  # a longer "sentence" is a run-on paragraph: cut at a word
+_EDGE_URLS = re.compile(r"^(?:\s*https?://\S+)+|(?:\s*https?://\S+)+\s*$")
 
 
 def _japanese(paragraph: str) -> list[str]:
@@ -60,3 +62,17 @@ def _latin_in(chunk: str) -> list[str]:
     if _JAPANESE.search(chunk):
         return [chunk]
     return sent_tokenize(chunk)
+
+
+def quotable(text: str) -> list[str]:
+    """A post's whole sentences as they can be quoted: links at their edges removed,
+    fragments under 6 characters left out, run-ons cut at a word."""
+    out = []
+    for part in split(text):
+        part = _EDGE_URLS.sub("", part).strip(" \t-–—|")
+        if len(part) < 6:
+            continue
+        if len(part) > MAX_SENTENCE_CHARS:
+            part = part[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + "…"
+        out.append(part)
+    return out

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ima.answer import voice
-from ima.answer.compose import sentences
+from ima import quips
 from ima.ingest.flags import SPAM_LIMIT
 from ima.post import Post, from_us, iso, to_us
-from ima.text import analysis
+from ima.text import analysis, mood
 from ima.text.copies import manual_retweet, own_words
 from ima.text.question import understand
+from ima.text.sentences import quotable
 from ima.trends.bursts import MINUTE_US, Burst
 from ima.trends.entities import entities
 from ima.trends.items import Tellings, items_of
@@ -203,13 +203,13 @@ def _headline_words(sentence: str) -> list[str]:
 
 def _fun_title(title: str, lang: str, texts: list[str]) -> str:
     """The fun voice's headline: the title with a quip; never a joke on a tragedy."""
-    if voice.is_tragic([title, *texts]):
+    if mood.is_tragic([title, *texts]):
         return title
     question = understand(title)
     return (
-        f"{title} — {voice.quip(question, ())}"
+        f"{title} — {quips.quip(question, ())}"
         if lang != "ja"
-        else f"{title}　{voice.quip(question, ())}"
+        else f"{title}　{quips.quip(question, ())}"
     )
 
 
@@ -335,7 +335,7 @@ def tell(draft: Draft, window: str, span_minutes: int, as_of_us: int, story_id: 
     key = set(weight)
     candidates: list[tuple[float, str, Post, frozenset[str]]] = []
     for post in ranked[:60]:
-        for text in sentences(own_words(post.text)):
+        for text in quotable(own_words(post.text)):
             if text.rstrip().endswith(("?", "？")):
                 continue
             hit = items_of(analysis.prepare(text)) & key
