@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ima.ingest import lang
 from ima.voice.decode import RATE
 
 MODEL = "whisper-base"
@@ -108,11 +109,15 @@ class Transcriber:
         def at(t: float) -> float:  # a time in the padded clip, in the upload's terms
             return min(max(t - pad, 0.0), duration)
 
+        # Unless told, the language is detected from each window's own encoding
+        # (`multilingual`): asking the model to detect it first encodes the first 30 s
+        # once more, which took a second of a 5-second question's two on two cores.
+        detect = language is None
         with self._turn:
             found, info = self._model.transcribe(
-                samples, language=language, initial_prompt=prompt or None, beam_size=1,
-                word_timestamps=words, vad_filter=duration > _WINDOW,
-                condition_on_previous_text=False,
+                samples, language=language or "en", multilingual=detect,
+                initial_prompt=prompt or None, beam_size=1, word_timestamps=words,
+                vad_filter=duration > _WINDOW, condition_on_previous_text=False,
             )  # fmt: skip
             transcript = Transcript(info.language, duration)
             for n, s in enumerate(found):
@@ -121,4 +126,7 @@ class Transcriber:
                 transcript.segments.append(segment)
                 if on_segment is not None:
                     on_segment(segment)
+            if detect:  # what was heard says which language it was
+                heard = lang.detect(transcript.text)
+                transcript.language = heard if heard not in ("und", "") else "en"
             return transcript
