@@ -151,6 +151,33 @@ def quotas(settings: Settings) -> tuple[dict[str, Any], Any]:
     return offered, limiter
 
 
+def services(
+    settings: Settings,
+    store: Any,
+    writer: Any,
+    backend: tuple[Any, str],
+    quota: tuple[dict[str, Any], Any],
+    *,
+    no_auth: bool,
+    public_url: str,
+    **parts: Any,
+) -> Any:
+    """The API's services over `store` (a store's face) and `writer`: keys and ranking as
+    `settings` say, `backend` (`llm_backend`'s pair), `quota` (`quotas`' pair, made
+    before anything starts so that bad settings fail first), and `parts`, what a whole
+    local store adds (vectors, trends, answerers, a gate…)."""
+    from ima.api.keys import KeyStore
+    from ima.api.service import Services
+
+    offered, limiter = quota
+    return Services(
+        store=store, writer=writer, keys=KeyStore(settings.data_dir / "keys.sqlite3"),
+        limiter=limiter, tiers=offered, no_auth=no_auth, backend=backend[0],
+        backend_mode=backend[1], public_url=public_url.rstrip("/"),
+        ranking=settings.ranking(), **parts,
+    )  # fmt: skip
+
+
 def serve(
     settings: Settings,
     *,
@@ -170,14 +197,12 @@ def serve(
     from ima.api import server
     from ima.api.app import create_app
     from ima.api.gate import PriorityGate
-    from ima.api.keys import KeyStore
-    from ima.api.service import Services
     from ima.trends.view import StoryView
     from ima.vectors.semantic import Vectors
     from ima.writer import WriterConfig, WriterProcess
 
     server.limit_malloc_arenas()  # before any thread starts (README "Hardening")
-    offered, limiter = quotas(settings)
+    quota = quotas(settings)
     backend, mode = llm_backend(settings.llm)
     if settings.fleet_url:
         from ima.fleet import serving
@@ -203,25 +228,13 @@ def serve(
         from ima.answer.answerers import Answerers
 
         answer_pool = Answerers(settings.data_dir, settings.answerers, vectors=embed)
-    svc = Services(
-        store=store,
-        writer=writer,
-        keys=KeyStore(settings.data_dir / "keys.sqlite3"),
-        limiter=limiter,
-        tiers=offered,
-        no_auth=no_auth,
-        backend=backend,
-        backend_mode=mode,
-        vectors=vectors,
-        trends=StoryView(store),
-        public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
-        demo=demo,
-        notice=notice,
-        answerers=answer_pool,
-        ranking=settings.ranking(),
+    svc = services(
+        settings, store, writer, (backend, mode), quota, no_auth=no_auth,
+        public_url=public_url or f"http://{host}:{port}", vectors=vectors,
+        trends=StoryView(store), demo=demo, notice=notice, answerers=answer_pool,
         # the gate orders answers by tier: as many run at once as there are answerers
         gate=PriorityGate(slots=settings.answerers) if answer_pool else PriorityGate(),
-    )
+    )  # fmt: skip
     fleet = None
     if settings.fleet_url:  # workers compose, or with an LLM generate (it is the fallback)
         from ima.api.fleet import FleetView
@@ -234,7 +247,8 @@ def serve(
             svc.answerers = fleet.answerer
         else:
             svc.backend = fleet.backend(backend)
-    mode_line = "no auth (local mode)" if no_auth else f"keys required, quotas in {limiter.name}"
+    quotas_in = f"keys required, quotas in {svc.limiter.name}"
+    mode_line = "no auth (local mode)" if no_auth else quotas_in
     say(f"ima serving http://{host}:{port}/ (API at /v1) · {mode_line} · "
         f"{len(sources) + demo} sources{' · demo stream' if demo else ''}")  # fmt: skip
     # Requests wait for the interpreter lock while other threads hold it; handing it

@@ -77,23 +77,12 @@ def fabric_app(
     """The API app over `store`, publishing posts to its cluster; keys and quotas as
     `settings` say (in `settings.data_dir`, or Redis)."""
     from ima.api.app import create_app
-    from ima.api.keys import KeyStore
-    from ima.api.service import Services
 
-    offered, limiter = runtime.quotas(settings)
-    backend, mode = runtime.llm_backend(settings.llm)
-    svc = Services(
-        store=store,  # the store's search face
-        writer=FabricWriter(store.url, store.fabric),
-        keys=KeyStore(settings.data_dir / "keys.sqlite3"),
-        limiter=limiter,
-        tiers=offered,
-        no_auth=no_auth,
-        backend=backend,
-        backend_mode=mode,
-        public_url=public_url.rstrip("/"),
-        ranking=settings.ranking(),
-    )
+    svc = runtime.services(
+        settings, store, FabricWriter(store.url, store.fabric),
+        runtime.llm_backend(settings.llm), runtime.quotas(settings), no_auth=no_auth,
+        public_url=public_url,
+    )  # fmt: skip
     app = create_app(svc)
     app.add_middleware(WholeStoreOnly)
     return app
