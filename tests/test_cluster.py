@@ -273,25 +273,32 @@ def test_a_sealed_partition_moves_to_another_node_while_queries_run(cluster):
     queries = ["rain", "quake from:user1", "lang:ja storm", '"power outage"', "cat -dog"]
     expected = {q: [h.post.id for h in search(single, q, as_of=NOW).hits] for q in queries}
     seen: list[bool] = []
+    wrong: list[tuple[float, str, tuple, list[str]]] = []  # when, query, missing, hits
     stop = threading.Event()
+    start = time.monotonic()
 
     def ask() -> None:
         while not stop.is_set():
             for q in queries:
                 got = search(root, q, as_of=NOW)
-                seen.append(not got.missing and [h.post.id for h in got.hits] == expected[q])
+                ids = [h.post.id for h in got.hits]
+                seen.append(not got.missing and ids == expected[q])
+                if not seen[-1]:
+                    wrong.append((round(time.monotonic() - start, 2), q, got.missing, ids))
 
     asker = threading.Thread(target=ask)
     asker.start()
     try:
         root.move(1, source, target)
+        moved_at = round(time.monotonic() - start, 2)
         time.sleep(2)  # the source drops its copy after the move
     finally:
         stop.set()
         asker.join()
     moved = root.partitions[1]
     assert source not in moved.owners and target in moved.owners and len(moved.owners) == 2
-    assert len(seen) > 10 and all(seen)  # complete and the same, throughout
+    # complete and the same, throughout (the move's end, and the first wrong answers, if not)
+    assert len(seen) > 10 and all(seen), (moved_at, wrong[:3])
 
 
 def test_the_benchmark_runs_and_the_cluster_agrees_with_one_store():
