@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "nats"  # what records without a `source` are attributed to, as `ima stream` does
 _FETCH = 256
+_FETCH_WAIT_S = 0.5  # how long one pull waits for posts
 _POSITION_BITS = 32  # a partition's log positions, shifted into a cluster-wide order
 
 
@@ -111,7 +112,7 @@ class Replica:
         )
         while not self.complete:
             try:
-                messages = await pull.fetch(_FETCH, timeout=0.5)
+                messages = await pull.fetch(_FETCH, timeout=_FETCH_WAIT_S)
             except TimeoutError:  # nats' own, or asyncio's when a late 408 used the time up
                 messages = []
             except NatsError:  # a server went away; the client reconnects to another
