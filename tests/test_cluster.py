@@ -33,6 +33,7 @@ from ima.bench.cluster import (
 )
 from ima.bench.fleet import NatsCluster
 from ima.cluster.fabric import Fabric
+from ima.cluster.ownership import Directory
 from ima.cluster.partitioned import PartitionedStore
 from ima.cluster.wire import unpack
 from ima.planner import plan
@@ -273,25 +274,32 @@ def test_a_sealed_partition_moves_to_another_node_while_queries_run(cluster):
     queries = ["rain", "quake from:user1", "lang:ja storm", '"power outage"', "cat -dog"]
     expected = {q: [h.post.id for h in search(single, q, as_of=NOW).hits] for q in queries}
     seen: list[bool] = []
+    wrong: list[tuple[float, str, tuple, list[str]]] = []  # when, query, missing, hits
     stop = threading.Event()
+    start = time.monotonic()
 
     def ask() -> None:
         while not stop.is_set():
             for q in queries:
                 got = search(root, q, as_of=NOW)
-                seen.append(not got.missing and [h.post.id for h in got.hits] == expected[q])
+                ids = [h.post.id for h in got.hits]
+                seen.append(not got.missing and ids == expected[q])
+                if not seen[-1]:
+                    wrong.append((round(time.monotonic() - start, 2), q, got.missing, ids))
 
     asker = threading.Thread(target=ask)
     asker.start()
     try:
         root.move(1, source, target)
+        moved_at = round(time.monotonic() - start, 2)
         time.sleep(2)  # the source drops its copy after the move
     finally:
         stop.set()
         asker.join()
     moved = root.partitions[1]
     assert source not in moved.owners and target in moved.owners and len(moved.owners) == 2
-    assert len(seen) > 10 and all(seen)  # complete and the same, throughout
+    # complete and the same, throughout (the move's end, and the first wrong answers, if not)
+    assert len(seen) > 10 and all(seen), (moved_at, wrong[:3])
 
 
 def test_the_benchmark_runs_and_the_cluster_agrees_with_one_store():
@@ -302,3 +310,49 @@ def test_the_benchmark_runs_and_the_cluster_agrees_with_one_store():
     figures = json.loads(result.stdout)
     assert figures["agreement"] == 1.0
     assert figures["partitions"] >= 2 and figures["search_ms"]["cluster_p50"] > 0
+
+
+def test_a_copy_serves_only_once_it_holds_every_post_of_its_range(tmp_path, monkeypatch):
+    """A pull that comes back empty because the server answered late (a loaded host) is
+    not the end of the stream: the copy must not answer searches with part of its posts."""
+    from ima.cluster import replica as replica_module
+
+    monkeypatch.setattr(replica_module, "_FETCH_WAIT_S", 0.001)  # every answer is late
+    servers = NatsCluster(tmp_path / "nats", jetstream=True).start()
+    fabric = Fabric("t_late", replicas=1)
+
+    async def run() -> list[int]:
+        nc = await nats.connect(servers.url.split(","))
+        js = nc.jetstream()
+        await fabric.ensure_stream(js)
+        directory = await Directory(js, fabric).open(SPAN)
+        await directory.create(0)
+        part = await directory.fresh(0)
+        copy = replica_module.Replica(nc, fabric, directory, "n1", part, tmp_path / "p0", 0.05)
+        held: list[int] = []  # the posts searchable when it began to serve
+        serve = copy._serve
+
+        async def counted() -> None:
+            if not copy.serving:
+                held.append(copy.store.counts()["originals"])
+            await serve()
+
+        copy._serve = counted  # type: ignore[method-assign]
+        copy.start()
+        try:
+            for _ in range(600):
+                if copy.serving or copy.failed:
+                    break
+                await asyncio.sleep(0.05)
+            assert copy.failed is None, copy.failed
+            return held
+        finally:
+            await copy.stop()
+            await directory.close()
+            await nc.close()
+
+    try:
+        assert feed(servers.url, fabric, records(SPAN, seed=3, end=NOW)) == SPAN
+        assert asyncio.run(run()) == [SPAN]
+    finally:
+        servers.close()

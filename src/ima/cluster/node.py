@@ -141,7 +141,12 @@ class Node:
             replica = self.replicas.get(part.index)
             if self.name in part.owners and (replica is None or replica.failed):
                 if replica is not None:
-                    log.error("partition %d failed: %r; restarting it", part.index, replica.failed)
+                    log.error(
+                        "partition %d failed: %r; restarting it",
+                        part.index,
+                        replica.failed,
+                        exc_info=replica.failed,
+                    )
                     await replica.stop()
                 path = self.data_dir / f"p{part.index}"
                 self.replicas[part.index] = Replica(

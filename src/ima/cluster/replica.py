@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -37,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "nats"  # what records without a `source` are attributed to, as `ima stream` does
 _FETCH = 256
+_FETCH_WAIT_S = 0.5  # how long one pull waits for posts
 _POSITION_BITS = 32  # a partition's log positions, shifted into a cluster-wide order
 
 
@@ -112,8 +112,8 @@ class Replica:
         )
         while not self.complete:
             try:
-                messages = await pull.fetch(_FETCH, timeout=0.5)
-            except NatsTimeout:
+                messages = await pull.fetch(_FETCH, timeout=_FETCH_WAIT_S)
+            except TimeoutError:  # nats' own, or asyncio's when a late 408 used the time up
                 messages = []
             except NatsError:  # a server went away; the client reconnects to another
                 await asyncio.sleep(0.5)
@@ -129,8 +129,8 @@ class Replica:
                 self._at_end = message.metadata.num_pending == 0
                 line = JsonLine(seq, message.data)
                 await sink.put([line], SOURCE, self._on_commit(message, seq))
-            if not messages and self._committed == self._submitted:
-                await self._serve()  # caught up with the stream
+            if not messages and not self.serving and await self._caught_up(consumer):
+                await self._serve()
             if self._highest >= self.part.last and self._committed == self._submitted:
                 info = await self._consumer_info(consumer)
                 if info is not None and self._range_done(info):
@@ -151,6 +151,18 @@ class Replica:
         task = asyncio.ensure_future(coroutine)
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
+
+    async def _caught_up(self, consumer: str) -> bool:
+        """Every post the stream holds for this consumer is committed here. An empty
+        fetch alone does not say so: on a loaded host the server may answer after the
+        fetch's timeout, and a replica serving then answered with part of its posts."""
+        if self._committed != self._submitted:
+            return False
+        try:
+            info = await self._consumer_info(consumer)
+        except NatsError:
+            return False
+        return info is not None and info.num_pending == 0 and info.num_ack_pending == 0
 
     def _range_done(self, info: Any) -> bool:
         return info.delivered.stream_seq >= self.part.last and info.num_ack_pending == 0
@@ -189,6 +201,9 @@ class Replica:
         self.serving = True
         subject = self.fabric.query_subject(self.part.index)
         self._subscription = await self.nc.subscribe(subject, queue=subject, cb=self._answer)
+        log.info(
+            "serving partition %d: %d posts", self.part.index, self.store.counts()["originals"]
+        )
 
     async def _answer(self, message: Any) -> None:
         """One search request; a malformed one gets an error, never a traceback."""
