@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import nats
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -136,9 +135,9 @@ class NatsSource(Source):
                     # until the batch is full or its time is up, which kept a post that
                     # came alone from the store for up to that second
                     messages = await subscription.fetch(1, timeout=1.0)
-                except NatsTimeout:
+                except TimeoutError:  # nats' own, or asyncio's when a late 408 ends the wait
                     continue
-                with contextlib.suppress(NatsTimeout):  # and whatever else is there now
+                with contextlib.suppress(TimeoutError):  # and whatever else is there now
                     messages += await subscription.fetch(self.fetch_batch - 1, timeout=REST_S)
                 lines = []
                 for message in messages:
