@@ -78,7 +78,7 @@ class Batches:
         left = posts
         while left > 0:
             size = min(left, rng.randint(low, high))
-            word = _word(len(self.batches))
+            word = _word(seed * 1_000_000 + len(self.batches))  # no two sets share one
             probe = {"id": f"probe-{len(self.batches)}", "author": "prober",
                      "text": f"probe {word}", "created_at": now}  # fmt: skip
             batch = [sendable(next(stream)) for _ in range(size - 1)] + [probe]
