@@ -389,6 +389,7 @@ def run(
                         nats_url, name, server.port, key, records, flat.words[half - 1]
                     ))  # fmt: skip
                 found["server_errors"] = len(server.failures())
+            found["stop_s"] = server.stop_s
             figures[path] = found
             if path == "nats":
                 asyncio.run(_drop_stream(nats_url, name))

@@ -43,6 +43,7 @@ from ima.synthetic.chatter import Stream
 
 WARM_UP_S = 5.0  # load runs this long before measuring starts
 FEEDERS = 4  # ingest batches that may be unanswered at once
+STOP_S = 120.0  # SIGTERM to exit, at most, before a server is killed
 
 _TIERS = """
 [tiers.load]
@@ -122,13 +123,15 @@ def sendable(record: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in record.items() if name != "source"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Served:
-    """A running `ima serve` process and the file its log goes to."""
+    """A running `ima serve` process and the file its log goes to; `stop_s`, once it has
+    stopped, how long SIGTERM took to end it (killed after `STOP_S`)."""
 
     process: subprocess.Popen
     port: int
     log: Path
+    stop_s: float | None = None
 
     @property
     def base(self) -> str:
@@ -158,12 +161,19 @@ def served(data: Path, tmp: Path, *options: str) -> Iterator[Served]:
              "--tiers", str(tiers), "--no-embed", "--no-default-source", *options],
             stdout=subprocess.DEVNULL, stderr=sink,
         )  # fmt: skip
+    served = Served(process, port, log)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process, log=log)
-        yield Served(process, port, log)
+        yield served
     finally:
+        stopping = time.monotonic()
         process.terminate()
-        process.wait(30)
+        try:  # it commits what it acknowledged first: a long queue takes a while
+            process.wait(STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        served.stop_s = round(time.monotonic() - stopping, 1)
 
 
 def run(
