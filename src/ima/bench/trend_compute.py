@@ -1,7 +1,7 @@
 """How long the stories at an instant take to compute from the log alone, at full rate.
 
 The computation (`ima.trends.instant`) reads only the log, so the log is filled in
-bulk, straight into its SQLite file through the schema `ima.store.log` creates:
+bulk, straight into its SQLite file through the store's schema (`create_empty_log`):
 `--hours` of posts at `--rate` posts/s (1,000/s for 48 h: the day before T and the
 day before that, which the computation reads to learn what is usual), one post every
 1/rate s, numbered in time order. Filling that many through ingest would take hours
@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ima.store.log import COLUMNS
+from ima.store import POST_COLUMNS as COLUMNS
 
 POOL = 4096  # texts per kind of post
 AUTHORS = 10_000_019  # background authors
@@ -93,11 +93,11 @@ def _pool() -> list[tuple[int, int, str, str, str, str]]:
 
 def fill(data: Path, rate: int, hours: float, say: Any = print) -> int:
     """Fill the log at `data` in bulk and index its sample; returns the posts written."""
-    from ima.store.log import PostLog
+    from ima.store import create_empty_log
 
     posts = int(rate * hours * 3600)
     data.mkdir(parents=True, exist_ok=True)
-    PostLog(data / "log.sqlite3").close()  # the schema, as the store creates it
+    create_empty_log(data / "log.sqlite3")
     conn = sqlite3.connect(data / "log.sqlite3", isolation_level=None)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")

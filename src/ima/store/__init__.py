@@ -6,13 +6,31 @@ the log or the index."""
 
 from ima.store.batch import Batch, Commit, DeadLetter, Entry, Removals
 from ima.store.lexical import ReadOnlyIndexError
-from ima.store.log import DEAD_LETTER_BYTES, StoredPost
+from ima.store.log import COLUMNS as POST_COLUMNS
+from ima.store.log import DEAD_LETTER_BYTES, StoredPost, create_empty_log
 from ima.store.plan import AllOf, AnyOf, Plan, Terms
 from ima.store.relevance import Relevance, Statistics, bm25
 from ima.store.store import Candidates, Store, StoreStats
 
 __all__ = [
-    "DEAD_LETTER_BYTES", "AllOf", "AnyOf", "Batch", "Candidates", "Commit", "DeadLetter",
-    "Entry", "Plan", "ReadOnlyIndexError", "Relevance", "Removals", "Statistics", "Store",
-    "StoreStats", "StoredPost", "Terms", "bm25",
+    "DEAD_LETTER_BYTES",
+    "POST_COLUMNS",
+    "AllOf",
+    "AnyOf",
+    "Batch",
+    "Candidates",
+    "Commit",
+    "DeadLetter",
+    "Entry",
+    "Plan",
+    "ReadOnlyIndexError",
+    "Relevance",
+    "Removals",
+    "Statistics",
+    "Store",
+    "StoreStats",
+    "StoredPost",
+    "Terms",
+    "bm25",
+    "create_empty_log",
 ]  # fmt: skip

@@ -90,6 +90,11 @@ _ADD_ENGAGEMENT = (
 )
 
 
+def create_empty_log(path: Path) -> None:
+    """An empty log at `path` with the store's schema, for tools that fill it in bulk."""
+    PostLog(path).close()
+
+
 @dataclass(slots=True)
 class StoredPost:
     """A post as read back from the log, with its log position and indexed text."""
