@@ -15,7 +15,11 @@ def test_batches_end_each_with_a_probe_word_no_other_post_holds():
         assert batch[-1]["text"].endswith(word)
         assert not any(word in r.get("text", "") for r in batch[:-1])
     assert len(set(batches.words)) == len(batches.words)
-    assert not set(batches.words) & set(Batches(2_000, 500, 500, seed=12).words)
+    other = Batches(2_000, 500, 500, seed=12)
+    assert not set(batches.words) & set(other.words)  # nor ids: another set's is an edit
+    assert not {r["id"] for b in batches.batches for r in b} & {
+        r["id"] for b in other.batches for r in b
+    }
 
 
 def test_every_acknowledged_probe_is_found_on_every_path():

@@ -79,9 +79,9 @@ class Batches:
         while left > 0:
             size = min(left, rng.randint(low, high))
             word = _word(seed * 1_000_000 + len(self.batches))  # no two sets share one
-            probe = {"id": f"probe-{len(self.batches)}", "author": "prober",
+            probe = {"id": f"probe-{seed}-{len(self.batches)}", "author": "prober",
                      "text": f"probe {word}", "created_at": now}  # fmt: skip
-            batch = [sendable(next(stream)) for _ in range(size - 1)] + [probe]
+            batch = [_own(sendable(next(stream)), seed) for _ in range(size - 1)] + [probe]
             self.batches.append(batch)
             self.words.append(word)
             left -= size
@@ -91,6 +91,15 @@ class Batches:
 
     def texts(self) -> list[list[str]]:
         return [[r["text"] for r in batch if "text" in r] for batch in self.batches]
+
+
+def _own(record: dict[str, Any], seed: int) -> dict[str, Any]:
+    """`record` with its ids (and those it points at) made this set's own: the stream
+    numbers its posts from 0, and another set's post of the same id would be an edit."""
+    for name in ("id", "repost_of", "quote_of", "reply_to"):
+        if record.get(name):
+            record[name] = f"{seed}-{record[name]}"
+    return record
 
 
 def _paced(sizes: list[int], rate: float) -> list[float]:
