@@ -161,10 +161,10 @@ def served(data: Path, tmp: Path, *options: str) -> Iterator[Served]:
              "--tiers", str(tiers), "--no-embed", "--no-default-source", *options],
             stdout=subprocess.DEVNULL, stderr=sink,
         )  # fmt: skip
-    served = Served(process, port, log)
+    running = Served(process, port, log)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process, log=log)
-        yield served
+        yield running
     finally:
         stopping = time.monotonic()
         process.terminate()
@@ -173,7 +173,7 @@ def served(data: Path, tmp: Path, *options: str) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        served.stop_s = round(time.monotonic() - stopping, 1)
+        running.stop_s = round(time.monotonic() - stopping, 1)
 
 
 def run(
