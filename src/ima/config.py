@@ -106,10 +106,11 @@ class Settings:
             redis_url=os.environ.get("IMA_REDIS_URL") or None,
         )
 
-    def open_store(self) -> Store:
-        """The store in `data_dir`, read-only when another process is writing it."""
+    def open_store(self, *, searchable: bool = True) -> Store:
+        """The store in `data_dir`, read-only when another process is writing it;
+        `searchable=False` for one that only writes (`Store`)."""
         return Store(self.data_dir, commit_interval=self.commit_interval,
-                     synchronous=self.synchronous)  # fmt: skip
+                     synchronous=self.synchronous, searchable=searchable)  # fmt: skip
 
     def ranking(self) -> Ranking:
         return Ranking(half_life=timedelta(hours=self.half_life_hours))

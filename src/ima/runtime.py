@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -77,10 +76,10 @@ def llm_backend(llm: LlmSettings) -> tuple[Any, str]:
     return OpenAICompatible(url, api_key=llm.api_key, model=llm.model, tools=llm.tools), "answer"
 
 
-def writable_store(settings: Settings) -> Store:
+def writable_store(settings: Settings, *, searchable: bool = True) -> Store:
     """The store in `settings.data_dir`, for writing; `Unavailable` while another process
-    writes it."""
-    store = settings.open_store()
+    writes it. `searchable=False`: nothing in this process searches it (`Store`)."""
+    store = settings.open_store(searchable=searchable)
     if not store.writable:
         store.close()
         raise Unavailable("another ima process is writing this data directory")
@@ -100,25 +99,19 @@ def follow_with_vectors(store: Store, fleet_url: str | None = None) -> Any:
     return vectors
 
 
-def follow_trends(store: Store) -> Any:
-    """Keep trends up as posts are committed, after reading back what they missed."""
-    from ima.trends.tracker import Trends
-
-    trends = Trends(store)
-    trends.follow()
-    return trends
-
-
 @contextlib.contextmanager
 def writing(store: Store, settings: Settings, workers: int) -> Iterator[Pipeline]:
     """A started pipeline into `store` (batches as `settings` say, `workers` preparing
-    processes), with trends and, when `settings.embed`, vectors following what it
-    commits; the pipeline is drained and closed at the end, then its followers."""
+    processes), with trends (in a process of their own) and, when `settings.embed`,
+    vectors following what it commits; the pipeline is drained and closed at the end,
+    then its followers."""
+    from ima.trends.process import TrendsProcess
+
     pipeline = Pipeline(
         store, batch_size=settings.batch_size, max_wait=settings.max_wait, workers=workers
     ).start()
     vectors = follow_with_vectors(store, settings.fleet_url) if settings.embed else None
-    trends = follow_trends(store)
+    trends = TrendsProcess(settings)
     try:
         yield pipeline
     finally:
@@ -212,9 +205,9 @@ def serve(
         except ValueError as exc:
             raise BadInput(f"--fleet: {exc}") from None
         settings = dataclasses.replace(settings, fleet_url=fleet_url)
-    workers = settings.workers
-    if workers is None:
-        workers = 0 if (os.cpu_count() or 1) <= 2 else 1
+    # one preparing process even on two cores: preparing in the writer's own thread made
+    # the writer's interpreter lock the limit of ingest (README "Performance notes")
+    workers = 1 if settings.workers is None else settings.workers
     config = WriterConfig(settings, sources, workers=workers, demo=demo,
                           log_level=logging.getLogger().level)  # fmt: skip
     if demo:

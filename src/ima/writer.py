@@ -432,7 +432,7 @@ def _writer_main(conn: Connection, config: WriterConfig) -> None:
     logging.basicConfig(level=config.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     link = _Link(conn)
-    store = config.settings.open_store()
+    store = config.settings.open_store(searchable=False)  # the API process searches
     if not store.writable:
         store.close()
         link.send(Failed("another ima process is writing this data directory"))

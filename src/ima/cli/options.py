@@ -18,9 +18,9 @@ from ima.query import parse_as_of
 from ima.store import Store
 
 
-def writable_store(settings: Settings) -> Store:
+def writable_store(settings: Settings, *, searchable: bool = True) -> Store:
     try:
-        return runtime.writable_store(settings)
+        return runtime.writable_store(settings, searchable=searchable)
     except Unavailable as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -28,8 +28,8 @@ from ima.sources import spec as spec_module
               path_type=Path), help="TOML file of tiers (default: the built-in ones).")  # fmt: skip
 @llm_options
 @click.option("--workers", type=click.IntRange(0, 32),
-              help="Processes that prepare posts for ingest. Default: none on two cores or "
-              "fewer (the writer prepares them itself, cheaper there), else 1.")  # fmt: skip
+              help="Processes that prepare posts for ingest (0: the writer prepares them "
+              "itself).  [default: 1]")  # fmt: skip
 @click.option("--answerers", type=click.IntRange(0, 32), default=2, show_default=True,
               help="Processes that compose answers without an LLM (0: in the API "
               "process; with --llm, answers always run in its threads).")  # fmt: skip

@@ -152,7 +152,7 @@ def stream_cmd(
     except BadInput as exc:
         raise click.UsageError(str(exc)) from None
     settings = dataclasses.replace(settings, embed=embed)
-    store = options.writable_store(settings)
+    store = options.writable_store(settings, searchable=False)  # searched by other processes
     tty = sys.stderr.isatty()
     last_print = [0.0]
 
@@ -423,5 +423,3 @@ def embed_cmd(settings: Settings, limit: int) -> None:
     finally:
         store.close()
     click.echo(f"embedded {todo:,} posts; {share:.1%} of stored posts have vectors")
-
-

@@ -47,11 +47,14 @@ CREATE TABLE IF NOT EXISTS posts (
     spam REAL NOT NULL,
     injection INTEGER NOT NULL,
     copies INTEGER NOT NULL DEFAULT 0,
-    indexed_text TEXT NOT NULL
+    indexed_text TEXT NOT NULL,
+    terms TEXT
 );
 -- hashtags, mentions and links hold space-separated lists: none contains a space.
 -- indexed_text is the text as the lexical index sees it (ima.text.analysis.prepare), or ''
--- for copies, which are not indexed.
+-- for copies, which are not indexed. terms: its terms, space-separated
+-- (ima.store.fresh.term_line), as ingest analyzed them; NULL where not known (copies, and
+-- rows stored before the column existed), then analyzed again when read.
 -- time ranges (trends at any instant, the newest and oldest post) read by creation time
 CREATE INDEX IF NOT EXISTS posts_created ON posts(created_us);
 CREATE TABLE IF NOT EXISTS errors (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
@@ -81,7 +84,8 @@ COLUMNS = (  # a post row, in the order `StoredPost` reads it
     "url, reply_to, quote_of, repost_of, hashtags, mentions, links, likes, reposts, replies, "
     "views, duplicate_of, spam, injection, copies, indexed_text"
 )
-_INSERT = f"INSERT INTO posts ({COLUMNS}) VALUES ({', '.join('?' * 26)})"
+_INSERT = f"INSERT INTO posts ({COLUMNS}, terms) VALUES ({', '.join('?' * 27)})"
+_ROW = f"{COLUMNS}, terms"  # what readers select: a post row, then its terms if known
 _UPDATE_METRICS = "UPDATE posts SET likes=?, reposts=?, replies=?, views=? WHERE id=?"
 _ADD_COPIES = "UPDATE posts SET copies = copies + ? WHERE id=?"
 _ADD_ENGAGEMENT = (
@@ -106,18 +110,21 @@ class StoredPost:
 
     @property
     def terms(self) -> list[str]:
-        """The indexed terms, analyzed once: ranking reads them several times."""
+        """The indexed terms, as ingest stored them or analyzed once: ranking reads them
+        several times."""
         if self._terms is None:
             self._terms = analysis.terms_of_prepared(self.indexed_text)
         return self._terms
 
 
 def _row_values(seq: int, entry: Entry) -> tuple:
-    return (seq, *entry.flat, entry.text)
+    return (seq, *entry.flat, entry.text, entry.terms)
 
 
 def _from_row(r: Sequence) -> StoredPost:
-    return StoredPost(seq=r[0], post=unflatten(r[1:25]), indexed_text=r[25])
+    """From a row of `_ROW`."""
+    terms = None if r[26] is None else r[26].split()
+    return StoredPost(seq=r[0], post=unflatten(r[1:25]), indexed_text=r[25], _terms=terms)
 
 
 class PostLog:
@@ -130,6 +137,9 @@ class PostLog:
         self._read = self._readers.rows
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
+        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(posts)")}
+        if "terms" not in columns:  # a log from before ingest stored terms
+            self._writer.execute("ALTER TABLE posts ADD COLUMN terms TEXT")
         # Checkpoints (copying the WAL into the database, with an fsync) would otherwise
         # land inside some batch's commit; `checkpoint` runs them off the write path.
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
@@ -254,34 +264,38 @@ class PostLog:
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def fetch(self, seqs: Sequence[int]) -> dict[int, StoredPost]:
-        rows = self._read(f"SELECT {COLUMNS} FROM posts WHERE seq {IN_LIST}", (json.dumps(seqs),))
+        rows = self._read(f"SELECT {_ROW} FROM posts WHERE seq {IN_LIST}", (json.dumps(seqs),))
         return {r[0]: _from_row(r) for r in rows}
 
-    def indexed_texts(self, seqs: Sequence[int]) -> dict[int, str]:
-        """The indexed text of each of these log positions still stored (cheaper than
+    def indexed_terms(self, seqs: Sequence[int]) -> dict[int, list[str]]:
+        """The indexed terms of each of these log positions still stored (cheaper than
         `fetch`: what ranking a pool of matches needs, no `Post` built)."""
-        sql = f"SELECT seq, indexed_text FROM posts WHERE seq {IN_LIST}"
-        return dict(self._read(sql, (json.dumps(seqs),)))
+        sql = f"SELECT seq, indexed_text, terms FROM posts WHERE seq {IN_LIST}"
+        return {
+            seq: analysis.terms_of_prepared(text) if terms is None else terms.split()
+            for seq, text, terms in self._read(sql, (json.dumps(seqs),))
+        }
 
     def get(self, post_id: str) -> StoredPost | None:
-        sql = f"SELECT {COLUMNS} FROM posts WHERE id = ?"
+        sql = f"SELECT {_ROW} FROM posts WHERE id = ?"
         rows = self._read(sql, (post_id,))
         return _from_row(rows[0]) if rows else None
 
-    def scan(self, after_seq: int = 0) -> Iterator[tuple[int, tuple, str]]:
-        """(seq, flat post, indexed text) of the originals (the indexed posts) in log
-        order after `after_seq`, read in pages; rows as stored, no `Post` objects built
-        (`ima.post.flatten`'s form: what the index and the fresh segment need)."""
+    def scan(self, after_seq: int = 0) -> Iterator[tuple[int, tuple, str, str | None]]:
+        """(seq, flat post, indexed text, its terms if stored) of the originals (the
+        indexed posts) in log order after `after_seq`, read in pages; rows as stored, no
+        `Post` objects built (`ima.post.flatten`'s form: what the index and the fresh
+        segment need)."""
         while True:  # pages are fetched whole: no read is left open between them
             page = self._read(
-                f"SELECT {COLUMNS} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
+                f"SELECT {_ROW} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
                 "ORDER BY seq LIMIT 5000",
                 (after_seq,),
             )
             if not page:
                 return
             for r in page:
-                yield r[0], r[1:25], r[25]
+                yield r[0], r[1:25], r[25], r[26]
             after_seq = page[-1][0]
 
     def newest_seq(self) -> int:
@@ -338,13 +352,13 @@ class PostLog:
             conn.close()
 
     def recent_originals(self, limit: int) -> list[StoredPost]:
-        sql = f"SELECT {COLUMNS} FROM posts WHERE duplicate_of IS NULL ORDER BY seq DESC LIMIT ?"
+        sql = f"SELECT {_ROW} FROM posts WHERE duplicate_of IS NULL ORDER BY seq DESC LIMIT ?"
         return [_from_row(r) for r in self._read(sql, (limit,))][::-1]
 
     def newest_originals(self, low_us: int, high_us: int, limit: int) -> list[StoredPost]:
         """The `limit` originals created last in [low_us, high_us], newest first."""
         sql = (
-            f"SELECT {COLUMNS} FROM posts WHERE created_us BETWEEN ? AND ? "
+            f"SELECT {_ROW} FROM posts WHERE created_us BETWEEN ? AND ? "
             "AND duplicate_of IS NULL ORDER BY created_us DESC LIMIT ?"
         )
         return [_from_row(r) for r in self._read(sql, (low_us, high_us, limit))]

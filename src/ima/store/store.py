@@ -26,7 +26,6 @@ from ima.store.lexical import LexicalIndex, ReadOnlyIndexError, lower_priority
 from ima.store.log import PostLog, StoredPost
 from ima.store.plan import Plan
 from ima.store.relevance import Relevance, Statistics, idf, pool_bound
-from ima.text import analysis
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +110,17 @@ class Store:
         commit_interval: float = 1.0,
         index_queue_batches: int = 64,
         synchronous: str = "NORMAL",
+        searchable: bool = True,
     ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.log = PostLog(data_dir / "log.sqlite3", synchronous=synchronous)
         self.lexical = LexicalIndex(data_dir / "index")
         self.commit_interval = commit_interval
+        #: False for a store that only writes (`ima serve`'s writer, `ima stream`): its
+        #: readers are other processes following the log, so it keeps no fresh segment,
+        #: and a post is searchable here only once indexed
+        self.searchable = searchable
         self._view_lock = threading.Lock()
         self._fresh: tuple[FreshSegment, ...] = ()
         self._indexed_seq = self.lexical.committed_seq
@@ -125,7 +129,8 @@ class Store:
         self.index_commits = 0
         #: relevance cuts that stopped at the largest pool before proving themselves
         self.relevance_cuts_capped = 0
-        #: called after each commit with (seq, entry) of its new originals
+        #: called with (seq, entry) of the new originals of each commit: this store's
+        #: own, or, read-only, those `refresh` caught up with
         self.listeners: list[Callable[[list[tuple[int, Entry]]], None]] = []
         if self.writable:
             self.log.expect_writes()
@@ -147,14 +152,12 @@ class Store:
         if self.log.last_seq <= mark:
             return
         if not self.lexical.writable:
-            tail = [_fresh_doc(seq, flat, text) for seq, flat, text in self.log.scan(mark)]
+            tail = [_fresh_doc(*row) for row in self.log.scan(mark)]
             if tail:
                 self._add_fresh(tail)
             return
         self.lexical.forget_after(mark)
-        added = self.lexical.add(
-            _fresh_doc(seq, flat, text) for seq, flat, text in self.log.scan(mark)
-        )
+        added = self.lexical.add(_fresh_doc(*row) for row in self.log.scan(mark))
         self.lexical.commit(self.log.last_seq)
         self._publish()
         log.info("index caught up with the log: %d posts after seq %d", added, mark)
@@ -178,18 +181,24 @@ class Store:
             if e.flat[Flat.DUPLICATE_OF] is None
         ]
         if docs:
-            self._add_fresh(docs)
+            if self.searchable:
+                self._add_fresh(docs)
             self._queue.put(docs)
         if self.listeners:  # now that the batch is searchable
-            originals = [
-                (first + i, e) for i, e in enumerate(entries) if e.flat[Flat.DUPLICATE_OF] is None
-            ]
-            for listener in self.listeners:
-                try:  # a follower's failure (trends, vectors) must not stop ingest
-                    listener(originals)
-                except Exception:
-                    log.exception("a listener failed on a committed batch")
+            self._tell(
+                [(first + i, e) for i, e in enumerate(entries) if e.flat[Flat.DUPLICATE_OF] is None]
+            )
         return Commit(first, len(entries), removed)
+
+    def _tell(self, originals: list[tuple[int, Entry]]) -> None:
+        """Hand the listeners a batch's new originals."""
+        if not originals:
+            return
+        for listener in self.listeners:
+            try:  # a follower's failure (trends, vectors) must not stop ingest
+                listener(originals)
+            except Exception:
+                log.exception("a listener failed on a committed batch")
 
     def _add_fresh(self, docs: list[FreshDoc]) -> None:
         """Make docs searchable from memory (the caller is the store's one writer)."""
@@ -211,9 +220,11 @@ class Store:
         """Read-only: catch up with what the writing process has committed since, so a
         store opened in another process (an answerer) searches the newest posts too.
 
-        Posts past our last look at the log join a fresh segment; when the writer's
-        index has committed further, the reader reloads and drops what it now covers.
-        Not thread-safe: one thread of the reading process calls it, between searches.
+        Posts past our last look at the log join a fresh segment (those the writer's
+        index has not committed yet); when the writer's index has committed further, the
+        reader reloads and drops what it now covers. Listeners hear the new originals,
+        as they would in the writing process. Not thread-safe: one thread of the reading
+        process calls it, between searches.
         """
         if self.writable:
             return
@@ -222,11 +233,16 @@ class Store:
         newest = self.log.newest_seq()
         if newest == self.log.last_seq:
             return
+        looked = self.log.last_seq
         followed = max([self._indexed_seq, *(segment.max_seq for segment in self._fresh)])
-        docs = [_fresh_doc(seq, flat, text) for seq, flat, text in self.log.scan(followed)]
-        if docs:
-            self._add_fresh(docs)
-        self.log.last_seq = newest
+        rows = list(self.log.scan(min(followed, looked) if self.searchable else looked))
+        if self.searchable:
+            docs = [_fresh_doc(*row) for row in rows if row[0] > followed]
+            if docs:
+                self._add_fresh(docs)
+        self.log.last_seq = max(newest, rows[-1][0]) if rows else newest
+        self._tell([(seq, Entry(flat, text, terms)) for seq, flat, text, terms in rows
+                    if seq > looked])  # fmt: skip
 
     def _start_indexer(self) -> threading.Thread:
         thread = threading.Thread(target=self._index_loop, name="ima-indexer", daemon=True)
@@ -296,8 +312,8 @@ class Store:
         self.lexical.clear()
         done = 0
         batch: list[FreshDoc] = []
-        for seq, flat, text in self.log.scan(0):
-            batch.append(_fresh_doc(seq, flat, text))
+        for row in self.log.scan(0):
+            batch.append(_fresh_doc(*row))
             if len(batch) >= 10_000:
                 done += self.lexical.add(batch)
                 batch.clear()
@@ -344,8 +360,9 @@ class Store:
         best = self._most_relevant(searcher, query, fresh_hits, limit, wanted, stats, analysed)
         seqs = dict.fromkeys([*best, *newest])
         found = self.log.fetch(list(seqs))
-        for seq, post in found.items():  # ranking reads them again: analysed once
-            post._terms = analysed.get(seq)
+        for seq, post in found.items():  # ranking reads them again: read once
+            if seq in analysed:
+                post._terms = analysed[seq]
         return Candidates(
             [found[s] for s in seqs if s in found], stats.doc_count, stats.doc_freq
         )
@@ -411,8 +428,8 @@ class Store:
             chunk = pool[read : read + (limit if read == 0 else limit // 2 + 1)]
             read += len(chunk)
             new = [seq for score, seq in chunk if score > 0 and seq not in scores]
-            for seq, text in self.log.indexed_texts(new).items():
-                terms = analysed[seq] = analysis.terms_of_prepared(text)
+            for seq, terms in self.log.indexed_terms(new).items():
+                analysed[seq] = terms
                 scores[seq] = relevance(terms)
             ranked = heapq.nlargest(limit, ((g, seq) for seq, g in scores.items() if g > 0))
             # the highest tantivy score of a post not read yet
@@ -501,7 +518,7 @@ class Store:
     def changes_since(self, seq: int) -> Iterator[tuple[int, tuple, str]]:
         """(seq, flat post, indexed text) of the originals after `seq`, in log order:
         what followers (trends, vectors, readers in other processes) catch up with."""
-        return self.log.scan(seq)
+        return ((n, flat, text) for n, flat, text, _ in self.log.scan(seq))
 
     def oldest_created_us(self) -> int | None:
         return self.log.oldest_created_us()
