@@ -4,6 +4,7 @@ from a preparing process, flat normalization, the fresh segment, duplicate looku
 from __future__ import annotations
 
 import pickle
+import time
 from datetime import UTC, datetime
 
 from conftest import feed, post
@@ -125,3 +126,52 @@ def test_a_copy_is_found_in_an_older_generation_and_a_stranger_in_none():
     assert index.original_of(exact) == "p0"
     assert index.original_of(near) == "p0"
     assert index.original_of(stranger) is None
+
+
+def test_a_reader_hears_each_new_original_once_however_far_the_index_got(tmp_path):
+    writer = Store(tmp_path / "d", commit_interval=0.05, searchable=False)
+    reader = Store(tmp_path / "d")
+    heard: list[int] = []
+    reader.listeners.append(lambda originals: heard.extend(seq for seq, _ in originals))
+    try:
+        for n in range(6):
+            records = [post(f"{n}-{i}", f"ferry timetable {n} changed, line {i}") for i in range(40)]
+            records.insert(1, post(f"{n}-copy", f"ferry timetable {n} changed, line 0"))  # a copy
+            feed(writer, records)
+            deadline = time.monotonic() + 10
+            while n % 2 and writer.lexical.committed_seq < writer.last_seq:
+                assert time.monotonic() < deadline  # the index commits past the reader's look
+                time.sleep(0.01)
+            reader.refresh()
+            assert len(search(reader, f'"timetable {n}"', as_of=NOW, k=100).hits) == 40
+        originals = [seq for seq, _, _ in writer.changes_since(0)]
+        assert heard == originals and len(originals) == 6 * 40
+        assert writer.stats().fresh_segments == 0  # it only writes: nothing searched here
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_terms_analyzed_at_ingest_are_stored_and_an_older_log_still_reads(tmp_path):
+    import sqlite3
+
+    store = Store(tmp_path / "d", commit_interval=0.05)
+    try:
+        feed(store, [post(1, "Harbour cranes stopped by the strike #ports")])
+        stored = store.get("test:1")
+        assert stored is not None and stored._terms == term_line(stored.indexed_text).split()
+    finally:
+        store.close()
+    # a log written before terms were stored: the column is added, old rows analyzed on read
+    with sqlite3.connect(tmp_path / "d" / "log.sqlite3") as conn:
+        conn.execute("ALTER TABLE posts DROP COLUMN terms")
+    store = Store(tmp_path / "d", commit_interval=0.05)
+    try:
+        feed(store, [post(2, "Harbour cranes moving again after the strike")])
+        old, new = store.get("test:1"), store.get("test:2")
+        assert old is not None and old._terms is None and "crane" in old.terms
+        assert new is not None and new._terms is not None and "crane" in new.terms
+        assert {h.post.id for h in search(store, "harbour strike", as_of=NOW).hits} == {
+            "test:1", "test:2"}  # fmt: skip
+    finally:
+        store.close()

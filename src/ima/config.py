@@ -73,7 +73,7 @@ class Settings:
     tiers_file: Path | None = None
     #: processes composing answers without an LLM (0: in the API process)
     answerers: int = 2
-    #: processes preparing posts for ingest; None: none on two cores or fewer, else 1
+    #: processes preparing posts for ingest; None: the command's default
     workers: int | None = None
     embed: bool = True
     #: `ima serve --fleet`: NATS servers of the workers that share the inference

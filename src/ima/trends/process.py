@@ -34,13 +34,16 @@ class TrendsProcess:
     def __init__(self, settings: Settings) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
+        #: set once the counts are current: the log read back, new commits followed
+        self.ready = context.Event()
         self._process = context.Process(
-            target=_main, args=(settings, self._stop), name="ima-trends", daemon=True
+            target=_main, args=(settings, self._stop, self.ready), name="ima-trends", daemon=True
         )
         self._process.start()
 
     def close(self) -> None:
-        """Count everything committed so far, record it, and end."""
+        """Count everything committed so far, record it, and end (a reading back of the
+        log still under way is cut short: a later start reads it again)."""
         self._stop.set()
         self._process.join(STOP_S)
         if self._process.is_alive():
@@ -49,7 +52,7 @@ class TrendsProcess:
             self._process.join()
 
 
-def _main(settings: Settings, stop: Event) -> None:
+def _main(settings: Settings, stop: Event, ready: Event) -> None:
     from ima.ingest import tune_gc
     from ima.trends.tracker import Trends
 
@@ -68,6 +71,8 @@ def _main(settings: Settings, stop: Event) -> None:
         while True:
             stopping = stop.wait(POLL_S)
             store.refresh()  # stories search the newest posts too
+            if trends.ready.is_set():
+                ready.set()
             if stopping:
                 break
     finally:
