@@ -135,7 +135,8 @@ def test_a_reader_hears_each_new_original_once_however_far_the_index_got(tmp_pat
     reader.listeners.append(lambda originals: heard.extend(seq for seq, _ in originals))
     try:
         for n in range(6):
-            records = [post(f"{n}-{i}", f"ferry timetable {n} changed, line {i}") for i in range(40)]
+            records = [post(f"{n}-{i}", f"ferry timetable {n} changed, line {i}")
+                       for i in range(40)]  # fmt: skip
             records.insert(1, post(f"{n}-copy", f"ferry timetable {n} changed, line 0"))  # a copy
             feed(writer, records)
             deadline = time.monotonic() + 10
