@@ -32,7 +32,7 @@ from ima.fleet.connection import connect, redacted
 log = logging.getLogger(__name__)
 
 DEFAULT_SPAN = 5_000_000
-_COLLECT_EVERY = 10  # rounds (of about half a second) between looks for departed consumers
+_COLLECT_S = 5.0  # seconds between looks for the consumers of departed nodes
 
 
 def node_id(data_dir: Path) -> str:
@@ -72,7 +72,6 @@ class Node:
         self.replicas: dict[int, Replica] = {}
         self.nc: Any = None
         self.directory: Directory | None = None
-        self._rounds = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         self.nc = await connect(self.url, f"ima-node-{self.name}")
@@ -88,6 +87,7 @@ class Node:
                 await asyncio.sleep(0.5)
         self.directory = directory
         beat = asyncio.create_task(self._beat(stop))
+        collector = asyncio.create_task(self._collecting(js, directory, stop))
         try:
             while not stop.is_set():
                 try:
@@ -98,6 +98,7 @@ class Node:
                     await asyncio.wait_for(stop.wait(), 0.5)
         finally:
             beat.cancel()
+            collector.cancel()
             for replica in list(self.replicas.values()):
                 await replica.stop()
             await directory.close()
@@ -111,8 +112,7 @@ class Node:
             await asyncio.sleep(self.lease_s / 3)
 
     async def _round(self, js: Any, directory: Directory) -> None:
-        """Record new partitions, claim free places, start and stop replicas; now and
-        then, delete the consumers of nodes that are gone."""
+        """Record new partitions, claim free places, start and stop replicas."""
         try:
             last_seq = (await js.stream_info(self.fabric.stream)).state.last_seq
         except NotFoundError:
@@ -156,9 +156,21 @@ class Node:
                 del self.replicas[part.index]
                 await replica.stop(drop=True)
                 log.info("partition %d moved away", part.index)
-        self._rounds += 1
-        if self._rounds % _COLLECT_EVERY == 0:
-            await self._collect(js, directory, live)
+
+    async def _collecting(self, js: Any, directory: Directory, stop: asyncio.Event) -> None:
+        """`_collect` every few seconds, apart from the rounds: listing a stream's
+        consumers waits on every consumer's leader (4 s when one is slow to answer), and
+        rounds held up that long left the partition the stream had just reached unclaimed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _COLLECT_S)
+            if stop.is_set():
+                return
+            try:
+                live = await directory.live_nodes() | {self.name}
+                await self._collect(js, directory, live)
+            except (NatsError, TimeoutError) as exc:
+                log.warning("consumer collection skipped: %s", type(exc).__name__)
 
     async def _collect(self, js: Any, directory: Directory, live: set[str]) -> None:
         """Delete the durable consumers of nodes that hold no lease and no longer own
@@ -181,9 +193,15 @@ class Node:
                 log.info("deleted consumer %s of departed node %s", info.name, node)
 
     def _should_claim(self, part: Partition, live: set[str], directory: Directory) -> bool:
-        """Free place, and no less loaded live node that could take it instead."""
-        if sum(o in live for o in part.owners) >= self.copies:
+        """Free place, and no less loaded live node that could take it instead; a
+        partition no live node holds is taken by the first to see it, whatever the load:
+        a node that just died keeps its lease (and so its load) for up to `lease_s`, and
+        waiting for it left the partition the stream had reached with no copy to answer."""
+        held = sum(o in live for o in part.owners)
+        if held >= self.copies:
             return False  # (a partition being moved has one more, for a moment)
+        if not held:
+            return True
         load = dict.fromkeys(live, 0)
         for p in directory.partitions.values():
             for owner in p.owners:
