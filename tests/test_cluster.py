@@ -361,3 +361,22 @@ def test_a_copy_serves_only_once_it_holds_every_post_of_its_range(tmp_path, monk
         assert asyncio.run(run()) == [SPAN]
     finally:
         servers.close()
+
+
+def test_a_partition_no_live_node_holds_is_claimed_whatever_the_load(tmp_path):
+    """A node SIGKILLed keeps its lease, and so its load, for a few seconds: a partition
+    the stream reaches meanwhile must not wait for it to be claimed."""
+    from ima.cluster.node import Node
+    from ima.cluster.ownership import Partition
+
+    node = Node("nats://127.0.0.1:1", tmp_path, Fabric("t_claim"))
+    directory = Directory(None, Fabric("t_claim"))
+    me, other, dead = node.name, "n-other", "n-dead"  # `dead` holds the fewest
+    held = [(me, other), (me, other), (other, dead)]
+    directory.partitions = {i: Partition(i, SPAN, owners) for i, owners in enumerate(held)}
+    live = {me, other, dead}
+    assert node._should_claim(Partition(3, SPAN), live, directory)  # nobody holds it
+    assert node._should_claim(Partition(3, SPAN, ("n-gone",)), live, directory)  # lease out
+    # a second copy still goes to the least loaded
+    assert not node._should_claim(Partition(3, SPAN, (other,)), live, directory)
+    assert node._should_claim(Partition(3, SPAN, (other,)), {me, other}, directory)
