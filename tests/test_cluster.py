@@ -363,9 +363,11 @@ def test_a_copy_serves_only_once_it_holds_every_post_of_its_range(tmp_path, monk
         servers.close()
 
 
-def test_a_partition_no_live_node_holds_is_claimed_whatever_the_load(tmp_path):
-    """A node SIGKILLed keeps its lease, and so its load, for a few seconds: a partition
-    the stream reaches meanwhile must not wait for it to be claimed."""
+def test_a_node_that_stopped_renewing_its_lease_holds_no_claim_back(tmp_path):
+    """A node SIGKILLed keeps its lease, and so its load, for a few seconds: partitions
+    must not wait for it to take them."""
+    from nats.js.kv import KeyValue
+
     from ima.cluster.node import Node
     from ima.cluster.ownership import Partition
 
@@ -375,8 +377,15 @@ def test_a_partition_no_live_node_holds_is_claimed_whatever_the_load(tmp_path):
     held = [(me, other), (me, other), (other, dead)]
     directory.partitions = {i: Partition(i, SPAN, owners) for i, owners in enumerate(held)}
     live = {me, other, dead}
-    assert node._should_claim(Partition(3, SPAN), live, directory)  # nobody holds it
-    assert node._should_claim(Partition(3, SPAN, ("n-gone",)), live, directory)  # lease out
-    # a second copy still goes to the least loaded
-    assert not node._should_claim(Partition(3, SPAN, (other,)), live, directory)
-    assert node._should_claim(Partition(3, SPAN, (other,)), {me, other}, directory)
+    for revision, name in enumerate((me, other, dead), 1):
+        directory._heard(KeyValue.Entry("b", name, b"{}", revision, None, None, None))
+    new, second = Partition(3, SPAN), Partition(3, SPAN, (other,))
+    # while `dead` renews its lease, the least loaded takes the place
+    assert not node._should_claim(new, live, directory, 0)
+    assert not node._should_claim(second, live, directory, 0)
+    # but the stream has reached a partition nobody holds: the first to see it takes it
+    assert node._should_claim(new, live, directory, new.first)
+    directory._beats[dead] = (3, time.monotonic() - directory.lease_s)  # silent a whole lease
+    assert directory.quiet(dead) and not directory.quiet(other)
+    assert node._should_claim(new, live, directory, 0)
+    assert node._should_claim(second, live, directory, 0)

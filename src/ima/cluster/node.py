@@ -129,7 +129,7 @@ class Node:
             key=lambda p: (sum(o in live for o in p.owners), p.index),
         )
         for part in by_need:
-            if self.name not in part.owners and self._should_claim(part, live, directory):
+            if self.name not in part.owners and self._should_claim(part, live, directory, last_seq):
                 holders = tuple([o for o in part.owners if o in live or await directory.alive(o)])
                 if len(holders) >= self.copies:
                     continue  # its owners are alive after all (a short listing)
@@ -192,22 +192,25 @@ class Node:
                     await js.delete_consumer(self.fabric.stream, info.name)
                 log.info("deleted consumer %s of departed node %s", info.name, node)
 
-    def _should_claim(self, part: Partition, live: set[str], directory: Directory) -> bool:
-        """Free place, and no less loaded live node that could take it instead; a
-        partition no live node holds is taken by the first to see it, whatever the load:
-        a node that just died keeps its lease (and so its load) for up to `lease_s`, and
-        waiting for it left the partition the stream had reached with no copy to answer."""
+    def _should_claim(
+        self, part: Partition, live: set[str], directory: Directory, last_seq: int
+    ) -> bool:
+        """Free place, and no less loaded node that could take it instead, of those that
+        renew their lease: a node that just died keeps it (and so its load) for up to
+        `lease_s`, and waiting for it left partitions without a copy. A partition the
+        stream has reached that no live node holds is taken by the first to see it."""
         held = sum(o in live for o in part.owners)
         if held >= self.copies:
             return False  # (a partition being moved has one more, for a moment)
-        if not held:
-            return True
+        if not held and part.first <= last_seq:
+            return True  # posts of it are there, and no copy answers: no time to weigh loads
         load = dict.fromkeys(live, 0)
         for p in directory.partitions.values():
             for owner in p.owners:
                 if owner in load:
                     load[owner] += 1
-        candidates = [n for n in live if n not in part.owners]
+        candidates = [n for n in live if n not in part.owners
+                      and (n == self.name or not directory.quiet(n))]  # fmt: skip
         return load[self.name] <= min(load[n] for n in candidates)
 
 
