@@ -2,10 +2,12 @@
 have fewer than `copies` live owners, and runs a `Replica` for each partition it owns.
 
 Claims go through the directory's compare-and-set, and a node claims only while it
-holds no more partitions than the least loaded live node that could take the same one,
-so partitions spread over the nodes without anyone deciding for the others. A node
-that stops renewing its lease drops out of `live`, its places become free, and the
-survivors fill them from the stream.
+holds no more partitions than the least loaded live node that could take the same one
+(a `quiet` node, one that stopped renewing its lease, is not waited for), so partitions
+spread over the nodes without anyone deciding for the others; a partition the stream
+has reached that no live node holds goes to the first node that sees it. A node that
+stops renewing its lease drops out of `live` when the lease runs out, its places become
+free, and the survivors fill them from the stream.
 
 Run as `python -m ima.cluster.node` as well as `ima node`.
 """

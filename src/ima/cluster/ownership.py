@@ -4,10 +4,10 @@ The `parts` bucket has one key per partition (its owners, whether it is sealed, 
 once sealed the range of creation times it holds) and the `layout` (how many posts a
 partition spans, fixed when the cluster is first used). The `nodes` bucket is the
 membership: each node puts its key every `lease / 3` seconds, and the bucket's TTL
-drops a node that stops, so a lease is just an entry that has not expired; a node whose
-key has not changed for half a lease is `quiet` (perhaps dead, its lease not yet out). Every
-change to a partition's key names the revision it read (`update(..., last=rev)`), so
-two nodes racing for the same slot cannot both win: JetStream decides.
+drops a node that stops, so a lease is just an entry that has not expired (a node whose
+key has not changed for half a lease is `quiet`: perhaps dead, its lease not yet out).
+Every change to a partition's key names the revision it read (`update(..., last=rev)`),
+so two nodes racing for the same slot cannot both win: JetStream decides.
 """
 
 from __future__ import annotations
