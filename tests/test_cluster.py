@@ -199,7 +199,9 @@ def test_a_malformed_request_to_a_partition_gets_an_error_not_silence(cluster):
         assert "error" in asyncio.run(ask(bad))
 
 
-def test_killing_a_node_and_a_server_under_ingest_loses_no_acknowledged_post(tmp_path):
+def test_killing_a_node_and_a_server_under_ingest_loses_no_acknowledged_post(
+    tmp_path, record_property
+):
     servers = NatsCluster(tmp_path / "nats", jetstream=True).start()
     fabric = Fabric("t_kill")
     nodes = Nodes(tmp_path, servers.url, fabric, span=100)
@@ -214,15 +216,14 @@ def test_killing_a_node_and_a_server_under_ingest_loses_no_acknowledged_post(tmp
         nodes.kill(0)  # SIGKILL, mid-ingest
         killed = time.monotonic()
         incomplete_until = killed
-        while time.monotonic() - killed < 20:
+        while time.monotonic() - killed < 20:  # its lease runs out, its places are refilled
             if search(root, "rain", as_of=NOW, k=5).missing:
                 incomplete_until = time.monotonic()
             time.sleep(0.1)
-        # its partitions answer from the replica. The target is 10 s, and it is not always
-        # met: killed 1.5 s into ingest, a partition may have one serving copy, and then
-        # waits for the dead node's lease and a new copy (9.6 s and over 10 s in 2 of
-        # about 12 runs). This bound keeps that from growing while the cause is sought.
-        assert incomplete_until - killed < 15
+        # its partitions answer from the other copy, and the partitions the stream reaches
+        # after the kill are claimed and served by the living nodes
+        record_property("partial_s", round(incomplete_until - killed, 2))
+        assert incomplete_until - killed < 10
         servers.kill(2)  # SIGKILL one of the three NATS servers, still mid-ingest
         producer.join()
         acked = set(producer.acked)
@@ -360,3 +361,31 @@ def test_a_copy_serves_only_once_it_holds_every_post_of_its_range(tmp_path, monk
         assert asyncio.run(run()) == [SPAN]
     finally:
         servers.close()
+
+
+def test_a_node_that_stopped_renewing_its_lease_holds_no_claim_back(tmp_path):
+    """A node SIGKILLed keeps its lease, and so its load, for a few seconds: partitions
+    must not wait for it to take them."""
+    from nats.js.kv import KeyValue
+
+    from ima.cluster.node import Node
+    from ima.cluster.ownership import Partition
+
+    node = Node("nats://127.0.0.1:1", tmp_path, Fabric("t_claim"))
+    directory = Directory(None, Fabric("t_claim"))
+    me, other, dead = node.name, "n-other", "n-dead"  # `dead` holds the fewest
+    held = [(me, other), (me, other), (other, dead)]
+    directory.partitions = {i: Partition(i, SPAN, owners) for i, owners in enumerate(held)}
+    live = {me, other, dead}
+    for revision, name in enumerate((me, other, dead), 1):
+        directory._heard(KeyValue.Entry("b", name, b"{}", revision, None, None, None))
+    new, second = Partition(3, SPAN), Partition(3, SPAN, (other,))
+    # while `dead` renews its lease, the least loaded takes the place
+    assert not node._should_claim(new, live, directory, 0)
+    assert not node._should_claim(second, live, directory, 0)
+    # but the stream has reached a partition nobody holds: the first to see it takes it
+    assert node._should_claim(new, live, directory, new.first)
+    directory._beats[dead] = (3, time.monotonic() - directory.lease_s)  # silent a whole lease
+    assert directory.quiet(dead) and not directory.quiet(other)
+    assert node._should_claim(new, live, directory, 0)
+    assert node._should_claim(second, live, directory, 0)

@@ -4,6 +4,7 @@ real HTTP client and by the official `openai` client."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -120,6 +121,7 @@ def test_a_chat_completion_cites_posts_found_in_the_cluster(api):
     citations = completion.model_extra["citations"]
     assert "[1]" in text and "reopened" in text
     assert citations and all("/v1/posts/api:lh" in c for c in citations)
+    assert completion.model_extra["partial"] is False  # every partition answered
 
 
 def test_routes_that_need_a_whole_store_say_so(api):
@@ -171,6 +173,17 @@ def test_search_says_which_ranges_are_missing_when_the_nodes_are_gone(api):
     sealed = [(m["since"], m["until"]) for m in body["missing"] if m["until"] is not None]
     assert len(sealed) == len(ranges) == 2 and all(since for since, _ in sealed)
     assert len(body["missing"]) == 3  # and the hot partition's range, open-ended
+    # an answer composed from such a search says so, streamed or not
+    question = {"role": "user", "content": "Is the zyxquartz lighthouse open?"}
+    chat = http.post("/v1/chat/completions", json={"model": "ima", "messages": [question]})
+    assert chat.status_code == 200 and chat.json()["partial"] is True
+    streaming = {"model": "ima", "stream": True, "messages": [question]}
+    with http.stream("POST", "/v1/chat/completions", json=streaming) as streamed:
+        chunks = [json.loads(line[5:]) for line in streamed.iter_lines()
+                  if line.startswith("data: {")]  # fmt: skip
+    assert chunks[-1]["partial"] is True
+    response = http.post("/v1/responses", json={"model": "ima", "input": question["content"]})
+    assert response.status_code == 200 and response.json()["partial"] is True
     sent = http.post("/v1/posts", json=_lighthouse()[:1])
     assert sent.status_code == 200 and sent.json()["accepted"] == 1
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -23,6 +25,22 @@ from ima.store import Candidates, Plan, StoredPost, bm25
 from ima.text import analysis
 
 MAX_K = 100
+
+Range = tuple[int | None, int | None]  # creation times (µs; None where open or unknown)
+_noted: ContextVar[list[Range] | None] = ContextVar("ima_search_noted", default=None)
+
+
+@contextmanager
+def noting_missing() -> Iterator[list[Range]]:
+    """The ranges that the searches made inside leave out (a cluster's partitions that did
+    not answer in time): an answer searches several times, deep inside its composition,
+    and says it is partial when any of them was."""
+    noted: list[Range] = []
+    token = _noted.set(noted)
+    try:
+        yield noted
+    finally:
+        _noted.reset(token)
 
 
 class PostStore(Protocol):
@@ -65,8 +83,8 @@ class SearchResult:
     hits: list[Hit] = field(default_factory=list)
     candidates: int = 0
     took_ms: float = 0.0
-    #: ranges of creation times (µs; None where open) left out: the result is partial
-    missing: list[tuple[int | None, int | None]] = field(default_factory=list)
+    #: ranges of creation times left out: the result is partial
+    missing: list[Range] = field(default_factory=list)
 
 
 _PARTS = ("relevance", "recency", "engagement", "author")
@@ -146,6 +164,8 @@ def search(
         and sp.post.metrics.reposts >= query.min_reposts
     ]
     result.missing = list(found.missing)
+    if result.missing and (noted := _noted.get()) is not None:
+        noted.extend(result.missing)
     found = Candidates(posts, found.doc_count, found.doc_freq)
     result.candidates = len(posts)
     seen_texts: set[str] = set()

@@ -42,6 +42,7 @@ class Answer:
     backend: str  # "extractive", or the LLM backend whose verified output this is
     fallback_reason: str = ""  # why an LLM answer was replaced by the extractive one
     timings_ms: dict[str, float] = field(default_factory=dict)
+    partial: bool = False  # a search it rests on left posts out (a cluster's partition)
 
     @property
     def evidence_age_s(self) -> float | None:
@@ -65,4 +66,5 @@ class Answer:
             "backend": self.backend,
             "fallback_reason": self.fallback_reason,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "partial": self.partial,
         }

@@ -180,6 +180,9 @@ def chat_completions(
             return result.to_json()
         return extractive_turn(params.mode, question)
 
+    def partial(answer: Answer | None) -> bool:
+        return answer is not None and answer.partial
+
     def answer_of(result: Reply | Answer | None) -> Answer | None:
         return result.answer if isinstance(result, Reply) else result
 
@@ -191,7 +194,7 @@ def chat_completions(
             id=completion_id, created=created, model=body.model,
             choices=[schemas.Choice(message=schemas.ChatMessageOut(content=text))],
             usage=schemas.Usage(**usage(answer, text)), citations=citations(answer),
-            citation_posts=cards(answer), turn=turn(result),
+            citation_posts=cards(answer), turn=turn(result), partial=partial(answer),
         )  # fmt: skip
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
@@ -228,7 +231,8 @@ def chat_completions(
                     yield chunk({"content": piece})
             answer, text = answer_of(result), "".join(sent)
         yield chunk({}, "stop", citations=citations(answer), citation_posts=cards(answer),
-                    usage=usage(answer, text), turn=turn(result))  # fmt: skip
+                    usage=usage(answer, text), turn=turn(result),
+                    partial=partial(answer))  # fmt: skip
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")

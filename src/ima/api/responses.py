@@ -160,7 +160,7 @@ def create_response(body: schemas.ResponsesRequest, request: Request, who: Calle
                 server_side_tool_usage_details={"x_search_calls": len(calls)} if reply else {},
             ),
             citations=[n.url for n in notes],
-            turn=None if reply is None else reply.to_json(),
+            turn=None if reply is None else reply.to_json(), partial=answer.partial,
         )  # fmt: skip
 
     if not body.stream:

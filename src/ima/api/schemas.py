@@ -153,6 +153,12 @@ class TurnInfo(BaseModel):
     context_note: str
 
 
+PARTIAL_ANSWER = (
+    "ima's extension: the answer rests on a partial search (a partition of a cluster did "
+    "not answer in time); always false on a single store."
+)
+
+
 class ChatResponse(BaseModel):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -165,6 +171,7 @@ class ChatResponse(BaseModel):
         default_factory=list, description="ima's extension: the cited posts, as cards."
     )
     turn: TurnInfo | None = None
+    partial: bool = Field(False, description=PARTIAL_ANSWER)
 
 
 class XSearchTool(BaseModel):
@@ -257,6 +264,7 @@ class ResponsesResponse(BaseModel):
     usage: ResponsesUsage
     citations: list[str]
     turn: TurnInfo | None = None
+    partial: bool = Field(False, description=PARTIAL_ANSWER)
 
 
 class PostOut(BaseModel):

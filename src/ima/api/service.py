@@ -29,7 +29,7 @@ from ima.errors import Overloaded
 from ima.ingest.normalize import web_url
 from ima.post import Post, iso
 from ima.query import clamp_instant
-from ima.search import Ranking
+from ima.search import Ranking, noting_missing
 from ima.store import Store, StoreStats
 from ima.writer import Writer
 
@@ -155,13 +155,15 @@ class Services:
         sampling: tuple[int | None, float | None] = (None, None),
     ) -> Answer:
         try:
-            with self._slot(priority):
-                return self._answer(
+            with self._slot(priority), noting_missing() as missing:
+                answer = self._answer(
                     question, persona, restrict, since, until, context, on_text, sampling
                 )
         except AnswerFailed as exc:
             raise ApiError(503, f"No answer: {exc}.", code="answer_failed",
                            headers={"Retry-After": "5"}) from None  # fmt: skip
+        answer.partial = bool(missing)
+        return answer
 
     def converse(
         self,
@@ -179,12 +181,13 @@ class Services:
     ) -> Reply:
         """A conversation turn with the configured LLM (`ima.answer.converse`)."""
         as_of = datetime.now(UTC) if until is None else min(datetime.now(UTC), until)
-        with self._slot(priority):
+        with self._slot(priority), noting_missing() as missing:
             reply = converse(
                 self.store, turns, self.backend, mode=mode, persona=persona,
                 scope=Scope(as_of, since, restrict), on_event=on_event, sampling=sampling,
                 semantic=self.vectors.semantic if self.vectors else None, max_turns=max_turns,
             )  # fmt: skip
+        reply.answer.partial = bool(missing)
         if reply.struck or reply.answer.fallback_reason:
             self.metrics.llm_fallbacks.inc()
         return reply

@@ -2,10 +2,12 @@
 have fewer than `copies` live owners, and runs a `Replica` for each partition it owns.
 
 Claims go through the directory's compare-and-set, and a node claims only while it
-holds no more partitions than the least loaded live node that could take the same one,
-so partitions spread over the nodes without anyone deciding for the others. A node
-that stops renewing its lease drops out of `live`, its places become free, and the
-survivors fill them from the stream.
+holds no more partitions than the least loaded live node that could take the same one
+(a `quiet` node, one that stopped renewing its lease, is not waited for), so partitions
+spread over the nodes without anyone deciding for the others; a partition the stream
+has reached that no live node holds goes to the first node that sees it. A node that
+stops renewing its lease drops out of `live` when the lease runs out, its places become
+free, and the survivors fill them from the stream.
 
 Run as `python -m ima.cluster.node` as well as `ima node`.
 """
@@ -32,7 +34,7 @@ from ima.fleet.connection import connect, redacted
 log = logging.getLogger(__name__)
 
 DEFAULT_SPAN = 5_000_000
-_COLLECT_EVERY = 10  # rounds (of about half a second) between looks for departed consumers
+_COLLECT_S = 5.0  # seconds between looks for the consumers of departed nodes
 
 
 def node_id(data_dir: Path) -> str:
@@ -72,7 +74,6 @@ class Node:
         self.replicas: dict[int, Replica] = {}
         self.nc: Any = None
         self.directory: Directory | None = None
-        self._rounds = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         self.nc = await connect(self.url, f"ima-node-{self.name}")
@@ -88,6 +89,7 @@ class Node:
                 await asyncio.sleep(0.5)
         self.directory = directory
         beat = asyncio.create_task(self._beat(stop))
+        collector = asyncio.create_task(self._collecting(js, directory, stop))
         try:
             while not stop.is_set():
                 try:
@@ -98,6 +100,7 @@ class Node:
                     await asyncio.wait_for(stop.wait(), 0.5)
         finally:
             beat.cancel()
+            collector.cancel()
             for replica in list(self.replicas.values()):
                 await replica.stop()
             await directory.close()
@@ -111,8 +114,7 @@ class Node:
             await asyncio.sleep(self.lease_s / 3)
 
     async def _round(self, js: Any, directory: Directory) -> None:
-        """Record new partitions, claim free places, start and stop replicas; now and
-        then, delete the consumers of nodes that are gone."""
+        """Record new partitions, claim free places, start and stop replicas."""
         try:
             last_seq = (await js.stream_info(self.fabric.stream)).state.last_seq
         except NotFoundError:
@@ -129,7 +131,7 @@ class Node:
             key=lambda p: (sum(o in live for o in p.owners), p.index),
         )
         for part in by_need:
-            if self.name not in part.owners and self._should_claim(part, live, directory):
+            if self.name not in part.owners and self._should_claim(part, live, directory, last_seq):
                 holders = tuple([o for o in part.owners if o in live or await directory.alive(o)])
                 if len(holders) >= self.copies:
                     continue  # its owners are alive after all (a short listing)
@@ -156,9 +158,21 @@ class Node:
                 del self.replicas[part.index]
                 await replica.stop(drop=True)
                 log.info("partition %d moved away", part.index)
-        self._rounds += 1
-        if self._rounds % _COLLECT_EVERY == 0:
-            await self._collect(js, directory, live)
+
+    async def _collecting(self, js: Any, directory: Directory, stop: asyncio.Event) -> None:
+        """`_collect` every few seconds, apart from the rounds: listing a stream's
+        consumers waits on every consumer's leader (4 s when one is slow to answer), and
+        rounds held up that long left the partition the stream had just reached unclaimed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _COLLECT_S)
+            if stop.is_set():
+                return
+            try:
+                live = await directory.live_nodes() | {self.name}
+                await self._collect(js, directory, live)
+            except (NatsError, TimeoutError) as exc:
+                log.warning("consumer collection skipped: %s", type(exc).__name__)
 
     async def _collect(self, js: Any, directory: Directory, live: set[str]) -> None:
         """Delete the durable consumers of nodes that hold no lease and no longer own
@@ -180,16 +194,25 @@ class Node:
                     await js.delete_consumer(self.fabric.stream, info.name)
                 log.info("deleted consumer %s of departed node %s", info.name, node)
 
-    def _should_claim(self, part: Partition, live: set[str], directory: Directory) -> bool:
-        """Free place, and no less loaded live node that could take it instead."""
-        if sum(o in live for o in part.owners) >= self.copies:
+    def _should_claim(
+        self, part: Partition, live: set[str], directory: Directory, last_seq: int
+    ) -> bool:
+        """Free place, and no less loaded node that could take it instead, of those that
+        renew their lease: a node that just died keeps it (and so its load) for up to
+        `lease_s`, and waiting for it left partitions without a copy. A partition the
+        stream has reached that no live node holds is taken by the first to see it."""
+        held = sum(o in live for o in part.owners)
+        if held >= self.copies:
             return False  # (a partition being moved has one more, for a moment)
+        if not held and part.first <= last_seq:
+            return True  # posts of it are there, and no copy answers: no time to weigh loads
         load = dict.fromkeys(live, 0)
         for p in directory.partitions.values():
             for owner in p.owners:
                 if owner in load:
                     load[owner] += 1
-        candidates = [n for n in live if n not in part.owners]
+        candidates = [n for n in live if n not in part.owners
+                      and (n == self.name or not directory.quiet(n))]  # fmt: skip
         return load[self.name] <= min(load[n] for n in candidates)
 
 

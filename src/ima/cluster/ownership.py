@@ -4,9 +4,10 @@ The `parts` bucket has one key per partition (its owners, whether it is sealed, 
 once sealed the range of creation times it holds) and the `layout` (how many posts a
 partition spans, fixed when the cluster is first used). The `nodes` bucket is the
 membership: each node puts its key every `lease / 3` seconds, and the bucket's TTL
-drops a node that stops, so a lease is just an entry that has not expired. Every
-change to a partition's key names the revision it read (`update(..., last=rev)`), so
-two nodes racing for the same slot cannot both win: JetStream decides.
+drops a node that stops, so a lease is just an entry that has not expired (a node whose
+key has not changed for half a lease is `quiet`: perhaps dead, its lease not yet out).
+Every change to a partition's key names the revision it read (`update(..., last=rev)`),
+so two nodes racing for the same slot cannot both win: JetStream decides.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -94,7 +96,8 @@ class Directory:
         self.partitions: dict[int, Partition] = {}
         self._parts: Any = None
         self._nodes: Any = None
-        self._watch: asyncio.Task | None = None
+        self._beats: dict[str, tuple[int, float]] = {}  # node -> its key's revision, first seen
+        self._watches: list[asyncio.Task] = []
 
     async def open(self, span: int | None = None) -> Directory:
         """Open (or create) the buckets; the layout is fixed by the first to give `span`.
@@ -111,7 +114,8 @@ class Directory:
             except KeyNotFoundError:
                 await asyncio.sleep(0.2)
         await self.resync()
-        self._watch = asyncio.create_task(self._follow())
+        self._watches = [asyncio.create_task(self._follow(self._parts, self._apply)),
+                         asyncio.create_task(self._follow(self._nodes, self._heard))]  # fmt: skip
         return self
 
     async def resync(self) -> None:
@@ -133,19 +137,19 @@ class Directory:
         if current is None or entry.revision > current.revision:
             self.partitions[index] = Partition.decode(index, self.span, entry.value, entry.revision)
 
-    async def _follow(self) -> None:
-        """Apply changes as they come; the watcher's consumer can be lost with a server,
-        so every few seconds a new watcher starts from the current values."""
+    async def _follow(self, bucket: Any, apply: Callable[[Any], None]) -> None:
+        """Apply `bucket`'s changes as they come; the watcher's consumer can be lost with a
+        server, so every few seconds a new watcher starts from the current values."""
         while True:
             try:
-                watcher = await self._parts.watchall()
+                watcher = await bucket.watchall()
                 try:
                     deadline = asyncio.get_running_loop().time() + RESYNC_S
                     while (left := deadline - asyncio.get_running_loop().time()) > 0:
                         with contextlib.suppress(NatsTimeout):
                             entry = await watcher.updates(timeout=left)
                             if entry is not None:
-                                self._apply(entry)
+                                apply(entry)
                 finally:
                     with contextlib.suppress(Exception):
                         await watcher.stop()
@@ -153,16 +157,34 @@ class Directory:
                 await asyncio.sleep(0.5)
 
     async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        for watch in self._watches:
+            watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+                await watch
 
     # -- membership ------------------------------------------------------------------
 
     async def heartbeat(self, node: str, serving: Iterable[int] = ()) -> None:
         """Renew `node`'s lease, saying which partitions it answers searches for."""
         await self._nodes.put(node, json.dumps({"serving": sorted(serving)}).encode())
+
+    def _heard(self, entry: Any) -> None:
+        """A heartbeat: when each node's latest one was first seen here (a new watcher
+        hands the latest ones over again: they are not new)."""
+        if entry.value is None or entry.operation:
+            return
+        now = time.monotonic()
+        seen = self._beats.get(entry.key)
+        if seen is None:  # a node new here: forget those silent for long (bounded)
+            self._beats = {n: b for n, b in self._beats.items() if now - b[1] < 20 * self.lease_s}
+        if seen is None or entry.revision > seen[0]:
+            self._beats[entry.key] = (entry.revision, now)
+
+    def quiet(self, node: str) -> bool:
+        """Whether `node` has not renewed its lease for half of it: perhaps dead, and
+        holding its lease (so counted live) until it runs out."""
+        seen = self._beats.get(node)
+        return seen is None or time.monotonic() - seen[1] > self.lease_s / 2
 
     async def live_nodes(self) -> set[str]:
         """Nodes holding a lease: the subjects the bucket's stream holds, in one request

@@ -118,6 +118,7 @@ class Replica:
             except NatsError:  # a server went away; the client reconnects to another
                 await asyncio.sleep(0.5)
                 continue
+            submitted = self._submitted
             for message in messages:
                 seq = message.metadata.sequence.stream
                 if not self.part.first <= seq <= self.part.last:
@@ -129,7 +130,10 @@ class Replica:
                 self._at_end = message.metadata.num_pending == 0
                 line = JsonLine(seq, message.data)
                 await sink.put([line], SOURCE, self._on_commit(message, seq))
-            if not messages and not self.serving and await self._caught_up(consumer):
+            # nothing of the range came: the stream may be all read (a partition the stream
+            # has not reached yet is complete, empty, and serves before its first post)
+            idle = self._submitted == submitted
+            if idle and not self.serving and await self._caught_up(consumer):
                 await self._serve()
             if self._highest >= self.part.last and self._committed == self._submitted:
                 info = await self._consumer_info(consumer)
