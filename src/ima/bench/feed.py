@@ -50,6 +50,7 @@ from ima.synthetic.chatter import Stream
 
 FLAT_OUT_BATCH = 500
 FEEDERS = 4  # connections sending at once, flat out; and batches unanswered at most
+PATHS = ("fts5", "http", "nats")  # the systems measured, in this order
 PROBE_TIMEOUT_S = 10.0  # a probe not found by then counts as lost
 POLL_S = 0.001
 
@@ -359,8 +360,12 @@ def run(
     low: int = 10,
     high: int = 500,
     nats_url: str = "nats://127.0.0.1:4222",
+    paths: tuple[str, ...] = PATHS,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
+    """Measure the systems named in `paths` (some of `PATHS`; all by default)."""
+    if unknown := set(paths) - set(PATHS):
+        raise ValueError(f"unknown paths {sorted(unknown)}: choose from {', '.join(PATHS)}")
     say = progress or (lambda _m: None)
     posts = int(rate * seconds)
     say(f"making {posts:,} posts in batches of {low}-{high}, and {2 * posts:,} for flat out")
@@ -370,11 +375,13 @@ def run(
                                "load_average_before": list(os.getloadavg())}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="ima-bench-feed-") as tmp:
         root = Path(tmp)
-        say(f"SQLite FTS5 in-process at {rate:,.0f} posts/s, then flat out")
-        figures["fts5"] = fts5_findable(root / "paced.db", paced, rate)
-        flat_texts = [t for batch in flat.texts() for t in batch]
-        figures["fts5"]["flat_out"] = fts5_flat_out(root / "flat.db", flat_texts, seconds)
-        for path, name in (("http", "http"), ("nats", f"ima.bench.feed.{os.getpid()}")):
+        if "fts5" in paths:
+            say(f"SQLite FTS5 in-process at {rate:,.0f} posts/s, then flat out")
+            figures["fts5"] = fts5_findable(root / "paced.db", paced, rate)
+            flat_texts = [t for batch in flat.texts() for t in batch]
+            figures["fts5"]["flat_out"] = fts5_flat_out(root / "flat.db", flat_texts, seconds)
+        for path in (p for p in ("http", "nats") if p in paths):
+            name = "http" if path == "http" else f"ima.bench.feed.{os.getpid()}"
             data = root / f"{path}-data"
             data.mkdir()
             keys = KeyStore(data / "keys.sqlite3")
