@@ -182,7 +182,6 @@ def test_stopping_with_a_backlog_is_prompt_and_loses_nothing(store, subject):
     source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
     stream_until(store, [source], some_stored)
     stop_s = time.monotonic() - stopped_at[0]
-    print(f"stop {stop_s:.2f} s")
     assert stop_s < 5, f"took {stop_s:.1f} s to stop"
     first = store.stats().posts
     assert first < total  # a backlog was left

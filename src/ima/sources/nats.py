@@ -131,10 +131,10 @@ class NatsSource(Source):
         self.server, self.subject = parse_url(url)
         self.durable = durable
         self.ack_wait_s = ack_wait_s
-        self.fetch_batch = fetch_batch  # messages one pull asks for
         # delivered and not yet acknowledged, at most: bounds memory, and the commits a
         # stop waits for
         self.max_ack_pending = max_ack_pending
+        self.fetch_batch = min(fetch_batch, max_ack_pending)  # messages one pull asks for
         self.backoff = backoff or Backoff(0.5, 30.0)
         self._acks: set[asyncio.Task] = set()
         self._connection: Any = None
@@ -254,23 +254,26 @@ class NatsSource(Source):
                     continue
                 messages, arrived = arrived, []
                 expecting -= len(messages)
-                lines = []
+                lines, last = [], 0  # `last`: the batch's highest stream sequence
                 for message in messages:
                     seq, consumer_seq = sequences(message.reply)
                     if delivered is not None and consumer_seq != delivered + 1:
                         raise NatsError("a delivered message was not received")
                     delivered = consumer_seq
-                    highest = max(highest, seq)
+                    if seq > last:  # a redelivery may come after later messages
+                        last, reply = seq, message.reply
                     lines.append(JsonLine(seq, message.data))
                 self.health.event(count=len(lines))
+                highest = max(highest, last)
                 lines.append(Cursor(self.name, f"{epoch}/{highest}"))
-                await sink.put(lines, self.source, self._acker(nc, messages[-1].reply))
+                await sink.put(lines, self.source, self._acker(nc, reply))
         finally:
             with contextlib.suppress(NatsError):
                 await subscription.unsubscribe()
 
     def _acker(self, nc: Any, reply: str) -> Any:
-        """Acknowledges, once the batch is committed, its last message and so all before."""
+        """Acknowledges, once the batch is committed, the message of its highest stream
+        sequence, and so every message before it."""
 
         def on_commit() -> None:
             task = asyncio.ensure_future(nc.publish(reply, b"+ACK"))
