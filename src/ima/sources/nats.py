@@ -2,8 +2,8 @@
 
 Messages carry one record each in the replay schema (JSON). A durable pull consumer
 reads them into ingest in batches of whatever has arrived, and after a batch is
-committed acknowledges its last message: the consumer's ack policy is `all`, so one
-acknowledgement covers every message delivered before it (bad records too, once
+committed acknowledges its highest message: the consumer's ack policy is `all`, so one
+acknowledgement covers every message before it (bad records too, once
 counted: redelivering them would not make them good). Each batch also commits a
 cursor (the stream, its creation time, the highest sequence stored), the exact place
 to resume from should the consumer ever have to be made again.
