@@ -4,6 +4,8 @@ by a search, and each flat-out run took posts. Its figures are benchmarks, not a
 
 from __future__ import annotations
 
+import pytest
+
 from ima.bench.feed import Batches, run
 
 
@@ -31,3 +33,11 @@ def test_every_acknowledged_probe_is_found_on_every_path():
         assert system["flat_out"]["posts_per_s"], (name, system)
     for name in ("http", "nats"):
         assert figures[name]["errors"] == 0 and figures[name]["server_errors"] == 0
+
+
+def test_only_the_paths_asked_for_are_run():
+    figures = run(rate=400, seconds=1, paths=("fts5",))
+    assert figures["fts5"]["flat_out"]["posts_per_s"]
+    assert "http" not in figures and "nats" not in figures
+    with pytest.raises(ValueError, match="kafka"):
+        run(paths=("nats", "kafka"))

@@ -2,11 +2,13 @@
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
 import nats
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from conftest import stream_until
 from ima.sources.base import Backoff
@@ -88,8 +90,6 @@ def test_unacknowledged_messages_are_redelivered_once_ack_wait_passes(store, sub
     async def fetch_without_ack() -> None:
         nc = await nats.connect(SERVER)
         js = nc.jetstream()
-        from nats.js.api import ConsumerConfig
-
         sub = await js.pull_subscribe(
             subject, durable="ima", config=ConsumerConfig(ack_wait=1.0, max_ack_pending=20_000)
         )
@@ -107,3 +107,86 @@ def test_unacknowledged_messages_are_redelivered_once_ack_wait_passes(store, sub
         timeout=20,
     )
     assert store.stats().posts == 50
+
+
+async def _consumer_info(subject: str, durable: str):
+    nc = await nats.connect(SERVER)
+    try:
+        js = nc.jetstream()
+        return await js.consumer_info(await js.find_stream_name_by_subject(subject), durable)
+    finally:
+        await nc.close()
+
+
+def test_an_older_versions_consumer_is_upgraded_without_loss_or_rereading(store, subject):
+    """A consumer that acknowledged each message (as older versions made it), with 20
+    acknowledged and 10 delivered but not: the 20 are not read again, nothing is lost,
+    and from then on one acknowledgement covers a batch."""
+    url = f"{SERVER}/{subject}"
+    asyncio.run(_publish(url, _records(50)))
+
+    async def old_reader() -> None:
+        nc = await nats.connect(SERVER)
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            subject, durable="ima", config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT)
+        )
+        for message in await sub.fetch(20, timeout=2):
+            await message.ack_sync()
+        await sub.fetch(10, timeout=2)  # and dies holding these
+        await nc.close()
+
+    asyncio.run(old_reader())
+    source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
+    pipeline = stream_until(store, [source], lambda: store.stats().posts == 30)
+    assert pipeline.stats.received == 30
+    assert store.get("nats:m19") is None and store.get("nats:m20") is not None
+    info = asyncio.run(_consumer_info(subject, "ima"))
+    assert info.config.ack_policy == AckPolicy.ALL
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+def test_a_lost_consumer_is_made_again_from_the_stored_cursor(store, subject):
+    url = f"{SERVER}/{subject}"
+    asyncio.run(_publish(url, _records(40)))
+    source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
+    stream_until(store, [source], lambda: store.stats().posts == 40)
+
+    async def delete_consumer() -> None:
+        nc = await nats.connect(SERVER)
+        js = nc.jetstream()
+        await js.delete_consumer(await js.find_stream_name_by_subject(subject), "ima")
+        await nc.close()
+
+    asyncio.run(delete_consumer())  # as if the process had died while making it again
+    asyncio.run(_publish(url, _records(5, start=40)))
+    source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
+    pipeline = stream_until(store, [source], lambda: store.stats().posts == 45)
+    assert pipeline.stats.received == 5
+
+
+def test_stopping_with_a_backlog_is_prompt_and_loses_nothing(store, subject):
+    """Stopped while thousands wait: it stops fetching, commits and acknowledges what it
+    handed to ingest, and ends within seconds; the next run takes exactly the rest."""
+    url = f"{SERVER}/{subject}"
+    total = 20_000
+    asyncio.run(_publish(url, _records(total)))
+    stopped_at: list[float] = []
+
+    def some_stored() -> bool:
+        if store.stats().posts >= 2_000:
+            stopped_at.append(time.monotonic())
+            return True
+        return False
+
+    source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
+    stream_until(store, [source], some_stored)
+    stop_s = time.monotonic() - stopped_at[0]
+    assert stop_s < 5, f"took {stop_s:.1f} s to stop"
+    first = store.stats().posts
+    assert first < total  # a backlog was left
+    pending, unacknowledged = asyncio.run(_consumer_state(subject, "ima"))
+    assert pending > 0 and pending + unacknowledged == total - first
+    source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
+    pipeline = stream_until(store, [source], lambda: store.stats().posts == total, timeout=60)
+    assert pipeline.stats.received == total - first

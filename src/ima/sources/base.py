@@ -69,9 +69,10 @@ class Health:
     last_error: str = ""
     _window: deque = field(default_factory=lambda: deque(maxlen=64))  # (second, count)
 
-    def event(self, created_us: int | None = None) -> None:
+    def event(self, created_us: int | None = None, count: int = 1) -> None:
+        """`count` events arrived now (the newest created at `created_us`, when known)."""
         now = time.time()
-        self.events += 1
+        self.events += count
         self.last_event_at = now
         if created_us is not None and (
             self.last_created_us is None or created_us > self.last_created_us
@@ -79,9 +80,9 @@ class Health:
             self.last_created_us = created_us
         second = int(now)
         if self._window and self._window[-1][0] == second:
-            self._window[-1][1] += 1
+            self._window[-1][1] += count
         else:
-            self._window.append([second, 1])
+            self._window.append([second, count])
 
     def error(self, kind: str, detail: str = "") -> None:
         self.errors[kind] += 1
