@@ -211,19 +211,26 @@ def bench_fleet(workers: int, churn: float, minutes: float, chats: int, as_json:
               help="Length of each paced run, and of each flat-out run.")  # fmt: skip
 @click.option("--nats", "nats_url", default="nats://127.0.0.1:4222", show_default=True,
               help="NATS server with JetStream, for the NATS path.")  # fmt: skip
+@click.option("--paths", default="fts5,http,nats", show_default=True,
+              help="The systems to measure, comma-separated.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON only.")
-def bench_feed(rate: float, seconds: float, nats_url: str, as_json: bool) -> None:
+def bench_feed(rate: float, seconds: float, nats_url: str, paths: str, as_json: bool) -> None:
     """Posts into `ima serve` over HTTP and over NATS, beside SQLite FTS5 in-process in
     the same run: posts a second flat out, and how soon an acknowledged post is found
     at --rate (README "Benchmark")."""
     from ima.bench.feed import run
 
-    figures = run(rate=rate, seconds=seconds, nats_url=nats_url, progress=options.progress)
+    chosen = tuple(name.strip() for name in paths.split(",") if name.strip())
+    try:
+        figures = run(rate=rate, seconds=seconds, nats_url=nats_url, paths=chosen,
+                      progress=options.progress)  # fmt: skip
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--paths") from None
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
     rows = []
-    for name in ("fts5", "http", "nats"):
+    for name in chosen:
         system = figures[name]
         found = system["findable_ms"]
         rows.append((f"{name}: flat out", f"{system['flat_out'].get('posts_per_s')} posts/s"))
