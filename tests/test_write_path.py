@@ -131,8 +131,11 @@ def test_a_copy_is_found_in_an_older_generation_and_a_stranger_in_none():
 def test_a_reader_hears_each_new_original_once_however_far_the_index_got(tmp_path):
     writer = Store(tmp_path / "d", commit_interval=0.05, searchable=False)
     reader = Store(tmp_path / "d")
+    follower = Store(tmp_path / "d", searchable=False)  # hears of posts once indexed
     heard: list[int] = []
+    indexed: list[int] = []
     reader.listeners.append(lambda originals: heard.extend(seq for seq, _ in originals))
+    follower.listeners.append(lambda originals: indexed.extend(seq for seq, _ in originals))
     try:
         for n in range(6):
             records = [post(f"{n}-{i}", f"ferry timetable {n} changed, line {i}")
@@ -144,11 +147,16 @@ def test_a_reader_hears_each_new_original_once_however_far_the_index_got(tmp_pat
                 assert time.monotonic() < deadline  # the index commits past the reader's look
                 time.sleep(0.01)
             reader.refresh()
+            follower.refresh()
             assert len(search(reader, f'"timetable {n}"', as_of=NOW, k=100).hits) == 40
+            assert indexed == [seq for seq, _, _ in writer.changes_since(0)
+                               if seq <= follower.lexical.committed_seq]  # fmt: skip
         originals = [seq for seq, _, _ in writer.changes_since(0)]
         assert heard == originals and len(originals) == 6 * 40
+        assert follower.stats().fresh_segments == 0
         assert writer.stats().fresh_segments == 0  # it only writes: nothing searched here
     finally:
+        follower.close()
         reader.close()
         writer.close()
 

@@ -85,7 +85,8 @@ COLUMNS = (  # a post row, in the order `StoredPost` reads it
     "views, duplicate_of, spam, injection, copies, indexed_text"
 )
 _INSERT = f"INSERT INTO posts ({COLUMNS}, terms) VALUES ({', '.join('?' * 27)})"
-_ROW = f"{COLUMNS}, terms"  # what readers select: a post row, then its terms if known
+_ROW = f"{COLUMNS}, terms"
+_MAX_SEQ = 2**63 - 1  # what readers select: a post row, then its terms if known
 _UPDATE_METRICS = "UPDATE posts SET likes=?, reposts=?, replies=?, views=? WHERE id=?"
 _ADD_COPIES = "UPDATE posts SET copies = copies + ? WHERE id=?"
 _ADD_ENGAGEMENT = (
@@ -281,16 +282,18 @@ class PostLog:
         rows = self._read(sql, (post_id,))
         return _from_row(rows[0]) if rows else None
 
-    def scan(self, after_seq: int = 0) -> Iterator[tuple[int, tuple, str, str | None]]:
+    def scan(
+        self, after_seq: int = 0, upto_seq: int | None = None
+    ) -> Iterator[tuple[int, tuple, str, str | None]]:
         """(seq, flat post, indexed text, its terms if stored) of the originals (the
-        indexed posts) in log order after `after_seq`, read in pages; rows as stored, no
-        `Post` objects built (`ima.post.flatten`'s form: what the index and the fresh
-        segment need)."""
+        indexed posts) in log order after `after_seq` (up to `upto_seq`), read in pages;
+        rows as stored, no `Post` objects built (`ima.post.flatten`'s form: what the
+        index and the fresh segment need)."""
         while True:  # pages are fetched whole: no read is left open between them
             page = self._read(
-                f"SELECT {_ROW} FROM posts WHERE seq > ? AND duplicate_of IS NULL "
+                f"SELECT {_ROW} FROM posts WHERE seq > ? AND seq <= ? AND duplicate_of IS NULL "
                 "ORDER BY seq LIMIT 5000",
-                (after_seq,),
+                (after_seq, _MAX_SEQ if upto_seq is None else upto_seq),
             )
             if not page:
                 return

@@ -117,9 +117,10 @@ class Store:
         self.log = PostLog(data_dir / "log.sqlite3", synchronous=synchronous)
         self.lexical = LexicalIndex(data_dir / "index")
         self.commit_interval = commit_interval
-        #: False for a store that only writes (`ima serve`'s writer, `ima stream`): its
-        #: readers are other processes following the log, so it keeps no fresh segment,
-        #: and a post is searchable here only once indexed
+        #: False: no fresh segment, a post is searchable here once indexed. For a store
+        #: that only writes (`ima serve`'s writer, `ima stream`: other processes search),
+        #: and for a reader that can wait for the index (trends): it follows the log as
+        #: far as the index has come, no further
         self.searchable = searchable
         self._view_lock = threading.Lock()
         self._fresh: tuple[FreshSegment, ...] = ()
@@ -146,12 +147,16 @@ class Store:
     def _catch_up(self) -> None:
         """Index what the log has past the index's high-water mark (after a crash).
 
-        Read-only (another process writes), the tail is served as a fresh segment instead.
+        Read-only (another process writes), the tail is served as a fresh segment instead,
+        or, not searchable, left until the index has it.
         """
         mark = self.lexical.committed_seq
         if self.log.last_seq <= mark:
             return
         if not self.lexical.writable:
+            if not self.searchable:
+                self.log.last_seq = mark
+                return
             tail = [_fresh_doc(*row) for row in self.log.scan(mark)]
             if tail:
                 self._add_fresh(tail)
@@ -222,25 +227,31 @@ class Store:
 
         Posts past our last look at the log join a fresh segment (those the writer's
         index has not committed yet); when the writer's index has committed further, the
-        reader reloads and drops what it now covers. Listeners hear the new originals,
-        as they would in the writing process. Not thread-safe: one thread of the reading
-        process calls it, between searches.
+        reader reloads and drops what it now covers. Not searchable, it follows the log
+        only as far as the index. Listeners hear the new originals once searchable here.
+        Not thread-safe: one thread of the reading process calls it, between searches.
         """
         if self.writable:
             return
         if self.lexical.follow():
             self._publish()
-        newest = self.log.newest_seq()
-        if newest == self.log.last_seq:
-            return
         looked = self.log.last_seq
-        followed = max([self._indexed_seq, *(segment.max_seq for segment in self._fresh)])
-        rows = list(self.log.scan(min(followed, looked) if self.searchable else looked))
-        if self.searchable:
+        if not self.searchable:
+            upto = self._indexed_seq
+            if upto <= looked:
+                return
+            rows = list(self.log.scan(looked, upto))
+            self.log.last_seq = upto
+        else:
+            newest = self.log.newest_seq()
+            if newest == looked:
+                return
+            followed = max([self._indexed_seq, *(segment.max_seq for segment in self._fresh)])
+            rows = list(self.log.scan(min(followed, looked)))
             docs = [_fresh_doc(*row) for row in rows if row[0] > followed]
             if docs:
                 self._add_fresh(docs)
-        self.log.last_seq = max(newest, rows[-1][0]) if rows else newest
+            self.log.last_seq = max(newest, rows[-1][0]) if rows else newest
         self._tell([(seq, Entry(flat, text, terms)) for seq, flat, text, terms in rows
                     if seq > looked])  # fmt: skip
 

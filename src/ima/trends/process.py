@@ -4,9 +4,11 @@ Beside the pipeline, counting (items, bursts, stories) shared one interpreter lo
 committing: fed flat out over HTTP, an eighth of the writer's time went to it, and the
 writer process was what limited ingest. Here it runs on another core, at a lower
 priority (it may lag a moment; ingest and search should not wait). It opens the store
-read-only, catches up with each commit (a look at the log every `POLL_S`, the posts
-with the terms ingest stored: nothing is analyzed twice) and records
-history to the same file as before, so `StoryView` readers see no difference.
+read-only and unsearchable (`Store.searchable`): it counts a post once the writer's index
+has it, a commit interval later (a look every `POLL_S`), and its stories search the
+index. Keeping a searchable copy of the newest posts here too had cost as much as the
+counting. History goes to the same file as before, so `StoryView` readers see no
+difference.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import time
 from multiprocessing.synchronize import Event
 
 from ima.config import Settings
@@ -60,21 +63,27 @@ def _main(settings: Settings, stop: Event, ready: Event) -> None:
     with contextlib.suppress(OSError, AttributeError):  # not permitted, or not POSIX
         os.nice(NICENESS)
     tune_gc()
-    store = settings.open_store()
+    store = settings.open_store(searchable=False)
     if store.writable:  # the writer has gone: counting must never write posts
         store.close()
         log.error("trends found no writer holding the store; not counting")
         return
     trends = Trends(store)
     try:
-        trends.follow()  # hears what each look at the log finds
-        while True:
-            stopping = stop.wait(POLL_S)
-            store.refresh()  # stories search the newest posts too
+        trends.follow()  # hears of posts as each look at the log finds them indexed
+        while not stop.wait(POLL_S):
+            store.refresh()
             if trends.ready.is_set():
                 ready.set()
-            if stopping:
+        # stopping: the writer has committed its last batch; its index has it within a
+        # commit interval
+        deadline = time.monotonic() + 2 * settings.commit_interval + 5
+        while next(iter(store.changes_since(store.last_seq)), None) is not None:
+            if time.monotonic() > deadline:
+                log.error("the index did not catch up; the newest posts are not counted")
                 break
+            time.sleep(POLL_S)
+            store.refresh()
     finally:
         trends.close()
         store.close()

@@ -85,6 +85,7 @@ class Trends(StoryView):
         self._cond = threading.Condition()
         self._pending: _Work | None = None
         self._stopping = False
+        self._counted = False  # stopping, and every post offered is counted: ticks end
         self.ticks = 0
         self._backlog_cond = threading.Condition()
         self._backlog: list[list[tuple[int, Entry]]] = []
@@ -212,7 +213,7 @@ class Trends(StoryView):
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._stopping:
+                while self._pending is None and not self._counted:
                     self._cond.wait()
                 if self._pending is None:
                     return
@@ -292,7 +293,8 @@ class Trends(StoryView):
             self._backlog_cond.notify_all()
         if self._counting is not None:
             self._counting.join()  # counts what was offered first
-        with self._cond:
+        with self._cond:  # the last tick counted is built before the story thread ends
+            self._counted = True
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join()
