@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from dataclasses import dataclass
+from itertools import chain
 
 PRIOR_COUNT = 0.01  # the Gamma prior: this many author-minutes ...
 PRIOR_MINUTES = 0.5  # ... over this many minutes (weak: a day's history outweighs it)
@@ -216,6 +217,7 @@ class BurstDetector:
         self.now_us = -1  # the newest post's time, or the clock's when it moved on
         self._counts: Counter[str] = Counter()  # the current minute's author-minutes
         self._seen: dict[str, set[str]] = {}  # author → items counted this minute
+        self._new: list[set[str]] = []  # items first said this minute, not yet in `_counts`
 
     def listen_from(self, at_us: int) -> None:
         """The stream was listened to from `at_us` on (see `Window.listen_from`)."""
@@ -224,22 +226,35 @@ class BurstDetector:
             window.listen_from(at_us)
 
     def add(self, created_us: int, author: str, items: set[str]) -> None:
-        """Count one post. Posts from before the current minute count in it (late
-        arrivals are rare, and an old post being seen now is still news now)."""
+        """Count one post (`items` is kept: the caller must not change it). Posts from
+        before the current minute count in it (late arrivals are rare, and an old post
+        being seen now is still news now). Only what the author had not yet said this
+        minute is noted; it is counted in one pass when the counts are next read
+        (`current`), not post by post: counting is most of what trends cost ingest."""
         if not self.started:
             self.listen_from(created_us)
-        self.now_us = max(self.now_us, created_us)
-        if created_us // MINUTE_US > self.minute:
-            self.advance(created_us)
+        if created_us > self.now_us:
+            self.now_us = created_us
+            if created_us // MINUTE_US > self.minute:
+                self.advance(created_us)
         seen = self._seen.get(author)
         if seen is None:
-            self._seen[author] = {ANYONE, *items}
-            self._counts.update(items)
-            self._counts[ANYONE] += 1
+            self._seen[author] = items
+            self._new.append(items)
         else:
             new = items - seen
-            seen |= new
-            self._counts.update(new)
+            if new:
+                self._seen[author] = seen | new  # a new set: `seen` may wait in `_new`
+                self._new.append(new)
+
+    @property
+    def current(self) -> Counter[str]:
+        """The current minute's author-minutes (`ANYONE`: how many authors posted)."""
+        if self._new:
+            self._counts.update(chain.from_iterable(self._new))
+            self._counts[ANYONE] = len(self._seen)
+            self._new = []
+        return self._counts
 
     def advance(self, at_us: int) -> None:
         """Move the clock (the newest post) to `at_us`, closing the current minute when
@@ -249,12 +264,14 @@ class BurstDetector:
         if minute <= self.minute:
             return
         if self.minute >= 0:
+            counts = self.current
             for window in self.windows.values():
-                window.add(self.minute, self._counts)
+                window.add(self.minute, counts)
                 window.advance(minute)
         self.minute = minute
         self._counts = Counter()
         self._seen = {}
+        self._new = []
 
     def warming_up(self, name: str) -> bool:
         window = self.windows[name]
@@ -264,7 +281,7 @@ class BurstDetector:
         """Items bursting in window `name` now, most surprising first."""
         window = self.windows[name]
         cold = self.warming_up(name)
-        current = self._counts
+        current = self.current
         minutes = window.covered_minutes()
         everyone = window.total[ANYONE] + current[ANYONE]
         least = self.min_authors
@@ -276,12 +293,13 @@ class BurstDetector:
             ordinary = ORDINARY_SHARE * everyone * window.span / (window.span + PRIOR_MINUTES)
             least = max(self.cold_authors, math.floor(ordinary))
         found, held = [], []
-        for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
-            i for i, c in window.total.items() if c + current[i] >= least
-        }:
-            if item == ANYONE:
-                continue
-            count = window.total[item] + current[item]
+        total = window.total.get
+        # an item the window holds fewer than `least` of must be in the current minute
+        candidates = {i for i, c in current.items() if c + total(i, 0) >= least}
+        candidates.update(i for i, c in window.total.items() if c >= least)
+        candidates.discard(ANYONE)
+        for item in candidates:
+            count = total(item, 0) + current[item]
             seen, exposure = window.baseline(item)
             laws = [(seen, exposure, PRIOR_MINUTES)]
             if cold:  # judged by each law it may ordinarily follow; surprising under all
