@@ -78,8 +78,11 @@ class Window:
         self.n = buckets
         self.decay = 0.5 ** (1 / (buckets * half_life_spans))
         self.buckets: deque[tuple[int, Counter[str]]] = deque()
-        self.total: Counter[str] = Counter()
-        self._seen: dict[str, tuple[float, int]] = {}  # item → (weighted count, at bucket)
+        self._total: Counter[str] | None = Counter()  # the buckets' sum, once asked for
+        # item → weighted count as of bucket `_ref`, times decay ** (`_ref` - its last
+        # bucket): one multiplication an item when a bucket leaves, not a power each
+        self._seen: dict[str, float] = {}
+        self._ref = 0
         self.start_us: int | None = None  # when the stream started being listened to
         self.minute = -1
 
@@ -120,8 +123,20 @@ class Window:
         if not self.buckets or self.buckets[-1][0] < bucket:
             self.buckets.append((bucket, Counter()))
         self.buckets[-1][1].update(counts)
-        self.total.update(counts)
+        self._total = None
         self.advance(minute)
+
+    @property
+    def total(self) -> Counter[str]:
+        """Each item's author-minutes in the window. Summed when asked, not kept up minute
+        by minute: a window is judged at most once a tick (the 24h window every 48
+        minutes; an instant computed from the log, once), and keeping three windows'
+        sums up was most of what counting a day of the log cost."""
+        if self._total is None:
+            self._total = Counter()
+            for _, counts in self.buckets:
+                self._total.update(counts)
+        return self._total
 
     def advance(self, minute: int) -> None:
         """Let buckets older than the window leave it, into the baseline."""
@@ -129,31 +144,32 @@ class Window:
         oldest = self._oldest
         while self.buckets and self.buckets[0][0] < oldest:
             bucket, counts = self.buckets.popleft()
-            self.total.subtract(counts)
-            for item in counts:
-                if self.total[item] <= 0:
-                    del self.total[item]
+            self._total = None
             self._leave(bucket, counts)
 
     def _leave(self, bucket: int, counts: Counter[str]) -> None:
         decay, seen = self.decay, self._seen
+        if bucket - self._ref >= 64:  # weigh all as of now (and forget what decayed away)
+            factor = decay ** (bucket - self._ref)
+            self._seen = seen = {i: w for i, c in seen.items() if (w := c * factor) >= 0.01}
+            self._ref = bucket
+        scale = decay ** (self._ref - bucket)
+        get = seen.get
         for item, count in counts.items():
-            weighted, at = seen.get(item, (0.0, bucket))
-            seen[item] = (weighted * decay ** (bucket - at) + count, bucket)
-        if bucket % 64 == 0:  # forget items whose count has decayed to nothing
-            stale = [i for i, (c, b) in seen.items() if c * decay ** (bucket - b) < 0.01]
-            for item in stale:
-                del seen[item]
+            seen[item] = get(item, 0.0) + count * scale
 
-    def baseline(self, item: str) -> tuple[float, float]:
-        """(weighted author-minutes, weighted minutes) of `item` before the window."""
-        last_left = self._oldest - 1
-        weighted, at = self._seen.get(item, (0.0, last_left))
+    def said_before(self, item: str) -> float:
+        """Weighted author-minutes of `item` before the window: its baseline's count."""
+        return self._seen.get(item, 0.0) * self.decay ** (self._oldest - 1 - self._ref)
+
+    def exposure(self) -> float:
+        """Weighted minutes before the window (the same for every item): its baseline's
+        exposure."""
         history = self.history
         exposure = self.width * (1 - self.decay**history) / (1 - self.decay)
         if history:  # the first bucket, the oldest that left, was not all heard
             exposure -= self._unheard * self.decay ** (history - 1)
-        return weighted * self.decay ** (last_left - at), exposure
+        return exposure
 
     def first_heard(self, item: str, current: int, now_us: int) -> tuple[int, float]:
         """(author-minutes, minutes) of `item` in the stream's first bucket, as far as it
@@ -298,20 +314,22 @@ class BurstDetector:
         candidates = {i for i, c in current.items() if c + total(i, 0) >= least}
         candidates.update(i for i, c in window.total.items() if c >= least)
         candidates.discard(ANYONE)
+        exposure, said_before = window.exposure(), window.said_before
         for item in candidates:
             count = total(item, 0) + current[item]
-            seen, exposure = window.baseline(item)
-            laws = [(seen, exposure, PRIOR_MINUTES)]
+            seen, usual, prior = said_before(item), exposure, PRIOR_MINUTES
             if cold:  # judged by each law it may ordinarily follow; surprising under all
                 laws = [(ordinary_rate * window.span, float(window.span), PRIOR_MINUTES)]
                 if exposure:  # what history there is
                     laws.append((seen, exposure, 0.0))
-            score, seen, exposure, prior = min(
-                (surprise(count, s, e, minutes, p), s, e, p) for s, e, p in laws
-            )
+                score, seen, usual, prior = min(
+                    (surprise(count, s, e, minutes, p), s, e, p) for s, e, p in laws
+                )
+            else:
+                score = surprise(count, seen, exposure, minutes)
             if score < self.min_surprise:
                 continue
-            expected = (PRIOR_COUNT + seen) / (prior + exposure) * minutes
+            expected = (PRIOR_COUNT + seen) / (prior + usual) * minutes
             if cold and count < COLD_SHARE * everyone:  # as said in the first bucket?
                 said, heard = window.first_heard(item, current[item], self.now_us)
                 first = surprise(count, said, heard, minutes, 0.0) if heard else score
