@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ima.ingest.flags import SPAM_LIMIT
@@ -161,27 +160,18 @@ def _read(
     """(created_us, seq, author, prepared text) of the originals created in [low_us,
     high_us], in time order, spam left out, 1 in `stride` of them (see `_parts`), so
     that the work stays bounded however busy the stream. The parts follow each other in
-    time, so each is sorted on its own and counted as it comes, while the next is read
-    on a thread of its own (SQLite reads the file without holding the GIL): reading and
-    counting overlap, and only two parts are held at once."""
-    parts = _parts(low_us, high_us, stride)
-
-    def fetch(lo: int, hi: int, every: int) -> list[tuple[int, int, str, float, str]]:
-        return list(store.originals_created(lo, hi, every))
-
+    time, so each is sorted on its own and counted as it comes: one part is held at once,
+    not the whole sample."""
     read = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="ima-trends-read") as pool:
-        reading = [pool.submit(fetch, *part) for part in parts[:1]]
-        for k in range(len(parts)):
-            found = reading.pop().result()
-            reading += [pool.submit(fetch, *part) for part in parts[k + 1 : k + 2]]
-            if progress and (read + len(found)) // 10_000 > read // 10_000:
-                progress(read + len(found))
-            read += len(found)
-            kept = [(created, seq, author, text)
-                    for seq, created, author, spam, text in found if spam < SPAM_LIMIT]  # fmt: skip
-            kept.sort()
-            yield from kept
+    for lo, hi, every in _parts(low_us, high_us, stride):
+        found = list(store.originals_created(lo, hi, every))
+        if progress and (read + len(found)) // 10_000 > read // 10_000:
+            progress(read + len(found))
+        read += len(found)
+        kept = [(created, seq, author, text)
+                for seq, created, author, spam, text in found if spam < SPAM_LIMIT]  # fmt: skip
+        kept.sort()
+        yield from kept
     if progress:
         progress(read)
 
