@@ -315,7 +315,7 @@ def test_posts_committed_during_the_catch_up_count_exactly_once(tmp_path: Path, 
             trends = Trends(store, background=False)
             trends.follow()
         window = trends.detector.windows["5m"]
-        counts.append((dict(window.total), dict(trends.detector._counts), trends.dropped))
+        counts.append((dict(window.total), dict(trends.detector.current), trends.dropped))
         trends.close()
         store.close()
     assert counts[0] == counts[1]

@@ -27,7 +27,7 @@ def test_a_sampled_instant_of_a_bulk_filled_log(tmp_path: Path, monkeypatch: pyt
         assert end == trend_compute.END_US
         monkeypatch.setattr(instant, "MAX_POSTS", 20_000)
         low, stride = instant._lookback(store, end)
-        rows = instant._read(store, low, end, stride, None)
+        rows = list(instant._read(store, low, end, stride, None))
     finally:
         store.close()
     assert low == end - instant.LOOKBACK_US  # too busy to learn from a week

@@ -92,10 +92,11 @@ def test_a_title_takes_no_link_and_no_lone_marks():
 def test_remembered_tokens_stay_bounded():
     tokens = _Tokens(limit=50, longest=10)
     for k in range(1_000):
-        assert tokens.items(f"Quake{k}!") == (f"quake{k}",)
-    assert tokens.items("x" * 11 + "quake") == ("x" * 11 + "quake",)  # judged, not kept
-    assert 0 < len(tokens.known) <= 50
-    assert all(len(token) <= 10 for token in tokens.known)
+        assert tokens[f"Quake{k}!"] == (f"quake{k}",)
+    assert tokens["x" * 11 + "quake"] == ("x" * 11 + "quake",)  # judged, not kept
+    assert tokens["@quake"] == ()  # a handle is no word
+    assert 0 < len(tokens) <= 50
+    assert all(len(token) <= 10 for token in tokens)
 
 
 def test_a_retweet_counts_once_for_the_author_it_credits():

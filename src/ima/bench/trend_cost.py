@@ -36,13 +36,17 @@ def _cpu_s() -> float:
 
 
 def measure(rate: float, seconds: float, with_trends: bool, workers: int) -> dict[str, Any]:
-    """One run in this process (the parent starts a fresh one per run)."""
-    from ima.ingest import Pipeline
+    """One run in this process (the parent starts a fresh one per run), which collects
+    garbage as every `ima` process does (`tune_gc`, set by the command line): with
+    Python's default thresholds the collector rescans all live objects ever more
+    often, and posts counted for trends made it do so more."""
+    from ima.ingest import Pipeline, tune_gc
     from ima.store import Store
     from ima.synthetic.chatter import Stream
     from ima.trends.bursts import BurstDetector
     from ima.trends.tracker import Trends
 
+    tune_gc()
     posts = int(rate * seconds)
     span = timedelta(seconds=seconds * STREAM_SPEED)
     # generated before the clock starts

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from dataclasses import dataclass
+from itertools import chain
 
 PRIOR_COUNT = 0.01  # the Gamma prior: this many author-minutes ...
 PRIOR_MINUTES = 0.5  # ... over this many minutes (weak: a day's history outweighs it)
@@ -77,8 +78,11 @@ class Window:
         self.n = buckets
         self.decay = 0.5 ** (1 / (buckets * half_life_spans))
         self.buckets: deque[tuple[int, Counter[str]]] = deque()
-        self.total: Counter[str] = Counter()
-        self._seen: dict[str, tuple[float, int]] = {}  # item → (weighted count, at bucket)
+        self._total: Counter[str] | None = Counter()  # the buckets' sum, once asked for
+        # item → weighted count as of bucket `_ref`, times decay ** (`_ref` - its last
+        # bucket): one multiplication an item when a bucket leaves, not a power each
+        self._seen: dict[str, float] = {}
+        self._ref = 0
         self.start_us: int | None = None  # when the stream started being listened to
         self.minute = -1
 
@@ -119,8 +123,20 @@ class Window:
         if not self.buckets or self.buckets[-1][0] < bucket:
             self.buckets.append((bucket, Counter()))
         self.buckets[-1][1].update(counts)
-        self.total.update(counts)
+        self._total = None
         self.advance(minute)
+
+    @property
+    def total(self) -> Counter[str]:
+        """Each item's author-minutes in the window. Summed when asked, not kept up minute
+        by minute: a window is judged at most once a tick (the 24h window every 48
+        minutes; an instant computed from the log, once), and keeping three windows'
+        sums up was most of what counting a day of the log cost."""
+        if self._total is None:
+            self._total = Counter()
+            for _, counts in self.buckets:
+                self._total.update(counts)
+        return self._total
 
     def advance(self, minute: int) -> None:
         """Let buckets older than the window leave it, into the baseline."""
@@ -128,31 +144,32 @@ class Window:
         oldest = self._oldest
         while self.buckets and self.buckets[0][0] < oldest:
             bucket, counts = self.buckets.popleft()
-            self.total.subtract(counts)
-            for item in counts:
-                if self.total[item] <= 0:
-                    del self.total[item]
+            self._total = None
             self._leave(bucket, counts)
 
     def _leave(self, bucket: int, counts: Counter[str]) -> None:
         decay, seen = self.decay, self._seen
+        if bucket - self._ref >= 64:  # weigh all as of now (and forget what decayed away)
+            factor = decay ** (bucket - self._ref)
+            self._seen = seen = {i: w for i, c in seen.items() if (w := c * factor) >= 0.01}
+            self._ref = bucket
+        scale = decay ** (self._ref - bucket)
+        get = seen.get
         for item, count in counts.items():
-            weighted, at = seen.get(item, (0.0, bucket))
-            seen[item] = (weighted * decay ** (bucket - at) + count, bucket)
-        if bucket % 64 == 0:  # forget items whose count has decayed to nothing
-            stale = [i for i, (c, b) in seen.items() if c * decay ** (bucket - b) < 0.01]
-            for item in stale:
-                del seen[item]
+            seen[item] = get(item, 0.0) + count * scale
 
-    def baseline(self, item: str) -> tuple[float, float]:
-        """(weighted author-minutes, weighted minutes) of `item` before the window."""
-        last_left = self._oldest - 1
-        weighted, at = self._seen.get(item, (0.0, last_left))
+    def said_before(self, item: str) -> float:
+        """Weighted author-minutes of `item` before the window: its baseline's count."""
+        return self._seen.get(item, 0.0) * self.decay ** (self._oldest - 1 - self._ref)
+
+    def exposure(self) -> float:
+        """Weighted minutes before the window (the same for every item): its baseline's
+        exposure."""
         history = self.history
         exposure = self.width * (1 - self.decay**history) / (1 - self.decay)
         if history:  # the first bucket, the oldest that left, was not all heard
             exposure -= self._unheard * self.decay ** (history - 1)
-        return weighted * self.decay ** (last_left - at), exposure
+        return exposure
 
     def first_heard(self, item: str, current: int, now_us: int) -> tuple[int, float]:
         """(author-minutes, minutes) of `item` in the stream's first bucket, as far as it
@@ -216,6 +233,7 @@ class BurstDetector:
         self.now_us = -1  # the newest post's time, or the clock's when it moved on
         self._counts: Counter[str] = Counter()  # the current minute's author-minutes
         self._seen: dict[str, set[str]] = {}  # author → items counted this minute
+        self._new: list[set[str]] = []  # items first said this minute, not yet in `_counts`
 
     def listen_from(self, at_us: int) -> None:
         """The stream was listened to from `at_us` on (see `Window.listen_from`)."""
@@ -224,22 +242,35 @@ class BurstDetector:
             window.listen_from(at_us)
 
     def add(self, created_us: int, author: str, items: set[str]) -> None:
-        """Count one post. Posts from before the current minute count in it (late
-        arrivals are rare, and an old post being seen now is still news now)."""
+        """Count one post (`items` is kept: the caller must not change it). Posts from
+        before the current minute count in it (late arrivals are rare, and an old post
+        being seen now is still news now). Only what the author had not yet said this
+        minute is noted; it is counted in one pass when the counts are next read
+        (`current`), not post by post: counting is most of what trends cost ingest."""
         if not self.started:
             self.listen_from(created_us)
-        self.now_us = max(self.now_us, created_us)
-        if created_us // MINUTE_US > self.minute:
-            self.advance(created_us)
+        if created_us > self.now_us:
+            self.now_us = created_us
+            if created_us // MINUTE_US > self.minute:
+                self.advance(created_us)
         seen = self._seen.get(author)
         if seen is None:
-            self._seen[author] = {ANYONE, *items}
-            self._counts.update(items)
-            self._counts[ANYONE] += 1
+            self._seen[author] = items
+            self._new.append(items)
         else:
             new = items - seen
-            seen |= new
-            self._counts.update(new)
+            if new:
+                self._seen[author] = seen | new  # a new set: `seen` may wait in `_new`
+                self._new.append(new)
+
+    @property
+    def current(self) -> Counter[str]:
+        """The current minute's author-minutes (`ANYONE`: how many authors posted)."""
+        if self._new:
+            self._counts.update(chain.from_iterable(self._new))
+            self._counts[ANYONE] = len(self._seen)
+            self._new = []
+        return self._counts
 
     def advance(self, at_us: int) -> None:
         """Move the clock (the newest post) to `at_us`, closing the current minute when
@@ -249,12 +280,14 @@ class BurstDetector:
         if minute <= self.minute:
             return
         if self.minute >= 0:
+            counts = self.current
             for window in self.windows.values():
-                window.add(self.minute, self._counts)
+                window.add(self.minute, counts)
                 window.advance(minute)
         self.minute = minute
         self._counts = Counter()
         self._seen = {}
+        self._new = []
 
     def warming_up(self, name: str) -> bool:
         window = self.windows[name]
@@ -264,7 +297,7 @@ class BurstDetector:
         """Items bursting in window `name` now, most surprising first."""
         window = self.windows[name]
         cold = self.warming_up(name)
-        current = self._counts
+        current = self.current
         minutes = window.covered_minutes()
         everyone = window.total[ANYONE] + current[ANYONE]
         least = self.min_authors
@@ -276,24 +309,27 @@ class BurstDetector:
             ordinary = ORDINARY_SHARE * everyone * window.span / (window.span + PRIOR_MINUTES)
             least = max(self.cold_authors, math.floor(ordinary))
         found, held = [], []
-        for item in {i for i, c in current.items() if c + window.total[i] >= least} | {
-            i for i, c in window.total.items() if c + current[i] >= least
-        }:
-            if item == ANYONE:
-                continue
-            count = window.total[item] + current[item]
-            seen, exposure = window.baseline(item)
-            laws = [(seen, exposure, PRIOR_MINUTES)]
+        total = window.total.get
+        # an item the window holds fewer than `least` of must be in the current minute
+        candidates = {i for i, c in current.items() if c + total(i, 0) >= least}
+        candidates.update(i for i, c in window.total.items() if c >= least)
+        candidates.discard(ANYONE)
+        exposure, said_before = window.exposure(), window.said_before
+        for item in candidates:
+            count = total(item, 0) + current[item]
+            seen, usual, prior = said_before(item), exposure, PRIOR_MINUTES
             if cold:  # judged by each law it may ordinarily follow; surprising under all
                 laws = [(ordinary_rate * window.span, float(window.span), PRIOR_MINUTES)]
                 if exposure:  # what history there is
                     laws.append((seen, exposure, 0.0))
-            score, seen, exposure, prior = min(
-                (surprise(count, s, e, minutes, p), s, e, p) for s, e, p in laws
-            )
+                score, seen, usual, prior = min(
+                    (surprise(count, s, e, minutes, p), s, e, p) for s, e, p in laws
+                )
+            else:
+                score = surprise(count, seen, exposure, minutes)
             if score < self.min_surprise:
                 continue
-            expected = (PRIOR_COUNT + seen) / (prior + exposure) * minutes
+            expected = (PRIOR_COUNT + seen) / (prior + usual) * minutes
             if cold and count < COLD_SHARE * everyone:  # as said in the first bucket?
                 said, heard = window.first_heard(item, current[item], self.now_us)
                 first = surprise(count, said, heard, minutes, 0.0) if heard else score

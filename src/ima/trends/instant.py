@@ -14,7 +14,7 @@ twelve days), and a story that built over a day is not its own baseline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ima.ingest.flags import SPAM_LIMIT
@@ -156,23 +156,24 @@ def _read(
     high_us: int,
     stride: int,
     progress: Callable[[int], None] | None,
-) -> list[Row]:
+) -> Iterator[Row]:
     """(created_us, seq, author, prepared text) of the originals created in [low_us,
     high_us], in time order, spam left out, 1 in `stride` of them (see `_parts`), so
-    that the work stays bounded however busy the stream."""
-    rows: list[Row] = []
+    that the work stays bounded however busy the stream. The parts follow each other in
+    time, so each is sorted on its own and counted as it comes: one part is held at once,
+    not the whole sample."""
     read = 0
     for lo, hi, every in _parts(low_us, high_us, stride):
-        for seq, created, author, spam, text in store.originals_created(lo, hi, every):
-            read += 1
-            if progress and read % 10_000 == 0:
-                progress(read)
-            if spam < SPAM_LIMIT:
-                rows.append((created, seq, author, text))
+        found = list(store.originals_created(lo, hi, every))
+        if progress and (read + len(found)) // 10_000 > read // 10_000:
+            progress(read + len(found))
+        read += len(found)
+        kept = [(created, seq, author, text)
+                for seq, created, author, spam, text in found if spam < SPAM_LIMIT]  # fmt: skip
+        kept.sort()
+        yield from kept
     if progress:
         progress(read)
-    rows.sort()
-    return rows
 
 
 def compute(
@@ -183,17 +184,16 @@ def compute(
 ) -> dict[str, list[dict[str, Any]]]:
     """Each window's stories at `at_us`, from the log alone, strongest first."""
     low_us, stride = _lookback(store, at_us)
-    rows = _read(store, low_us, at_us, stride, progress)
     if stride > 1:
         log.info("trends at %d computed from 1 in %d posts of the %d h before", at_us, stride,
                  LOOKBACK_US // HOUR_US)  # fmt: skip
     detector = BurstDetector(windows, warm_up_spans=1.0)
-    oldest = min([r[0] for r in rows[:1]] + [store.oldest_created_us() or at_us])
-    detector.listen_from(max(low_us, oldest))
-    tellings = Tellings()
-    for created, _, author, text in rows:
-        if teller := tellings.author_of(text, author.lower()):
-            detector.add(created, teller, items_of(text))
+    # the stream was heard from its oldest post (copies and spam included) on
+    detector.listen_from(max(low_us, store.oldest_created_us() or at_us))
+    author_of, add = Tellings().author_of, detector.add
+    for created, _, author, text in _read(store, low_us, at_us, stride, progress):
+        if teller := author_of(text, author.lower()):
+            add(created, teller, items_of(text))
     detector.advance(at_us)
     out: dict[str, list[dict[str, Any]]] = {}
     for name, span, _ in windows:

@@ -57,28 +57,28 @@ _OTHER_STOP = frozenset(
 STOP = STOP_WORDS | _EXTRA_STOP | _OTHER_STOP
 
 
-class _Tokens:
+class _Tokens(dict[str, tuple[str, ...]]):
     """Each token's items, as written (split on spaces), remembered: a stream writes the
     same tokens again and again, so most of a post is looked up rather than read with a
-    pattern and judged word by word (that was most of what counting a post cost).
-    Holds at most `limit` tokens of at most `longest` characters; forgets all when full."""
+    pattern and judged word by word (that was most of what counting a post cost). A
+    token not yet known is judged by `__missing__`, so a post is looked up in one pass
+    in C. Holds at most `limit` tokens of at most `longest` characters; forgets all
+    when full."""
 
     def __init__(self, limit: int = 100_000, longest: int = 40) -> None:
+        super().__init__()
         self.limit = limit
         self.longest = longest
-        self.known: dict[str, tuple[str, ...]] = {}
 
-    def items(self, token: str) -> tuple[str, ...]:
-        """The items of one token: none for a token that is no word (`_NOT_A_WORD`)."""
-        found = self.known.get(token)
-        if found is None:
-            found = ()
-            if not _NOT_A_WORD.search(token):
-                found = tuple(w for w in _WORD.findall(token.lower()) if _is_item(w))
-            if len(token) <= self.longest:
-                if len(self.known) >= self.limit:
-                    self.known = {}
-                self.known[token] = found
+    def __missing__(self, token: str) -> tuple[str, ...]:
+        """The items of a token not yet known: none for one that is no word (`_NOT_A_WORD`)."""
+        found: tuple[str, ...] = ()
+        if not _NOT_A_WORD.search(token):
+            found = tuple(w for w in _WORD.findall(token.lower()) if _is_item(w))
+        if len(token) <= self.longest:
+            if len(self) >= self.limit:
+                self.clear()
+            self[token] = found
         return found
 
 
@@ -99,25 +99,17 @@ _tokens = _Tokens()
 
 def items_of(prepared: str) -> set[str]:
     """The distinct trend items of one post's prepared text."""
-    tokens = prepared.split()
-    found = list(map(_tokens.known.get, tokens))
-    if None in found:
-        found = [_tokens.items(t) if f is None else f for t, f in zip(tokens, found, strict=True)]
-    return set(chain.from_iterable(found))
+    return set(chain.from_iterable(map(_tokens.__getitem__, prepared.split())))
 
 
 def _key(own: str) -> int:
     """What a post says, for telling copies apart: its first words without handles and
     links (a retweet is often cut short, and its link shortened), as written."""
     head = own[:KEY_CHARS]
-    tokens = head.split()
-    if _suspect(head):
-        tokens = [t for t in tokens if not _NOT_A_WORD.search(t)]
-    return hash(tuple(tokens[:COPY_WORDS]))
-
-
-def _suspect(text: str) -> bool:
-    return "..." in text or _SUSPECT.search(text) is not None
+    if "..." in head or _SUSPECT.search(head) is not None:
+        tokens = [t for t in head.split() if not _NOT_A_WORD.search(t)]
+        return hash(tuple(tokens[:COPY_WORDS]))
+    return hash(tuple(head.split(None, COPY_WORDS)[:COPY_WORDS]))
 
 
 class Tellings:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,8 @@ REBUILD_US = 6 * 3600 * 1_000_000  # after a restart, counts are rebuilt from th
 REFRESH_US = 60_000_000  # an unchanged story still gets a new version (volumes) this often
 REBUILD_GROWTH = 0.1  # a window's stories are built again once an item's count grows this much
 BACKLOG_LIMIT = 200_000  # posts committed during the catch-up that wait to be counted
+
+Row = tuple[int, int, str, float, str]  # seq, counted at (µs), author, spam score, text
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +146,20 @@ class Trends(StoryView):
         if self._mark:  # from before the last tick recorded, but never more than twice back
             since = max(newest - 2 * REBUILD_US, min(since, self._recorded_until - REBUILD_US))
         seen = 0
-        for seq, created, ingested, author, spam, text in self.store.originals_since(
-            since, upto_seq
-        ):
-            if self._stopping:
-                break
-            self._see(seq, min(created, ingested), author, spam, text)
-            seen += 1
-            if progress and seen % 10_000 == 0:
-                progress(seen)
+
+        def rows() -> Iterator[Row]:
+            nonlocal seen
+            for seq, created, ingested, author, spam, text in self.store.originals_since(
+                since, upto_seq
+            ):
+                if self._stopping:
+                    return
+                yield seq, min(created, ingested), author, spam, text
+                seen += 1
+                if progress and seen % 10_000 == 0:
+                    progress(seen)
+
+        self._see(rows())
         return seen
 
     def offer(self, posts: list[tuple[int, Entry]]) -> None:
@@ -171,23 +178,30 @@ class Trends(StoryView):
                 self.dropped += len(posts)
 
     def _count(self, posts: list[tuple[int, Entry]]) -> None:
-        for seq, entry in posts:
-            flat = entry.flat
-            at = min(flat[Flat.CREATED_US], flat[Flat.INGESTED_US])
-            self._see(seq, at, flat[Flat.HANDLE], flat[Flat.SPAM], entry.text)
+        self._see(
+            (seq, min(flat[Flat.CREATED_US], flat[Flat.INGESTED_US]), flat[Flat.HANDLE],
+             flat[Flat.SPAM], entry.text)
+            for seq, entry in posts
+            for flat in (entry.flat,)
+        )  # fmt: skip
 
-    def _see(self, seq: int, at_us: int, author: str, spam: float, text: str) -> None:
-        """Count one post at `at_us`: its `created_at`, unless its clock is ahead of ours
-        (then when it arrived), so that one post from the future cannot stop time."""
-        if self._next_tick is None:
-            self._next_tick = (at_us // TICK_US + 1) * TICK_US
-        if at_us >= self._next_tick:
-            self._tick(self._next_tick)
-            # after a silence, the next tick is the first boundary past this post
-            self._next_tick = max(self._next_tick, at_us // TICK_US * TICK_US) + TICK_US
-        if spam < SPAM_LIMIT and (teller := self._tellings.author_of(text, author.lower())):
-            self.detector.add(at_us, teller, items_of(text))
-        self._mark = max(self._mark, seq)
+    def _see(self, rows: Iterable[Row]) -> None:
+        """Count posts in log order, each at its `at_us`: its `created_at`, unless its
+        clock is ahead of ours (then when it arrived), so that one post from the future
+        cannot stop time. A batch is one loop with what it calls looked up once: this
+        runs for every post ingest commits."""
+        author_of, add = self._tellings.author_of, self.detector.add
+        for seq, at_us, author, spam, text in rows:
+            if self._next_tick is None:
+                self._next_tick = (at_us // TICK_US + 1) * TICK_US
+            if at_us >= self._next_tick:
+                self._tick(self._next_tick)
+                # after a silence, the next tick is the first boundary past this post
+                self._next_tick = max(self._next_tick, at_us // TICK_US * TICK_US) + TICK_US
+            if spam < SPAM_LIMIT and (teller := author_of(text, author.lower())):
+                add(at_us, teller, items_of(text))
+            if seq > self._mark:
+                self._mark = seq
 
     def _tick(self, at_us: int) -> None:
         self.detector.advance(at_us)
