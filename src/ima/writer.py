@@ -1,7 +1,8 @@
 """The writer: the store's writing side, which `ima serve` runs in a process of its own.
 
 The writer owns the sources, the ingest pipeline (and its preparing processes), the
-index commits, trends and embeddings. `ima serve`'s API process opens the same store
+index commits and embeddings; trends count in a process it starts
+(`ima.trends.process`). `ima serve`'s API process opens the same store
 read-only and catches up with it (`Store.refresh`) each time the writer says it
 committed. Searches then never wait for the interpreter lock behind a batch being
 written: the operating system decides who runs, and the writer runs at a lower

@@ -168,7 +168,8 @@ class Store:
         log.info("index caught up with the log: %d posts after seq %d", added, mark)
 
     def write(self, batch: Batch) -> Commit:
-        """Commit one batch to the log, then make its originals searchable.
+        """Commit one batch to the log, then make its originals searchable (from memory at
+        once, or, not `searchable`, once the indexer has them).
 
         Removed posts leave search with this commit: reads go through the log, which no
         longer has them; the index forgets them at its next commit.
