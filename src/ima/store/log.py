@@ -85,8 +85,8 @@ COLUMNS = (  # a post row, in the order `StoredPost` reads it
     "views, duplicate_of, spam, injection, copies, indexed_text"
 )
 _INSERT = f"INSERT INTO posts ({COLUMNS}, terms) VALUES ({', '.join('?' * 27)})"
-_ROW = f"{COLUMNS}, terms"
-_MAX_SEQ = 2**63 - 1  # what readers select: a post row, then its terms if known
+_ROW = f"{COLUMNS}, terms"  # what readers select: a post row, then its terms if known
+_MAX_SEQ = 2**63 - 1
 _UPDATE_METRICS = "UPDATE posts SET likes=?, reposts=?, replies=?, views=? WHERE id=?"
 _ADD_COPIES = "UPDATE posts SET copies = copies + ? WHERE id=?"
 _ADD_ENGAGEMENT = (
