@@ -78,7 +78,7 @@ def _main(settings: Settings, stop: Event, ready: Event) -> None:
         # stopping: the writer has committed its last batch; its index has it within a
         # commit interval
         deadline = time.monotonic() + 2 * settings.commit_interval + 5
-        while next(iter(store.changes_since(store.last_seq)), None) is not None:
+        while next(store.changes_since(store.last_seq), None) is not None:
             if time.monotonic() > deadline:
                 log.error("the index did not catch up; the newest posts are not counted")
                 break
