@@ -41,6 +41,12 @@ def worker_cmd(settings: Settings, url: str, embed: bool, compose: bool, name: s
         raise click.UsageError(str(exc)) from None
 
 
+reload_pid_option = click.option(
+    "--reload-pid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="nats-server's pid file: reload its configuration afterwards.",
+)  # fmt: skip
+
+
 @click.group("fleet")
 def fleet_group() -> None:
     """The workers of `ima serve --fleet`: credentials and what they are doing."""
@@ -48,8 +54,7 @@ def fleet_group() -> None:
 
 @fleet_group.command("add-worker")
 @click.argument("name")
-@click.option("--reload-pid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="nats-server's pid file: reload its configuration afterwards.")  # fmt: skip
+@reload_pid_option
 @click.pass_obj
 def fleet_add_worker(settings: Settings, name: str, reload_pid: Path | None) -> None:
     """Create credentials for worker NAME and print its password (the only time it is
@@ -71,8 +76,7 @@ def fleet_add_worker(settings: Settings, name: str, reload_pid: Path | None) -> 
 
 @fleet_group.command("remove-worker")
 @click.argument("name")
-@click.option("--reload-pid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="nats-server's pid file: reload its configuration afterwards.")  # fmt: skip
+@reload_pid_option
 @click.pass_obj
 def fleet_remove_worker(settings: Settings, name: str, reload_pid: Path | None) -> None:
     """Revoke worker NAME's credentials; at nats-server's reload it is disconnected."""
