@@ -432,18 +432,20 @@ class Supervisor:
         if self._nc is not None and self._nc.is_connected:
             await self._nc.publish(protocol.CANCEL, protocol.cancel_body(request_id, worker))
 
-    def _lost_race(self, task: asyncio.Task, worker: str, sent: float, in_flight: bool = True
-                   ) -> None:  # fmt: skip
+    def _lost_race(self, task: asyncio.Task, worker: str, sent: float) -> None:
         """A copy that lost a race has ended (answered late, or not at all): what it took
-        is the least this worker takes. `in_flight`: it is still counted as running."""
+        is the least this worker takes, known before it counts out of flight."""
         if not task.cancelled():
             task.exception()  # a loser's failure is no news (and asyncio need not log it)
         member = self.members.get(worker)
         if member is None:  # forgotten meanwhile
             return
-        if in_flight:
-            member.inflight -= 1
-        member.latency_s = max(member.latency_s or 0.0, time.monotonic() - sent)
+        self._slow_at_least(member, time.monotonic() - sent)
+        member.inflight -= 1
+
+    @staticmethod
+    def _slow_at_least(member: Member, took: float) -> None:
+        member.latency_s = max(member.latency_s or 0.0, took)
 
     async def _send(self, worker: str, kind: str, body: bytes, request_id: str, wait_s: float
                     ) -> Any:  # fmt: skip
@@ -588,12 +590,10 @@ class Supervisor:
             outcomes = [t.result()[1] for t in copies]
             return copies[first][0], "", "stopped" if "stopped" in outcomes else outcomes[0]
         winner = next(t for t, (w, _, _) in copies.items() if w == race.owner)
-        for task, (worker, sent, _) in copies.items():
+        for task, (worker, _, _) in copies.items():
             if task is not winner and not task.done():
-                # the loser ends at its next word (the cancel stops it there): its time,
-                # as for a job's loser, says how slow it is
-                task.add_done_callback(  # its attempt counts itself out of flight
-                    lambda t, w=worker, s=sent: self._lost_race(t, w, s, in_flight=False))
+                # the loser ends at its next word (the cancel stops it there), and its
+                # attempt times itself then
                 await self._cancel(request_id, worker)
         if copies[winner][2]:
             self.metrics.hedge_wins.labels(kind).inc()
@@ -647,6 +647,10 @@ class Supervisor:
                 text += piece
                 pieces.put(piece)
         finally:
+            if race.owner not in (None, worker):
+                # a loser: its time, as for a job's loser, says how slow it is (known
+                # before it counts out of flight, so that no one sees it idle and unslow)
+                self._slow_at_least(member, time.monotonic() - sent)
             member.inflight -= 1
             await subscription.unsubscribe()
 
