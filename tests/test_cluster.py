@@ -350,7 +350,7 @@ def test_a_copy_serves_only_once_it_holds_every_post_of_its_range(tmp_path, monk
                     break
                 await asyncio.sleep(0.05)
             assert copy.failed is None, copy.failed
-            return held
+            return list(held)  # as it began to serve (stopping is not serving again)
         finally:
             await copy.stop()
             await directory.close()

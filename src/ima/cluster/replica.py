@@ -70,6 +70,7 @@ class Replica:
         self.pipeline: Pipeline | None = None
         self.serving = False
         self.complete = False
+        self._stopped = False  # once stopping, it never serves again
         self._submitted = 0
         self._committed = 0
         self._highest = 0  # highest stream position committed
@@ -200,7 +201,7 @@ class Replica:
             part = await self.directory.fresh(self.part.index)
 
     async def _serve(self) -> None:
-        if self.serving:
+        if self.serving or self._stopped:
             return
         self.serving = True
         subject = self.fabric.query_subject(self.part.index)
@@ -243,6 +244,7 @@ class Replica:
     async def stop(self, *, drop: bool = False) -> None:
         """Stop serving and filling; with `drop` (the partition moved away), delete the
         consumer and the files too."""
+        self._stopped = True  # a fill still under way must not subscribe again
         if self._subscription is not None:
             # drained, not unsubscribed: requests already delivered here are answered
             # (unsubscribing dropped them, and a query during a move came back partial)
