@@ -176,8 +176,11 @@ def test_the_writer_embeds_new_posts_through_the_fleet(tmp_path, cluster, local)
     store = Store(tmp_path / "data", commit_interval=0.05)
     vectors = None
     try:
-        wait_live(watcher, "embed", [workers.start(("embed",))])
+        name = workers.start(("embed",))
+        wait_live(watcher, "embed", [name])
         vectors = Vectors(store, local).follow(cluster.url)  # as the writer of `ima serve --fleet`
+        # its own supervisor waits only so long for a first heartbeat, then embeds here
+        wait_live(vectors.worker.embedder.supervisor, "embed", [name])
         feed(store, [post(i, f"the harbor bridge update number {i}", at=NOW.isoformat())
                      for i in range(40)])  # fmt: skip
         deadline = time.monotonic() + 60
@@ -236,6 +239,12 @@ def test_a_slow_first_token_is_hedged_and_nothing_is_given_twice(tmp_path, clust
             # the times to a first piece that a hedge waits for (p95: past the first jobs')
             for _ in range(3 * HEDGE_MIN_SAMPLES):
                 assert "".join(FleetBackend(supervisor).stream(request)) == full
+            deadline = time.monotonic() + 10
+            while any(m.inflight for m in supervisor.members.values()):
+                assert time.monotonic() < deadline  # a hedge goes only to an idle worker
+                time.sleep(0.05)
+            # the warm-up's own hedges may have spent what it earned: the budget holds one
+            supervisor._hedge_tokens["generate"] = max(1.0, supervisor._hedge_tokens["generate"])
             hedges = supervisor.count("hedges", "generate")
             llm.armed = True
             started = time.monotonic()
