@@ -78,7 +78,7 @@ def _search(http: httpx.Client, q: str, want: int, timeout: float = 30) -> dict:
 
 
 def test_posts_sent_over_http_are_published_and_then_found(api):
-    http, *_ = api
+    http, *_, servers = api
     huge = {**_lighthouse()[0], "id": "huge", "extra": "x" * 1_100_000}  # past NATS's 1 MB
     sent = http.post("/v1/posts",
                      json=[*_lighthouse(), {"id": "bad", "text": "no date"}, huge])  # fmt: skip
@@ -89,6 +89,8 @@ def test_posts_sent_over_http_are_published_and_then_found(api):
     assert body["items"][0]["id"] == "api:lh0"
     assert "created_at" in body["items"][3]["error"]
     assert "bytes" in body["items"][4]["error"]
+    # each query goes to one of a partition's two copies: both have them before asking
+    wait_settled(servers.url, Fabric(CLUSTER))
     found = _search(http, "zyxquartz", 3)
     assert {h["post"]["id"] for h in found["hits"]} == {"api:lh0", "api:lh1", "api:lh2"}
     assert found["partial"] is False and found["missing"] == []
