@@ -93,7 +93,9 @@ def test_when_the_writer_dies_writes_are_refused_reads_go_on_and_it_comes_back(t
         os.kill(first, signal.SIGKILL)
         with pytest.raises(WriterUnavailable):
             asyncio.run(writer.write([post(2, "aurora again")], "test"))
-        assert "exit code -9" in (writer.down() or "")  # what /healthz reports meanwhile
+        # the write may fail (a broken pipe) before the death is seen
+        wait_for(lambda: writer.down() is not None, "the writer's death to be seen")
+        assert "exit code -9" in writer.down()  # what /healthz reports meanwhile
         assert _ids(writer.store, "aurora") == ["test:1"]
         wait_for(lambda: writer.down() is None, "the writer to be started again", timeout=30)
         assert writer.pid != first and writer.restarts == 1
