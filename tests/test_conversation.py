@@ -228,7 +228,7 @@ def test_responses_stream_searches_as_custom_tool_calls_before_the_text(chat):
                            [_as_post(cited[0])], datetime.now(UTC)) == []  # fmt: skip
 
 
-PAUSE = 0.4  # seconds the unhurried model takes over each piece
+PAUSE = 1.0  # seconds the unhurried model takes over each piece
 
 
 class Unhurried(ChatCompletions):
@@ -279,7 +279,7 @@ def test_responses_stream_live_each_sentence_once_proven(tmp_path):
     deltas = [(t, e.delta) for t, e in timed if e.type == "response.output_text.delta"]
     assert len(deltas) == 3  # one per proven sentence
     # live: the search before the model answers, the first sentence before the last
-    assert timed[call_done][0] + PAUSE * 0.75 < deltas[0][0] < deltas[-1][0] - PAUSE * 0.75
+    assert timed[call_done][0] + PAUSE * 0.5 < deltas[0][0] < deltas[-1][0] - PAUSE * 0.5
     final = timed[-1][1].response
     assert kinds[-1] == "response.completed" and final.id == timed[0][1].response.id
     assert "".join(d for _, d in deltas) == final.output_text
