@@ -4,18 +4,28 @@ simultaneous requests, with counters in SQLite and in the real Redis on this mac
 import asyncio
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 import redis
 
 from api_server import serving
+from ima.api import quota
 from ima.api.quota import RedisLimiter, SqliteLimiter
 from ima.api.tiers import Tier
 
 REDIS = "redis://127.0.0.1:6379/0"
 N = 10
+NOON = datetime(2026, 11, 22, 12, tzinfo=UTC).timestamp()
+
+
+def _stop_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQLite limiter's clock stands still: no token comes back during a burst, and
+    no burst straddles midnight. (Redis's script reads Redis's own clock.)"""
+    monkeypatch.setattr(quota, "time", SimpleNamespace(time=lambda: NOON))
 
 
 @pytest.fixture
@@ -34,9 +44,10 @@ def _burst(limiter, tier: Tier, key: str = "k1", requests: int = 200) -> list[bo
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def limiter(request, tmp_path):
+def limiter(request, tmp_path, monkeypatch):
     """Each limiter in turn: SQLite beside the store, and the real Redis."""
     if request.param == "sqlite":
+        _stop_the_clock(monkeypatch)
         return SqliteLimiter(tmp_path / "quota.sqlite3")
     return request.getfixturevalue("redis_limiter")
 
@@ -67,7 +78,9 @@ def test_two_replicas_share_a_redis_budget(redis_limiter):
 
 
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_200_concurrent_http_requests(store, tmp_path: Path, request):
+def test_200_concurrent_http_requests(store, tmp_path: Path, request, monkeypatch):
+    if store == "sqlite":
+        _stop_the_clock(monkeypatch)
     limiter = None if store == "sqlite" else request.getfixturevalue("redis_limiter")
     with serving(tmp_path / "data", limiter=limiter) as (base, svc):
         key = svc.keys.create("burst", "tiny")[1]  # tiny: 10 a minute
@@ -111,7 +124,10 @@ def test_higher_tiers_go_first_when_answers_queue():
     for name, priority in [("free", 0), ("premium", 1), ("premium_plus", 2)]:
         waiters.append(threading.Thread(target=wait_in_line, args=(name, priority)))
         waiters[-1].start()
-        time.sleep(0.05)  # arrive in this order: free first
+        deadline = time.monotonic() + 10
+        while len(gate._waiting) < len(waiters):  # arrive in this order: free first
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
     release.set()
     for thread in [holder, *waiters]:
         thread.join(5)
