@@ -4,7 +4,8 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import nats
 import pytest
@@ -17,14 +18,35 @@ from ima.sources.nats import NatsSource, ensure_stream, publish
 SERVER = "nats://127.0.0.1:4222"
 
 
-async def _consumer_state(subject: str, durable: str) -> tuple[int, int]:
+async def _consumer_info(subject: str, durable: str) -> Any:
     nc = await nats.connect(SERVER)
     try:
         js = nc.jetstream()
-        info = await js.consumer_info(await js.find_stream_name_by_subject(subject), durable)
-        return info.num_pending, info.num_ack_pending
+        return await js.consumer_info(await js.find_stream_name_by_subject(subject), durable)
     finally:
         await nc.close()
+
+
+async def _consumer_state(subject: str, durable: str) -> tuple[int, int]:
+    info = await _consumer_info(subject, durable)
+    return info.num_pending, info.num_ack_pending
+
+
+def _settled_info(subject: str, durable: str, settled: Callable[[Any], bool]) -> Any:
+    """The consumer's info once `settled(info)`, or as it is after 5 s: acknowledgements
+    sent (and flushed) are applied by the server a moment later."""
+    deadline = time.monotonic() + 5
+    while not settled(info := asyncio.run(_consumer_info(subject, durable))):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return info
+
+
+def _settled_state(subject: str, durable: str, settled: Callable[[int, int], bool]
+                   ) -> tuple[int, int]:  # fmt: skip
+    info = _settled_info(subject, durable, lambda i: settled(i.num_pending, i.num_ack_pending))
+    return info.num_pending, info.num_ack_pending
 
 
 async def _drop_stream(subject: str) -> None:
@@ -73,7 +95,7 @@ def test_durable_consumer_acknowledges_after_commit(store, subject):
     assert store.stats().errors == {"invalid_json": 1, "missing_field": 1}
     assert pipeline.stats.new == 500
     # everything, bad records included, was acknowledged: nothing will be redelivered
-    assert asyncio.run(_consumer_state(subject, "ima")) == (0, 0)
+    assert _settled_state(subject, "ima", lambda *state: state == (0, 0)) == (0, 0)
     # a second run of the same durable consumer picks up only what is new
     asyncio.run(_publish(url, _records(10, start=500)))
     source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
@@ -109,15 +131,6 @@ def test_unacknowledged_messages_are_redelivered_once_ack_wait_passes(store, sub
     assert store.stats().posts == 50
 
 
-async def _consumer_info(subject: str, durable: str):
-    nc = await nats.connect(SERVER)
-    try:
-        js = nc.jetstream()
-        return await js.consumer_info(await js.find_stream_name_by_subject(subject), durable)
-    finally:
-        await nc.close()
-
-
 def test_an_older_versions_consumer_is_upgraded_without_loss_or_rereading(store, subject):
     """A consumer that acknowledged each message (as older versions made it), with 20
     acknowledged and 10 delivered but not: the 20 are not read again, nothing is lost,
@@ -141,7 +154,7 @@ def test_an_older_versions_consumer_is_upgraded_without_loss_or_rereading(store,
     pipeline = stream_until(store, [source], lambda: store.stats().posts == 30)
     assert pipeline.stats.received == 30
     assert store.get("nats:m19") is None and store.get("nats:m20") is not None
-    info = asyncio.run(_consumer_info(subject, "ima"))
+    info = _settled_info(subject, "ima", lambda i: (i.num_pending, i.num_ack_pending) == (0, 0))
     assert info.config.ack_policy == AckPolicy.ALL
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
 
@@ -185,7 +198,9 @@ def test_stopping_with_a_backlog_is_prompt_and_loses_nothing(store, subject):
     assert stop_s < 5, f"took {stop_s:.1f} s to stop"
     first = store.stats().posts
     assert first < total  # a backlog was left
-    pending, unacknowledged = asyncio.run(_consumer_state(subject, "ima"))
+    pending, unacknowledged = _settled_state(
+        subject, "ima", lambda pending, unacknowledged: pending + unacknowledged == total - first
+    )
     assert pending > 0 and pending + unacknowledged == total - first
     source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
     pipeline = stream_until(store, [source], lambda: store.stats().posts == total, timeout=60)
