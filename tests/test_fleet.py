@@ -165,20 +165,15 @@ def test_worker_credentials_are_checked_by_nats_and_revocable(tmp_path):
 
 
 def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_path):
-    data = tmp_path / "data"
-    from ima.store import Store
+    from ima.api import grants
 
-    store = Store(data, commit_interval=0.05)
-    at = NOW.isoformat()
-    feed(store, [
-        post(1, "The harbor bridge reopened at 9:15 after the repairs.", at=at),
-        post(2, "Harbor bridge traffic is back to normal.", at=at, author="bob"),
-    ])  # fmt: skip
-    store.close()
+    data = tmp_path / "data"
+    data.mkdir()
     keys = KeyStore(data / "keys.sqlite3")
     operator, operator_secret = keys.create("ops", "premium")
     _, user_secret = keys.create("someone", "premium")
     keys.close()
+    grants.grant(data / "keys.sqlite3", operator.id, [])  # it sends the posts
     cluster = NatsCluster(tmp_path / "nats", servers=1).start()
     workers = Workers(cluster.url, tmp_path)
     watcher = Supervisor(cluster.url).start()
@@ -198,8 +193,26 @@ def test_serve_answers_through_a_worker_and_falls_back_when_none_is_left(tmp_pat
            "search_parameters": {"to_date": "2026-11-22"}}  # fmt: skip
     try:
         wait_until_up(f"{base}/healthz", serve, log=log)
-        name = workers.start(("compose",))
         as_operator = {"authorization": f"Bearer {operator_secret}"}
+        # the writer's supervisor waits only so long for a first heartbeat, then embeds
+        # locally: the posts come once it knows the embed worker (its metrics, every 2 s)
+        deadline = time.monotonic() + 30
+        while 'ima_writer_fleet_workers{state="live"} 1.0' not in (
+                metrics := httpx.get(f"{base}/metrics").text):  # fmt: skip
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
+        at = NOW.isoformat()
+        sent = httpx.post(f"{base}/v1/posts", headers=as_operator, json=[
+            post(1, "The harbor bridge reopened at 9:15 after the repairs.", at=at),
+            post(2, "Harbor bridge traffic is back to normal.", at=at, author="bob"),
+        ])  # fmt: skip
+        assert sent.status_code == 200 and sent.json()["accepted"] == 2, sent.text
+        deadline = time.monotonic() + 15
+        while len(httpx.get(f"{base}/v1/search", params={"q": "harbor bridge"},
+                            headers=as_operator).json()["hits"]) < 2:  # fmt: skip
+            assert time.monotonic() < deadline
+            time.sleep(0.5)  # (each look spends a request of the key's minute)
+        name = workers.start(("compose",))
         deadline = time.monotonic() + 30
         while True:
             listed = httpx.get(f"{base}/v1/fleet", headers=as_operator).json()
