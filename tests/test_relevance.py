@@ -122,3 +122,36 @@ def test_a_store_knows_its_lengths(ties):
     stats = ties.statistics(["rain"])
     total = sum(len(sp.terms) for sp in ties.recent_originals(10_000))
     assert (stats.length_docs, stats.length_terms) == (stats.doc_count, total)
+
+
+def test_a_reader_knows_the_lengths_after_each_commit_without_walking_the_dictionary(
+    tmp_path, monkeypatch
+):
+    """Finding a term in tantivy's dictionary walks all of it (tens of ms on a big
+    index, at a reader's first search after each of the writer's commits): the lengths
+    come from a term of the query or of the newest indexed post."""
+    from ima.store.lexical import LexicalIndex
+
+    writer = Store(tmp_path / "data", commit_interval=0.05)
+    reader = Store(tmp_path / "data")  # read-only: the writer holds the index
+    try:
+        feed(writer, _tying_posts())
+        _indexed(writer)
+
+        def walked(_searcher):  # a generator, as the real one: called, nothing is read
+            raise AssertionError("the term dictionary was walked")
+            yield
+
+        monkeypatch.setattr(LexicalIndex, "_frequent_terms", staticmethod(walked))
+        total = sum(len(sp.terms) for sp in writer.recent_originals(10_000))
+        for round_ in range(3):  # each round, a commit: a new searcher, lengths anew
+            reader.refresh()
+            for wanted in (["rain"], ["zqabsent"]):  # a query's term; none the index holds
+                stats = reader.statistics(wanted)
+                assert (stats.length_docs, stats.length_terms) == (stats.doc_count, total)
+            feed(writer, [post(10_000 + round_, "storm over tokyo", at="2026-11-22T12:00:00Z")])
+            total += 3
+            _indexed(writer)
+    finally:
+        reader.close()
+        writer.close()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
 import tantivy
@@ -230,14 +231,22 @@ class LexicalIndex:
         )
         return scoring, without
 
-    def lengths(self, searcher: tantivy.Searcher) -> tuple[int, int]:
+    def lengths(
+        self, searcher: tantivy.Searcher, candidates: Iterable[str] = ()
+    ) -> tuple[int, int]:
         """(documents, terms) of the text field as tantivy's BM25 counts them (removed
         documents included until merged). tantivy-py does not expose these; a term query's
-        explanation does, so one is explained per searcher and kept."""
+        explanation does, for any term a live post holds, so one is explained per searcher
+        and kept. The term is one of `candidates` when one will do (a query's own terms,
+        the newest post's): the dictionary's most frequent terms are found by walking all
+        of it, and a reader paid 15-40 ms for that at its first search after each commit
+        of the writer, growing with the index."""
         if self._lengths is not None and self._lengths[0] is searcher:
             return self._lengths[1]
         found = (0, 0)
-        for term, _ in searcher.terms_with_prefix("text", "", limit=20):
+        for term in chain(candidates, self._frequent_terms(searcher)):
+            if not searcher.doc_freq("text", term):
+                continue
             query = tantivy.Query.term_query(self.schema, "text", term)
             hits = searcher.search(query, 1, count=False).hits
             if hits:  # (a term only removed posts held matches none)
@@ -246,6 +255,23 @@ class LexicalIndex:
                 break
         self._lengths = (searcher, found)
         return found
+
+    @staticmethod
+    def _frequent_terms(searcher: tantivy.Searcher) -> Iterator[str]:
+        """The text field's most frequent terms (read only when iterated: a walk of the
+        whole dictionary)."""
+        for term, _ in searcher.terms_with_prefix("text", "", limit=20):
+            yield term
+
+    def newest(self, searcher: tantivy.Searcher, upto_seq: int, within: int = 10_000
+               ) -> int | None:  # fmt: skip
+        """The log position of the newest post `searcher` holds among the `within` before
+        `upto_seq` (a range, not the whole index, is ordered)."""
+        recent = tantivy.Query.range_query(
+            self.schema, "seq", tantivy.FieldType.Integer, max(0, upto_seq - within), upto_seq
+        )
+        hits = self.ordered(searcher, recent, 1, "seq")
+        return hits[0][1] if hits else None
 
 
 def _explained_lengths(node: dict) -> tuple[int, int]:

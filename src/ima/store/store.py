@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -369,7 +370,9 @@ class Store:
         ]
         newest = self._newest(searcher, query, fresh_hits, limit)
         analysed: dict[int, list[str]] = {}
-        best = self._most_relevant(searcher, query, fresh_hits, limit, wanted, stats, analysed)
+        best = self._most_relevant(
+            searcher, indexed_seq, query, fresh_hits, limit, wanted, stats, analysed
+        )
         seqs = dict.fromkeys([*best, *newest])
         found = self.log.fetch(list(seqs))
         for seq, post in found.items():  # ranking reads them again: read once
@@ -396,6 +399,7 @@ class Store:
     def _most_relevant(
         self,
         searcher: Any,
+        indexed_seq: int,
         query: Any,
         fresh_hits: list[tuple[int, int, Any]],
         limit: int,
@@ -414,7 +418,7 @@ class Store:
         that proof grows, up to `_POOL_GROWTH` times."""
         relevance = Relevance(wanted, stats)
         scores = {seq: relevance(segment.terms_of(seq)) for _, seq, segment in fresh_hits}
-        docs, length = self.lexical.lengths(searcher)
+        docs, length = self._lengths(searcher, indexed_seq, wanted)
         boosts = {
             term: wanted.count(term)
             * idf(stats.doc_freq.get(term, 0), stats.doc_count)
@@ -466,12 +470,13 @@ class Store:
     ) -> Statistics:
         """Counted in the index, plus the fresh posts it has not committed yet (a fresh
         segment is dropped only once the index holds all of it)."""
+        wanted = set(terms)
         doc_freq = {
             term: searcher.doc_freq("text", term)
             + sum(seg.doc_freq(term, indexed_seq) for seg in fresh)
-            for term in set(terms)
+            for term in wanted
         }
-        docs, length = self.lexical.lengths(searcher)
+        docs, length = self._lengths(searcher, indexed_seq, wanted)
         pending = sum(seg.pending(indexed_seq) for seg in fresh)
         return Statistics(
             searcher.num_docs + pending,
@@ -479,6 +484,18 @@ class Store:
             docs + pending,
             length + sum(seg.length(indexed_seq) for seg in fresh),
         )
+
+    def _lengths(self, searcher: Any, indexed_seq: int, terms: Iterable[str]
+                 ) -> tuple[int, int]:  # fmt: skip
+        """The index's (documents, terms), explained for one of `terms` or, failing
+        those, of the newest indexed post's (read only if asked for)."""
+
+        def newest_terms() -> Iterator[str]:
+            seq = self.lexical.newest(searcher, indexed_seq)
+            if seq is not None:
+                yield from self.log.indexed_terms([seq]).get(seq, ())
+
+        return self.lexical.lengths(searcher, chain(terms, newest_terms()))
 
     def statistics(self, terms: Iterable[str]) -> Statistics:
         """This store's statistics for relevance (`ima.store.relevance`)."""
