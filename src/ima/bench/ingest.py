@@ -4,7 +4,8 @@ The synthetic stream is written to a JSONL file first (untimed); then, in phases
 1. raw tantivy: the stream file parsed and its text bulk-indexed by tantivy alone,
    committed once;
 2. sustained: the same file through the full pipeline as fast as it goes (parse,
-   normalize, dedup, log, index, ack);
+   normalize, dedup, log, index, ack), into a store as `ima ingest` writes it (no fresh
+   segment: nothing in its process searches; other processes read the log);
 3. search: two-word queries with a time filter over the store phase 2 built;
 4. freshness: a fresh store fed at an offered rate (by default half the rate phase 2
    sustained, so that the figure is of a pipeline with headroom, on this machine as it
@@ -199,8 +200,8 @@ def run(
         raw_rate, raw_cpu = _raw_tantivy(stream_file, posts, workdir / "raw")
         os.sync()
         progress(f"ima pipeline, {posts:,} posts as fast as possible ({workers} workers)")
-        rate_ours, cpu_ours, ingest_stats = _sustained(
-            stream_file, posts, Store(workdir / "store"), workers
+        rate_ours, cpu_ours, ingest_stats = _sustained(  # a store as `ima ingest` writes it
+            stream_file, posts, Store(workdir / "store", searchable=False), workers
         )
         os.sync()
         progress(f"search latency, {queries} two-word queries with a time filter")

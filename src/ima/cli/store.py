@@ -60,7 +60,7 @@ def ingest_cmd(
 
     Bad records are counted by kind and skipped. Exit status 1 if any were rejected.
     """
-    store = options.writable_store(settings)
+    store = options.writable_store(settings, searchable=False)  # nothing here searches it
     pipeline = Pipeline(
         store,
         batch_size=settings.batch_size,
