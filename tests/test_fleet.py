@@ -345,3 +345,44 @@ def test_a_fleet_url_names_a_cluster_and_its_credentials_stay_out_of_logs():
     for bad in ("", "http://host:4222", "nats://"):
         with pytest.raises(ValueError):
             servers(bad)
+
+
+def test_a_cluster_whose_port_is_taken_meanwhile_starts_on_fresh_ports(tmp_path):
+    """A port picked free can be taken by another process before nats-server binds it
+    (it then exits at once): the servers start again on fresh ports."""
+    import socket
+
+    cluster = NatsCluster(tmp_path / "nats", servers=2)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", cluster.routes[1]))  # as another process might, meanwhile
+    taken.listen()
+    try:
+        cluster.start()
+        assert cluster.routes[1] != taken.getsockname()[1]
+
+        async def round_trip() -> bytes:
+            nc = await nats.connect(cluster.url_of(0))
+            other = await nats.connect(cluster.url_of(1))
+            try:
+                async def pong(message) -> None:
+                    await message.respond(b"pong")
+
+                sub = await other.subscribe("ping", cb=pong)
+                await other.flush()
+                deadline = time.monotonic() + 10
+                while True:  # until the two servers have routed to each other
+                    try:
+                        answer = (await nc.request("ping", b"", timeout=0.5)).data
+                        break
+                    except NatsError:
+                        assert time.monotonic() < deadline
+                await sub.unsubscribe()
+                return answer
+            finally:
+                await nc.close()
+                await other.close()
+
+        assert asyncio.run(round_trip()) == b"pong"
+    finally:
+        cluster.close()
+        taken.close()

@@ -22,6 +22,7 @@ import asyncio
 import math
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +53,10 @@ def _quiet(_message: str) -> None:
     """Progress nobody reads."""
 
 
+class ServerExited(RuntimeError):
+    """A nats-server process ended while it was awaited."""
+
+
 class NatsCluster:
     """`servers` nats-server processes routed to each other on loopback, in `root`."""
 
@@ -75,11 +80,25 @@ class NatsCluster:
     def pid_file(self, i: int) -> Path:
         return self.root / f"nats-{i}.pid"
 
-    def start(self) -> NatsCluster:
-        for i in range(len(self.ports)):
-            self.start_server(i)
-        for i in range(len(self.ports)):
-            self.wait_up(i)
+    def start(self, attempts: int = 3) -> NatsCluster:
+        """Start every server. A port picked free may be taken by another process before
+        its server binds it (that server then exits at once): all start again, on fresh
+        ports, with nothing kept from the try."""
+        for attempt in range(attempts):
+            for i in range(len(self.ports)):
+                self.start_server(i)
+            try:
+                for i in range(len(self.ports)):
+                    self.wait_up(i)
+                return self
+            except ServerExited:
+                self.close()
+                if attempt == attempts - 1:
+                    raise
+                self.ports = [free_port() for _ in self.ports]
+                self.routes = [free_port() for _ in self.routes]
+                for i in range(len(self.ports)):
+                    shutil.rmtree(self.root / f"js-{i}", ignore_errors=True)
         return self
 
     def start_server(self, i: int) -> None:
@@ -100,15 +119,32 @@ class NatsCluster:
         log.close()
 
     def wait_up(self, i: int, timeout: float = 15) -> None:
+        """Until server `i` takes connections; `ServerExited` (with its log's last line)
+        if it has ended instead, or once it has tried every port (route and client)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.ports[i]), timeout=0.5).close()
-                return
+                if self._routing(i):
+                    return
             except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"nats-server {i} did not start") from None
-                time.sleep(0.05)
+                pass
+            process = self.processes[i]
+            if process is not None and process.poll() is not None:
+                lines = (self.root / f"nats-{i}.log").read_text(errors="replace").splitlines()
+                raise ServerExited(f"nats-server {i} exited: {lines[-1] if lines else '?'}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nats-server {i} did not start")
+            time.sleep(0.05)
+
+    def _routing(self, i: int) -> bool:
+        """Whether server `i` listens on its route port too (it binds that one after its
+        client port, and exits if it cannot)."""
+        try:
+            socket.create_connection(("127.0.0.1", self.routes[i]), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
 
     def kill(self, i: int) -> None:
         process = self.processes[i]
