@@ -133,7 +133,9 @@ def test_a_reader_knows_the_lengths_after_each_commit_without_walking_the_dictio
     from ima.store.lexical import LexicalIndex
 
     writer = Store(tmp_path / "data", commit_interval=0.05)
-    reader = Store(tmp_path / "data")  # read-only: the writer holds the index
+    # read-only (the writer holds the index), one for each way a term is found: each
+    # keeps the lengths of its searcher once found
+    readers = {"rain": Store(tmp_path / "data"), "zqabsent": Store(tmp_path / "data")}
     try:
         feed(writer, _tying_posts())
         _indexed(writer)
@@ -145,13 +147,14 @@ def test_a_reader_knows_the_lengths_after_each_commit_without_walking_the_dictio
         monkeypatch.setattr(LexicalIndex, "_frequent_terms", staticmethod(walked))
         total = sum(len(sp.terms) for sp in writer.recent_originals(10_000))
         for round_ in range(3):  # each round, a commit: a new searcher, lengths anew
-            reader.refresh()
-            for wanted in (["rain"], ["zqabsent"]):  # a query's term; none the index holds
-                stats = reader.statistics(wanted)
+            for term, reader in readers.items():  # a query's term; one the index lacks
+                reader.refresh()
+                stats = reader.statistics([term])
                 assert (stats.length_docs, stats.length_terms) == (stats.doc_count, total)
             feed(writer, [post(10_000 + round_, "storm over tokyo", at="2026-11-22T12:00:00Z")])
             total += 3
             _indexed(writer)
     finally:
-        reader.close()
+        for reader in readers.values():
+            reader.close()
         writer.close()

@@ -329,10 +329,11 @@ async def nats_findable(
 
 async def _publish(nc: Any, js: Any, subject: str, records: list[bytes]) -> None:
     """Publish `records` in order on one connection, only the last waiting for JetStream's
-    acknowledgement: a stream stores one connection's messages in the order sent, so that
-    acknowledgement says all of them are stored. (A future a message, each resolved by
-    its own acknowledgement, cost the publisher, on the server's cores, about a core at
-    20,000 messages a second.)"""
+    acknowledgement: a stream takes one connection's messages in the order sent, so that
+    acknowledgement says the earlier ones were handled (one the stream refused would go
+    unseen; the probe, each batch's last post, never is). A future a message, each
+    resolved by its own acknowledgement, cost the publisher, on the server's cores, about
+    a core at 20,000 messages a second."""
     for data in records[:-1]:
         await nc.publish(subject, data)
     await js.publish(subject, records[-1])

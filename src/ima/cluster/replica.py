@@ -206,6 +206,10 @@ class Replica:
         self.serving = True
         subject = self.fabric.query_subject(self.part.index)
         self._subscription = await self.nc.subscribe(subject, queue=subject, cb=self._answer)
+        if self._stopped:  # stopped while subscribing: it must not stay subscribed
+            await self._subscription.unsubscribe()
+            self._subscription, self.serving = None, False
+            return
         log.info(
             "serving partition %d: %d posts", self.part.index, self.store.counts()["originals"]
         )

@@ -435,8 +435,7 @@ class Supervisor:
     def _lost_race(self, task: asyncio.Task, worker: str, sent: float) -> None:
         """A copy that lost a race has ended (answered late, or not at all): what it took
         is the least this worker takes, known before it counts out of flight."""
-        if not task.cancelled():
-            task.exception()  # a loser's failure is no news (and asyncio need not log it)
+        _retrieved(task)  # a loser's failure is no news
         member = self.members.get(worker)
         if member is None:  # forgotten meanwhile
             return
@@ -593,7 +592,8 @@ class Supervisor:
         for task, (worker, _, _) in copies.items():
             if task is not winner and not task.done():
                 # the loser ends at its next word (the cancel stops it there), and its
-                # attempt times itself then
+                # attempt times itself then; how it ended is no news
+                task.add_done_callback(_retrieved)
                 await self._cancel(request_id, worker)
         if copies[winner][2]:
             self.metrics.hedge_wins.labels(kind).inc()
@@ -653,6 +653,12 @@ class Supervisor:
                 self._slow_at_least(member, time.monotonic() - sent)
             member.inflight -= 1
             await subscription.unsubscribe()
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """Read a finished task's outcome (asyncio logs an exception nobody read)."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(slots=True)
