@@ -132,3 +132,49 @@ def test_control_characters_are_removed_but_newlines_kept():
         {"id": 1, "text": "red\x1b[2Jalert\x9b\x00 line\nnext\ttab", "created_at": 0, "author": "a"}
     )
     assert p.text == "red[2Jalert line\nnext\ttab"
+
+
+def _script_of(char: str) -> str | None:
+    """Which of kana, Hangul or Han a character is, one character at a time."""
+    point = ord(char)
+    if 0x3040 <= point <= 0x30FF or 0xFF66 <= point <= 0xFF9F:
+        return "ja"
+    if 0xAC00 <= point <= 0xD7AF or 0x1100 <= point <= 0x11FF:
+        return "ko"
+    if 0x3400 <= point <= 0x4DBF or 0x4E00 <= point <= 0x9FFF:
+        return "zh"
+    return None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("東京で地震", "ja"), ("漢字だけ", "ja"), ("地震", "zh"), ("日本語 and English", "zh"),
+    ("한국어 텍스트", "ko"), ("ｶﾀｶﾅ", "ja"), ("the train is late", "en"), ("hola", "en"),
+    ("el tren llega tarde hoy por la lluvia", "und"), ("1234 !!", "und"), ("", "und"),
+])  # fmt: skip
+def test_the_language_of_a_post_is_told_by_its_script_then_its_words(text, expected):
+    from ima.ingest import lang
+
+    assert lang.detect(text) == expected
+
+
+def test_the_first_cjk_character_decides_the_script_whatever_comes_around_it():
+    """`detect` scans for kana, Hangul and Han as one character class; it must say what
+    the first such character says (Han first: Japanese if kana come later)."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from ima.ingest import lang
+
+    alphabet = st.sampled_from("aZé 1,.!地震東かなカタｶﾀ한국\u1100\u3400\uff66\uac00\u4e00\u9fff")
+
+    @given(st.text(alphabet, max_size=30))
+    def check(text: str) -> None:
+        scripts = [s for s in map(_script_of, text) if s is not None]
+        if not scripts:
+            assert lang.detect(text) in ("en", "und")
+        elif scripts[0] == "zh":
+            assert lang.detect(text) == ("ja" if "ja" in scripts else "zh")
+        else:
+            assert lang.detect(text) == scripts[0]
+
+    check()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 
 _KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
+_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
+#: kana, Hangul or Han: one class, not three alternatives, so that a post without any
+#: is scanned at the speed of a character set (alternatives cost a third of `detect`)
 _SCRIPT = re.compile(
-    r"(?P<ja>[\u3040-\u30ff\uff66-\uff9f])|(?P<ko>[\uac00-\ud7af\u1100-\u11ff])"
-    r"|(?P<zh>[\u3400-\u4dbf\u4e00-\u9fff])"
+    r"[\u3040-\u30ff\uff66-\uff9f\uac00-\ud7af\u1100-\u11ff\u3400-\u4dbf\u4e00-\u9fff]"
 )
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _ENGLISH = frozenset(
@@ -100,11 +102,15 @@ _ENGLISH = frozenset(
 
 
 def detect(text: str) -> str:
-    script = _SCRIPT.search(text)
-    if script is not None:
-        if script.lastgroup == "zh":  # Han first: any kana later makes it Japanese
-            return "ja" if _KANA.search(text, script.end()) else "zh"
-        return script.lastgroup or "und"
+    script = None if text.isascii() else _SCRIPT.search(text)
+    if script is not None:  # the first kana, Hangul or Han character decides
+        first = script.group()
+        if _KANA.match(first):
+            return "ja"
+        if _HANGUL.match(first):
+            return "ko"
+        # Han first: any kana later makes it Japanese
+        return "ja" if _KANA.search(text, script.end()) else "zh"
     if not _LATIN_LETTER.search(text):
         return "und"
     words = text[:400].lower().split()
