@@ -154,7 +154,8 @@ def test_without_an_llm_ima_answers_from_posts_and_says_so(tmp_path):
 
 
 def _assert_lie_caught(text: str, turn: dict, citations: list[str]) -> None:
-    assert "sank" not in text and "40" not in text
+    prose = re.sub(r"https?://\S+", "", text)  # a citation's link may hold "40" (a port)
+    assert "sank" not in prose and "40" not in prose
     assert turn["searched"] is True
     removed = turn["removed"][0]
     assert removed["text"] == LIE and removed["reason"]
