@@ -65,6 +65,18 @@ def subject() -> Iterator[str]:
     asyncio.run(_drop_stream(name))
 
 
+async def _read_and_die(subject: str, config: Any, acked: int, held: int) -> None:
+    """A reader of the durable consumer `ima` made with `config`: it acknowledges the
+    first `acked` messages one by one, fetches `held` more, and dies holding them."""
+    nc = await nats.connect(SERVER)
+    sub = await nc.jetstream().pull_subscribe(subject, durable="ima", config=config)
+    if acked:
+        for message in await sub.fetch(acked, timeout=2):
+            await message.ack_sync()
+    await sub.fetch(held, timeout=2)
+    await nc.close()  # dies without acknowledging these
+
+
 def _records(n: int, start: int = 0) -> list[bytes]:
     return [
         json.dumps(
@@ -109,16 +121,9 @@ def test_unacknowledged_messages_are_redelivered_once_ack_wait_passes(store, sub
     url = f"{SERVER}/{subject}"
     asyncio.run(_publish(url, _records(50)))
 
-    async def fetch_without_ack() -> None:
-        nc = await nats.connect(SERVER)
-        js = nc.jetstream()
-        sub = await js.pull_subscribe(
-            subject, durable="ima", config=ConsumerConfig(ack_wait=1.0, max_ack_pending=20_000)
-        )
-        await sub.fetch(30, timeout=2)
-        await nc.close()  # dies without acknowledging
-
-    asyncio.run(fetch_without_ack())
+    asyncio.run(_read_and_die(
+        subject, ConsumerConfig(ack_wait=1.0, max_ack_pending=20_000), acked=0, held=30
+    ))  # fmt: skip
     source = NatsSource("bus", url, ack_wait_s=1.0, backoff=Backoff(0.05, 0.2))
     stream_until(
         store,
@@ -138,18 +143,9 @@ def test_an_older_versions_consumer_is_upgraded_without_loss_or_rereading(store,
     url = f"{SERVER}/{subject}"
     asyncio.run(_publish(url, _records(50)))
 
-    async def old_reader() -> None:
-        nc = await nats.connect(SERVER)
-        js = nc.jetstream()
-        sub = await js.pull_subscribe(
-            subject, durable="ima", config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT)
-        )
-        for message in await sub.fetch(20, timeout=2):
-            await message.ack_sync()
-        await sub.fetch(10, timeout=2)  # and dies holding these
-        await nc.close()
-
-    asyncio.run(old_reader())
+    asyncio.run(_read_and_die(
+        subject, ConsumerConfig(ack_policy=AckPolicy.EXPLICIT), acked=20, held=10
+    ))  # fmt: skip
     source = NatsSource("bus", url, backoff=Backoff(0.05, 0.2))
     pipeline = stream_until(store, [source], lambda: store.stats().posts == 30)
     assert pipeline.stats.received == 30
