@@ -9,6 +9,7 @@ from ima.ingest import Pipeline
 from ima.ingest.normalize import RecordError
 from ima.search import search
 from ima.sources import replay
+from ima.store import Store
 
 
 def test_bad_records_are_counted_and_nothing_partial_is_stored(store, tmp_path: Path):
@@ -109,6 +110,35 @@ def test_async_sources_and_worker_processes(store):
         ingest(pipeline, records(), source="test")
     assert pipeline.stats.new == 300
     assert len(search(store, "rain", k=100).hits) == 100
+
+
+def _outcomes_of(store, groups: list[list], **options) -> list[tuple]:
+    acks: list[tuple] = []
+    with Pipeline(store, **options) as pipeline:
+        for group in groups:
+            pipeline.submit_many(group, lambda *o: acks.append(o), source="test")
+    return acks
+
+
+def test_a_batch_shared_out_to_preparing_processes_keeps_its_order(tmp_path):
+    """A batch of many chunks goes to two preparing processes and, when nothing else
+    is in flight, partly to the pipeline thread: what is stored, and every
+    acknowledgement, is what preparing it all in one place gives, in the same order
+    (a later record of an id wins; a bad line is refused where it stood)."""
+    records = [post(i % 200, f"record {i} about shared rain {i % 7}") for i in range(500)]
+    records[321] = RecordError("invalid_json", "line 322: bad")
+    groups = [records[:450], *([r] for r in records[450:])]  # one big batch, then small ones
+    results = []
+    for name, options in [("alone", {"workers": 0}), ("shared", {"workers": 2})]:
+        store = Store(tmp_path / name, commit_interval=0.05)
+        acks = _outcomes_of(store, groups, **options)
+        stored = {i: store.get(f"test:{i}").post.text for i in range(200)}
+        store.close()
+        results.append((acks, stored))
+    assert results[0] == results[1]
+    acks, stored = results[1]
+    assert len(acks) == 500 and acks[321] == (None, "error", "line 322: bad")
+    assert stored[7] == "record 407 about shared rain 1"  # the last of 7, 207 and 407
 
 
 def test_source_errors_pass_through(store):

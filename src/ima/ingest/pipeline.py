@@ -43,6 +43,10 @@ Ack = Callable[[str | None, str, str | None], None]
 
 _STOP = object()
 
+#: records a preparing process takes at a time: a large batch is shared out, so that its
+#: last post waits for a fraction of the batch, not the whole of it
+PREPARE_CHUNK = 64
+
 
 def tune_gc() -> None:
     """Collect cyclic garbage rarely: ingest allocates millions of short-lived objects and
@@ -107,12 +111,27 @@ class _Item:
             return repr(record)[:DEAD_LETTER_BYTES].encode("utf-8", "replace")
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """A batch being prepared: chunks in preparing processes, in order, then `tail`,
+    what the pipeline thread prepared itself (all of it without preparing processes)."""
+
+    batch: list[_Item]
+    futures: list[Future]
+    tail: list
+    now: datetime
+
+    def ready(self) -> bool:
+        return all(future.done() for future in self.futures)
+
+
 class Pipeline:
     """Runs the ingest thread; use as a context manager or call `start`/`close`.
 
     With `workers` > 0, batches are prepared (normalized, analyzed, fingerprinted) in
-    that many processes while the pipeline thread commits earlier ones, in order.
-    With 0, everything happens in the pipeline thread: less throughput, lower latency.
+    that many processes while the pipeline thread commits earlier ones, in order, each
+    as soon as it is prepared (see `_dispatch` for how a batch is shared out). With 0,
+    everything happens in the pipeline thread: less throughput, lower latency.
     The queue holds at most `queue_size` entries (a record, or a group of records).
     """
 
@@ -264,7 +283,7 @@ class Pipeline:
         return batch, False
 
     def _run(self) -> None:
-        inflight: deque[tuple[list[_Item], Future | None, datetime]] = deque()
+        inflight: deque[_InFlight] = deque()
         try:
             stopping = False
             while not (stopping and not inflight):
@@ -272,15 +291,12 @@ class Pipeline:
                 if not stopping:
                     batch, stopping = self._collect(block=not inflight)
                 if batch:
-                    now = datetime.now(UTC)
-                    future = None
-                    if self._workers is not None:
-                        payload = Payloads(item.payload() for item in batch)
-                        future = self._workers.submit(prepare_batch, payload, now)
-                    inflight.append((batch, future, now))
+                    idle = not inflight and self._queue.empty()  # nothing else to do here
+                    inflight.append(self._dispatch(batch, idle=idle))
                 if inflight and (not batch or len(inflight) > self._depth):
-                    done, prepared, now = inflight.popleft()
-                    self._commit_each(done, self._prepared(done, prepared, now))
+                    self._commit_each(inflight[0].batch, self._prepared(inflight.popleft()))
+                while inflight and inflight[0].ready():  # committed as soon as prepared
+                    self._commit_each(inflight[0].batch, self._prepared(inflight.popleft()))
         except BaseException as exc:  # keep the reason; submit() and close() report it
             self._failure = exc
             log.exception("ingest pipeline failed")
@@ -288,25 +304,56 @@ class Pipeline:
             if self._workers is not None:
                 self._workers.shutdown(cancel_futures=True)
 
-    def _prepared(self, batch: list[_Item], future: Future | None, now: datetime) -> list:
-        """A batch's prepared records (from a preparing process, or made here). Should
-        preparing fail as a whole (a preparing process died), each record is prepared
-        alone, so whatever broke it is refused by itself."""
+    def _dispatch(self, batch: list[_Item], *, idle: bool) -> _InFlight:
+        """Start preparing a batch: in chunks of at least `PREPARE_CHUNK` records, one
+        for each preparing process, and, when `idle` (no other batch in flight and none
+        queued: this thread would only wait), one more prepared here at once. A batch of
+        one chunk, idle, is prepared here whole: handing it to a process cost more CPU
+        than preparing it, and its posts waited for two process switches (README
+        "Performance notes")."""
+        now = datetime.now(UTC)
+        payloads = [item.payload() for item in batch]
+        shares = min(-(-len(batch) // PREPARE_CHUNK), self._worker_count + idle)
+        if self._workers is None or (idle and shares == 1):
+            return _InFlight(batch, [], self._prepare_here(payloads, now), now)
+        size = -(-len(batch) // shares)
+        split = len(batch) - size if idle else len(batch)  # the rest is prepared here
+        sent = payloads[:split]
+        futures = [
+            self._workers.submit(prepare_batch, Payloads(sent[start : start + size]), now)
+            for start in range(0, split, size)
+        ]
+        return _InFlight(batch, futures, self._prepare_here(payloads[split:], now), now)
+
+    def _prepared(self, flight: _InFlight) -> list:
+        """A batch's prepared records. Should a preparing process die, the batch is
+        prepared again here."""
         try:
-            if future is None:
-                return prepare_batch([item.payload() for item in batch], now)
-            return future.result()
+            out: list = []
+            for future in flight.futures:
+                out += future.result()
+            return out + flight.tail
         except BrokenProcessPool:
             log.exception("a preparing process died; starting them again")
             assert self._workers is not None
             self._workers.shutdown(wait=False, cancel_futures=True)
             self._workers = self._start_workers()
         except Exception:
+            log.exception("a batch could not be prepared in a preparing process")
+        return self._prepare_here([item.payload() for item in flight.batch], flight.now)
+
+    @staticmethod
+    def _prepare_here(payloads: list[Payload], now: datetime) -> list:
+        """Records prepared in this thread; should preparing fail as a whole, each
+        record is prepared alone, so whatever broke it is refused by itself."""
+        try:
+            return prepare_batch(payloads, now)
+        except Exception:
             log.exception("a batch could not be prepared; preparing its records one by one")
         out: list = []
-        for item in batch:
+        for payload in payloads:
             try:
-                out += prepare_batch([item.payload()], now)
+                out += prepare_batch([payload], now)
             except Exception as exc:
                 out.append(RecordError("unprocessable", f"record: {type(exc).__name__}"))
         return out
