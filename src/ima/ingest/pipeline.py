@@ -293,9 +293,10 @@ class Pipeline:
                 if batch:
                     idle = not inflight and self._queue.empty()  # nothing else to do here
                     inflight.append(self._dispatch(batch, idle=idle))
-                if inflight and (not batch or len(inflight) > self._depth):
-                    self._commit_each(inflight[0].batch, self._prepared(inflight.popleft()))
-                while inflight and inflight[0].ready():  # committed as soon as prepared
+                # one commit a round, so that collecting keeps the preparing processes fed;
+                # the oldest batch as soon as it is prepared, and when nothing new came in
+                # or too many are in flight, once it is
+                if inflight and (not batch or len(inflight) > self._depth or inflight[0].ready()):
                     self._commit_each(inflight[0].batch, self._prepared(inflight.popleft()))
         except BaseException as exc:  # keep the reason; submit() and close() report it
             self._failure = exc
