@@ -1,5 +1,5 @@
 """`ima bench ingest`: the freshness phase is offered half the rate the pipeline
-sustained in the same run, and both rates are reported."""
+sustained in the same run, both rates are reported, and every marked post is found."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ def test_freshness_is_offered_half_the_sustained_rate_by_default():
     sustained, fresh = figures["sustained_posts_per_s"], figures["freshness"]
     assert sustained > 0 and figures["raw_tantivy_posts_per_s"] > 0
     assert abs(fresh["offered_rate"] - sustained / 2) <= 1  # sustained is rounded
-    assert fresh["samples"] == 20
+    # marked posts 200 a second (every fifth at most), each one found
+    assert fresh["marked_every"] == max(5, round(fresh["offered_rate"] / 200))
+    assert fresh["samples"] == len(range(0, 200, fresh["marked_every"]))
     assert figures["sustained_cpu_us_per_post"] > 0
     split = figures["sustained_cpu_us_per_post_by_process"]
     assert split["preparing"] == 0 < split["pipeline"]  # no preparing processes here
@@ -22,3 +24,4 @@ def test_freshness_is_offered_half_the_sustained_rate_by_default():
 def test_an_offered_rate_given_is_kept():
     figures = run(posts=1000, rate=300, fresh_posts=100, queries=10, workers=0)
     assert figures["freshness"]["offered_rate"] == 300
+    assert figures["freshness"]["samples"] == 20  # every fifth post marked, all found
