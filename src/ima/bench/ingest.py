@@ -147,11 +147,7 @@ def _freshness(
     def watch() -> None:
         n = 0
         while n < posts and not done.is_set():
-            acked = acknowledged.get(n)
-            if acked is None:  # not offered yet
-                time.sleep(poll)
-                continue
-            if not acked.wait(poll):
+            if not acknowledged[n].wait(poll):
                 continue
             result = search(store, f"zqmark{n}", k=1)
             if result.hits:
@@ -160,22 +156,32 @@ def _freshness(
             else:
                 time.sleep(poll)
 
+    records = list(Stream(posts, seed=99))  # generated beforehand: not part of the load
+    for n in range(0, posts, sample_every):  # a probe: always an original, never a copy
+        record = {k: v for k, v in records[n].items() if k != "repost_of"}
+        record.update(id=f"probe{n}", text=f"zqmark{n} freshness probe {n}")
+        records[n] = record
+        acknowledged[n] = threading.Event()
+    probes = {f"synthetic:probe{n}": event for n, event in acknowledged.items()}
+
+    def ack(post_id: str | None, _status: str, _error: str | None) -> None:
+        if post_id in probes:
+            probes[post_id].set()
+
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    records = list(Stream(posts, seed=99))  # generated beforehand: not part of the load
     started = time.perf_counter()
-    for n, record in enumerate(records):
-        due = started + n / rate
-        if (wait := due - time.perf_counter()) > 0:  # arrivals come in ~1 ms ticks, as from
-            time.sleep(max(wait, 0.001))  # a socket read, not one timer per post
-        if n % sample_every == 0:  # a probe: always an original, never a copy or repost
-            record = {k: v for k, v in record.items() if k != "repost_of"}
-            record.update(id=f"probe{n}", text=f"zqmark{n} freshness probe {n}")
-            acked = acknowledged[n] = threading.Event()
-            submitted[n] = time.perf_counter()
-            pipeline.submit(record, lambda *_, acked=acked: acked.set(), source="synthetic")
-        else:
-            pipeline.submit(record, source="synthetic")
+    n = 0
+    while n < posts:  # arrivals come in ticks of ~1 ms, as from a socket read: each
+        now = time.perf_counter()  # tick hands over the posts due by then, as one group
+        due = min(posts, int((now - started) * rate) + 1)
+        if due <= n:
+            time.sleep(max(started + n / rate - now, 0.001))
+            continue
+        for marked in range(-(-n // sample_every) * sample_every, due, sample_every):
+            submitted[marked] = now
+        pipeline.submit_many(records[n:due], ack, source="synthetic")
+        n = due
     offered_for = time.perf_counter() - started
     pipeline.close()
     watcher.join(timeout=5)
