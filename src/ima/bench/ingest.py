@@ -9,8 +9,8 @@ The synthetic stream is written to a JSONL file first (untimed); then, in phases
 3. search: two-word queries with a time filter over the store phase 2 built;
 4. freshness: a fresh store fed at an offered rate (by default half the rate phase 2
    sustained, so that the figure is of a pipeline with headroom, on this machine as it
-   is during the run) while another thread searches for each marked post until it
-   appears; latency is submit → first found.
+   is during the run) while another thread, once a marked post is acknowledged,
+   searches for it until it appears; latency is submit → first found.
 """
 
 from __future__ import annotations
