@@ -324,7 +324,8 @@ class Pipeline:
             self._workers.submit(prepare_batch, Payloads(sent[start : start + size]), now)
             for start in range(0, split, size)
         ]
-        return _InFlight(batch, futures, self._prepare_here(payloads[split:], now), now)
+        tail = self._prepare_here(payloads[split:], now) if idle else []
+        return _InFlight(batch, futures, tail, now)
 
     def _prepared(self, flight: _InFlight) -> list:
         """A batch's prepared records. Should a preparing process die, the batch is
