@@ -1,5 +1,8 @@
 """The pipeline: bad records are counted and skipped, acks follow commits, queues are bounded."""
 
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -139,6 +142,43 @@ def test_a_batch_shared_out_to_preparing_processes_keeps_its_order(tmp_path):
     acks, stored = results[1]
     assert len(acks) == 500 and acks[321] == (None, "error", "line 322: bad")
     assert stored[7] == "record 407 about shared rain 1"  # the last of 7, 207 and 407
+
+
+def test_a_preparing_process_killed_idle_or_busy_loses_nothing(store):
+    """A preparing process that dies (the kernel's out-of-memory killer, say) while it
+    waits for work, or while it prepares, stops nothing: the processes are started
+    again, the batches they held are prepared again, and every record is stored once."""
+    before = {p.pid for p in multiprocessing.active_children()}
+
+    def preparing() -> list[int]:
+        return [p.pid for p in multiprocessing.active_children() if p.pid not in before]
+
+    def kill_one() -> None:
+        deadline = time.monotonic() + 30  # processes started again start with their work
+        while not preparing() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        victim = preparing()[0]
+        os.kill(victim, signal.SIGKILL)
+        before.add(victim)
+
+    acks: list[tuple] = []
+    groups = [[post(n, f"record {n} about a dying helper") for n in range(i, i + 200)]
+              for i in range(0, 4000, 200)]  # fmt: skip
+    with Pipeline(store, workers=2) as pipeline:
+        kill_one()  # while it waits for work
+        time.sleep(0.5)  # for the pool to see it
+        for i, group in enumerate(groups):
+            pipeline.submit_many(group, lambda *o: acks.append(o), source="test")
+            if i == 10:
+                kill_one()  # while batches are in flight
+    assert pipeline.failure is None
+    assert sorted(a[0] for a in acks) == sorted(f"test:{n}" for n in range(4000))
+    assert {a[1] for a in acks} == {"new"} and pipeline.stats.new == 4000
+    assert store.stats().originals == 4000
+    deadline = time.monotonic() + 10  # the dead ones' partners exit on their own time
+    while preparing() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert preparing() == []  # none left behind
 
 
 def test_source_errors_pass_through(store):

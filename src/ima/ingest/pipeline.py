@@ -120,6 +120,7 @@ class _InFlight:
     futures: list[Future]
     tail: list
     now: datetime
+    pool: ProcessPoolExecutor | None = None  # the preparing processes `futures` are in
 
     def ready(self) -> bool:
         return all(future.done() for future in self.futures)
@@ -315,17 +316,22 @@ class Pipeline:
         now = datetime.now(UTC)
         payloads = [item.payload() for item in batch]
         shares = min(-(-len(batch) // PREPARE_CHUNK), self._worker_count + idle)
-        if self._workers is None or (idle and shares == 1):
+        pool = self._workers
+        if pool is None or (idle and shares == 1):
             return _InFlight(batch, [], self._prepare_here(payloads, now), now)
         size = -(-len(batch) // shares)
         split = len(batch) - size if idle else len(batch)  # the rest is prepared here
         sent = payloads[:split]
-        futures = [
-            self._workers.submit(prepare_batch, Payloads(sent[start : start + size]), now)
-            for start in range(0, split, size)
-        ]
+        try:
+            futures = [
+                pool.submit(prepare_batch, Payloads(sent[start : start + size]), now)
+                for start in range(0, split, size)
+            ]
+        except BrokenProcessPool:  # a preparing process died while it waited for work
+            self._restart_workers(pool)
+            return _InFlight(batch, [], self._prepare_here(payloads, now), now)
         tail = self._prepare_here(payloads[split:], now) if idle else []
-        return _InFlight(batch, futures, tail, now)
+        return _InFlight(batch, futures, tail, now, pool)
 
     def _prepared(self, flight: _InFlight) -> list:
         """A batch's prepared records. Should a preparing process die, the batch is
@@ -336,13 +342,20 @@ class Pipeline:
                 out += future.result()
             return out + flight.tail
         except BrokenProcessPool:
-            log.exception("a preparing process died; starting them again")
-            assert self._workers is not None
-            self._workers.shutdown(wait=False, cancel_futures=True)
-            self._workers = self._start_workers()
+            assert flight.pool is not None
+            self._restart_workers(flight.pool)
         except Exception:
             log.exception("a batch could not be prepared in a preparing process")
         return self._prepare_here([item.payload() for item in flight.batch], flight.now)
+
+    def _restart_workers(self, broken: ProcessPoolExecutor) -> None:
+        """Start the preparing processes again after one died: once, though every
+        batch then in flight on them, and the next one handed to them, report it."""
+        if broken is not self._workers:
+            return
+        log.error("a preparing process died; starting them again")
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._workers = self._start_workers()
 
     @staticmethod
     def _prepare_here(payloads: list[Payload], now: datetime) -> list:
