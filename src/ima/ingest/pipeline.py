@@ -43,8 +43,8 @@ Ack = Callable[[str | None, str, str | None], None]
 
 _STOP = object()
 
-#: records a preparing process takes at a time: a large batch is shared out, so that its
-#: last post waits for a fraction of the batch, not the whole of it
+#: records for which a batch is shared out one more way (up to one share a preparing
+#: process): the last post of a large batch waits for a share of it, not all of it
 PREPARE_CHUNK = 64
 
 
@@ -307,9 +307,10 @@ class Pipeline:
                 self._workers.shutdown(cancel_futures=True)
 
     def _dispatch(self, batch: list[_Item], *, idle: bool) -> _InFlight:
-        """Start preparing a batch: in chunks of at least `PREPARE_CHUNK` records, one
-        for each preparing process, and, when `idle` (no other batch in flight and none
-        queued: this thread would only wait), one more prepared here at once. A batch of
+        """Start preparing a batch, shared out in equal chunks: one for every
+        `PREPARE_CHUNK` records or part of it, but no more than there are preparing
+        processes, and, when `idle` (no other batch in flight and none queued: this
+        thread would only wait), one more that this thread prepares at once. A batch of
         one chunk, idle, is prepared here whole: handing it to a process cost more CPU
         than preparing it, and its posts waited for two process switches (README
         "Performance notes")."""
