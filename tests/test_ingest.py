@@ -181,6 +181,32 @@ def test_a_preparing_process_killed_idle_or_busy_loses_nothing(store):
     assert preparing() == []  # none left behind
 
 
+def test_hung_preparing_processes_are_killed_and_their_batches_prepared_again(store):
+    """Preparing processes that stop answering (SIGSTOP here; a record looping in native
+    code would look the same) hold their batches no longer than the time limit: they
+    are killed, others started, and every record is stored once."""
+    before = {p.pid for p in multiprocessing.active_children()}
+    acks: list[tuple] = []
+    records = [post(n, f"record {n} about a stuck helper") for n in range(300)]
+    with Pipeline(store, workers=2, prepare_timeout=5.0) as pipeline:
+        stuck = [p for p in multiprocessing.active_children() if p.pid not in before]
+        assert len(stuck) == 2
+        for process in stuck:
+            os.kill(process.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        pipeline.submit_many(records, lambda *o: acks.append(o), source="test")
+        deadline = started + 60
+        while len(acks) < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waited = time.monotonic() - started
+    assert sorted(a[0] for a in acks) == sorted(f"test:{n}" for n in range(300))
+    assert {a[1] for a in acks} == {"new"} and store.stats().originals == 300
+    assert 5.0 <= waited < 25  # the time limit, then one record at a time
+    for process in stuck:
+        process.join(5)
+        assert process.exitcode == -signal.SIGKILL
+
+
 def test_source_errors_pass_through(store):
     pipeline = feed(store, [RecordError("invalid_json", "line 3: bad")])
     assert pipeline.stats.errors == {"invalid_json": 1}

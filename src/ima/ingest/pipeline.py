@@ -43,6 +43,11 @@ Ack = Callable[[str | None, str, str | None], None]
 
 _STOP = object()
 
+#: how long a preparing process may take on one share of a batch before it counts as
+#: hung (a share is normally done in tens of milliseconds; processes started again after
+#: a death start with their first share, about a second)
+PREPARE_TIMEOUT_S = 30.0
+
 #: records for which a batch is shared out one more way (up to one share a preparing
 #: process): the last post of a large batch waits for a share of it, not all of it
 PREPARE_CHUNK = 64
@@ -145,6 +150,7 @@ class Pipeline:
         queue_size: int = 256,
         workers: int = 0,
         dedup: DedupIndex | None = None,
+        prepare_timeout: float = PREPARE_TIMEOUT_S,
     ) -> None:
         if not 1 <= batch_size <= 100_000:
             raise ValueError(f"batch_size must be 1..100000, got {batch_size}")
@@ -153,6 +159,7 @@ class Pipeline:
         self.store = store
         self.batch_size = batch_size
         self.max_wait = max_wait
+        self.prepare_timeout = prepare_timeout
         self.stats = IngestStats()
         self.dedup = dedup or DedupIndex()
         self._worker_count = workers
@@ -335,28 +342,59 @@ class Pipeline:
         return _InFlight(batch, futures, tail, now, pool)
 
     def _prepared(self, flight: _InFlight) -> list:
-        """A batch's prepared records. Should a preparing process die, the batch is
-        prepared again here."""
+        """A batch's prepared records. Should a preparing process die, or take longer
+        than `prepare_timeout` on a share, the processes are started again and the batch
+        is prepared again a record at a time, so that a record that kills or hangs the
+        code preparing it is refused alone and the pipeline goes on."""
         try:
             out: list = []
             for future in flight.futures:
-                out += future.result()
+                out += future.result(timeout=self.prepare_timeout)
             return out + flight.tail
-        except BrokenProcessPool:
+        except (BrokenProcessPool, TimeoutError) as exc:
             assert flight.pool is not None
-            self._restart_workers(flight.pool)
+            self._restart_workers(flight.pool, hung=isinstance(exc, TimeoutError))
         except Exception:
             log.exception("a batch could not be prepared in a preparing process")
-        return self._prepare_here([item.payload() for item in flight.batch], flight.now)
+            return self._prepare_here([item.payload() for item in flight.batch], flight.now)
+        return self._prepare_each(flight)
 
-    def _restart_workers(self, broken: ProcessPoolExecutor) -> None:
-        """Start the preparing processes again after one died: once, though every
-        batch then in flight on them, and the next one handed to them, report it."""
+    def _prepare_each(self, flight: _InFlight) -> list:
+        out: list = []
+        for item in flight.batch:
+            out += self._prepare_alone(item.payload(), flight.now)
+        return out
+
+    def _prepare_alone(self, payload: Payload, now: datetime) -> list:
+        """One record prepared in a preparing process within `prepare_timeout`. It is
+        refused once it has hung a process, or killed two in a row (one death could be
+        the machine's doing: its out-of-memory killer, say)."""
+        for _attempt in (1, 2):
+            pool = self._workers
+            assert pool is not None
+            try:
+                one = pool.submit(prepare_batch, Payloads([payload]), now)
+                return one.result(timeout=self.prepare_timeout)
+            except TimeoutError:
+                self._restart_workers(pool, hung=True)
+                return [RecordError("unprocessable", "record: preparing it took too long")]
+            except BrokenProcessPool:
+                self._restart_workers(pool)
+        return [RecordError("unprocessable", "record: preparing it stopped the process twice")]
+
+    def _restart_workers(self, broken: ProcessPoolExecutor, *, hung: bool = False) -> None:
+        """Start the preparing processes again after one died or hung (its processes
+        are killed): once, though every batch then in flight on them reports it."""
         if broken is not self._workers:
             return
-        log.error("a preparing process died; starting them again")
+        log.error("a preparing process %s; starting them again", "hung" if hung else "died")
+        # all of its processes: a hung one would never end, and one the pool started as
+        # it broke was seen left behind, waiting for work (`_processes`: the pool's own
+        # table, 3.8 to 3.13; 3.14 has `kill_workers`)
+        for process in list((getattr(broken, "_processes", None) or {}).values()):
+            process.kill()
         broken.shutdown(wait=False, cancel_futures=True)
-        self._workers = self._start_workers()
+        self._workers = self._start_workers()  # they start with their first share
 
     @staticmethod
     def _prepare_here(payloads: list[Payload], now: datetime) -> list:
