@@ -357,10 +357,7 @@ class Pipeline:
         except Exception:
             log.exception("a batch could not be prepared in a preparing process")
             return self._prepare_here([item.payload() for item in flight.batch], flight.now)
-        return self._prepare_each(flight)
-
-    def _prepare_each(self, flight: _InFlight) -> list:
-        out: list = []
+        out = []
         for item in flight.batch:
             out += self._prepare_alone(item.payload(), flight.now)
         return out
