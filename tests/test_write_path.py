@@ -128,6 +128,38 @@ def test_a_copy_is_found_in_an_older_generation_and_a_stranger_in_none():
     assert index.original_of(stranger) is None
 
 
+def test_a_screened_batch_finds_the_originals_that_post_by_post_lookups_find():
+    index = DedupIndex(capacity=8 * 10)  # generations of ten originals
+    base = (
+        "officials confirm the old bridge on route nine is closed to all traffic until "
+        "monday morning while engineers inspect the damage left by the storm last night"
+    )
+    texts = [base] + [f"unrelated report {i} about weather traffic and trains today" for i in
+                      range(44)]  # fmt: skip
+    texts.append("the city council approved a new budget for parks and libraries this evening")
+    for n, fp in enumerate(fingerprints(texts)):
+        if index.original_of(fp) is None:
+            index.remember(fp, f"p{n}")
+    deadline = time.monotonic() + 10
+    while index._sealed[1] < index._newest - 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the sealed tables' keys are sorted in another thread
+    assert index._newest >= 3
+    batch = fingerprints([
+        base, base + " again",  # in the oldest table, which the screen covers
+        texts[-1],  # in the newest table, which it does not (it is still filling)
+        *[f"a different sentence number {i} with enough words in it" for i in range(16)],
+    ])  # fmt: skip
+    screen = index.screen(batch)
+    assert screen is not None and screen.upto == index._newest - 1
+    expected = ["p0", "p0", "p45"] + [None] * 16
+    assert [index.original_of(fp) for fp in batch] == expected
+    assert [index.original_of(fp, screen) for fp in batch] == expected
+    for n, fp in enumerate(fingerprints([f"later news {i} on the ferry timetable and buses"
+                                         for i in range(12)])):  # fmt: skip
+        index.remember(fp, f"later{n}")  # the table the screen did not cover is sealed
+    assert index.original_of(batch[2], screen) == "p45"
+
+
 def test_a_reader_hears_each_new_original_once_however_far_the_index_got(tmp_path):
     writer = Store(tmp_path / "d", commit_interval=0.05, searchable=False)
     reader = Store(tmp_path / "d")

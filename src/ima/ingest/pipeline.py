@@ -27,7 +27,7 @@ from typing import Any
 
 from ima.errors import Unavailable
 from ima.ingest.changes import Cursor, Delete, Edit, Engagement
-from ima.ingest.dedup import DedupIndex, fingerprints
+from ima.ingest.dedup import DedupIndex, Screen, fingerprints
 from ima.ingest.normalize import JsonLine, RecordError
 from ima.ingest.prepare import Payload, Payloads, Prepared, prepare_batch
 from ima.ingest.worker_process import exit_with_parent
@@ -487,6 +487,8 @@ class Pipeline:
         replaced: list[str] = []
         entries: list[Entry] = []
         copy_counts: Counter = Counter()
+        screen = self.dedup.screen([item.fingerprint for item, _, edit in latest.values()
+                                    if item.fingerprint is not None and not edit])  # fmt: skip
         for post_id, (item, index, edit) in latest.items():
             flat = item.flat
             if post_id in gone:
@@ -502,7 +504,7 @@ class Pipeline:
                     continue
                 replaced.append(post_id)
                 outcomes[index] = (post_id, "edited", None)
-            original = None if edit else self._original_of(item)
+            original = None if edit else self._original_of(item, screen)
             if original is None:
                 entries.append(Entry(flat, item.text, item.terms))
             else:
@@ -534,15 +536,16 @@ class Pipeline:
                 except Exception:
                     log.exception("an acknowledgement failed")
 
-    def _original_of(self, item: Prepared) -> str | None:
-        """The post `item` copies (a repost's original, or an earlier near-identical text)."""
+    def _original_of(self, item: Prepared, screen: Screen | None) -> str | None:
+        """The post `item` copies (a repost's original, or an earlier near-identical text);
+        `screen`: its batch's (`DedupIndex.screen`)."""
         repost_of = item.flat[Flat.REPOST_OF]
         if repost_of is not None:
             return repost_of
         fp = item.fingerprint
         if fp is None:
             return None
-        original = self.dedup.original_of(fp)
+        original = self.dedup.original_of(fp, screen)
         if original == item.flat[Flat.ID]:  # remembered by a batch that failed to commit
             return None
         if original is None:
