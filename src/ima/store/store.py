@@ -89,15 +89,21 @@ def _disk_bytes(directory: Path) -> int:
     return total
 
 
+_AUTHOR, _LANG, _SOURCE, _TAG, _MENTION = (
+    facet(field, "") for field in ("author", "lang", "source", "tags", "mentions")
+)
+
+
 def _fresh_doc(seq: int, flat: tuple, text: str, terms: str | None = None) -> FreshDoc:
-    """From a post in flat form (`ima.post.flatten`), as ingest carries it."""
-    facets = [
-        facet("author", flat[Flat.HANDLE].lower()),
-        facet("lang", flat[Flat.LANG]),
-        facet("source", flat[Flat.SOURCE]),
-    ]
-    facets += [facet("tags", tag) for tag in flat[Flat.HASHTAGS].split()]
-    facets += [facet("mentions", name) for name in flat[Flat.MENTIONS].split()]
+    """From a post in flat form (`ima.post.flatten`), as ingest carries it. (Facets by
+    prefix, and lists only for the posts that have tags or mentions: the committing
+    thread builds one of these a post.)"""
+    facets = [_AUTHOR + flat[Flat.HANDLE].lower(), _LANG + flat[Flat.LANG],
+              _SOURCE + flat[Flat.SOURCE]]  # fmt: skip
+    if tags := flat[Flat.HASHTAGS]:
+        facets += [_TAG + tag for tag in tags.split()]
+    if mentions := flat[Flat.MENTIONS]:
+        facets += [_MENTION + name for name in mentions.split()]
     return FreshDoc(seq, flat[Flat.CREATED_US], text, facets, terms)
 
 
