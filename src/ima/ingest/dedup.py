@@ -12,7 +12,6 @@ to look a batch up at once, their keys sorted in arrays: 10 MB at the default ca
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -20,7 +19,8 @@ from itertools import islice
 from typing import NamedTuple
 
 import numpy as np
-import xxhash
+
+from ima.ingest import _fingerprints  # C: the per-word work (_fingerprints.c says why)
 
 MIN_TERMS = 6
 _HASHES, _BANDS = 24, 6
@@ -31,11 +31,11 @@ _ADD = _rng.integers(1, 2**63, _HASHES, dtype=np.uint64)
 _BAND_MIX = _rng.integers(1, 2**63, _ROWS, dtype=np.uint64) | np.uint64(1)
 _BAND_SALT = _rng.integers(1, 2**63, _BANDS, dtype=np.uint64)  # band i's values differ from j's
 # Odd multipliers mix three term hashes into one shingle hash (wrapping uint64 arithmetic).
-_MIX1 = np.uint64(0x9E3779B97F4A7C15)
-_MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_WORD = re.compile(r"[^\W_]+")
-_TERM_HASH_LIMIT = 500_000
-_term_hashes: dict[str, int] = {}
+_MIX1 = 0x9E3779B97F4A7C15
+_MIX2 = 0xC2B2AE3D27D4EB4F
+_PARAMETERS = (MIN_TERMS, _MIX1, _MIX2, _MUL.tobytes(), _ADD.tobytes(), _BAND_MIX.tobytes(),
+               _BAND_SALT.tobytes())  # fmt: skip
+_new = tuple.__new__
 
 
 class Fingerprint(NamedTuple):
@@ -48,66 +48,11 @@ class Fingerprint(NamedTuple):
     bands: tuple[int, ...]
 
 
-def _hash(text: str) -> int:
-    return xxhash.xxh64_intdigest(text.encode("utf-8", "surrogatepass"))
-
-
-def _term_hash(term: str) -> int:
-    value = _term_hashes.get(term)
-    if value is None:
-        if len(_term_hashes) >= _TERM_HASH_LIMIT:
-            _term_hashes.clear()
-        value = _term_hashes[term] = _hash(term)
-    return value
-
-
-def _words(text: str) -> list[str]:
-    """Lowercased words: cheaper than the search analyzer, and copies need no stemming."""
-    return _WORD.findall(text.lower())
-
-
 def fingerprints(texts: Sequence[str]) -> list[Fingerprint | None]:
-    """Fingerprints of prepared texts, a batch at once (vectorized MinHash); None where
-    too short."""
-    term_lists = [_words(text) for text in texts]
-    known = _term_hashes.get
-    flat: list[int] = []
-    lengths: list[int] = []
-    keys: list[tuple[int, int] | None] = []
-    for terms in term_lists:
-        if len(terms) < MIN_TERMS:
-            keys.append(None)
-            continue
-        keys.append((_hash(" ".join(terms)), _hash(" ".join(filter(str.isdigit, terms)))))
-        lengths.append(len(terms))
-        flat.extend([known(t) or _term_hash(t) for t in terms])
-    if not lengths:
-        return [None] * len(term_lists)
-    hashes = np.array(flat, dtype=np.uint64)
-    sizes = np.array(lengths)
-    starts = np.cumsum(sizes) - sizes
-    # a post of n terms owns the n - 2 shingles starting at its first term
-    owner = np.repeat(np.arange(len(sizes)), sizes)
-    own = owner[:-2] == owner[2:]
-    with np.errstate(over="ignore"):
-        shingles = (hashes[:-2] * _MIX1 + hashes[1:-1] * _MIX2 + hashes[2:])[own]
-        minhash = np.minimum.reduceat(
-            shingles[:, None] * _MUL + _ADD, starts - 2 * np.arange(len(sizes)), axis=0
-        )
-        bands = (minhash.reshape(-1, _BANDS, _ROWS) * _BAND_MIX).sum(axis=2) + _BAND_SALT
-    packed = shingles.tobytes()
-    ends = np.cumsum(sizes - 2).tolist()
-    band_rows = iter(map(tuple, bands.tolist()))
-    out: list[Fingerprint | None] = []
-    post = 0
-    for key in keys:
-        if key is None:
-            out.append(None)
-            continue
-        begin = ends[post - 1] if post else 0
-        out.append(Fingerprint(key[0], key[1], packed[begin * 8 : ends[post] * 8], next(band_rows)))
-        post += 1
-    return out
+    """Fingerprints of prepared texts, None where too short (_fingerprints.c says how:
+    the words are the runs of letters and digits of the lowercased text)."""
+    return [row if row is None else _new(Fingerprint, row)
+            for row in _fingerprints.fingerprints(texts, *_PARAMETERS)]  # fmt: skip
 
 
 def _jaccard(a: bytes, b: bytes) -> float:
