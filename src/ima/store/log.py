@@ -281,17 +281,29 @@ class PostLog:
             self._checkpointer = self._connect()
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
+    def _at_once(self, columns: str, rest: str, params: Sequence) -> list[tuple]:
+        """The rows of `SELECT columns rest`, read in one step of SQLite, as one JSON
+        array. Python's sqlite3 lets the interpreter lock go for each row it steps, and
+        with another thread of the process wanting it, waits for it back each time:
+        40 posts took 14 ms to read so, against 1.4 ms at once (3.1 against 4.7 µs a row
+        with no other thread). Values come back as stored: text, integers, NULL, and
+        the one REAL column, `spam`, which is rounded to three places."""
+        sql = f"SELECT json_group_array(json_array({columns})) FROM (SELECT {columns} {rest})"
+        return [tuple(row) for row in json.loads(self._read(sql, params)[0][0])]
+
     def fetch(self, seqs: Sequence[int]) -> dict[int, StoredPost]:
-        rows = self._read(f"SELECT {_ROW} FROM posts WHERE seq {IN_LIST}", (json.dumps(seqs),))
+        rows = self._at_once(_ROW, f"FROM posts WHERE seq {IN_LIST}", (json.dumps(seqs),))
         return {r[0]: _from_row(r) for r in rows}
 
     def indexed_terms(self, seqs: Sequence[int]) -> dict[int, list[str]]:
         """The indexed terms of each of these log positions still stored (cheaper than
         `fetch`: what ranking a pool of matches needs, no `Post` built)."""
-        sql = f"SELECT seq, indexed_text, terms FROM posts WHERE seq {IN_LIST}"
+        rows = self._at_once(
+            "seq, indexed_text, terms", f"FROM posts WHERE seq {IN_LIST}", (json.dumps(seqs),)
+        )
         return {
             seq: analysis.terms_of_prepared(text) if terms is None else terms.split()
-            for seq, text, terms in self._read(sql, (json.dumps(seqs),))
+            for seq, text, terms in rows
         }
 
     def get(self, post_id: str) -> StoredPost | None:
@@ -307,11 +319,13 @@ class PostLog:
         rows as stored, no `Post` objects built (`ima.post.flatten`'s form: what the
         index and the fresh segment need)."""
         while True:  # pages are fetched whole: no read is left open between them
-            page = self._read(
-                f"SELECT {_ROW} FROM posts WHERE seq > ? AND seq <= ? AND duplicate_of IS NULL "
+            page = self._at_once(
+                _ROW,
+                "FROM posts WHERE seq > ? AND seq <= ? AND duplicate_of IS NULL "
                 "ORDER BY seq LIMIT 5000",
                 (after_seq, _MAX_SEQ if upto_seq is None else upto_seq),
             )
+            page.sort()  # in log order, whatever order the aggregate met them in
             if not page:
                 return
             for r in page:
