@@ -106,18 +106,26 @@ def test_fresh_segments_are_dropped_once_indexed(tmp_path):
         store.close()
 
 
-def test_a_copy_is_found_in_an_older_generation_and_a_stranger_in_none():
-    index = DedupIndex(capacity=8 * 10)  # generations of ten originals
-    base = (
-        "officials confirm the old bridge on route nine is closed to all traffic until "
-        "monday morning while engineers inspect the damage left by the storm last night"
-    )
-    texts = [base] + [f"unrelated report {i} about weather traffic and trains today" for i in
-                      range(40)]  # fmt: skip
+BRIDGE = (
+    "officials confirm the old bridge on route nine is closed to all traffic until "
+    "monday morning while engineers inspect the damage left by the storm last night"
+)
+
+
+def remembered(texts: list[str]) -> DedupIndex:
+    """A dedup index in generations of ten originals that has seen `texts` (post `pN`)."""
+    index = DedupIndex(capacity=8 * 10)
     for n, fp in enumerate(fingerprints(texts)):
         assert fp is not None
         if index.original_of(fp) is None:
             index.remember(fp, f"p{n}")
+    return index
+
+
+def test_a_copy_is_found_in_an_older_generation_and_a_stranger_in_none():
+    base = BRIDGE
+    index = remembered([base] + [f"unrelated report {i} about weather traffic and trains today"
+                                 for i in range(40)])  # fmt: skip
     assert len(index._tables) > 2  # the original is no longer in the newest table
     near, exact, stranger = fingerprints([
         base + " again", base,
@@ -129,17 +137,11 @@ def test_a_copy_is_found_in_an_older_generation_and_a_stranger_in_none():
 
 
 def test_a_screened_batch_finds_the_originals_that_post_by_post_lookups_find():
-    index = DedupIndex(capacity=8 * 10)  # generations of ten originals
-    base = (
-        "officials confirm the old bridge on route nine is closed to all traffic until "
-        "monday morning while engineers inspect the damage left by the storm last night"
-    )
+    base = BRIDGE
     texts = [base] + [f"unrelated report {i} about weather traffic and trains today" for i in
                       range(44)]  # fmt: skip
     texts.append("the city council approved a new budget for parks and libraries this evening")
-    for n, fp in enumerate(fingerprints(texts)):
-        if index.original_of(fp) is None:
-            index.remember(fp, f"p{n}")
+    index = remembered(texts)
     deadline = time.monotonic() + 10
     while index._sealed[1] < index._newest - 1 and time.monotonic() < deadline:
         time.sleep(0.01)  # the sealed tables' keys are sorted in another thread
