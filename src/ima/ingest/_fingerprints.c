@@ -1,9 +1,9 @@
 /* Duplicate fingerprints for `ima.ingest.dedup`, a batch of texts at a time.
  *
  * Per post this is a loop over its words: split, hash, shingle, MinHash, band. Done
- * in Python (a regex, a dict of term hashes, then numpy over the batch) it cost a
- * preparing process 13 us a post, an eighth of all ingest's CPU; here it is one pass
- * over the text's code points. The definitions are those `dedup`'s docstring gives:
+ * in Python (a regex, a dict of term hashes, then numpy over the batch) it cost about
+ * four times as much (README "Performance notes"); here it is one pass over the
+ * text's code points. The definitions:
  *
  *   words    maximal runs of `str.isalnum` characters of `text.lower()` (the regex
  *            `[^\W_]+`), each hashed as XXH64 (seed 0) of its UTF-8 bytes

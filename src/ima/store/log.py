@@ -88,9 +88,8 @@ COLUMNS = (  # a post row, in the order `StoredPost` reads it
 )
 #: rows one INSERT statement carries. `executemany` lets the interpreter lock go for
 #: every row it steps, and with other threads of the process wanting it, the committing
-#: thread waited for it back each time: 260 to 330 µs a post of wall time, against 26
-#: with rows inserted 64 a statement (40,000 generated posts, batches of 256, a thread
-#: spinning beside; alone: 6.8 against 5.6 µs). One statement a row count up to it is
+#: thread waited for it back each time (README "Performance notes": 86–136 µs a row of
+#: wall time, against 16 at 64 rows a statement). One statement a row count up to it is
 #: compiled, and cached by the connection (which keeps 128).
 ROWS_A_STATEMENT = 64
 
@@ -284,10 +283,10 @@ class PostLog:
     def _at_once(self, columns: str, rest: str, params: Sequence) -> list[tuple]:
         """The rows of `SELECT columns rest`, read in one step of SQLite, as one JSON
         array. Python's sqlite3 lets the interpreter lock go for each row it steps, and
-        with another thread of the process wanting it, waits for it back each time:
-        40 posts took 14 ms to read so, against 1.4 ms at once (3.1 against 4.7 µs a row
-        with no other thread). Values come back as stored: text, integers, NULL, and
-        the one REAL column, `spam`, which is rounded to three places."""
+        with another thread of the process wanting it, waits for it back each time
+        (README "Performance notes": 61–127 µs a row so, against 19–39 at once; with no
+        other thread, 1 against 2). Values come back as stored: text, integers, NULL,
+        and the one REAL column, `spam`, which is rounded to three places."""
         sql = f"SELECT json_group_array(json_array({columns})) FROM (SELECT {columns} {rest})"
         return [tuple(row) for row in json.loads(self._read(sql, params)[0][0])]
 
