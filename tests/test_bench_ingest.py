@@ -3,7 +3,9 @@ sustained in the same run, both rates are reported, and every marked post is fou
 
 from __future__ import annotations
 
-from ima.bench.ingest import run
+import gc
+
+from ima.bench.ingest import GcPauses, run
 
 
 def test_freshness_is_offered_half_the_sustained_rate_by_default():
@@ -25,3 +27,14 @@ def test_an_offered_rate_given_is_kept():
     figures = run(posts=1000, rate=300, fresh_posts=100, queries=10, workers=0)
     assert figures["freshness"]["offered_rate"] == 300
     assert figures["freshness"]["samples"] == 20  # every fifth post marked, all found
+
+
+def test_collector_pauses_are_counted_only_while_watched():
+    with GcPauses() as pauses:
+        gc.collect()
+        gc.collect(0)
+    gc.collect()  # after the block: not counted
+    figures = pauses.figures()
+    assert figures["count"] == 2 and figures["max_ms"] >= 0
+    assert figures["total_ms"] == round(sum(pauses.pauses_ms), 1)
+    assert pauses._callback not in gc.callbacks

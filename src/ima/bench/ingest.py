@@ -10,11 +10,13 @@ The synthetic stream is written to a JSONL file first (untimed); then, in phases
 4. freshness: a fresh store fed at an offered rate (by default half the rate phase 2
    sustained, so that the figure is of a pipeline with headroom, on this machine as it
    is during the run) while another thread, once a marked post is acknowledged,
-   searches for it until it appears; latency is submit → first found.
+   searches for it until it appears; latency is submit → first found. The garbage
+   collector's pauses in that phase are reported beside it: each stops every thread.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -119,6 +121,33 @@ def _search_latency(store: Store, stream: Stream, queries: int) -> dict[str, flo
     }
 
 
+class GcPauses:
+    """The collector's pauses while the block runs (each stops every thread of the
+    process), from `gc.callbacks`."""
+
+    def __init__(self) -> None:
+        self.pauses_ms: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append((time.perf_counter() - self._started) * 1000)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def figures(self) -> dict[str, float]:
+        pauses = self.pauses_ms
+        return {"count": len(pauses), "total_ms": round(sum(pauses), 1),
+                "max_ms": round(max(pauses, default=0.0), 1)}  # fmt: skip
+
+
 def _freshness(
     store: Store,
     posts: int,
@@ -170,22 +199,23 @@ def _freshness(
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    started = time.perf_counter()
-    n = 0
-    while n < posts:  # arrivals come in ticks of ~1 ms, as from a socket read: each
-        now = time.perf_counter()  # tick hands over the posts due by then, as one group
-        due = min(posts, int((now - started) * rate) + 1)
-        if due <= n:
-            time.sleep(max(started + n / rate - now, 0.001))
-            continue
-        for marked in range(-(-n // sample_every) * sample_every, due, sample_every):
-            submitted[marked] = now
-        pipeline.submit_many(records[n:due], ack, source="synthetic")
-        n = due
-    offered_for = time.perf_counter() - started
-    pipeline.close()
-    watcher.join(timeout=5)
-    done.set()
+    with GcPauses() as pauses:
+        started = time.perf_counter()
+        n = 0
+        while n < posts:  # arrivals come in ticks of ~1 ms, as from a socket read: each
+            now = time.perf_counter()  # tick hands over the posts due by then, as one group
+            due = min(posts, int((now - started) * rate) + 1)
+            if due <= n:
+                time.sleep(max(started + n / rate - now, 0.001))
+                continue
+            for marked in range(-(-n // sample_every) * sample_every, due, sample_every):
+                submitted[marked] = now
+            pipeline.submit_many(records[n:due], ack, source="synthetic")
+            n = due
+        offered_for = time.perf_counter() - started
+        pipeline.close()
+        watcher.join(timeout=5)
+        done.set()
     return {
         "offered_rate": rate,
         "achieved_offer_rate": round(posts / offered_for),
@@ -194,6 +224,7 @@ def _freshness(
         "p50_ms": round(_percentile(latencies, 50), 3),
         "p99_ms": round(_percentile(latencies, 99), 3),
         "max_ms": round(max(latencies, default=float("nan")), 3),
+        "gc_pauses": pauses.figures(),
     }
 
 

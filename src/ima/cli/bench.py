@@ -46,6 +46,7 @@ def bench_ingest(
         click.echo(json.dumps(figures, indent=2))
         return
     fresh, latency = figures["freshness"], figures["search"]
+    pauses = fresh["gc_pauses"]
     rows = [
         ("posts", f"{figures['posts']:,}"),
         ("raw tantivy bulk indexing", f"{figures['raw_tantivy_posts_per_s']:,} posts/s"),
@@ -59,6 +60,10 @@ def bench_ingest(
                 f"p50 {fresh['p50_ms']} ms, p99 {fresh['p99_ms']} ms, max {fresh['max_ms']} ms "
                 f"({fresh['samples']} samples)"
             ),
+        ),
+        (
+            "  collector pauses meanwhile",
+            f"{pauses['count']}, longest {pauses['max_ms']} ms, {pauses['total_ms']} ms in all",
         ),
         (
             "search, 2 words + time filter",
