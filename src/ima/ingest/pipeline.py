@@ -54,11 +54,14 @@ PREPARE_CHUNK = 64
 
 
 def tune_gc() -> None:
-    """Collect cyclic garbage rarely: ingest allocates millions of short-lived objects and
-    keeps hundreds of thousands alive (dedup tables, fresh segments); with the default
-    thresholds the collector rescans those ever more often, and at a million posts it
-    costs a third of the throughput. Process-wide, so the program calls it, not a library."""
-    gc.set_threshold(200_000, 50, 1000)
+    """Rescan old objects rarely: ingest keeps hundreds of thousands alive (dedup tables,
+    fresh segments), and with the default thresholds the collector rescanned them ever
+    more often, a third of the throughput at a million posts. Young objects are still
+    collected every 20,000 allocations: a young collection's pause grows with what is
+    new since the last one, and at 200,000 it stopped every thread for up to 90 ms
+    (README "Performance notes"). The older generation is scanned after as many
+    allocations as before (20,000 × 500). Process-wide, so the program calls it."""
+    gc.set_threshold(20_000, 500, 1000)
 
 
 def _start_worker() -> None:
