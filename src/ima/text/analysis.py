@@ -3,10 +3,11 @@
 Text is NFKC-normalized (full-width → ASCII, half-width kana → kana), links are
 dropped, and runs of Japanese/Chinese script are segmented into words by MeCab
 (fugashi + unidic-lite) so that a two-character word like 地震 is a term of its
-own. The result (`prepare`) is what the lexical index stores; its tokenizer (the
-`ANALYZER` below, run inside tantivy) splits on non-alphanumerics, lowercases and
-applies English Snowball stemming (`earthquakes` → `earthquak`). Python calls the
-very same analyzer object (`terms`), so indexed, fresh and query terms are identical.
+own (`prepare`). Its terms are what tantivy's `ANALYZER` below makes of that: it
+splits on non-alphanumerics, lowercases and applies English Snowball stemming
+(`earthquakes` → `earthquak`). Ingest, queries and the fresh segment all take terms
+from this one analyzer (`terms`), and the lexical index is given them as they are, so
+indexed, fresh and query terms are identical.
 fugashi was chosen over sudachipy by measurement: 1.6M vs 1.0M tokens/s on this
 project's reference machine (see README), with a smaller dictionary.
 """
@@ -20,7 +21,6 @@ import tantivy
 
 from ima.text import mecab
 
-ANALYZER_NAME = "ima"
 ANALYZER = (
     tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
     .filter(tantivy.Filter.remove_long(40))
