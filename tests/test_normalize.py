@@ -80,29 +80,6 @@ def test_injection_and_spam_flags():
     assert spam.flags.spam_score > 0.5
 
 
-
-def test_shouting_counts_ascii_letters_only_whatever_surrounds_them():
-    """The spam score's shouting rule counts upper-case and all ASCII letters; the count
-    must be the character-by-character one, whatever else the text holds."""
-    from hypothesis import given
-    from hypothesis import strategies as st
-
-    from ima.ingest import flags
-
-    alphabet = st.sampled_from("aZzA09 #@.ÉéßÀΩω地震ｶﾀＡａ\u0130\u212a\ud7ff\U0001f600")
-
-    @given(st.text(alphabet, max_size=60))
-    def check(text: str) -> None:
-        upper = sum("A" <= c <= "Z" for c in text)
-        letters = upper + sum("a" <= c <= "z" for c in text)
-        assert flags._ascii_letters(text) == (upper, letters)
-        shouting = len(text) >= 20 and upper >= 20 and upper > 0.8 * letters
-        assert (flags.spam_score(text, 0, 0, 0) >= 0.3) == shouting
-
-    check()
-    assert flags.spam_score("THIS IS ALL CAPS AND VERY LOUD INDEED", 0, 0, 0) == 0.3
-    assert flags.spam_score("This Is Mixed Case And Not Loud At All Here", 0, 0, 0) == 0.0
-
 @pytest.mark.parametrize(
     "record, kind",
     [

@@ -8,7 +8,6 @@ hashtags, links and mentions.
 from __future__ import annotations
 
 import re
-import string
 
 _INJECTION = re.compile(
     r"ignore (all |any )?(the )?(previous|prior|above|earlier) (instructions|prompts?|messages)"
@@ -23,8 +22,8 @@ _BAIT = re.compile(
     r"bonus|promo code|dm me)\b|無料|稼げる|プレゼント|当選|副業",
     re.IGNORECASE,
 )
-_UPPER = string.ascii_uppercase.encode()
-_LOWER = string.ascii_lowercase.encode()
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+_ASCII_UPPER = re.compile(r"[A-Z]")
 
 
 # Every injection pattern contains one of these; most posts contain none, cheaply.
@@ -42,21 +41,13 @@ def injection_suspect(text: str) -> bool:
     return _TRIGGER.search(text.lower()) is not None and _INJECTION.search(text) is not None
 
 
-def _ascii_letters(text: str) -> tuple[int, int]:
-    """(upper-case, all) ASCII letters in `text`, counted by deleting them from its ASCII
-    bytes: a regex's `findall` built a list of every letter, 1.2 µs of a post's 1.6."""
-    ascii_bytes = text.encode("ascii", "ignore")
-    upper = len(ascii_bytes) - len(ascii_bytes.translate(None, _UPPER))
-    return upper, upper + len(ascii_bytes) - len(ascii_bytes.translate(None, _LOWER))
-
-
 def spam_score(text: str, hashtags: int, mentions: int, links: int) -> float:
     """0 (ordinary) to 1 (almost surely spam), from shape alone."""
     score = 0.15 * max(0, hashtags - 3) + 0.15 * max(0, mentions - 3) + 0.2 * max(0, links - 1)
     if links and _BAIT.search(text):  # money or prizes, and a link to collect them
         score += 0.35
     if len(text) >= 20:
-        upper, letters = _ascii_letters(text)
-        if upper >= 20 and upper > 0.8 * letters:
+        upper = len(_ASCII_UPPER.findall(text))
+        if upper >= 20 and upper > 0.8 * len(_ASCII_LETTER.findall(text)):
             score += 0.3
     return min(1.0, round(score, 3))
