@@ -447,13 +447,14 @@ class ChatCompletions(LoopbackServer):
 def llama_cpp_server(
     model: str, *, n_ctx: int, threads: int, chat_format: str | None = None
 ) -> Iterator[str]:
-    """llama-cpp-python's own OpenAI-compatible server on a free loopback port, serving
+    """llama-cpp-python's own OpenAI-compatible server (with plain CPU buffers, as `ima`
+    runs it: `ima.answer.llama_server`) on a free loopback port, serving
     the GGUF file `model` offline (in `chat_format`, e.g. chatml-function-calling for
     OpenAI tool calls; default: the model's own template); yields its base URL."""
     port = free_port()
     formatted = ["--chat_format", chat_format] if chat_format else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+        [sys.executable, "-m", "ima.answer.llama_server", "--model", model, "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
          *formatted],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

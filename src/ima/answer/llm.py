@@ -320,6 +320,9 @@ class LlamaCpp:
                 raise BackendError(
                     "llama-cpp-python is not installed (pip install 'ima[llm]')"
                 ) from None
+            from ima.answer.llama_server import plain_cpu_buffers
+
+            plain_cpu_buffers()  # its AMX kernel crashed the process (see that module)
             path = self.model_path or EMBEDDED[self.model].path()
             self._model = Llama(model_path=path, n_ctx=2048, n_threads=self.threads, verbose=False)
         return self._model
