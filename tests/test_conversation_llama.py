@@ -221,3 +221,19 @@ def test_a_real_tool_calling_model_searches_itself(tool_client):
     # carries the posts' own words, cited and verified
     assert any(s["source"] == "posts" for s in turn["sentences"])
     assert read <= {f"test:{p['id']}" for _, p in POSTS}
+
+
+def test_models_load_with_plain_cpu_buffers_whoever_asks_first():
+    """On a CPU with AMX, llama.cpp's AMX kernel crashed these tests' process; `ima` turns
+    its packed buffers off for every model loaded after, once however often it is asked."""
+    import llama_cpp.llama_cpp as library
+
+    from ima.answer.llama_server import plain_cpu_buffers
+
+    plain_cpu_buffers()
+    wrapped = library.llama_model_default_params
+    plain_cpu_buffers()
+    assert library.llama_model_default_params is wrapped
+    params = library.llama_model_default_params()
+    assert params.use_extra_bufts is False
+    assert params.n_gpu_layers == library.llama_model_default_params().n_gpu_layers
