@@ -235,5 +235,6 @@ def test_models_load_with_plain_cpu_buffers_whoever_asks_first():
     plain_cpu_buffers()
     assert library.llama_model_default_params is wrapped
     params = library.llama_model_default_params()
-    assert params.use_extra_bufts is False
-    assert params.n_gpu_layers == library.llama_model_default_params().n_gpu_layers
+    unwrapped = library._lib.llama_model_default_params()  # llama.cpp's own, not wrapped
+    assert unwrapped.use_extra_bufts is True and params.use_extra_bufts is False
+    assert params.n_gpu_layers == unwrapped.n_gpu_layers  # the rest left as llama.cpp has it
